@@ -1,0 +1,72 @@
+"""The tenancy base viewset: every workspace-owned endpoint derives from it.
+
+It resolves the workspace a call acts on (``workspace`` query parameter, else the ``workspace``
+field of the body, else the caller's default workspace) and scopes ``get_queryset()`` to it. A
+workspace the caller is not a member of is a 404, so its existence never leaks.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework import exceptions, viewsets
+
+from .models import Workspace
+from .selectors import workspace_get_for_user
+from .services import workspace_ensure_default
+
+MSG_WORKSPACE_NOT_FOUND = "Workspace not found."
+
+WORKSPACE_PARAMETER = OpenApiParameter(
+    "workspace",
+    OpenApiTypes.UUID,
+    OpenApiParameter.QUERY,
+    description="Workspace to act on (or a `workspace` body field); default: the caller's default workspace.",
+)
+
+
+def resolve_workspace(request) -> Workspace:
+    """The workspace named by the request, or the caller's default; 404 if not a member."""
+    workspace_id = request.query_params.get("workspace")
+    if not workspace_id and request.method not in ("GET", "HEAD", "OPTIONS", "DELETE"):
+        data = request.data
+        if hasattr(data, "get"):
+            workspace_id = data.get("workspace")
+    if not workspace_id:
+        return workspace_ensure_default(user=request.user)
+    workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
+    if workspace is None:
+        raise exceptions.NotFound(MSG_WORKSPACE_NOT_FOUND)
+    return workspace
+
+
+class WorkspaceScopedViewSet(viewsets.GenericViewSet):
+    """Base for every endpoint whose objects live in a workspace.
+
+    Subclasses implement ``get_workspace_queryset(workspace)`` (usually a selector) instead of
+    setting ``queryset``; ``get_queryset()`` always filters by the resolved workspace, so no
+    endpoint can forget to.
+    """
+
+    workspace_field = "workspace"
+
+    def initial(self, request, *args, **kwargs):
+        # Authentication, permissions and throttles first: an anonymous call is a 401, never a 404.
+        super().initial(request, *args, **kwargs)
+        self.workspace = resolve_workspace(request)
+
+    def get_workspace_queryset(self, workspace: Workspace) -> QuerySet:
+        raise ImproperlyConfigured(f"{type(self).__name__} must define get_workspace_queryset()")
+
+    def get_queryset(self) -> QuerySet:
+        if getattr(self, "swagger_fake_view", False):
+            return self.get_workspace_queryset(None).none()
+        queryset = self.get_workspace_queryset(self.workspace)
+        return queryset.filter(**{self.workspace_field: self.workspace})
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        context["workspace"] = getattr(self, "workspace", None)
+        return context

@@ -1,0 +1,19 @@
+"""One URLconf: the account API, the recognition API under both prefixes, docs, admin, health."""
+
+from django.contrib import admin
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from apps.workspaces.views import health
+
+# The recognition API (tasks, labels, images, models, classify) answers under both the Ximilar
+# prefix and the Vize prefix. Apps add their routes to config/api_urls.py.
+urlpatterns = [
+    re_path(r"^health/?$", health, name="health"),
+    path("admin/", admin.site.urls),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("account/v2/", include("apps.workspaces.urls")),
+    path("recognition/v2/", include("config.api_urls")),
+    path("v2/", include(("config.api_urls", "v2"), namespace="v2")),
+]

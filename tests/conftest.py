@@ -1,0 +1,95 @@
+"""Fixtures shared by every test: users, their default workspaces and authenticated clients.
+
+Services (PostgreSQL, Redis, a worker process) are the real ones. A test that needs one uses the
+``require_service`` helper: it skips on a laptop without the service and fails when CI=true.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+from rest_framework.test import APIClient
+
+from apps.workspaces import services
+from tests.factories import UserFactory
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def service_reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(available: bool, what: str) -> None:
+    """Skip without the service on a laptop; in CI a missing service is a failure."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"{what} is required in CI but is not available")
+    pytest.skip(f"{what} is not available")
+
+
+@pytest.fixture(autouse=True)
+def _eager_celery_and_tmp_media(settings, tmp_path):
+    """Jobs run inline unless a test starts a real worker; media goes to a per-test folder."""
+    from config.celery import app
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    # Password hashing is deliberately slow; tests do not need it to be.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def user(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def other_user(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def workspace(user):
+    return services.workspace_ensure_default(user=user)
+
+
+@pytest.fixture
+def token(user):
+    return services.token_get_or_create(user=user)
+
+
+def _client_for(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {services.token_get_or_create(user=user)}")
+    return client
+
+
+@pytest.fixture
+def api(user) -> APIClient:
+    return _client_for(user)
+
+
+@pytest.fixture
+def other_api(other_user) -> APIClient:
+    return _client_for(other_user)
+
+
+@pytest.fixture
+def anon() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def client_for():
+    return _client_for
