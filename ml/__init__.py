@@ -1,0 +1,27 @@
+"""Image recognition trainer and predictor (timm). No Django imports.
+
+Heavy modules (torch, timm) load on first use, so ``import ml.split`` or ``ml.config``
+stays cheap for the web process.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "TrainConfig": "ml.config",
+    "ALLOWED_ARCHITECTURES": "ml.config",
+    "fit": "ml.train",
+    "TrainResult": "ml.train",
+    "Predictor": "ml.predictor",
+    "PretrainedLoadError": "ml.models",
+    "stratified_split": "ml.split",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'ml' has no attribute {name!r}")

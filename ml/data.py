@@ -1,0 +1,164 @@
+"""Image decoding, the preprocessing shared by training and inference, and tensor augmentation.
+
+Every image is decoded and resized once per fit into a uint8 cache (N, 3, S, S); epochs
+then only slice, augment and normalise tensors. The predictor calls the same
+``preprocess`` and ``normalize`` so a saved version sees exactly what training saw.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import pathlib
+from collections.abc import Sequence
+from typing import Union
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+
+from ml.config import MAX_INPUT_SIZE, MIN_INPUT_SIZE
+
+logger = logging.getLogger(__name__)
+
+ImageInput = Union[str, pathlib.Path, bytes, Image.Image]
+
+_RESAMPLE = {
+    "nearest": Image.Resampling.NEAREST,
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "lanczos": Image.Resampling.LANCZOS,
+}
+
+
+def open_image(image: ImageInput) -> Image.Image:
+    """Open an image lazily (header only for files and bytes); PIL images pass through."""
+    if isinstance(image, Image.Image):
+        return image
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return Image.open(io.BytesIO(bytes(image)))
+    if isinstance(image, (str, pathlib.Path)):
+        return Image.open(image)
+    raise TypeError(f"unsupported image type {type(image).__name__}")
+
+
+def preprocess(
+    image: ImageInput, size: int, interpolation: str = "bicubic"
+) -> torch.Tensor:
+    """Decode and resize one image to a (3, size, size) uint8 tensor.
+
+    Shorter side resized to ``size``, then a centre crop: the aspect ratio is kept and
+    only the margins of the longer side are lost. JPEGs are decoded at a reduced scale
+    with ``Image.draft`` first (up to 8x less work on a large photo); EXIF orientation
+    is applied so phone photos are upright.
+    """
+    img = open_image(image)
+    if img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK"):
+        # draft keeps both sides >= the requested size, so quality is unaffected.
+        img.draft("RGB", (size, size))
+    img = ImageOps.exif_transpose(img)
+    if img.mode != "RGB":
+        if img.mode in ("RGBA", "LA", "P", "PA") or "transparency" in img.info:
+            # Transparent areas become white rather than whatever colour hides under alpha.
+            rgba = img.convert("RGBA")
+            img = Image.new("RGB", rgba.size, (255, 255, 255))
+            img.paste(rgba, mask=rgba.getchannel("A"))
+        else:
+            img = img.convert("RGB")
+    w, h = img.size
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    if (nw, nh) != (w, h):
+        img = img.resize(
+            (nw, nh), _RESAMPLE.get(interpolation, Image.Resampling.BICUBIC)
+        )
+    left, top = (nw - size) // 2, (nh - size) // 2
+    if (nw, nh) != (size, size):
+        img = img.crop((left, top, left + size, top + size))
+    array = np.asarray(img, dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+def normalize(
+    batch: torch.Tensor, mean: Sequence[float], std: Sequence[float]
+) -> torch.Tensor:
+    """uint8 (N, 3, H, W) -> float32 normalised with the model's own mean/std, channels_last."""
+    x = batch.to(dtype=torch.float32)
+    m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1) * 255.0
+    s = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1) * 255.0
+    return ((x - m) / s).contiguous(memory_format=torch.channels_last)
+
+
+def auto_input_size(shorter_sides: Sequence[int]) -> int:
+    """Median shorter side, clamped to [32, 224], rounded to a multiple of 32."""
+    if not shorter_sides:
+        return MAX_INPUT_SIZE
+    median = float(np.median(np.asarray(shorter_sides, dtype=np.float64)))
+    clamped = min(max(median, MIN_INPUT_SIZE), MAX_INPUT_SIZE)
+    return int(min(max(32 * round(clamped / 32), MIN_INPUT_SIZE), MAX_INPUT_SIZE))
+
+
+def image_shorter_sides(images: Sequence[ImageInput]) -> list[int]:
+    """Shorter side of each readable image, reading headers only; unreadable ones are left out."""
+    sides = []
+    for image in images:
+        try:
+            img = open_image(image)
+            w, h = img.size
+            sides.append(min(w, h))
+        except Exception:  # noqa: BLE001 - reported when the image is decoded for the cache
+            continue
+    return sides
+
+
+def build_cache(
+    images: Sequence[ImageInput], size: int, interpolation: str = "bicubic"
+) -> tuple[torch.Tensor, list[int], list[str]]:
+    """Decode every image once into a uint8 tensor (N_ok, 3, size, size).
+
+    Returns the cache, the indices (into ``images``) that decoded, and a warning per
+    image that could not be read; those are skipped, not fatal.
+    """
+    cache = torch.empty((len(images), 3, size, size), dtype=torch.uint8)
+    ok: list[int] = []
+    warnings: list[str] = []
+    for i, image in enumerate(images):
+        try:
+            cache[len(ok)] = preprocess(image, size, interpolation)
+        except Exception as exc:  # noqa: BLE001 - any decoder error means "skip this image"
+            message = f"item {i}: image could not be read, skipped ({type(exc).__name__}: {exc})"
+            logger.warning(message)
+            warnings.append(message)
+            continue
+        ok.append(i)
+    return cache[: len(ok)], ok, warnings
+
+
+def augment(batch: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random horizontal flip and a small random-resized-crop, on a float (N, 3, S, S) batch.
+
+    One batched ``affine_grid``/``grid_sample`` call: each image keeps 70-100 % of its
+    area at an aspect ratio in [3/4, 4/3], at a random position, resampled back to S.
+    Small crops only: user data sets are small and objects often fill the frame.
+    """
+    n = batch.shape[0]
+    dev = batch.device
+    rand = torch.rand((n, 4), generator=generator).to(dev)
+    area = 0.7 + 0.3 * rand[:, 0]
+    log_ratio = (rand[:, 1] * 2 - 1) * math.log(4 / 3)
+    ratio = torch.exp(log_ratio)
+    sx = torch.sqrt(area * ratio).clamp(max=1.0)  # crop width as a fraction of the image
+    sy = torch.sqrt(area / ratio).clamp(max=1.0)
+    tx = (rand[:, 2] * 2 - 1) * (1 - sx)  # keep the crop inside the image
+    ty = (rand[:, 3] * 2 - 1) * (1 - sy)
+    flip = torch.where(torch.rand(n, generator=generator).to(dev) < 0.5, -1.0, 1.0)
+    theta = torch.zeros((n, 2, 3), device=dev, dtype=batch.dtype)
+    theta[:, 0, 0] = sx * flip
+    theta[:, 0, 2] = tx
+    theta[:, 1, 1] = sy
+    theta[:, 1, 2] = ty
+    grid = F.affine_grid(theta, list(batch.shape), align_corners=False)
+    out = F.grid_sample(batch, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out.contiguous(memory_format=torch.channels_last)

@@ -1,0 +1,85 @@
+"""Serve a saved version: load model.safetensors + model.json, preprocess, batched forward."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import torch
+
+from ml import artifacts
+from ml.data import ImageInput, normalize
+from ml.data import preprocess as preprocess_image
+from ml.models import create_empty_model, features_and_logits, postprocess
+
+
+class Predictor:
+    """A trained version ready to classify.
+
+    Loads from its directory alone (architecture, input size, normalisation, labels and
+    thresholds come from model.json; weights from safetensors, never unpickled), and runs
+    the same preprocessing as training.
+    """
+
+    def __init__(self, model: torch.nn.Module, meta: dict, device: torch.device):
+        self.model = model
+        self.meta = meta
+        self.device = device
+        self.task_type: str = meta["task_type"]
+        self.labels: list[dict] = meta["labels"]
+        self.input_size: int = int(meta["input_size"])
+        self.mean: list[float] = meta["mean"]
+        self.std: list[float] = meta["std"]
+        self.interpolation: str = meta.get("interpolation", "bicubic")
+        self.thresholds: list[float] | None = meta.get("thresholds")
+        self.target_mean: float | None = meta.get("target_mean")
+        self.target_std: float | None = meta.get("target_std")
+
+    @classmethod
+    def load(
+        cls,
+        directory: str | os.PathLike,
+        device: str | torch.device | None = None,
+        num_threads: int | None = None,
+    ) -> Predictor:
+        """Load the version saved in ``directory``. ``device`` None = cuda if available.
+        ``num_threads`` sets torch's (process-wide) intra-op thread count."""
+        if num_threads:
+            torch.set_num_threads(num_threads)
+        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        meta = artifacts.load_meta(directory)
+        model = create_empty_model(meta["architecture"], int(meta["num_outputs"]))
+        model.load_state_dict(artifacts.load_weights(directory, "cpu"), strict=True)
+        model = model.to(dev).to(memory_format=torch.channels_last).eval()
+        return cls(model, meta, dev)
+
+    def preprocess(self, image: ImageInput) -> torch.Tensor:
+        """Decode + resize one image to the version's uint8 (3, S, S) input."""
+        return preprocess_image(image, self.input_size, self.interpolation)
+
+    def predict(self, images: Sequence[ImageInput], descriptor: bool = False) -> list[dict]:
+        """Preprocess ``images`` and run them as one batch; see ``predict_tensor``."""
+        if not images:
+            return []
+        batch = torch.stack([self.preprocess(image) for image in images])
+        return self.predict_tensor(batch, descriptor=descriptor)
+
+    def predict_tensor(self, batch: torch.Tensor, descriptor: bool = False) -> list[dict]:
+        """One forward pass over a uint8 (N, 3, S, S) batch from ``preprocess``.
+
+        Each result has ``probs`` (aligned to ``labels``; softmax for multi_class, sigmoid
+        for multi_label: compare with ``thresholds``) or ``value`` (regression, in target
+        units), plus ``descriptor`` (L2-normalised penultimate features) when asked.
+        """
+        with torch.inference_mode():
+            x = normalize(batch.to(self.device), self.mean, self.std)
+            feats, logits = features_and_logits(self.model, x)
+            out = postprocess(logits, self.task_type, self.target_mean, self.target_std).cpu()
+            desc = torch.nn.functional.normalize(feats.float(), dim=1).cpu() if descriptor else None
+        results = []
+        for i in range(out.shape[0]):
+            row: dict = {"value": float(out[i])} if self.task_type == "regression" else {"probs": out[i].tolist()}
+            if desc is not None:
+                row["descriptor"] = desc[i].tolist()
+            results.append(row)
+        return results
