@@ -72,6 +72,9 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "apps.workspaces",
+    "apps.labels",
+    "apps.tasks",
+    "apps.images",
 ]
 
 MIDDLEWARE = [

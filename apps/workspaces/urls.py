@@ -1,16 +1,7 @@
-from django.urls import path, re_path
-from rest_framework.routers import SimpleRouter
+from django.urls import re_path
 
 from . import views
-
-
-class OptionalSlashRouter(SimpleRouter):
-    """Routes that answer with and without the trailing slash (the Ximilar client uses both)."""
-
-    def __init__(self):
-        super().__init__()
-        self.trailing_slash = "/?"
-
+from .routers import OptionalSlashRouter
 
 router = OptionalSlashRouter()
 router.register("workspace", views.WorkspaceViewSet, basename="workspace")
@@ -21,5 +12,3 @@ urlpatterns = [
     re_path(r"^token/?$", views.TokenView.as_view(), name="token"),
     *router.urls,
 ]
-
-__all__ = ["urlpatterns", "OptionalSlashRouter", "path"]

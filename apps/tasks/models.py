@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Task(models.Model):
+    """A recognition task: its labels, its trained versions and which version is deployed."""
+
+    class Type(models.TextChoices):
+        MULTI_CLASS = "multi_class"
+        MULTI_LABEL = "multi_label"
+        REGRESSION = "regression"
+
+    class TrainStatus(models.TextChoices):
+        NOT_TRAINED = "NOT_TRAINED"
+        IN_TRAINING = "IN_TRAINING"
+        TRAINED = "TRAINED"
+        FAILED = "FAILED"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="tasks")
+    # Who created the task: the training e-mails go to this address.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks"
+    )
+    name = models.CharField(max_length=255)
+    type = models.CharField(max_length=16, choices=Type.choices, default=Type.MULTI_CLASS)
+    description = models.TextField(blank=True, default="")
+    labels = models.ManyToManyField("labels.Label", related_name="tasks", blank=True)
+    production_version = models.IntegerField(default=-1)
+    last_train_status = models.CharField(max_length=16, choices=TrainStatus.choices, default=TrainStatus.NOT_TRAINED)
+    # When True a newly TRAINED version is not deployed automatically.
+    keep_deployed_version = models.BooleanField(default=False)
+    # Optional per-task model choice (timm name from ml's allowed list) and input size; blank = defaults.
+    architecture = models.CharField(max_length=64, blank=True, default="")
+    input_size = models.PositiveIntegerField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.type})"
+
+
+class ModelVersion(models.Model):
+    """One trained (or training) version of a task's model: the API's ``model`` object."""
+
+    class Status(models.TextChoices):
+        QUEUED = "QUEUED"
+        IN_TRAINING = "IN_TRAINING"
+        TRAINED = "TRAINED"
+        FAILED = "FAILED"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="model_versions")
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    train_status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    progress = models.FloatField(default=0.0)
+    epoch = models.PositiveIntegerField(null=True, blank=True)
+    loss = models.FloatField(null=True, blank=True)
+    accuracy = models.FloatField(null=True, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+    # The 80/20 split used: {"train": [image ids], "test": [image ids], "seed": int}.
+    split = models.JSONField(default=dict, blank=True)
+    # Test-side predictions per image, for GET model/{id}/evaluation/.
+    evaluation = models.JSONField(default=list, blank=True)
+    # Storage prefix of the artifacts (model.safetensors, model.json); blank until TRAINED.
+    artifact_path = models.CharField(max_length=512, blank=True, default="")
+    # Set when a worker picks the job up; the sweep uses it to find versions left by a dead worker.
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["task", "version"]
+        constraints = [models.UniqueConstraint(fields=["task", "version"], name="unique_task_version")]
+
+    def __str__(self) -> str:
+        return f"{self.task.name} v{self.version} ({self.train_status})"
