@@ -3,7 +3,9 @@
 from django.urls import include, path
 
 urlpatterns = [
-    path("", include("apps.tasks.urls")),
-    path("", include("apps.labels.urls")),
-    path("", include("apps.images.urls")),
+    path("", include("apps.tasks.training_urls")),  # task/{id}/train/, model/
+    path("", include("apps.tasks.classify_urls")),  # classify/
+    path("", include("apps.tasks.urls")),  # task/
+    path("", include("apps.labels.urls")),  # label/
+    path("", include("apps.images.urls")),  # training-image/
 ]

@@ -16,4 +16,7 @@ urlpatterns = [
     path("account/v2/", include("apps.workspaces.urls")),
     path("recognition/v2/", include("config.api_urls")),
     path("v2/", include(("config.api_urls", "v2"), namespace="v2")),
+    # Vize v1 classify and the signed media URLs.
+    path("v1/", include("apps.tasks.v1_urls")),
+    path("media/", include("apps.images.media_urls")),
 ]

@@ -1,0 +1,5 @@
+from apps.workspaces.routers import OptionalSlashRouter
+
+router = OptionalSlashRouter()
+
+urlpatterns = [*router.urls]
