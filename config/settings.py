@@ -47,6 +47,7 @@ DEBUG = env_bool("DJANGO_DEBUG", not PRODUCTION)
 
 # Where runtime data lives by default (SQLite file, media, filesystem broker, model cache).
 VAR_DIR = Path(env("VF_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 SECRET_KEY = env("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
@@ -194,7 +195,9 @@ DEFAULT_TASK_TIME_LIMIT = env_int("VF_TASK_TIME_LIMIT", 600)
 # --- E-mail ---------------------------------------------------------------------------------------
 EMAIL_BACKEND = env(
     "EMAIL_BACKEND",
-    "django.core.mail.backends.smtp.EmailBackend" if env("EMAIL_HOST") else "django.core.mail.backends.console.EmailBackend",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if env("EMAIL_HOST")
+    else "django.core.mail.backends.console.EmailBackend",
 )
 EMAIL_HOST = env("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
@@ -231,5 +234,32 @@ LOGGING = {
 # --- Product --------------------------------------------------------------------------------------
 # Base URL the API uses for absolute links when there is no request (jobs, e-mails).
 VF_PUBLIC_URL = env("VF_PUBLIC_URL", "http://localhost:8000")
+# Lifetime (s) of the signed img_path / thumb_img_path URLs (Django signing locally, presigned on S3).
+VF_SIGNED_URL_TTL = env_int("VF_SIGNED_URL_TTL", 24 * 3600)
+# Largest accepted image (bytes, after base64 decoding); larger uploads answer 413.
+VF_MAX_IMAGE_BYTES = env_int("VF_MAX_IMAGE_BYTES", 10 * 1024 * 1024)
+# Hosts the URL fetcher may reach although they resolve to private/loopback addresses (intranets).
+VF_URL_FETCH_ALLOWED_HOSTS = env_list("VF_URL_FETCH_ALLOWED_HOSTS")
+# JSON bodies carry images as base64 (4/3 of the bytes) plus meta data.
+DATA_UPLOAD_MAX_MEMORY_SIZE = VF_MAX_IMAGE_BYTES * 4 // 3 + 1024 * 1024
 
 SESSION_COOKIE_AGE = int(timedelta(days=14).total_seconds())
+
+# Training (apps/tasks/training.py). Images each label needs before a task may train.
+MIN_IMAGES_PER_LABEL = env_int("VF_MIN_IMAGES_PER_LABEL", 20)
+# Default timm architecture when a task sets none (one of ml.config.ALLOWED_ARCHITECTURES).
+TRAIN_ARCHITECTURE = env("VF_TRAIN_ARCHITECTURE", "tf_efficientnet_lite0")
+# Wall-clock budget (s) and epoch cap of one fit; the LR schedule follows whichever ends first.
+TRAIN_TIME_BUDGET = env_int("VF_TRAIN_TIME_BUDGET", 120)
+TRAIN_EPOCHS = env_int("VF_TRAIN_EPOCHS", 15)
+# Starting weights: auto (hub, then the offline package, then scratch), none, hub, package or a path.
+TRAIN_PRETRAINED = env("VF_PRETRAINED", "auto")
+# A running training writes a heartbeat this often (s); the sweep treats one silent for
+# TRAINING_STALE_AFTER (s) as left by a dead worker and requeues it (up to TRAINING_MAX_ATTEMPTS
+# starts) or fails it. A version QUEUED longer than TRAINING_QUEUED_MAX_AGE (s) fails.
+TRAINING_HEARTBEAT_INTERVAL = env_int("VF_TRAINING_HEARTBEAT_INTERVAL", 30)
+TRAINING_STALE_AFTER = env_int("VF_TRAINING_STALE_AFTER", 600)
+TRAINING_MAX_ATTEMPTS = env_int("VF_TRAINING_MAX_ATTEMPTS", 2)
+TRAINING_QUEUED_MAX_AGE = env_int("VF_TRAINING_QUEUED_MAX_AGE", 24 * 3600)
+# Local copies of model artifacts, downloaded from storage on first use (keyed by version id).
+MODEL_CACHE_DIR = Path(env("VF_MODEL_CACHE_DIR", str(VAR_DIR / "model-cache")))

@@ -24,7 +24,9 @@ class WorkspaceAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         # The owner is always a member with the owner role.
-        Membership.objects.update_or_create(workspace=obj, user=obj.owner, defaults={"role": Membership.Role.OWNER})
+        Membership.objects.update_or_create(
+            workspace=obj, user=obj.owner, defaults={"role": Membership.Role.OWNER}
+        )
 
 
 @admin.register(Membership)

@@ -11,7 +11,9 @@ class Workspace(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=255)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="owned_workspaces")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="owned_workspaces"
+    )
     meta_data = models.JSONField(default=dict, blank=True)
     # The owner's "Default" workspace, created with the user; used when a call names none.
     is_default = models.BooleanField(default=False)

@@ -23,9 +23,13 @@ User = get_user_model()
 
 
 @transaction.atomic
-def workspace_create(*, owner, name: str, meta_data: dict | None = None, is_default: bool = False) -> Workspace:
+def workspace_create(
+    *, owner, name: str, meta_data: dict | None = None, is_default: bool = False
+) -> Workspace:
     """Create a workspace owned by ``owner``, who becomes its first member (role owner)."""
-    workspace = Workspace.objects.create(owner=owner, name=name, meta_data=meta_data or {}, is_default=is_default)
+    workspace = Workspace.objects.create(
+        owner=owner, name=name, meta_data=meta_data or {}, is_default=is_default
+    )
     Membership.objects.create(workspace=workspace, user=owner, role=Membership.Role.OWNER)
     return workspace
 

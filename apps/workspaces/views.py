@@ -88,7 +88,9 @@ class WorkspaceViewSet(
     def members(self, request, pk=None):
         workspace = self.get_object()
         if request.method == "GET":
-            return Response(MembershipSerializer(selectors.membership_list(workspace=workspace), many=True).data)
+            return Response(
+                MembershipSerializer(selectors.membership_list(workspace=workspace), many=True).data
+            )
         data = MembershipInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         membership = services.membership_add(
@@ -165,7 +167,11 @@ def _check_broker() -> str:
     responses={
         200: inline_serializer(
             "Health",
-            {"status": serializers.CharField(), "database": serializers.CharField(), "broker": serializers.CharField()},
+            {
+                "status": serializers.CharField(),
+                "database": serializers.CharField(),
+                "broker": serializers.CharField(),
+            },
         ),
         503: OpenApiResponse(OpenApiTypes.OBJECT, description="A dependency is unreachable"),
     },

@@ -66,9 +66,7 @@ def test_user_details_and_alias(api, user, workspace):
         }
 
 
-@pytest.mark.parametrize(
-    "path", ["/account/v2/workspace/", "/account/v2/user/", "/account/v2/details/"]
-)
+@pytest.mark.parametrize("path", ["/account/v2/workspace/", "/account/v2/user/", "/account/v2/details/"])
 def test_no_token_is_a_401(anon, path):
     assert anon.get(path).status_code == 401
 
@@ -114,7 +112,10 @@ def test_the_owner_adds_and_removes_members_by_username_or_email(api, user, clie
     # A member sees the workspace and can rename it, but cannot manage members or delete it.
     alice_api = client_for(alice)
     assert team.id.hex in {uuid.UUID(w["id"]).hex for w in alice_api.get("/account/v2/workspace/").json()}
-    assert alice_api.patch(f"/account/v2/workspace/{team.id}/", {"name": "Renamed"}, format="json").status_code == 200
+    assert (
+        alice_api.patch(f"/account/v2/workspace/{team.id}/", {"name": "Renamed"}, format="json").status_code
+        == 200
+    )
     assert alice_api.post(base, {"username": "someone"}, format="json").status_code == 403
     assert alice_api.delete(f"{base}{bob.id}/").status_code == 403
     assert alice_api.delete(f"/account/v2/workspace/{team.id}/").status_code == 403
@@ -147,10 +148,14 @@ def test_the_owner_deletes_a_workspace_but_not_the_default_one(api, user, worksp
 
 
 def test_token_endpoint_exchanges_credentials_for_the_token(anon, user, token):
-    response = anon.post("/account/v2/token/", {"username": user.username, "password": "pw-123456"}, format="json")
+    response = anon.post(
+        "/account/v2/token/", {"username": user.username, "password": "pw-123456"}, format="json"
+    )
     assert response.status_code == 200
     assert response.json() == {"token": token}
-    response = anon.post("/account/v2/token/", {"username": user.username, "password": "wrong"}, format="json")
+    response = anon.post(
+        "/account/v2/token/", {"username": user.username, "password": "wrong"}, format="json"
+    )
     assert response.status_code == 400
     assert response.json()["non_field_errors"] == ["Unable to log in with the given username and password."]
 

@@ -1,0 +1,59 @@
+import uuid
+
+import pytest
+from rest_framework.exceptions import NotFound
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.test import APIRequestFactory, force_authenticate
+
+from apps.workspaces import services
+from apps.workspaces.tenancy import MSG_WORKSPACE_NOT_FOUND, resolve_workspace
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+factory = APIRequestFactory()
+
+
+def _request(method, user, path="/x/", data=None, fmt="json"):
+    raw = getattr(factory, method)(path, data, format=fmt)
+    force_authenticate(raw, user=user)
+    request = Request(raw, parsers=[JSONParser(), FormParser(), MultiPartParser()])
+    request.user = user
+    return request
+
+
+def test_it_uses_the_callers_default_workspace_when_none_is_named(user, workspace):
+    assert resolve_workspace(_request("get", user)) == workspace
+
+
+def test_it_takes_the_workspace_from_the_query_string(user):
+    team = services.workspace_create(owner=user, name="Team")
+    assert resolve_workspace(_request("get", user, f"/x/?workspace={team.id}")) == team
+    assert resolve_workspace(_request("delete", user, f"/x/?workspace={team.id}")) == team
+
+
+@pytest.mark.parametrize("fmt", ["json", "multipart"])
+def test_it_takes_the_workspace_from_the_body(user, fmt):
+    team = services.workspace_create(owner=user, name="Team")
+    assert resolve_workspace(_request("post", user, data={"workspace": str(team.id)}, fmt=fmt)) == team
+
+
+def test_a_member_resolves_a_shared_workspace(user):
+    owner = UserFactory()
+    team = services.workspace_create(owner=owner, name="Team")
+    services.membership_add(workspace=team, actor=owner, username_or_email=user.username)
+    assert resolve_workspace(_request("get", user, f"/x/?workspace={team.id}")) == team
+
+
+@pytest.mark.parametrize("value", ["not-a-uuid", str(uuid.uuid4())])
+def test_an_unknown_workspace_is_a_404(user, value):
+    with pytest.raises(NotFound, match=MSG_WORKSPACE_NOT_FOUND):
+        resolve_workspace(_request("get", user, f"/x/?workspace={value}"))
+
+
+def test_another_users_workspace_is_a_404_not_a_403(user, other_user):
+    theirs = services.workspace_ensure_default(user=other_user)
+    with pytest.raises(NotFound):
+        resolve_workspace(_request("get", user, f"/x/?workspace={theirs.id}"))
+    with pytest.raises(NotFound):
+        resolve_workspace(_request("patch", user, data={"workspace": str(theirs.id)}))
