@@ -1,5 +1,8 @@
 from apps.workspaces.routers import OptionalSlashRouter
 
+from .views import LabelViewSet
+
 router = OptionalSlashRouter()
+router.register("label", LabelViewSet, basename="label")
 
 urlpatterns = [*router.urls]

@@ -1,5 +1,8 @@
 from apps.workspaces.routers import OptionalSlashRouter
 
+from .views import TaskViewSet
+
 router = OptionalSlashRouter()
+router.register("task", TaskViewSet, basename="task")
 
 urlpatterns = [*router.urls]

@@ -1,0 +1,52 @@
+"""Reads for labels: counts come from subqueries, so a list costs the same queries for 1 or 500 rows."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from apps.images.models import ImageLabel
+from apps.tasks.models import Task
+from apps.workspaces.errors import NotFoundError
+
+from .models import Label
+
+MSG_LABEL_NOT_FOUND = "Label not found."
+
+
+def _count_of(queryset: QuerySet, group_field: str) -> Coalesce:
+    """``COUNT(*)`` of ``queryset`` rows per outer label, as a correlated subquery (0 when none)."""
+    counted = queryset.order_by().values(group_field).annotate(n=Count("pk")).values("n")
+    return Coalesce(Subquery(counted, output_field=IntegerField()), Value(0))
+
+
+def label_annotate_counts(queryset: QuerySet) -> QuerySet:
+    """Add ``images_count`` and ``tasks_count`` to a label queryset.
+
+    Subqueries rather than ``Count("images", distinct=True)`` over two joins: joining images and
+    tasks at once multiplies the rows (images x tasks) before the distinct count.
+    """
+    task_links = Task.labels.through.objects.filter(label_id=OuterRef("pk"))
+    return queryset.annotate(
+        images_count=_count_of(ImageLabel.objects.filter(label_id=OuterRef("pk")), "label_id"),
+        tasks_count=_count_of(task_links, "label_id"),
+    )
+
+
+def label_list(*, workspace) -> QuerySet:
+    """The workspace's labels with their counts, oldest first."""
+    return label_annotate_counts(Label.objects.filter(workspace=workspace)).order_by("created", "id")
+
+
+def label_get(*, workspace, label_id) -> Label:
+    """One label of the workspace with its counts; NotFoundError for a bad id or another workspace's."""
+    try:
+        label_uuid = uuid.UUID(str(label_id))
+    except (TypeError, ValueError, AttributeError):
+        raise NotFoundError(MSG_LABEL_NOT_FOUND) from None
+    label = label_list(workspace=workspace).filter(pk=label_uuid).first()
+    if label is None:
+        raise NotFoundError(MSG_LABEL_NOT_FOUND)
+    return label

@@ -1,0 +1,124 @@
+"""Writes for labels: create, update, attach to and detach from tasks, delete, wipe."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+from apps.tasks.models import Task
+from apps.workspaces.errors import DomainError, NotFoundError
+
+from .models import Label
+
+logger = logging.getLogger(__name__)
+
+# The label type each task type accepts.
+LABEL_TYPE_FOR_TASK_TYPE: dict[str, str] = {
+    Task.Type.MULTI_CLASS: Label.Type.CATEGORY,
+    Task.Type.MULTI_LABEL: Label.Type.TAG,
+    Task.Type.REGRESSION: Label.Type.VALUE,
+}
+
+MSG_LABEL_TYPE_MISMATCH = "A {task_type} task accepts only {expected} labels; this label is a {label_type}."
+MSG_LABEL_OTHER_WORKSPACE = "Label not found."
+MSG_LABEL_TYPE_LOCKED = "The type of a label attached to a task cannot be changed; detach it first."
+MSG_NEGATIVE_LABEL_DETACH = "The negative label of a multi_label task cannot be removed from it."
+MSG_NEGATIVE_LABEL_DELETE = "This is the negative label of a multi_label task; delete the task first."
+
+_EDITABLE_FIELDS = ("name", "type", "description", "output_name")
+
+
+def label_create(
+    *,
+    workspace,
+    name: str,
+    type: str = Label.Type.CATEGORY,
+    description: str = "",
+    output_name: str = "",
+    negative_for_task: Task | None = None,
+) -> Label:
+    """Create a workspace-level label (attached to no task yet)."""
+    return Label.objects.create(
+        workspace=workspace,
+        name=name,
+        type=type,
+        description=description or "",
+        output_name=output_name or "",
+        negative_for_task=negative_for_task,
+    )
+
+
+def label_update(*, label: Label, data: dict) -> Label:
+    """Change a label's name, type, description or output name.
+
+    The type is locked while the label is attached to a task: the task would then hold a label of
+    the wrong type.
+    """
+    new_type = data.get("type")
+    if new_type is not None and new_type != label.type and label.tasks.exists():
+        raise DomainError(MSG_LABEL_TYPE_LOCKED)
+    changed = []
+    for field in _EDITABLE_FIELDS:
+        if field in data:
+            value = data[field]
+            setattr(label, field, "" if value is None else value)
+            changed.append(field)
+    if changed:
+        label.save(update_fields=changed)
+    return label
+
+
+def label_attach(*, label: Label, task: Task) -> Task:
+    """Attach a label of the same workspace and the matching type to a task (idempotent)."""
+    if label.workspace_id != task.workspace_id:
+        raise NotFoundError(MSG_LABEL_OTHER_WORKSPACE)
+    expected = LABEL_TYPE_FOR_TASK_TYPE[task.type]
+    if label.type != expected:
+        raise DomainError(
+            MSG_LABEL_TYPE_MISMATCH.format(task_type=task.type, expected=expected, label_type=label.type)
+        )
+    task.labels.add(label)
+    return task
+
+
+def label_detach(*, label: Label, task: Task) -> Task:
+    """Detach a label from a task (idempotent); the label and its images stay."""
+    if label.workspace_id != task.workspace_id:
+        raise NotFoundError(MSG_LABEL_OTHER_WORKSPACE)
+    if label.negative_for_task_id == task.pk:
+        raise DomainError(MSG_NEGATIVE_LABEL_DETACH)
+    task.labels.remove(label)
+    return task
+
+
+def _refuse_negative_label(label: Label) -> None:
+    if label.negative_for_task_id is not None:
+        raise DomainError(MSG_NEGATIVE_LABEL_DELETE)
+
+
+def label_delete(*, label: Label) -> None:
+    """Delete a label: it leaves every task it was attached to; its images stay, unlabelled by it."""
+    _refuse_negative_label(label)
+    label.delete()
+
+
+@transaction.atomic
+def label_wipe(*, label: Label) -> int:
+    """Delete a label and every training image that carries it (rows and files); return the count."""
+    # Imported here: the images app owns image deletion (files included) and imports labels itself.
+    from apps.images.models import TrainingImage
+    from apps.images.services import training_image_delete_many
+
+    _refuse_negative_label(label)
+    # Ids first: the queryset handed over must not depend on the label rows it is about to delete.
+    image_ids = list(
+        TrainingImage.objects.filter(workspace_id=label.workspace_id, image_labels__label=label).values_list(
+            "pk", flat=True
+        )
+    )
+    count = len(image_ids)
+    training_image_delete_many(queryset=TrainingImage.objects.filter(pk__in=image_ids))
+    label.delete()
+    logger.info("Wiped label %s with %d image(s)", label.pk, count)
+    return count

@@ -1,0 +1,36 @@
+"""Reads for tasks: the attached labels come in one prefetch, whatever the number of tasks."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db.models import Prefetch, QuerySet
+
+from apps.labels.models import Label
+from apps.workspaces.errors import NotFoundError
+
+from .models import Task
+
+MSG_TASK_NOT_FOUND = "Task not found."
+
+
+def task_list(*, workspace) -> QuerySet:
+    """The workspace's tasks, oldest first, with their labels prefetched."""
+    labels = Label.objects.only("id", "name", "type").order_by("created", "id")
+    return (
+        Task.objects.filter(workspace=workspace)
+        .prefetch_related(Prefetch("labels", queryset=labels))
+        .order_by("created", "id")
+    )
+
+
+def task_get(*, workspace, task_id) -> Task:
+    """One task of the workspace; NotFoundError for a bad id or another workspace's task."""
+    try:
+        task_uuid = uuid.UUID(str(task_id))
+    except (TypeError, ValueError, AttributeError):
+        raise NotFoundError(MSG_TASK_NOT_FOUND) from None
+    task = task_list(workspace=workspace).filter(pk=task_uuid).first()
+    if task is None:
+        raise NotFoundError(MSG_TASK_NOT_FOUND)
+    return task

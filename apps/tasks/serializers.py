@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from apps.labels.serializers import LabelBriefSerializer
+from ml.config import ALLOWED_ARCHITECTURES, MIN_INPUT_SIZE
+
+from .models import Task
+
+# TrainConfig.validate accepts up to 1024; the nets downsample by 32, so sizes are multiples of it.
+MAX_TASK_INPUT_SIZE = 1024
+MSG_INPUT_SIZE_MULTIPLE = "input_size must be a multiple of 32."
+
+
+# Tasks and labels both have a ``type`` enum: name the component so the schema needs no override.
+@extend_schema_field({"type": "string", "enum": Task.Type.values}, component_name="TaskType")
+class TaskTypeField(serializers.ChoiceField):
+    def __init__(self, **kwargs):
+        super().__init__(choices=Task.Type.choices, **kwargs)
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    """A task as the API shows it; ``labels`` are the attached labels, ``{id, name, type}``."""
+
+    type = TaskTypeField(read_only=True)
+    labels = LabelBriefSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Task
+        fields = [
+            "id",
+            "name",
+            "type",
+            "description",
+            "production_version",
+            "last_train_status",
+            "workspace",
+            "labels",
+            "created",
+            "keep_deployed_version",
+            "architecture",
+            "input_size",
+        ]
+        read_only_fields = fields
+
+
+class TaskInputSerializer(serializers.Serializer):
+    """Body of ``POST task/`` (JSON or a ``-F name=... -F type=...`` form)."""
+
+    name = serializers.CharField(max_length=255)
+    type = TaskTypeField(default=Task.Type.MULTI_CLASS)
+    description = serializers.CharField(required=False, allow_blank=True, allow_null=True, default="")
+    keep_deployed_version = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="When true, a newly trained version is not deployed automatically.",
+    )
+    architecture = serializers.ChoiceField(
+        choices=ALLOWED_ARCHITECTURES,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="timm model to train; blank = the service default.",
+    )
+    input_size = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=MIN_INPUT_SIZE,
+        max_value=MAX_TASK_INPUT_SIZE,
+        help_text="Square input side in pixels (multiple of 32); null = chosen from the images.",
+    )
+    workspace = serializers.UUIDField(
+        required=False, write_only=True, help_text="Workspace to act on (else the caller's default)."
+    )
+
+    def validate_input_size(self, value):
+        if value is not None and value % 32:
+            raise serializers.ValidationError(MSG_INPUT_SIZE_MULTIPLE)
+        return value
+
+
+class TaskUpdateSerializer(TaskInputSerializer):
+    """Body of ``PUT``/``PATCH task/{id}``; ``production_version`` deploys that trained version."""
+
+    type = TaskTypeField(required=False)
+    production_version = serializers.IntegerField(
+        required=False, min_value=1, help_text="Deploy this trained version (it must be TRAINED)."
+    )

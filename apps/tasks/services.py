@@ -1,0 +1,123 @@
+"""Writes for tasks: create (with a multi_label task's negative label), update, deploy, delete."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+from apps.labels import services as label_services
+from apps.labels.models import Label
+from apps.workspaces.errors import DomainError
+
+from .models import Task
+
+logger = logging.getLogger(__name__)
+
+# Name of the label a multi_label task gets at creation ("none of the tags applies").
+NEGATIVE_LABEL_NAME = "{task_name} - negative"
+NEGATIVE_LABEL_DESCRIPTION = "Images on which none of the task's tags applies."
+
+MSG_TASK_TYPE_LOCKED = "The type of a task with labels or trained versions cannot be changed."
+
+_EDITABLE_FIELDS = ("name", "type", "description", "keep_deployed_version", "architecture", "input_size")
+
+
+def _add_negative_label(task: Task) -> Label:
+    label = label_services.label_create(
+        workspace=task.workspace,
+        name=NEGATIVE_LABEL_NAME.format(task_name=task.name),
+        type=Label.Type.TAG,
+        description=NEGATIVE_LABEL_DESCRIPTION,
+        negative_for_task=task,
+    )
+    label_services.label_attach(label=label, task=task)
+    return label
+
+
+@transaction.atomic
+def task_create(
+    *,
+    workspace,
+    owner,
+    name: str,
+    type: str = Task.Type.MULTI_CLASS,
+    description: str = "",
+    keep_deployed_version: bool = False,
+    architecture: str = "",
+    input_size: int | None = None,
+) -> Task:
+    """Create a task in the workspace, owned by ``owner`` (who gets the training e-mails).
+
+    A multi_label task gets its negative label, attached, in the same transaction.
+    """
+    task = Task.objects.create(
+        workspace=workspace,
+        owner=owner,
+        name=name,
+        type=type,
+        description=description or "",
+        keep_deployed_version=keep_deployed_version,
+        architecture=architecture or "",
+        input_size=input_size,
+    )
+    if task.type == Task.Type.MULTI_LABEL:
+        _add_negative_label(task)
+    logger.info("Created %s task %s in workspace %s", task.type, task.pk, workspace.pk)
+    return task
+
+
+@transaction.atomic
+def task_update(*, task: Task, data: dict) -> Task:
+    """Change a task's editable fields; ``production_version`` in ``data`` deploys that version.
+
+    ``data`` holds only the fields to change. The type is locked once the task has labels or
+    versions (the labels would no longer match it); a label-less task turned multi_label gets its
+    negative label.
+    """
+    data = dict(data)
+    production_version = data.pop("production_version", None)
+    new_type = data.get("type")
+    if new_type is not None and new_type != task.type:
+        if task.labels.exists() or task.versions.exists():
+            raise DomainError(MSG_TASK_TYPE_LOCKED)
+    changed = []
+    for field in _EDITABLE_FIELDS:
+        if field in data:
+            value = data[field]
+            if field in ("description", "architecture") and value is None:
+                value = ""
+            setattr(task, field, value)
+            changed.append(field)
+    if changed:
+        task.save(update_fields=changed)
+    if "type" in changed and task.type == Task.Type.MULTI_LABEL and not task.negative_labels.exists():
+        _add_negative_label(task)
+    if production_version is not None:
+        task = task_deploy(task=task, version=production_version)
+    return task
+
+
+def task_deploy(*, task: Task, version: int) -> Task:
+    """Make trained version ``version`` the one classify uses (400 if it is not TRAINED)."""
+    # Imported here: training orchestration (apps/tasks/training.py) depends on this module's models
+    # and on ml/, which the task CRUD does not need to load.
+    from apps.tasks.training import task_deploy_version
+
+    return task_deploy_version(task=task, version=version)
+
+
+@transaction.atomic
+def task_delete(*, task: Task) -> None:
+    """Delete a task, its model versions and their stored weights; labels and images stay.
+
+    A negative label stays too (as a plain tag: its ``negative_for_task`` becomes null).
+    """
+    from apps.tasks.artifacts import delete_artifacts  # storage + ml imports only when deleting
+
+    versions = list(task.versions.all())
+    task_id = task.pk
+    task.delete()
+    # Files go only once the rows are gone for good: a rolled-back delete keeps working weights.
+    transaction.on_commit(lambda: [delete_artifacts(version) for version in versions])
+    logger.info("Deleted task %s with %d model version(s)", task_id, len(versions))

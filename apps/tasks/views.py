@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from apps.labels import selectors as label_selectors
+from apps.labels import services as label_services
+from apps.labels.serializers import LabelIdSerializer
+from apps.workspaces.tenancy import WORKSPACE_PARAMETER, WorkspaceScopedViewSet
+
+from . import selectors, services
+from .filters import TaskFilter
+from .serializers import TaskInputSerializer, TaskSerializer, TaskUpdateSerializer
+
+ERRORS = {
+    400: OpenApiResponse(description="Invalid input, or a business rule refused the change"),
+    401: OpenApiResponse(description="No or invalid token"),
+    404: OpenApiResponse(description="No such task (or label) in the workspace, or not a member of it"),
+}
+
+
+def _without_workspace(validated: dict) -> dict:
+    # ``workspace`` in a body only picks the workspace (the base viewset reads it); not a task field.
+    return {key: value for key, value in validated.items() if key != "workspace"}
+
+
+@extend_schema(tags=["tasks"], parameters=[WORKSPACE_PARAMETER])
+class TaskViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    WorkspaceScopedViewSet,
+):
+    """Recognition tasks of a workspace: their labels, deployed version and training status."""
+
+    serializer_class = TaskSerializer
+    filterset_class = TaskFilter
+
+    def get_workspace_queryset(self, workspace):
+        return selectors.task_list(workspace=workspace)
+
+    def _answer(self, task, status_code=status.HTTP_200_OK) -> Response:
+        # Re-read through the selector: fresh labels, in their stable order.
+        task = selectors.task_get(workspace=self.workspace, task_id=task.pk)
+        return Response(TaskSerializer(task).data, status=status_code)
+
+    @extend_schema(responses={200: TaskSerializer(many=True), **ERRORS})
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(responses={200: TaskSerializer, **ERRORS})
+    def retrieve(self, request, *args, **kwargs):
+        return super().retrieve(request, *args, **kwargs)
+
+    @extend_schema(request=TaskInputSerializer, responses={201: TaskSerializer, **ERRORS})
+    def create(self, request):
+        data = TaskInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        task = services.task_create(
+            workspace=self.workspace, owner=request.user, **_without_workspace(data.validated_data)
+        )
+        return self._answer(task, status.HTTP_201_CREATED)
+
+    @extend_schema(request=TaskUpdateSerializer, responses={200: TaskSerializer, **ERRORS})
+    def update(self, request, pk=None):
+        return self._update(request, partial=False)
+
+    @extend_schema(request=TaskUpdateSerializer, responses={200: TaskSerializer, **ERRORS})
+    def partial_update(self, request, pk=None):
+        return self._update(request, partial=True)
+
+    def _update(self, request, *, partial: bool) -> Response:
+        task = self.get_object()
+        data = TaskUpdateSerializer(data=request.data, partial=partial)
+        data.is_valid(raise_exception=True)
+        return self._answer(services.task_update(task=task, data=_without_workspace(data.validated_data)))
+
+    @extend_schema(responses={204: None, **ERRORS})
+    def destroy(self, request, pk=None):
+        services.task_delete(task=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=LabelIdSerializer, responses={200: TaskSerializer, **ERRORS})
+    @action(detail=True, methods=["post"], url_path="add-label")
+    def add_label(self, request, pk=None):
+        """Attach a label of the same workspace; its type must match the task's type."""
+        task, label = self._task_and_label(request)
+        return self._answer(label_services.label_attach(label=label, task=task))
+
+    @extend_schema(request=LabelIdSerializer, responses={200: TaskSerializer, **ERRORS})
+    @action(detail=True, methods=["post"], url_path="remove-label")
+    def remove_label(self, request, pk=None):
+        """Detach a label from the task; the label and its images stay."""
+        task, label = self._task_and_label(request)
+        return self._answer(label_services.label_detach(label=label, task=task))
+
+    def _task_and_label(self, request):
+        task = self.get_object()
+        data = LabelIdSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        label = label_selectors.label_get(workspace=task.workspace, label_id=data.validated_data["label_id"])
+        return task, label
