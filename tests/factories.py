@@ -18,3 +18,22 @@ class UserFactory(factory.django.DjangoModelFactory):
         if create:
             self.save()
             services.workspace_ensure_default(user=self)
+
+
+class TaskFactory(factory.django.DjangoModelFactory):
+    """A multi_class task; pass ``workspace=``. Made through the ORM (no negative label)."""
+
+    class Meta:
+        model = "tasks.Task"
+
+    name = factory.Sequence(lambda n: f"task {n}")
+    owner = factory.LazyAttribute(lambda task: task.workspace.owner)
+
+
+class LabelFactory(factory.django.DjangoModelFactory):
+    """A category label; pass ``workspace=``."""
+
+    class Meta:
+        model = "labels.Label"
+
+    name = factory.Sequence(lambda n: f"label {n}")
