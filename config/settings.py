@@ -141,8 +141,29 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT", str(VAR_DIR / "static")))
 MEDIA_ROOT = Path(env("VF_MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "media/"
+# With AWS_STORAGE_BUCKET_NAME set, images, thumbnails and model artifacts go to S3 (or any
+# S3-compatible server: AWS_S3_ENDPOINT_URL) and image URLs are presigned; else local files.
+AWS_STORAGE_BUCKET_NAME = env("AWS_STORAGE_BUCKET_NAME", "")
+if AWS_STORAGE_BUCKET_NAME:
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": AWS_STORAGE_BUCKET_NAME,
+            "endpoint_url": env("AWS_S3_ENDPOINT_URL") or None,
+            "region_name": env("AWS_S3_REGION_NAME") or None,
+            "access_key": env("AWS_ACCESS_KEY_ID") or None,
+            "secret_key": env("AWS_SECRET_ACCESS_KEY") or None,
+            "querystring_auth": True,  # presigned URLs
+            "querystring_expire": env_int("VF_SIGNED_URL_TTL", 86400),
+            "default_acl": None,
+            "file_overwrite": False,
+            "signature_version": "s3v4",
+        },
+    }
+else:
+    _default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _default_storage,
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
         if PRODUCTION
@@ -249,6 +270,17 @@ VF_URL_FETCH_ALLOWED_HOSTS = env_list("VF_URL_FETCH_ALLOWED_HOSTS")
 DATA_UPLOAD_MAX_MEMORY_SIZE = VF_MAX_IMAGE_BYTES * 4 // 3 + 1024 * 1024
 
 SESSION_COOKIE_AGE = int(timedelta(days=14).total_seconds())
+
+# Largest accepted image (training upload or classify record), in bytes.
+VF_MAX_IMAGE_BYTES = env_int("VF_MAX_IMAGE_BYTES", 10 * 1024 * 1024)
+# Records per classify call (the Ximilar limit).
+VF_CLASSIFY_MAX_RECORDS = 10
+# Django refuses larger request bodies (DRF applies it to JSON too); the API answers a JSON 413.
+# Sized on purpose: a classify call of 10 base64 records of the largest accepted image (base64 is
+# 4/3 of the bytes) plus 1 MiB for the rest of the JSON.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(
+    "VF_MAX_BODY_BYTES", VF_CLASSIFY_MAX_RECORDS * (VF_MAX_IMAGE_BYTES * 4 // 3 + 4) + 1024 * 1024
+)
 
 # Training (apps/tasks/training.py). Images each label needs before a task may train.
 MIN_IMAGES_PER_LABEL = env_int("VF_MIN_IMAGES_PER_LABEL", 20)

@@ -164,3 +164,12 @@ def test_health_answers_without_a_token(anon):
     response = anon.get("/health")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+
+
+def test_a_body_over_the_limit_is_a_json_413_and_changes_nothing(api, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    before = Workspace.objects.count()
+    response = api.post("/account/v2/workspace/", {"name": "x" * 5000}, format="json")
+    assert response.status_code == 413
+    assert response.json() == {"detail": "Request body is too large."}
+    assert Workspace.objects.count() == before
