@@ -26,8 +26,12 @@ class TrainingImage(models.Model):
 
     class Meta:
         ordering = ["-created", "id"]
+        # The list endpoint pages a workspace's images newest first.
+        indexes = [models.Index(fields=["workspace", "-created"], name="image_workspace_created")]
         constraints = [
-            models.UniqueConstraint(fields=["workspace", "content_hash"], name="unique_image_content_per_workspace")
+            models.UniqueConstraint(
+                fields=["workspace", "content_hash"], name="unique_image_content_per_workspace"
+            )
         ]
 
     def __str__(self) -> str:
@@ -35,6 +39,8 @@ class TrainingImage(models.Model):
 
 
 class ImageLabel(models.Model):
+    """A label on a training image, with its regression value for a ``value`` label."""
+
     image = models.ForeignKey(TrainingImage, on_delete=models.CASCADE, related_name="image_labels")
     label = models.ForeignKey("labels.Label", on_delete=models.CASCADE, related_name="image_labels")
     # The regression target for a ``value`` label; null for categories and tags.
@@ -42,3 +48,6 @@ class ImageLabel(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["image", "label"], name="unique_image_label")]
+
+    def __str__(self) -> str:
+        return f"{self.label_id} on {self.image_id}"

@@ -1,5 +1,8 @@
 from apps.workspaces.routers import OptionalSlashRouter
 
+from .views import TrainingImageViewSet
+
 router = OptionalSlashRouter()
+router.register("training-image", TrainingImageViewSet, basename="training-image")
 
 urlpatterns = [*router.urls]

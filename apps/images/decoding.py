@@ -1,0 +1,132 @@
+"""Turning untrusted bytes into a PIL image, shared by uploads and classify.
+
+Every reader goes through ``load_image``: the format is one we accept, the pixel count is bounded
+before anything is decoded (decompression bombs), the whole image is decoded (truncated files),
+EXIF orientation is applied and the result is an RGB image of the first frame.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import re
+import warnings
+
+from django.conf import settings
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import (
+    MSG_BAD_BASE64,
+    MSG_EMPTY,
+    MSG_NOT_AN_IMAGE,
+    MSG_TOO_LARGE,
+    MSG_TOO_MANY_PIXELS,
+    MSG_TRUNCATED,
+    MSG_UNSUPPORTED_FORMAT,
+    ImageInputError,
+    ImageTooLargeError,
+)
+
+ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP"}
+# 50 megapixels (e.g. 8660x5773) is more than any camera we expect and ~150 MB as RGB.
+MAX_PIXELS = 50_000_000
+# Pillow warns above MAX_IMAGE_PIXELS and refuses above twice that; we turn the warning into an
+# error below, so this is the effective limit for every Image.open in the process.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+_DATA_URL = re.compile(r"^data:[\w/+.-]*(;[\w=.-]+)*;base64,", re.IGNORECASE)
+_WHITESPACE = re.compile(r"\s+")
+
+
+def max_image_bytes() -> int:
+    return settings.VF_MAX_IMAGE_BYTES
+
+
+def check_size(size: int) -> None:
+    if size > max_image_bytes():
+        raise ImageTooLargeError(MSG_TOO_LARGE.format(limit=max_image_bytes()))
+
+
+def decode_base64(value: str) -> bytes:
+    """Decode base64 image data, bare or with a ``data:image/...;base64,`` prefix.
+
+    Accepts the standard and the URL-safe alphabet, with or without padding and line breaks.
+    Raises ``ImageInputError`` for anything else, ``ImageTooLargeError`` past the size limit.
+    """
+    if not isinstance(value, str):
+        raise ImageInputError(MSG_BAD_BASE64)
+    value = _WHITESPACE.sub("", _DATA_URL.sub("", value.strip(), count=1))
+    if not value:
+        raise ImageInputError(MSG_EMPTY)
+    # Refuse before decoding: 4 characters carry 3 bytes.
+    check_size(len(value) * 3 // 4 - 2)
+    value = value.replace("-", "+").replace("_", "/")
+    value += "=" * (-len(value) % 4)
+    try:
+        data = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ImageInputError(MSG_BAD_BASE64) from exc
+    if not data:
+        raise ImageInputError(MSG_EMPTY)
+    check_size(len(data))
+    return data
+
+
+def open_image(data: bytes) -> tuple[Image.Image, str]:
+    """Open and fully decode ``data``; return the image (first frame) and its format."""
+    if not data:
+        raise ImageInputError(MSG_EMPTY)
+    check_size(len(data))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise ImageInputError(_too_many_pixels(exc)) from exc
+        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            raise ImageInputError(MSG_NOT_AN_IMAGE) from exc
+        image_format = image.format or ""
+        if image_format not in ALLOWED_FORMATS:
+            raise ImageInputError(MSG_UNSUPPORTED_FORMAT.format(format=image_format or "unknown"))
+        width, height = image.size
+        if width < 1 or height < 1 or width * height > MAX_PIXELS:
+            raise ImageInputError(_too_many_pixels())
+        try:
+            image.seek(0)  # GIF, animated WebP: the first frame
+            image.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise ImageInputError(_too_many_pixels(exc)) from exc
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
+            raise ImageInputError(MSG_TRUNCATED) from exc
+    return image, image_format
+
+
+def _too_many_pixels(exc: Exception | None = None) -> str:
+    return MSG_TOO_MANY_PIXELS.format(limit=MAX_PIXELS)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """EXIF-transposed RGB copy; transparent pixels are composed over white."""
+    try:
+        image = ImageOps.exif_transpose(image)
+    except (OSError, ValueError, SyntaxError, TypeError):
+        # A broken EXIF block must not make an otherwise good image unreadable.
+        pass
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def load_image(data: bytes) -> Image.Image:
+    """A validated RGB PIL image (first frame, EXIF orientation applied) from untrusted bytes.
+
+    Raises ``ImageInputError`` (400) with a clear message for empty data, non-images, formats
+    other than JPEG/PNG/WebP/GIF/BMP, truncated files and decompression bombs, and
+    ``ImageTooLargeError`` (413) past ``VF_MAX_IMAGE_BYTES``.
+    """
+    image, _ = open_image(data)
+    return to_rgb(image)

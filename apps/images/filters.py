@@ -1,0 +1,99 @@
+"""Filters of ``GET training-image/``, including the ones the Ximilar client sends.
+
+``labels`` / ``label`` and ``not_labels`` take one id, a comma-separated list or repeated params.
+``label_value_<label id>__gte`` / ``__lte`` (sent by the client's ``Label.get_training_images``
+with a value) bound the regression value of that label.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import django_filters
+from django.db.models import Exists, OuterRef
+from rest_framework.exceptions import ValidationError
+
+from .models import ImageLabel, TrainingImage
+
+MSG_BAD_IDS = "Give label ids (UUIDs), comma-separated or repeated."
+MSG_BAD_NUMBER = "Give a number."
+_VALUE_PARAM = re.compile(r"^label_value_(?P<label>[0-9a-fA-F-]{32,36})__(?P<op>gte|lte|gt|lt)$")
+
+
+def _ids(values) -> list[uuid.UUID]:
+    if isinstance(values, str):
+        values = [values]
+    ids = []
+    for value in values:
+        for part in str(value).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            try:
+                ids.append(uuid.UUID(part))
+            except ValueError:
+                raise ValidationError({"labels": [MSG_BAD_IDS]}) from None
+    return ids
+
+
+def _with_label(label_ids):
+    return Exists(ImageLabel.objects.filter(image=OuterRef("pk"), label_id__in=label_ids))
+
+
+class LabelIdsFilter(django_filters.CharFilter):
+    """Comma-separated or repeated label ids; ``exclude`` keeps the images with none of them."""
+
+    def filter(self, qs, value):
+        request = getattr(self.parent, "request", None)
+        raw = request.query_params.getlist(self.field_name) if request is not None else [value]
+        ids = _ids([item for item in raw if item] or ([value] if value else []))
+        if not ids:
+            return qs
+        condition = _with_label(ids)
+        return qs.exclude(condition) if self.exclude else qs.filter(condition)
+
+
+class TrainingImageFilter(django_filters.FilterSet):
+    labels = LabelIdsFilter(field_name="labels", help_text="Images carrying any of these label ids.")
+    label = LabelIdsFilter(field_name="label", help_text="Alias of `labels` (Vize).")
+    not_labels = LabelIdsFilter(
+        field_name="not_labels", exclude=True, help_text="Images carrying none of these label ids."
+    )
+    test = django_filters.BooleanFilter(field_name="test_image", help_text="Test images only (or none).")
+    real = django_filters.BooleanFilter(field_name="real")
+    task = django_filters.UUIDFilter(method="filter_task", help_text="Images carrying a label of this task.")
+    unlabelled = django_filters.BooleanFilter(
+        method="filter_unlabelled", help_text="Images without any label."
+    )
+    verified = django_filters.NumberFilter(
+        field_name="verify_count", help_text="Images verified this many times."
+    )
+
+    class Meta:
+        model = TrainingImage
+        fields: list[str] = []
+
+    def filter_task(self, queryset, name, value):
+        return queryset.filter(
+            Exists(ImageLabel.objects.filter(image=OuterRef("pk"), label__tasks__id=value))
+        )
+
+    def filter_unlabelled(self, queryset, name, value):
+        condition = Exists(ImageLabel.objects.filter(image=OuterRef("pk")))
+        return queryset.exclude(condition) if value else queryset.filter(condition)
+
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        for key, raw in self.data.items():
+            match = _VALUE_PARAM.match(key)
+            if not match:
+                continue
+            try:
+                label_id = uuid.UUID(match["label"])
+                number = float(raw)
+            except ValueError:
+                raise ValidationError({key: [MSG_BAD_NUMBER]}) from None
+            lookup = {"image": OuterRef("pk"), "label_id": label_id, f"value__{match['op']}": number}
+            queryset = queryset.filter(Exists(ImageLabel.objects.filter(**lookup)))
+        return queryset

@@ -1,0 +1,180 @@
+"""Shapes of the training-image API (field names as the Ximilar API spells them)."""
+
+from __future__ import annotations
+
+import json
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from . import storage
+from .models import ImageLabel, TrainingImage
+
+MSG_META_DATA_OBJECT = "meta_data must be a JSON object."
+MSG_LABEL_IDS = "labels must be a list of label ids."
+
+
+class ImageLabelSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="label.id", read_only=True)
+    name = serializers.CharField(source="label.name", read_only=True)
+    type = serializers.CharField(source="label.type", read_only=True)
+    value = serializers.FloatField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = ImageLabel
+        fields = ["id", "name", "type", "value"]
+
+
+class TrainingImageSerializer(serializers.ModelSerializer):
+    img_path = serializers.SerializerMethodField(
+        help_text="Signed, expiring URL of the image (no token needed)."
+    )
+    thumb_img_path = serializers.SerializerMethodField(help_text="Signed, expiring URL of the thumbnail.")
+    verifyCount = serializers.IntegerField(source="verify_count", read_only=True)  # noqa: N815 - API name
+    labels = ImageLabelSerializer(source="image_labels", many=True, read_only=True)
+
+    class Meta:
+        model = TrainingImage
+        fields = [
+            "id",
+            "img_path",
+            "thumb_img_path",
+            "img_width",
+            "img_height",
+            "meta_data",
+            "test_image",
+            "real",
+            "verifyCount",
+            "workspace",
+            "labels",
+            "created",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_img_path(self, obj) -> str:
+        return storage.signed_url(obj.file, self.context.get("request"))
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_thumb_img_path(self, obj) -> str:
+        return storage.signed_url(obj.thumbnail, self.context.get("request"))
+
+
+class MetaDataField(serializers.JSONField):
+    """A JSON object; from multipart forms it arrives as a JSON string."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "JSON object of your own data.")
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if isinstance(data, str | bytes):
+            try:
+                data = json.loads(data) if data.strip() else {}
+            except ValueError:
+                raise serializers.ValidationError(MSG_META_DATA_OBJECT) from None
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(MSG_META_DATA_OBJECT)
+        return super().to_internal_value(data)
+
+
+@extend_schema_field({"type": "array", "items": {"type": "string", "format": "uuid"}})
+class LabelIdsField(serializers.Field):
+    """Label ids as a JSON list, a JSON-list string, a comma-separated string or repeated form fields."""
+
+    def get_value(self, dictionary):
+        if hasattr(dictionary, "getlist") and self.field_name in dictionary:
+            return dictionary.getlist(self.field_name)
+        return super().get_value(dictionary)
+
+    def to_internal_value(self, data):
+        items = data if isinstance(data, list | tuple) else [data]
+        ids = []
+        for item in items:
+            if isinstance(item, str):
+                text = item.strip()
+                if text.startswith("["):
+                    try:
+                        parsed = json.loads(text)
+                    except ValueError:
+                        raise serializers.ValidationError(MSG_LABEL_IDS) from None
+                    if not isinstance(parsed, list):
+                        raise serializers.ValidationError(MSG_LABEL_IDS)
+                    ids.extend(str(value) for value in parsed)
+                else:
+                    ids.extend(part.strip() for part in text.split(",") if part.strip())
+            elif item is not None:
+                ids.append(str(item))
+        uuid_field = serializers.UUIDField()
+        return [uuid_field.to_internal_value(value) for value in ids]
+
+    def to_representation(self, value):
+        return [str(item) for item in value]
+
+
+class TrainingImageUploadSerializer(serializers.Serializer):
+    """``POST training-image/``: exactly one of ``img_path``, ``base64``, ``url``."""
+
+    img_path = serializers.FileField(required=False, help_text="The image file (multipart).")
+    base64 = serializers.CharField(
+        required=False,
+        trim_whitespace=True,
+        help_text="Base64 image, bare or `data:image/...;base64,` prefixed.",
+    )
+    url = serializers.CharField(
+        required=False, help_text="http(s) URL of a public image; the server fetches it."
+    )
+    meta_data = MetaDataField(required=False)
+    noresize = serializers.BooleanField(required=False, default=False, help_text="Keep the original size.")
+    test_image = serializers.BooleanField(required=False, default=False)
+    real = serializers.BooleanField(required=False, default=False)
+    labels = LabelIdsField(required=False, help_text="Label ids to attach at once.")
+    workspace = serializers.UUIDField(required=False, help_text="Workspace to upload into.")
+
+
+class TrainingImageUpdateSerializer(serializers.Serializer):
+    """``PUT``/``PATCH training-image/{id}``: the fields given are changed, the others stay."""
+
+    meta_data = MetaDataField(required=False)
+    test_image = serializers.BooleanField(required=False)
+    real = serializers.BooleanField(required=False)
+    workspace = serializers.UUIDField(required=False)
+
+
+class ImageLabelIdSerializer(serializers.Serializer):
+    label_id = serializers.UUIDField()
+    workspace = serializers.UUIDField(required=False)
+
+
+class ImageLabelValueSerializer(ImageLabelIdSerializer):
+    value = serializers.FloatField(required=False, allow_null=True, help_text="Required for a `value` label.")
+
+
+class ImageLabelRequiredValueSerializer(ImageLabelIdSerializer):
+    value = serializers.FloatField()
+
+
+class BulkUpdateSerializer(serializers.Serializer):
+    """``POST training-image/update``, as the client's ``modify_images`` sends it."""
+
+    images = LabelIdsField(required=False, help_text="Image ids to update.")
+    labels = LabelIdsField(required=False, help_text="Also update every image carrying one of these labels.")
+    locals()["labels-add"] = LabelIdsField(required=False, help_text="Label ids to attach.")
+    locals()["labels-remove"] = LabelIdsField(required=False, help_text="Label ids to detach.")
+    locals()["mark-test"] = serializers.BooleanField(required=False, default=False)
+    locals()["unmark-test"] = serializers.BooleanField(required=False, default=False)
+    locals()["mark-real"] = serializers.BooleanField(required=False, default=False)
+    locals()["unmark-real"] = serializers.BooleanField(required=False, default=False)
+    workspace = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+
+    def validate(self, attrs):
+        if not attrs.get("images") and not attrs.get("labels"):
+            raise serializers.ValidationError({"images": ["Give images or labels to select the images."]})
+        return attrs
+
+
+class BulkUpdateResultSerializer(serializers.Serializer):
+    count = serializers.IntegerField(help_text="How many images were selected and updated.")

@@ -1,0 +1,337 @@
+"""Writes for training images: ingestion, labels, flags, bulk updates and deletion.
+
+Files and rows move together. Ingestion writes the files first and the rows in one transaction,
+and deletes the files if the transaction fails; deletion removes the rows and deletes the files
+once the transaction commits, so a rolled-back delete never loses a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import uuid
+from collections.abc import Iterable, Mapping
+from functools import partial
+
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from PIL import Image
+
+from apps.labels.models import Label
+from apps.workspaces.models import Workspace
+
+from . import storage
+from .decoding import open_image, to_rgb
+from .errors import (
+    MSG_LABEL_NOT_ON_IMAGE,
+    MSG_VALUE_NOT_ALLOWED,
+    MSG_VALUE_REQUIRED,
+    DuplicateImageError,
+    ImageInputError,
+    ImageNotFoundError,
+    LabelNotFoundError,
+)
+from .models import ImageLabel, TrainingImage
+
+logger = logging.getLogger(__name__)
+
+# The shorter side of a stored training image, unless the upload says noresize.
+MAX_SHORTER_SIDE = 512
+THUMBNAIL_SIZE = (256, 256)
+JPEG_QUALITY = 92
+THUMBNAIL_QUALITY = 80
+# Formats kept byte for byte when nothing has to change (noresize, no EXIF rotation).
+_KEEP_AS_IS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+def _as_uuid(value, error: Exception) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except (TypeError, ValueError, AttributeError):
+        raise error from None
+
+
+def labels_resolve(*, workspace: Workspace, label_ids: Iterable) -> list[Label]:
+    """The workspace's labels with these ids, in the given order; 404 if any is not there."""
+    ids = [_as_uuid(label_id, LabelNotFoundError()) for label_id in label_ids]
+    if not ids:
+        return []
+    found = {label.id: label for label in Label.objects.filter(workspace=workspace, id__in=set(ids))}
+    if len(found) != len(set(ids)):
+        raise LabelNotFoundError()
+    return [found[label_id] for label_id in dict.fromkeys(ids)]
+
+
+def _check_value(label: Label, value) -> float | None:
+    if label.type == Label.Type.VALUE:
+        if value is None:
+            raise ImageInputError(MSG_VALUE_REQUIRED)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ImageInputError(MSG_VALUE_REQUIRED) from None
+    if value is not None:
+        raise ImageInputError(MSG_VALUE_NOT_ALLOWED)
+    return None
+
+
+def _encode(image: Image.Image, fmt: str = "JPEG", quality: int = JPEG_QUALITY) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, quality=quality, optimize=True)
+    return buffer.getvalue()
+
+
+def _scaled(image: Image.Image, shorter_side: int) -> Image.Image:
+    width, height = image.size
+    shorter = min(width, height)
+    if shorter <= shorter_side:  # never upscale
+        return image
+    scale = shorter_side / shorter
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return image.resize(size, Image.Resampling.LANCZOS)
+
+
+def prepare_image(data: bytes, *, noresize: bool) -> tuple[bytes, str, bytes, tuple[int, int]]:
+    """Validate and convert upload bytes: (stored bytes, extension, thumbnail bytes, (w, h))."""
+    original, image_format = open_image(data)
+    rgb = to_rgb(original)
+    oriented_as_is = rgb.size == original.size and original.getexif().get(0x0112, 1) in (1, None)
+    if noresize and image_format in _KEEP_AS_IS and oriented_as_is:
+        stored, extension = data, _KEEP_AS_IS[image_format]
+        final = rgb
+    else:
+        final = rgb if noresize else _scaled(rgb, MAX_SHORTER_SIDE)
+        stored, extension = _encode(final), "jpg"
+    thumbnail = final.copy()
+    thumbnail.thumbnail(THUMBNAIL_SIZE, Image.Resampling.LANCZOS)
+    return stored, extension, _encode(thumbnail, quality=THUMBNAIL_QUALITY), final.size
+
+
+# --- ingestion --------------------------------------------------------------------------------------
+
+
+def training_image_ingest(
+    *,
+    workspace: Workspace,
+    data: bytes,
+    label_ids: Iterable = (),
+    values: Mapping | None = None,
+    meta_data: dict | None = None,
+    noresize: bool = False,
+    test_image: bool = False,
+    real: bool = False,
+) -> TrainingImage:
+    """Store uploaded image bytes as a training image of ``workspace``, with labels attached.
+
+    The bytes are validated (``ImageInputError``), the content hash (SHA-256 of the uploaded
+    bytes) must be new in the workspace (``DuplicateImageError`` names the existing image), and
+    every label must belong to the workspace (``LabelNotFoundError``); ``values`` maps value-label
+    ids to their regression targets. Unless ``noresize`` the shorter side is scaled down to 512 px.
+    Nothing is stored when anything fails: the files are written first and deleted again if the
+    row cannot be written.
+    """
+    content_hash = hashlib.sha256(data).hexdigest()
+    values = {str(key): value for key, value in (values or {}).items()}
+    labels = labels_resolve(workspace=workspace, label_ids=[*label_ids, *values.keys()])
+    label_values = [(label, _check_value(label, values.get(str(label.id)))) for label in labels]
+    existing = (
+        TrainingImage.objects.filter(workspace=workspace, content_hash=content_hash).values("id").first()
+    )
+    if existing:
+        raise DuplicateImageError(existing["id"])
+
+    stored, extension, thumbnail, (width, height) = prepare_image(data, noresize=noresize)
+    image_name, thumb_name = storage.new_names(workspace.id, extension)
+    written: list[str] = []
+    try:
+        written.append(storage.save_bytes(image_name, stored))
+        written.append(storage.save_bytes(thumb_name, thumbnail))
+        with transaction.atomic():
+            image = TrainingImage.objects.create(
+                workspace=workspace,
+                file=written[0],
+                thumbnail=written[1],
+                img_width=width,
+                img_height=height,
+                content_hash=content_hash,
+                meta_data=meta_data or {},
+                test_image=test_image,
+                real=real,
+            )
+            ImageLabel.objects.bulk_create(
+                ImageLabel(image=image, label=label, value=value) for label, value in label_values
+            )
+    except IntegrityError as exc:
+        storage.delete_files(*written)
+        # Two uploads of the same bytes raced past the check above: the constraint decided.
+        existing = TrainingImage.objects.filter(workspace=workspace, content_hash=content_hash).first()
+        if existing is not None:
+            raise DuplicateImageError(existing.id) from exc
+        raise
+    except BaseException:
+        storage.delete_files(*written)
+        raise
+    logger.info("Stored training image %s in workspace %s", image.id, workspace.id)
+    return image
+
+
+# --- single image -----------------------------------------------------------------------------------
+
+
+def training_image_update(
+    *,
+    image: TrainingImage,
+    meta_data: dict | None = None,
+    test_image: bool | None = None,
+    real: bool | None = None,
+) -> TrainingImage:
+    """Replace the meta data and/or set the test and real flags; fields given as None stay."""
+    fields = []
+    if meta_data is not None:
+        image.meta_data = meta_data
+        fields.append("meta_data")
+    if test_image is not None:
+        image.test_image = test_image
+        fields.append("test_image")
+    if real is not None:
+        image.real = real
+        fields.append("real")
+    if fields:
+        image.save(update_fields=fields)
+    return image
+
+
+def training_image_add_label(*, image: TrainingImage, label_id, value=None) -> ImageLabel:
+    """Attach a label of the image's workspace (again: update its value); value labels need a value."""
+    (label,) = labels_resolve(workspace=image.workspace, label_ids=[label_id])
+    value = _check_value(label, value)
+    image_label, _ = ImageLabel.objects.update_or_create(image=image, label=label, defaults={"value": value})
+    return image_label
+
+
+def training_image_remove_label(*, image: TrainingImage, label_id) -> None:
+    """Detach a label of the image's workspace; detaching a label the image lacks is a no-op."""
+    (label,) = labels_resolve(workspace=image.workspace, label_ids=[label_id])
+    ImageLabel.objects.filter(image=image, label=label).delete()
+
+
+def training_image_update_label(*, image: TrainingImage, label_id, value) -> ImageLabel:
+    """Change the value of a value label already on the image."""
+    (label,) = labels_resolve(workspace=image.workspace, label_ids=[label_id])
+    value = _check_value(label, value)
+    image_label = ImageLabel.objects.filter(image=image, label=label).first()
+    if image_label is None:
+        raise ImageInputError(MSG_LABEL_NOT_ON_IMAGE)
+    image_label.value = value
+    image_label.save(update_fields=["value"])
+    return image_label
+
+
+# --- bulk -------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def training_image_bulk_update(
+    *,
+    workspace: Workspace,
+    image_ids: Iterable = (),
+    label_ids: Iterable = (),
+    add_label_ids: Iterable = (),
+    remove_label_ids: Iterable = (),
+    test_image: bool | None = None,
+    real: bool | None = None,
+) -> int:
+    """Update many images at once; return how many were selected.
+
+    The images are the ``image_ids`` plus every image carrying one of ``label_ids``. Every id must
+    belong to the workspace (404 otherwise, and nothing changes). Labels in ``add_label_ids`` are
+    attached (value labels cannot be: they need a value per image), ``remove_label_ids`` detached,
+    and the test/real flags set when not None.
+    """
+    image_uuids = {_as_uuid(image_id, ImageNotFoundError()) for image_id in image_ids}
+    filter_labels = labels_resolve(workspace=workspace, label_ids=label_ids)
+    add_labels = labels_resolve(workspace=workspace, label_ids=add_label_ids)
+    remove_labels = labels_resolve(workspace=workspace, label_ids=remove_label_ids)
+    for label in add_labels:
+        _check_value(label, None)
+
+    found = set(
+        TrainingImage.objects.filter(workspace=workspace, id__in=image_uuids).values_list("id", flat=True)
+    )
+    if found != image_uuids:
+        raise ImageNotFoundError()
+    if filter_labels:
+        found |= set(
+            ImageLabel.objects.filter(image__workspace=workspace, label__in=filter_labels).values_list(
+                "image_id", flat=True
+            )
+        )
+    selected = TrainingImage.objects.filter(workspace=workspace, id__in=found)
+
+    if remove_labels:
+        ImageLabel.objects.filter(image__in=selected, label__in=remove_labels).delete()
+    if add_labels:
+        ImageLabel.objects.bulk_create(
+            [ImageLabel(image_id=image_id, label=label) for image_id in found for label in add_labels],
+            ignore_conflicts=True,
+        )
+    flags = {}
+    if test_image is not None:
+        flags["test_image"] = test_image
+    if real is not None:
+        flags["real"] = real
+    if flags:
+        selected.update(**flags)
+    return len(found)
+
+
+# --- deletion ---------------------------------------------------------------------------------------
+
+
+def training_image_delete_many(*, queryset: QuerySet) -> int:
+    """Delete the images of ``queryset`` (rows, labels) and, once committed, their files.
+
+    Returns how many images were deleted. Callers scope the queryset (e.g. the images of a label
+    being wiped); this function does not filter by workspace.
+    """
+    with transaction.atomic():
+        rows = list(queryset.order_by().values_list("id", "file", "thumbnail"))
+        if not rows:
+            return 0
+        TrainingImage.objects.filter(id__in=[row[0] for row in rows]).delete()
+        names = [name for _, file, thumb in rows for name in (file, thumb) if name]
+        # After the commit only: a rolled-back delete must find its files still there.
+        transaction.on_commit(partial(storage.delete_files, *names))
+    return len(rows)
+
+
+def training_image_delete(*, image: TrainingImage) -> None:
+    """Delete one image and (after commit) its files."""
+    training_image_delete_many(queryset=TrainingImage.objects.filter(pk=image.pk))
+
+
+# --- upload sources ---------------------------------------------------------------------------------
+
+
+def upload_bytes(*, file=None, base64: str | None = None, url: str | None = None) -> bytes:
+    """The image bytes of an upload: exactly one of a file, base64 text or a URL to fetch."""
+    from .decoding import check_size, decode_base64
+    from .errors import MSG_MANY_SOURCES, MSG_NO_SOURCE
+    from .fetch import fetch_url
+
+    given = [source for source in (file, base64, url) if source not in (None, "")]
+    if not given:
+        raise ImageInputError(MSG_NO_SOURCE)
+    if len(given) > 1:
+        raise ImageInputError(MSG_MANY_SOURCES)
+    if file is not None:
+        check_size(file.size or 0)  # refuse before reading a huge upload into memory
+        file.seek(0)
+        return file.read()
+    if base64:
+        return decode_base64(base64)
+    return fetch_url(url)

@@ -1,0 +1,103 @@
+"""Training image files in Django's default storage, handed out as signed, expiring URLs.
+
+Nothing here assumes a filesystem: files go through ``default_storage`` (local disk by default, S3
+once ``STORAGES["default"]`` says so). The API never exposes storage names; it hands out
+
+* for local storage, ``/media/<name>?sig=<timestamp:signature>`` signed with Django's
+  ``TimestampSigner`` and served by ``views.media_file`` without a token;
+* for storages that presign (S3), ``storage.url(name, expire=...)``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.core import signing
+from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage, default_storage
+from django.urls import reverse
+
+logger = logging.getLogger(__name__)
+
+SIGNING_SALT = "apps.images.media"
+SIGNATURE_PARAM = "sig"
+
+
+def _signer() -> signing.TimestampSigner:
+    return signing.TimestampSigner(salt=SIGNING_SALT)
+
+
+def _is_local(storage) -> bool:
+    return isinstance(storage, FileSystemStorage)
+
+
+def new_names(workspace_id, extension: str) -> tuple[str, str]:
+    """Unguessable storage names for an image and its thumbnail (never derived from the image id)."""
+    key = secrets.token_hex(16)
+    return (
+        f"training-images/{workspace_id}/{key}.{extension}",
+        f"training-images/{workspace_id}/thumbs/{key}.jpg",
+    )
+
+
+def save_bytes(name: str, data: bytes) -> str:
+    """Store ``data`` under ``name`` (or a free variant of it); return the name used."""
+    return default_storage.save(name, ContentFile(data))
+
+
+def read_bytes(name: str) -> bytes:
+    with default_storage.open(name, "rb") as handle:
+        return handle.read()
+
+
+def delete_files(*names: str) -> None:
+    """Delete files, logging (not raising) failures: a leftover file must not fail a request."""
+    for name in names:
+        if not name:
+            continue
+        try:
+            default_storage.delete(name)
+        except Exception:  # noqa: BLE001 - any storage backend error
+            logger.exception("Could not delete %s from storage", name)
+
+
+def sign(name: str) -> str:
+    """The signature part (``timestamp:signature``) for ``name``."""
+    return _signer().sign(name)[len(name) + 1 :]
+
+
+def verify(name: str, signature: str, max_age: int | None = None) -> bool:
+    """True if ``signature`` was made by ``sign(name)`` less than ``max_age`` seconds ago."""
+    if not name or not signature:
+        return False
+    max_age = settings.VF_SIGNED_URL_TTL if max_age is None else max_age
+    try:
+        _signer().unsign(f"{name}:{signature}", max_age=max_age)
+    except signing.BadSignature:  # SignatureExpired is a subclass
+        return False
+    return True
+
+
+def signed_url(name: str, request=None) -> str:
+    """An absolute URL for the stored file ``name`` that works without a token and expires.
+
+    ``VF_SIGNED_URL_TTL`` seconds is the lifetime. Built on ``request``'s host when given, else on
+    ``VF_PUBLIC_URL``. Empty for an empty name.
+    """
+    if not name:
+        return ""
+    storage = default_storage
+    ttl = settings.VF_SIGNED_URL_TTL
+    if not _is_local(storage):
+        try:
+            # django-storages' S3 storage presigns with ``expire``.
+            return storage.url(name, expire=ttl)
+        except TypeError:
+            return storage.url(name)
+    path = reverse("media-file", kwargs={"name": name}) + "?" + urlencode({SIGNATURE_PARAM: sign(name)})
+    if request is not None:
+        return request.build_absolute_uri(path)
+    return settings.VF_PUBLIC_URL.rstrip("/") + path

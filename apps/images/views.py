@@ -1,0 +1,246 @@
+"""Training-image endpoints and the token-free view that serves signed media URLs."""
+
+from __future__ import annotations
+
+import mimetypes
+
+from django.core.files.storage import default_storage
+from django.http import FileResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import exceptions, mixins, status
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.workspaces.services import workspace_ensure_default
+from apps.workspaces.tenancy import WORKSPACE_PARAMETER, WorkspaceScopedViewSet
+
+from . import selectors, services, storage
+from .filters import TrainingImageFilter
+from .serializers import (
+    BulkUpdateResultSerializer,
+    BulkUpdateSerializer,
+    ImageLabelIdSerializer,
+    ImageLabelRequiredValueSerializer,
+    ImageLabelValueSerializer,
+    TrainingImageSerializer,
+    TrainingImageUpdateSerializer,
+    TrainingImageUploadSerializer,
+)
+
+MSG_LINK_INVALID = "This link is invalid or has expired."
+
+ERRORS = {
+    400: OpenApiResponse(description="Invalid input; `{detail}` or `{field: [messages]}`"),
+    401: OpenApiResponse(description="No or invalid token"),
+    404: OpenApiResponse(description="No such image or label in the workspace, or not a member of it"),
+}
+UPLOAD_ERRORS = {**ERRORS, 413: OpenApiResponse(description="Image or request body larger than the limit")}
+# The client's modify_images sends this literal for "the caller's default workspace".
+CLIENT_DEFAULT_WORKSPACE = "Default"
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List training images",
+        parameters=[
+            WORKSPACE_PARAMETER,
+            OpenApiParameter(
+                "label_value_<label id>__gte",
+                float,
+                description="Also `__lte`: bound the value of a value label (any label id).",
+            ),
+        ],
+        responses={
+            200: TrainingImageSerializer(many=True),
+            400: ERRORS[400],
+            401: ERRORS[401],
+            404: ERRORS[404],
+        },
+    ),
+    retrieve=extend_schema(
+        summary="Get a training image",
+        parameters=[WORKSPACE_PARAMETER],
+        responses={200: TrainingImageSerializer, **ERRORS},
+    ),
+    destroy=extend_schema(
+        summary="Delete a training image and its files",
+        parameters=[WORKSPACE_PARAMETER],
+        responses={204: None, 401: ERRORS[401], 404: ERRORS[404]},
+    ),
+)
+class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
+    """Training images of the workspace: upload, list, label, flag, delete."""
+
+    serializer_class = TrainingImageSerializer
+    filterset_class = TrainingImageFilter
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+    lookup_value_regex = "[0-9a-fA-F-]{32,36}"
+
+    def initial(self, request, *args, **kwargs):
+        try:
+            super().initial(request, *args, **kwargs)
+        except exceptions.NotFound:
+            # The Ximilar client's modify_images names the default workspace "Default" in the body.
+            data = request.data if hasattr(request.data, "get") else {}
+            if request.query_params.get("workspace") or data.get("workspace") != CLIENT_DEFAULT_WORKSPACE:
+                raise
+            self.workspace = workspace_ensure_default(user=request.user)
+
+    def get_workspace_queryset(self, workspace):
+        return selectors.training_image_list(workspace=workspace)
+
+    def _detail(self, image, status_code=status.HTTP_200_OK) -> Response:
+        image = selectors.training_image_get(workspace=self.workspace, image_id=image.pk)
+        return Response(self.get_serializer(image).data, status=status_code)
+
+    @extend_schema(
+        summary="Upload a training image",
+        description="Multipart `img_path`, or JSON `base64` / `url`; optional labels, meta data and flags.",
+        request={
+            "multipart/form-data": TrainingImageUploadSerializer,
+            "application/json": TrainingImageUploadSerializer,
+        },
+        responses={201: TrainingImageSerializer, **UPLOAD_ERRORS},
+    )
+    def create(self, request, *args, **kwargs):
+        upload = TrainingImageUploadSerializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        data = upload.validated_data
+        raw = services.upload_bytes(file=data.get("img_path"), base64=data.get("base64"), url=data.get("url"))
+        image = services.training_image_ingest(
+            workspace=self.workspace,
+            data=raw,
+            label_ids=data.get("labels", ()),
+            meta_data=data.get("meta_data"),
+            noresize=data["noresize"],
+            test_image=data["test_image"],
+            real=data["real"],
+        )
+        return self._detail(image, status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Change meta data and flags",
+        description="The fields given change, the others stay (PUT acts like PATCH, as the client expects).",
+        request=TrainingImageUpdateSerializer,
+        responses={200: TrainingImageSerializer, **ERRORS},
+    )
+    def update(self, request, *args, **kwargs):
+        image = self.get_object()
+        changes = TrainingImageUpdateSerializer(data=request.data)
+        changes.is_valid(raise_exception=True)
+        fields = {k: v for k, v in changes.validated_data.items() if k != "workspace"}
+        services.training_image_update(image=image, **fields)
+        return self._detail(image)
+
+    @extend_schema(
+        summary="Change some meta data and flags",
+        request=TrainingImageUpdateSerializer,
+        responses={200: TrainingImageSerializer, **ERRORS},
+    )
+    def partial_update(self, request, *args, **kwargs):
+        return self.update(request, *args, **kwargs)
+
+    def destroy(self, request, *args, **kwargs):
+        services.training_image_delete(image=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        summary="Attach a label",
+        request=ImageLabelValueSerializer,
+        responses={200: TrainingImageSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path="add-label")
+    def add_label(self, request, pk=None):
+        image = self.get_object()
+        body = ImageLabelValueSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.training_image_add_label(
+            image=image, label_id=body.validated_data["label_id"], value=body.validated_data.get("value")
+        )
+        return self._detail(image)
+
+    @extend_schema(
+        summary="Detach a label",
+        request=ImageLabelIdSerializer,
+        responses={200: TrainingImageSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path="remove-label")
+    def remove_label(self, request, pk=None):
+        image = self.get_object()
+        body = ImageLabelIdSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.training_image_remove_label(image=image, label_id=body.validated_data["label_id"])
+        return self._detail(image)
+
+    @extend_schema(
+        summary="Change the value of a value label",
+        request=ImageLabelRequiredValueSerializer,
+        responses={200: TrainingImageSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path="update-label")
+    def update_label(self, request, pk=None):
+        image = self.get_object()
+        body = ImageLabelRequiredValueSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.training_image_update_label(
+            image=image, label_id=body.validated_data["label_id"], value=body.validated_data["value"]
+        )
+        return self._detail(image)
+
+    @extend_schema(
+        summary="Change the value of a value label (alias of update-label)",
+        request=ImageLabelRequiredValueSerializer,
+        responses={200: TrainingImageSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path="update-value")
+    def update_value(self, request, pk=None):
+        return self.update_label(request, pk)
+
+    @extend_schema(
+        summary="Update many images",
+        description="Select `images` (ids) and/or every image with one of `labels`; attach `labels-add`, "
+        "detach `labels-remove`, set or clear the test/real flags.",
+        request=BulkUpdateSerializer,
+        responses={200: BulkUpdateResultSerializer, **ERRORS},
+    )
+    @action(detail=False, methods=["post"], url_path="update")
+    def bulk_update(self, request):
+        body = BulkUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        count = services.training_image_bulk_update(
+            workspace=self.workspace,
+            image_ids=data.get("images", ()),
+            label_ids=data.get("labels", ()),
+            add_label_ids=data.get("labels-add", ()),
+            remove_label_ids=data.get("labels-remove", ()),
+            test_image=True if data["mark-test"] else (False if data["unmark-test"] else None),
+            real=True if data["mark-real"] else (False if data["unmark-real"] else None),
+        )
+        return Response({"count": count})
+
+
+@extend_schema(exclude=True)
+class MediaFileView(APIView):
+    """Serves a stored file for a signed, unexpired link; no token (the client's download sends none).
+
+    The signature covers the storage name, so a file is reachable only through a link the API
+    handed out, never by guessing names or image ids.
+    """
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+
+    def get(self, request, name: str):
+        if not storage.verify(name, request.query_params.get(storage.SIGNATURE_PARAM, "")):
+            raise exceptions.PermissionDenied(MSG_LINK_INVALID)
+        if not default_storage.exists(name):
+            raise exceptions.NotFound()
+        content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        response = FileResponse(default_storage.open(name, "rb"), content_type=content_type)
+        response["Cache-Control"] = "private, max-age=3600"
+        return response
