@@ -265,12 +265,8 @@ LOGGING = {
 VF_PUBLIC_URL = env("VF_PUBLIC_URL", "http://localhost:8000")
 # Lifetime (s) of the signed img_path / thumb_img_path URLs (Django signing locally, presigned on S3).
 VF_SIGNED_URL_TTL = env_int("VF_SIGNED_URL_TTL", 24 * 3600)
-# Largest accepted image (bytes, after base64 decoding); larger uploads answer 413.
-VF_MAX_IMAGE_BYTES = env_int("VF_MAX_IMAGE_BYTES", 10 * 1024 * 1024)
 # Hosts the URL fetcher may reach although they resolve to private/loopback addresses (intranets).
 VF_URL_FETCH_ALLOWED_HOSTS = env_list("VF_URL_FETCH_ALLOWED_HOSTS")
-# JSON bodies carry images as base64 (4/3 of the bytes) plus meta data.
-DATA_UPLOAD_MAX_MEMORY_SIZE = VF_MAX_IMAGE_BYTES * 4 // 3 + 1024 * 1024
 
 SESSION_COOKIE_AGE = int(timedelta(days=14).total_seconds())
 
