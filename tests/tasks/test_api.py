@@ -464,3 +464,34 @@ def test_a_workspace_the_caller_is_not_a_member_of_is_a_404(api, workspace, othe
     assert response.status_code == 404
     assert response.json() == {"detail": "Workspace not found."}
     assert not Task.objects.filter(name="intruder").exists()
+
+
+# --- deploying a version ---------------------------------------------------------------------------
+
+
+def test_patching_production_version_deploys_a_trained_version(api, workspace):
+    from apps.tasks.models import ModelVersion
+
+    task = TaskFactory(workspace=workspace)
+    ModelVersion.objects.create(workspace=workspace, task=task, version=1, train_status="TRAINED")
+    ModelVersion.objects.create(workspace=workspace, task=task, version=2, train_status="FAILED")
+
+    response = api.patch(f"/recognition/v2/task/{task.pk}/", {"production_version": 1}, format="json")
+    assert response.status_code == 200
+    assert response.json()["production_version"] == 1
+
+    response = api.patch(f"/recognition/v2/task/{task.pk}/", {"production_version": 2}, format="json")
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Model version 2 of this task is not trained."}
+    task.refresh_from_db()
+    assert task.production_version == 1
+
+
+def test_a_refused_deploy_changes_nothing_else_in_the_same_request(api, workspace):
+    task = TaskFactory(workspace=workspace, name="before")
+    response = api.patch(
+        f"/recognition/v2/task/{task.pk}/", {"name": "after", "production_version": 3}, format="json"
+    )
+    assert response.status_code == 400
+    task.refresh_from_db()
+    assert (task.name, task.production_version) == ("before", -1)
