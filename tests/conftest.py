@@ -15,6 +15,8 @@ from rest_framework.test import APIClient
 from apps.workspaces import services
 from tests.factories import UserFactory
 
+pytest_plugins = ["tests.servers"]
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
