@@ -1,0 +1,83 @@
+"""img_path and thumb_img_path are signed, expiring links; nothing else opens a file."""
+
+from __future__ import annotations
+
+import time
+from unittest import mock
+from urllib.parse import urlsplit
+
+import pytest
+
+from apps.images import storage
+
+pytestmark = pytest.mark.django_db
+
+
+def path_of(link: str) -> str:
+    parts = urlsplit(link)
+    return parts.path + ("?" + parts.query if parts.query else "")
+
+
+def test_a_signed_link_serves_the_file_without_a_token(api, anon, make_image, settings):
+    image = make_image()
+    body = api.get(f"/recognition/v2/training-image/{image.id}/").json()
+    for key, name in (("img_path", image.file), ("thumb_img_path", image.thumbnail)):
+        response = anon.get(path_of(body[key]))
+        assert response.status_code == 200
+        assert response["Content-Type"] == "image/jpeg"
+        assert b"".join(response.streaming_content) == (settings.MEDIA_ROOT / name).read_bytes()
+
+
+def test_an_unsigned_link_is_refused(anon, make_image):
+    image = make_image()
+    assert anon.get(f"/media/{image.file}").status_code == 403
+    assert anon.get(f"/media/{image.file}?sig=").status_code == 403
+
+
+def test_a_tampered_link_is_refused(anon, make_image):
+    image, other = make_image(), make_image()
+    signature = storage.sign(image.file)
+    assert anon.get(f"/media/{image.file}?sig={signature[:-1]}x").status_code == 403
+    # A signature is bound to its file: it does not open another one.
+    assert anon.get(f"/media/{other.file}?sig={signature}").status_code == 403
+    assert anon.get(f"/media/{image.file}?sig=123:abc").status_code == 403
+
+
+def test_an_expired_link_is_refused(anon, make_image, settings):
+    settings.VF_SIGNED_URL_TTL = 60
+    image = make_image()
+    link = f"/media/{image.file}?sig={storage.sign(image.file)}"
+    assert anon.get(link).status_code == 200
+    with mock.patch("django.core.signing.time.time", return_value=time.time() + 61):
+        assert anon.get(link).status_code == 403
+
+
+def test_an_image_id_alone_opens_nothing(anon, make_image):
+    image = make_image()
+    assert anon.get(f"/media/{image.id}").status_code == 403
+    assert anon.get(f"/media/training-images/{image.workspace_id}/{image.id}.jpg").status_code == 403
+    assert str(image.id) not in image.file
+
+
+def test_a_signed_link_to_a_deleted_file_is_404(anon, make_image, settings):
+    image = make_image()
+    link = f"/media/{image.file}?sig={storage.sign(image.file)}"
+    (settings.MEDIA_ROOT / image.file).unlink()
+    assert anon.get(link).status_code == 404
+
+
+def test_links_outside_a_request_use_the_public_url(settings):
+    settings.VF_PUBLIC_URL = "https://vision.example.com/"
+    link = storage.signed_url("training-images/x/a.jpg")
+    assert link.startswith("https://vision.example.com/media/training-images/x/a.jpg?sig=")
+
+
+def test_a_presigning_storage_is_asked_for_an_expiring_url(settings):
+    settings.VF_SIGNED_URL_TTL = 123
+
+    class Presigning:
+        def url(self, name, expire=None):
+            return f"https://bucket.s3.example.com/{name}?X-Amz-Expires={expire}"
+
+    with mock.patch.object(storage, "default_storage", Presigning()):
+        assert storage.signed_url("a/b.jpg") == "https://bucket.s3.example.com/a/b.jpg?X-Amz-Expires=123"
