@@ -15,7 +15,9 @@ MSG_TOO_LARGE = "The image is larger than {limit} bytes."
 MSG_BAD_BASE64 = "The base64 data is not valid."
 MSG_NO_SOURCE = "Send one of img_path (file), base64 or url."
 MSG_MANY_SOURCES = "Send only one of img_path (file), base64 or url."
-MSG_DUPLICATE = "Training image with this content already exists (image ID {image_id})"
+# The client's parse_already_inserted reads the id with r"image.ID..(<uuid4>)": two characters
+# between "ID" and the id, hence " <" (API.md's "(image ID <uuid>)" taken literally).
+MSG_DUPLICATE = "Training image with this content already exists (image ID <{image_id}>)"
 MSG_IMAGE_NOT_FOUND = "Training image not found."
 MSG_LABEL_NOT_FOUND = "Label not found."
 MSG_VALUE_REQUIRED = "A value label needs a numeric value."

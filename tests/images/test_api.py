@@ -127,7 +127,7 @@ def test_the_same_bytes_twice_in_a_workspace_answer_400_naming_the_image(api, us
     response = api.post(BASE, {"base64": data}, format="json")
     assert response.status_code == 400
     assert response.json() == {
-        "detail": f"Training image with this content already exists (image ID {first['id']})"
+        "detail": f"Training image with this content already exists (image ID <{first['id']}>)"
     }
     # Another workspace may hold the same image.
     team = workspace_services.workspace_create(owner=user, name="Team")
