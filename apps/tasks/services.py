@@ -113,11 +113,13 @@ def task_delete(*, task: Task) -> None:
 
     A negative label stays too (as a plain tag: its ``negative_for_task`` becomes null).
     """
-    from apps.tasks.artifacts import delete_artifacts  # storage + ml imports only when deleting
-
     versions = list(task.versions.all())
     task_id = task.pk
     task.delete()
-    # Files go only once the rows are gone for good: a rolled-back delete keeps working weights.
-    transaction.on_commit(lambda: [delete_artifacts(version) for version in versions])
+    if versions:
+        # Imported only when there is something to delete: it loads the ML stack (seconds).
+        from apps.tasks.artifacts import delete_artifacts
+
+        # Files go only once the rows are gone for good: a rolled-back delete keeps working weights.
+        transaction.on_commit(lambda: [delete_artifacts(version) for version in versions])
     logger.info("Deleted task %s with %d model version(s)", task_id, len(versions))
