@@ -1,0 +1,565 @@
+"""Training orchestration: start a training, run it in a worker, deploy, delete, sweep.
+
+The request side (``task_train``) validates and queues a version; the worker side
+(``model_version_claim`` -> ``model_version_train`` -> ``model_version_finish`` or
+``model_version_fail``) runs it; ``model_versions_sweep`` rescues versions a dead worker left
+behind. A version's life: QUEUED -> IN_TRAINING -> TRAINED | FAILED (the sweep may move a
+dead IN_TRAINING back to QUEUED once).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import math
+import tempfile
+import threading
+import time
+from datetime import timedelta
+from functools import partial
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from apps.workspaces.errors import DomainError
+
+from . import artifacts
+from .models import ModelVersion, Task
+from .training_selectors import (
+    TrainingExample,
+    label_image_counts,
+    model_version_active,
+    task_training_examples,
+    task_training_labels,
+)
+
+logger = logging.getLogger(__name__)
+
+Status = ModelVersion.Status
+
+MSG_TOO_FEW_LABELS = "A {type} task needs at least 2 labels to train; it has {count}."
+MSG_NO_VALUE_LABEL = "A regression task needs a value label to train."
+MSG_TOO_FEW_IMAGES = "Each label needs at least {minimum} training images; too few on: {labels}."
+MSG_TOO_FEW_VALUES = "A regression task needs at least {minimum} images with a value; {labels}."
+MSG_VERSION_NOT_TRAINED = "Model version {version} of this task is not trained."
+MSG_DELETE_PRODUCTION = "The production version of a task cannot be deleted; deploy another version first."
+MSG_DELETE_ACTIVE = "A model version that is queued or training cannot be deleted."
+MSG_WORKER_LOST = "The worker training this version stopped responding ({attempts} attempts)."
+MSG_NEVER_STARTED = "No worker started this training within {hours:g} hours."
+MSG_TIME_LIMIT = "Training exceeded its time limit."
+MSG_NO_IMAGES = "No training images could be read."
+
+TEST_FRACTION = 0.2
+PROGRESS_MIN_INTERVAL_S = 1.0  # at most one progress write per second
+REGRESSION_BINS = 5  # regression targets are stratified by quantile bins of the value
+
+
+# --------------------------------------------------------------------------- request side
+
+
+def _label_list(labels, counts) -> str:
+    return ", ".join(f"{label.name} ({counts[label.id]})" for label in labels)
+
+
+def task_validate_trainable(*, task: Task) -> None:
+    """Raise DomainError naming what is missing when the task cannot train yet."""
+    minimum = settings.MIN_IMAGES_PER_LABEL
+    outputs, negative = task_training_labels(task=task)
+    if task.type == Task.Type.REGRESSION:
+        if not outputs:
+            raise DomainError(MSG_NO_VALUE_LABEL)
+        counts = label_image_counts(task=task, labels=outputs[:1])
+        if counts[outputs[0].id] < minimum:
+            raise DomainError(
+                MSG_TOO_FEW_VALUES.format(minimum=minimum, labels=_label_list(outputs[:1], counts))
+            )
+        return
+    if len(outputs) < 2:
+        raise DomainError(MSG_TOO_FEW_LABELS.format(type=task.type, count=len(outputs)))
+    counts = label_image_counts(task=task, labels=outputs)
+    short = [label for label in outputs if counts[label.id] < minimum]
+    if short:
+        raise DomainError(MSG_TOO_FEW_IMAGES.format(minimum=minimum, labels=_label_list(short, counts)))
+
+
+def _enqueue(version_id) -> None:
+    from .jobs import train_model_version  # jobs import this module
+
+    try:
+        train_model_version.delay(str(version_id))
+    except Exception:
+        # Broker down: the version stays QUEUED and the sweep enqueues it again later. The
+        # request already committed, so answering 500 here would only hide the version.
+        logger.exception("could not enqueue training of model version %s", version_id)
+
+
+def task_train(*, task: Task, user=None) -> ModelVersion:
+    """Queue the next model version of ``task`` for training and return it.
+
+    Validates first (labels, images per label). While a version is QUEUED or IN_TRAINING it
+    creates nothing and returns that version. The task row is locked for the check-and-create,
+    so concurrent requests queue one training; the job is enqueued after commit.
+    """
+    with transaction.atomic():
+        # The row lock serialises train requests of one task (PostgreSQL; SQLite serialises writes).
+        task = Task.objects.select_for_update().get(pk=task.pk)
+        active = model_version_active(task=task)
+        if active is not None:
+            return active
+        task_validate_trainable(task=task)
+        last = task.versions.aggregate(n=Max("version"))["n"] or 0
+        version = ModelVersion.objects.create(
+            workspace_id=task.workspace_id,
+            task=task,
+            version=last + 1,
+            train_status=Status.QUEUED,
+            heartbeat=timezone.now(),  # for a QUEUED version: when it was (re)enqueued
+        )
+        Task.objects.filter(pk=task.pk).update(last_train_status=Task.TrainStatus.IN_TRAINING)
+        transaction.on_commit(partial(_enqueue, version.id))
+    logger.info("queued %s v%d for training (by %s)", task.id, version.version, getattr(user, "pk", None))
+    return version
+
+
+def task_deploy_version(*, task: Task, version: int) -> Task:
+    """Make TRAINED version number ``version`` the task's production version (classify uses it)."""
+    with transaction.atomic():
+        task = Task.objects.select_for_update().get(pk=task.pk)
+        if not task.versions.filter(version=version, train_status=Status.TRAINED).exists():
+            raise DomainError(MSG_VERSION_NOT_TRAINED.format(version=version))
+        task.production_version = version
+        task.save(update_fields=["production_version"])
+    return task
+
+
+def model_version_delete(*, version: ModelVersion) -> None:
+    """Delete a version and (after commit) its files. Not the production or an active version."""
+    with transaction.atomic():
+        task = Task.objects.select_for_update().get(pk=version.task_id)
+        version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        if version.train_status == Status.TRAINED and task.production_version == version.version:
+            raise DomainError(MSG_DELETE_PRODUCTION)
+        if version.train_status in (Status.QUEUED, Status.IN_TRAINING):
+            raise DomainError(MSG_DELETE_ACTIVE)
+        # delete() clears the instance's pk: keep a copy that still knows where the files are.
+        files = ModelVersion(
+            pk=version.pk,
+            workspace_id=version.workspace_id,
+            task_id=version.task_id,
+            artifact_path=version.artifact_path,
+        )
+        version.delete()
+        transaction.on_commit(partial(artifacts.delete_artifacts, files))
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+def _stale_before():
+    return timezone.now() - timedelta(seconds=settings.TRAINING_STALE_AFTER)
+
+
+def model_version_claim(*, version_id) -> ModelVersion | None:
+    """Mark a version IN_TRAINING for this worker; None when there is nothing to do.
+
+    Safe to call twice for one version: TRAINED/FAILED versions and versions another live worker
+    is training (fresh heartbeat) are skipped. A version out of attempts is failed and returned
+    (FAILED) so the caller can tell its owner.
+    """
+    with transaction.atomic():
+        version = (
+            ModelVersion.objects.select_for_update(of=("self",))
+            .select_related("task", "task__owner")
+            .filter(pk=version_id)
+            .first()
+        )
+        if version is None or version.train_status in (Status.TRAINED, Status.FAILED):
+            return None
+        if (
+            version.train_status == Status.IN_TRAINING
+            and version.heartbeat
+            and version.heartbeat > _stale_before()
+        ):
+            logger.info("model version %s is being trained by a live worker; skipping", version_id)
+            return None
+        if version.attempts >= settings.TRAINING_MAX_ATTEMPTS:
+            return _fail_locked(version, MSG_WORKER_LOST.format(attempts=version.attempts))
+        now = timezone.now()
+        version.train_status = Status.IN_TRAINING
+        version.started = version.heartbeat = now
+        version.finished = None
+        version.progress = 0.0
+        version.epoch = version.loss = None
+        version.attempts += 1
+        version.save(
+            update_fields=[
+                "train_status",
+                "started",
+                "heartbeat",
+                "finished",
+                "progress",
+                "epoch",
+                "loss",
+                "attempts",
+            ]
+        )
+        Task.objects.filter(pk=version.task_id).update(last_train_status=Task.TrainStatus.IN_TRAINING)
+    return version
+
+
+def _fail_locked(version: ModelVersion, reason: str) -> ModelVersion:
+    version.train_status = Status.FAILED
+    version.finished = timezone.now()
+    version.metrics = {**(version.metrics or {}), "error": reason}
+    version.save(update_fields=["train_status", "finished", "metrics"])
+    Task.objects.filter(pk=version.task_id).update(last_train_status=Task.TrainStatus.FAILED)
+    logger.warning("model version %s failed: %s", version.pk, reason)
+    return version
+
+
+def model_version_fail(*, version_id, reason: str) -> ModelVersion | None:
+    """Mark a version FAILED with ``reason`` in ``metrics.error``; a finished version is left alone.
+
+    Returns the FAILED version, or None when there was nothing to fail.
+    """
+    with transaction.atomic():
+        version = (
+            ModelVersion.objects.select_for_update(of=("self",))
+            .select_related("task", "task__owner")
+            .filter(pk=version_id)
+            .first()
+        )
+        if version is None or version.train_status in (Status.TRAINED, Status.FAILED):
+            return None
+        return _fail_locked(version, reason[:2000])
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What the owner reads in ``metrics.error``: ml's own messages as they are, else the type too."""
+    from ml.models import PretrainedLoadError
+
+    if isinstance(exc, (PretrainedLoadError, ValueError)):
+        return str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _finite(value):
+    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+class _ProgressWriter:
+    """ml's progress callback: writes progress/epoch/loss/heartbeat, at most once a second.
+
+    ``.filter().update()`` touches only these columns, so it never overwrites what another
+    process (the sweep, an admin) wrote to the row meanwhile.
+    """
+
+    def __init__(self, version_id):
+        self.version_id = version_id
+        self.last = 0.0
+
+    def __call__(self, info: dict) -> None:
+        now = time.monotonic()
+        if now - self.last < PROGRESS_MIN_INTERVAL_S:
+            return
+        self.last = now
+        ModelVersion.objects.filter(pk=self.version_id, train_status=Status.IN_TRAINING).update(
+            progress=min(float(info.get("percent") or 0.0), 99.0),
+            epoch=info.get("epoch"),
+            loss=_finite(info.get("loss")),
+            heartbeat=timezone.now(),
+        )
+
+
+class _HeartbeatThread:
+    """Refresh the heartbeat every TRAINING_HEARTBEAT_INTERVAL seconds while a fit runs.
+
+    Progress only arrives once per epoch, and decoding a large set or one long epoch can outlast
+    the sweep's staleness threshold; without this a live training would look dead and be started
+    a second time. Runs on its own database connection (Django's are per thread).
+    """
+
+    def __init__(self, version_id):
+        self.version_id = version_id
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"heartbeat-{version_id}", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            while not self.stop.wait(settings.TRAINING_HEARTBEAT_INTERVAL):
+                try:
+                    ModelVersion.objects.filter(pk=self.version_id, train_status=Status.IN_TRAINING).update(
+                        heartbeat=timezone.now()
+                    )
+                except Exception:
+                    logger.exception("heartbeat of model version %s failed", self.version_id)
+                    close_old_connections()
+        finally:
+            connection.close()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+
+def _split_seed(task: Task, version: int) -> int:
+    digest = hashlib.sha256(f"{task.id}:{version}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def _image_source(name: str):
+    """A path when the storage is local (ml decodes from disk, nothing held in memory), else bytes."""
+    try:
+        return default_storage.path(name)
+    except NotImplementedError:
+        pass
+    try:
+        from apps.images.storage import read_bytes
+    except ImportError:  # until apps.images ships its helper
+        with default_storage.open(name, "rb") as fh:
+            return fh.read()
+    try:
+        return read_bytes(name)
+    except Exception:  # an unreadable image is skipped by ml with a warning, not a failed training
+        logger.warning("cannot read training image %s", name, exc_info=True)
+        return b""
+
+
+def _examples_and_targets(task: Task, outputs, negative):
+    """(examples, targets, strata, warnings) in ml.fit's terms for the task's type."""
+    warnings: list[str] = []
+    if task.type == Task.Type.REGRESSION:
+        if len(outputs) > 1:
+            warnings.append(
+                f"The task has {len(outputs)} value labels; the model learns the first, {outputs[0].name}."
+            )
+        examples = [
+            e
+            for e in task_training_examples(task=task, outputs=outputs[:1], negative=[])
+            if e.value is not None
+        ]
+        targets = [float(e.value) for e in examples]
+        # Quantile bins of the value, so both sides span the whole range.
+        order = sorted(range(len(examples)), key=lambda i: (targets[i], examples[i].image_id))
+        bins = max(1, min(REGRESSION_BINS, len(examples) // 5))
+        strata = [0] * len(examples)
+        for rank, i in enumerate(order):
+            strata[i] = rank * bins // max(len(examples), 1)
+        return examples, targets, strata, warnings
+    index = {label.id: i for i, label in enumerate(outputs)}
+    examples = task_training_examples(task=task, outputs=outputs, negative=negative)
+    if task.type == Task.Type.MULTI_CLASS:
+        ambiguous = [e for e in examples if len(e.label_ids) > 1]
+        if ambiguous:
+            warnings.append(
+                f"{len(ambiguous)} images carry more than one category of this task and were left out."
+            )
+        examples = [e for e in examples if len(e.label_ids) == 1]
+        return (
+            examples,
+            [index[e.label_ids[0]] for e in examples],
+            [str(e.label_ids[0]) for e in examples],
+            warnings,
+        )
+    targets = [[index[label_id] for label_id in e.label_ids] for e in examples]
+    strata = [",".join(str(label_id) for label_id in e.label_ids) for e in examples]
+    return examples, targets, strata, warnings
+
+
+def _evaluation(
+    task_type: str, predictions: list[dict], examples: list[TrainingExample], outputs
+) -> list[dict]:
+    """Test-side predictions per image, what the model gets wrong first."""
+    labels = [{"id": str(label.id), "name": label.name} for label in outputs]
+    records = []
+    for p in predictions:
+        example = examples[p["index"]]
+        if task_type == Task.Type.REGRESSION:
+            true, predicted = p["true"], p["predicted"]
+            error = abs(predicted - true) if true is not None and predicted is not None else None
+            records.append(
+                {
+                    "image_id": example.image_id,
+                    "true_labels": [{**labels[0], "value": true}],
+                    "predicted_labels": [{**labels[0], "value": predicted}],
+                    "error": error,
+                    "correct": None,
+                }
+            )
+            continue
+        probs = p["probs"] or []
+        true = [p["true"]] if task_type == Task.Type.MULTI_CLASS else list(p["true"])
+        chosen = [p["predicted"]] if task_type == Task.Type.MULTI_CLASS else list(p["predicted"])
+        records.append(
+            {
+                "image_id": example.image_id,
+                "true_labels": [labels[j] for j in true],
+                "predicted_labels": [{**labels[j], "prob": probs[j]} for j in chosen],
+                "labels": sorted(
+                    ({**labels[j], "prob": prob} for j, prob in enumerate(probs)),
+                    key=lambda r: -(r["prob"] or 0),
+                ),
+                "correct": sorted(true) == sorted(chosen),
+            }
+        )
+    records.sort(key=lambda r: (r["correct"] is not False, -(r.get("error") or 0.0), r["image_id"]))
+    return records
+
+
+def model_version_train(*, version: ModelVersion, heartbeat_thread: bool = True) -> ModelVersion:
+    """Train a claimed (IN_TRAINING) version end to end and mark it TRAINED.
+
+    Split the task's images 80/20 (stratified, seeded by task and version, ``test_image`` always
+    test) and record it; fit with ml.train.fit, reporting progress; upload the artifacts; then
+    ``model_version_finish``. Raises on failure: the caller (the job) fails the version.
+    """
+    from ml.config import TrainConfig
+    from ml.split import stratified_split
+    from ml.train import fit
+
+    task = version.task
+    outputs, negative = task_training_labels(task=task)
+    examples, targets, strata, warnings = _examples_and_targets(task, outputs, negative)
+    if not examples:
+        raise ValueError(MSG_NO_IMAGES)
+    seed = _split_seed(task, version.version)
+    test_mask = stratified_split(
+        [e.image_id for e in examples],
+        strata,
+        [e.test_image for e in examples],
+        test_fraction=TEST_FRACTION,
+        seed=seed,
+    )
+    split = {
+        "seed": seed,
+        "train": [e.image_id for e, test in zip(examples, test_mask, strict=True) if not test],
+        "test": [e.image_id for e, test in zip(examples, test_mask, strict=True) if test],
+    }
+    ModelVersion.objects.filter(pk=version.pk).update(split=split, heartbeat=timezone.now())
+    config = TrainConfig(
+        architecture=task.architecture or settings.TRAIN_ARCHITECTURE,
+        input_size=task.input_size or None,
+        epochs=settings.TRAIN_EPOCHS,
+        time_budget_s=settings.TRAIN_TIME_BUDGET or None,
+        pretrained=settings.TRAIN_PRETRAINED,
+        seed=seed,
+    )
+    items = [(_image_source(e.file), target) for e, target in zip(examples, targets, strict=True)]
+    labels = [
+        {"id": str(label.id), "name": label.name}
+        for label in outputs[: 1 if task.type == "regression" else None]
+    ]
+    beat = _HeartbeatThread(version.pk) if heartbeat_thread else contextlib.nullcontext()
+    with tempfile.TemporaryDirectory(prefix="vf-train-") as out_dir, beat:
+        result = fit(
+            items,
+            test_mask,
+            labels,
+            task.type,
+            config=config,
+            out_dir=out_dir,
+            progress=_ProgressWriter(version.pk),
+        )
+        artifact_path = artifacts.save_artifacts(version, out_dir)
+    return model_version_finish(
+        version_id=version.pk,
+        metrics=result.metrics,
+        warnings=warnings + list(result.warnings),
+        evaluation=_evaluation(task.type, result.predictions, examples, outputs),
+        artifact_path=artifact_path,
+    )
+
+
+def model_version_finish(
+    *, version_id, metrics: dict, warnings: list[str], evaluation: list[dict], artifact_path: str
+) -> ModelVersion:
+    """In one transaction: mark the version TRAINED with its results and deploy it.
+
+    It becomes the production version when it is the task's first TRAINED version or the task
+    does not keep its deployed version. A version another run finished meanwhile is left as is.
+    """
+    with transaction.atomic():
+        version = (
+            ModelVersion.objects.select_for_update(of=("self",))
+            .select_related("task__owner")
+            .get(pk=version_id)
+        )
+        task = Task.objects.select_for_update().get(pk=version.task_id)
+        if version.train_status == Status.TRAINED:
+            return version
+        version.train_status = Status.TRAINED
+        version.finished = version.heartbeat = timezone.now()
+        version.progress = 100.0
+        version.accuracy = metrics.get("accuracy")
+        version.epoch = metrics.get("epochs")
+        version.loss = _finite(metrics.get("train_loss"))
+        version.metrics = metrics
+        version.warnings = warnings
+        version.evaluation = evaluation
+        version.artifact_path = artifact_path
+        version.save()
+        task.last_train_status = Task.TrainStatus.TRAINED
+        if task.production_version < 1 or not task.keep_deployed_version:
+            task.production_version = version.version
+        task.save(update_fields=["last_train_status", "production_version"])
+        version.task = task
+    logger.info("model version %s trained: accuracy %s", version.pk, version.accuracy)
+    return version
+
+
+# --------------------------------------------------------------------------- sweep
+
+
+def model_versions_sweep() -> dict[str, list]:
+    """Rescue versions left behind: never leave one QUEUED or IN_TRAINING for good.
+
+    IN_TRAINING with a heartbeat older than TRAINING_STALE_AFTER (its worker died): back to
+    QUEUED and enqueued again while it has attempts left, else FAILED. QUEUED whose message may
+    be lost (enqueued longer than TRAINING_STALE_AFTER ago): enqueued again (a duplicate message is
+    harmless, the job skips a version that is no longer QUEUED); QUEUED for longer than
+    TRAINING_QUEUED_MAX_AGE: FAILED. Returns the ids it requeued and the FAILED versions.
+    """
+    stale = _stale_before()
+    now = timezone.now()
+    too_old = now - timedelta(seconds=settings.TRAINING_QUEUED_MAX_AGE)
+    requeued, failed = [], []
+    candidates = ModelVersion.objects.filter(
+        train_status__in=(Status.QUEUED, Status.IN_TRAINING), heartbeat__lt=stale
+    )
+    for version_id in list(candidates.values_list("pk", flat=True)):
+        with transaction.atomic():
+            version = (
+                ModelVersion.objects.select_for_update(of=("self",))
+                .select_related("task__owner")
+                .filter(
+                    pk=version_id, heartbeat__lt=stale, train_status__in=(Status.QUEUED, Status.IN_TRAINING)
+                )
+                .first()
+            )
+            if version is None:  # it moved on meanwhile
+                continue
+            if (
+                version.train_status == Status.IN_TRAINING
+                and version.attempts >= settings.TRAINING_MAX_ATTEMPTS
+            ):
+                failed.append(_fail_locked(version, MSG_WORKER_LOST.format(attempts=version.attempts)))
+            elif version.train_status == Status.QUEUED and version.created < too_old:
+                hours = settings.TRAINING_QUEUED_MAX_AGE / 3600
+                failed.append(_fail_locked(version, MSG_NEVER_STARTED.format(hours=hours)))
+            else:
+                if version.train_status == Status.IN_TRAINING:
+                    logger.warning("model version %s lost its worker; requeueing", version.pk)
+                version.train_status = Status.QUEUED
+                version.heartbeat = now
+                version.save(update_fields=["train_status", "heartbeat"])
+                transaction.on_commit(partial(_enqueue, version.pk))
+                requeued.append(version.pk)
+    return {"requeued": requeued, "failed": failed}

@@ -1,0 +1,120 @@
+"""Endpoints: ``task/{id}/train/`` and ``model/`` (list, detail, delete, evaluation)."""
+
+from __future__ import annotations
+
+import django_filters
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from apps.workspaces.tenancy import WORKSPACE_PARAMETER, WorkspaceScopedViewSet
+
+from . import training, training_selectors
+from .models import ModelVersion
+from .training_serializers import EvaluationSerializer, ModelVersionSerializer
+
+ERRORS = {
+    401: OpenApiResponse(description="No or invalid token"),
+    404: OpenApiResponse(description="Not found in this workspace (or not a member of the workspace)"),
+}
+BAD_REQUEST = OpenApiResponse(description='Refused, with `{"detail": "..."}` saying why')
+
+
+@extend_schema(tags=["training"])
+class TaskTrainViewSet(WorkspaceScopedViewSet):
+    """Only the ``train`` action; the task CRUD lives in apps/tasks/views.py under the same prefix."""
+
+    serializer_class = ModelVersionSerializer
+
+    def get_workspace_queryset(self, workspace):
+        return training_selectors.task_queryset()
+
+    @extend_schema(
+        summary="Train a task",
+        description=(
+            "Queue the next model version of the task for training and answer it (`train_status` "
+            "QUEUED). While a version is QUEUED or IN_TRAINING nothing new is created and that version "
+            "is answered. Refused with 400 naming the labels that are short when the task has fewer "
+            "than 2 labels (multi_class, multi_label), a label has fewer than MIN_IMAGES_PER_LABEL "
+            "images, or (regression) fewer than that many images have a value. The owner gets an "
+            "e-mail when training starts and when it ends."
+        ),
+        request=None,
+        parameters=[WORKSPACE_PARAMETER],
+        responses={200: ModelVersionSerializer, 400: BAD_REQUEST, **ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def train(self, request, pk=None):
+        version = training.task_train(task=self.get_object(), user=request.user)
+        return Response(self.get_serializer(training_selectors.model_version_list().get(pk=version.pk)).data)
+
+
+class ModelVersionFilter(django_filters.FilterSet):
+    task = django_filters.UUIDFilter(field_name="task_id", help_text="only this task's versions")
+
+    class Meta:
+        model = ModelVersion
+        fields = ["task"]
+
+
+@extend_schema(tags=["model"])
+@extend_schema_view(
+    list=extend_schema(
+        summary="List model versions",
+        description="Trained and training versions of the workspace's tasks, newest first; `?task=` filters.",
+        parameters=[WORKSPACE_PARAMETER],
+        responses={200: ModelVersionSerializer(many=True), 401: ERRORS[401], 404: ERRORS[404]},
+    ),
+    retrieve=extend_schema(
+        summary="Get a model version",
+        description="Status, progress (0 to 100; epoch and loss while training) and metrics.",
+        parameters=[WORKSPACE_PARAMETER],
+        responses={200: ModelVersionSerializer, **ERRORS},
+    ),
+    destroy=extend_schema(
+        summary="Delete a model version",
+        description=(
+            "Deletes the version and its model files. The task's production version, and a version that "
+            "is queued or training, cannot be deleted (400)."
+        ),
+        parameters=[WORKSPACE_PARAMETER],
+        responses={204: None, 400: BAD_REQUEST, **ERRORS},
+    ),
+)
+class ModelVersionViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, WorkspaceScopedViewSet
+):
+    serializer_class = ModelVersionSerializer
+    filterset_class = ModelVersionFilter
+
+    def get_workspace_queryset(self, workspace):
+        return training_selectors.model_version_list()
+
+    def perform_destroy(self, instance):
+        training.model_version_delete(version=instance)
+
+    @extend_schema(
+        summary="Evaluation of a model version",
+        description=(
+            "The test-side predictions of a TRAINED version, one record per test image: the image id, its "
+            "true labels and the predicted labels with their probabilities (regression: values and the "
+            "error); wrong predictions first, so you can see what the model gets wrong."
+        ),
+        parameters=[WORKSPACE_PARAMETER],
+        responses={200: EvaluationSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["get"])
+    def evaluation(self, request, pk=None):
+        version = self.get_object()
+        return Response(
+            {
+                "id": version.pk,
+                "task": version.task_id,
+                "version": version.version,
+                "train_status": version.train_status,
+                "count": len(version.evaluation or []),
+                "records": version.evaluation or [],
+            },
+            status=status.HTTP_200_OK,
+        )
