@@ -37,15 +37,20 @@ class LabelViewSet(
         label = selectors.label_get(workspace=self.workspace, label_id=label.pk)
         return Response(LabelSerializer(label).data, status=status_code)
 
-    @extend_schema(responses={200: LabelSerializer(many=True), **ERRORS})
+    @extend_schema(
+        summary="List the workspace's labels with their image and task counts",
+        responses={200: LabelSerializer(many=True), **ERRORS},
+    )
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(responses={200: LabelSerializer, **ERRORS})
+    @extend_schema(summary="Get a label", responses={200: LabelSerializer, **ERRORS})
     def retrieve(self, request, *args, **kwargs):
         return super().retrieve(request, *args, **kwargs)
 
-    @extend_schema(request=LabelInputSerializer, responses={201: LabelSerializer, **ERRORS})
+    @extend_schema(
+        summary="Create a label", request=LabelInputSerializer, responses={201: LabelSerializer, **ERRORS}
+    )
     def create(self, request):
         data = LabelInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -53,11 +58,17 @@ class LabelViewSet(
         label = services.label_create(workspace=self.workspace, **fields)
         return self._answer(label, status.HTTP_201_CREATED)
 
-    @extend_schema(request=LabelUpdateSerializer, responses={200: LabelSerializer, **ERRORS})
+    @extend_schema(
+        summary="Replace a label's fields",
+        request=LabelUpdateSerializer,
+        responses={200: LabelSerializer, **ERRORS},
+    )
     def update(self, request, pk=None):
         return self._update(request, partial=False)
 
-    @extend_schema(request=LabelUpdateSerializer, responses={200: LabelSerializer, **ERRORS})
+    @extend_schema(
+        summary="Change a label", request=LabelUpdateSerializer, responses={200: LabelSerializer, **ERRORS}
+    )
     def partial_update(self, request, pk=None):
         return self._update(request, partial=True)
 
@@ -68,12 +79,18 @@ class LabelViewSet(
         fields = {key: value for key, value in data.validated_data.items() if key != "workspace"}
         return self._answer(services.label_update(label=label, data=fields))
 
-    @extend_schema(responses={204: None, **ERRORS})
+    @extend_schema(
+        summary="Delete a label: detached from every task, its images stay", responses={204: None, **ERRORS}
+    )
     def destroy(self, request, pk=None):
         services.label_delete(label=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=None, responses={204: None, **ERRORS})
+    @extend_schema(
+        summary="Delete a label and every training image that carries it",
+        request=None,
+        responses={204: None, **ERRORS},
+    )
     @action(detail=True, methods=["delete"])
     def wipe(self, request, pk=None):
         """Delete the label and every training image that carries it (with their files)."""

@@ -45,15 +45,19 @@ class TaskViewSet(
         task = selectors.task_get(workspace=self.workspace, task_id=task.pk)
         return Response(TaskSerializer(task).data, status=status_code)
 
-    @extend_schema(responses={200: TaskSerializer(many=True), **ERRORS})
+    @extend_schema(summary="List the workspace's tasks", responses={200: TaskSerializer(many=True), **ERRORS})
     def list(self, request, *args, **kwargs):
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(responses={200: TaskSerializer, **ERRORS})
+    @extend_schema(summary="Get a task", responses={200: TaskSerializer, **ERRORS})
     def retrieve(self, request, *args, **kwargs):
         return super().retrieve(request, *args, **kwargs)
 
-    @extend_schema(request=TaskInputSerializer, responses={201: TaskSerializer, **ERRORS})
+    @extend_schema(
+        summary="Create a task (a multi_label task gets its negative label)",
+        request=TaskInputSerializer,
+        responses={201: TaskSerializer, **ERRORS},
+    )
     def create(self, request):
         data = TaskInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -62,11 +66,19 @@ class TaskViewSet(
         )
         return self._answer(task, status.HTTP_201_CREATED)
 
-    @extend_schema(request=TaskUpdateSerializer, responses={200: TaskSerializer, **ERRORS})
+    @extend_schema(
+        summary="Replace a task's fields",
+        request=TaskUpdateSerializer,
+        responses={200: TaskSerializer, **ERRORS},
+    )
     def update(self, request, pk=None):
         return self._update(request, partial=False)
 
-    @extend_schema(request=TaskUpdateSerializer, responses={200: TaskSerializer, **ERRORS})
+    @extend_schema(
+        summary="Change a task; `production_version` deploys a trained version",
+        request=TaskUpdateSerializer,
+        responses={200: TaskSerializer, **ERRORS},
+    )
     def partial_update(self, request, pk=None):
         return self._update(request, partial=True)
 
@@ -76,19 +88,30 @@ class TaskViewSet(
         data.is_valid(raise_exception=True)
         return self._answer(services.task_update(task=task, data=_without_workspace(data.validated_data)))
 
-    @extend_schema(responses={204: None, **ERRORS})
+    @extend_schema(
+        summary="Delete a task and its model versions (labels and images stay)",
+        responses={204: None, **ERRORS},
+    )
     def destroy(self, request, pk=None):
         services.task_delete(task=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=LabelIdSerializer, responses={200: TaskSerializer, **ERRORS})
+    @extend_schema(
+        summary="Attach a label of the matching type to the task",
+        request=LabelIdSerializer,
+        responses={200: TaskSerializer, **ERRORS},
+    )
     @action(detail=True, methods=["post"], url_path="add-label")
     def add_label(self, request, pk=None):
         """Attach a label of the same workspace; its type must match the task's type."""
         task, label = self._task_and_label(request)
         return self._answer(label_services.label_attach(label=label, task=task))
 
-    @extend_schema(request=LabelIdSerializer, responses={200: TaskSerializer, **ERRORS})
+    @extend_schema(
+        summary="Detach a label from the task",
+        request=LabelIdSerializer,
+        responses={200: TaskSerializer, **ERRORS},
+    )
     @action(detail=True, methods=["post"], url_path="remove-label")
     def remove_label(self, request, pk=None):
         """Detach a label from the task; the label and its images stay."""
