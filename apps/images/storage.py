@@ -87,17 +87,23 @@ def signed_url(name: str, request=None) -> str:
     ``VF_SIGNED_URL_TTL`` seconds is the lifetime. Built on ``request``'s host when given, else on
     ``VF_PUBLIC_URL``. Empty for an empty name.
     """
+    link = signed_link(name)
+    if not link or not link.startswith("/"):
+        return link
+    if request is not None:
+        return request.build_absolute_uri(link)
+    return settings.VF_PUBLIC_URL.rstrip("/") + link
+
+
+def signed_link(name: str) -> str:
+    """Like ``signed_url`` but host-relative for local storage (the admin's previews use it)."""
     if not name:
         return ""
     storage = default_storage
-    ttl = settings.VF_SIGNED_URL_TTL
     if not _is_local(storage):
         try:
             # django-storages' S3 storage presigns with ``expire``.
-            return storage.url(name, expire=ttl)
+            return storage.url(name, expire=settings.VF_SIGNED_URL_TTL)
         except TypeError:
             return storage.url(name)
-    path = reverse("media-file", kwargs={"name": name}) + "?" + urlencode({SIGNATURE_PARAM: sign(name)})
-    if request is not None:
-        return request.build_absolute_uri(path)
-    return settings.VF_PUBLIC_URL.rstrip("/") + path
+    return reverse("media-file", kwargs={"name": name}) + "?" + urlencode({SIGNATURE_PARAM: sign(name)})
