@@ -290,6 +290,9 @@ TRAIN_TIME_BUDGET = env_int("VF_TRAIN_TIME_BUDGET", 120)
 TRAIN_EPOCHS = env_int("VF_TRAIN_EPOCHS", 15)
 # Starting weights: auto (hub, then the offline package, then scratch), none, hub, package or a path.
 TRAIN_PRETRAINED = env("VF_PRETRAINED", "auto")
+# torch threads of a training (0 = torch's default, one per core). Lower it when several workers
+# share the cores: oversubscribed threads spin and make training several times slower.
+TRAIN_THREADS = env_int("VF_TRAIN_THREADS", 0)
 # A running training writes a heartbeat this often (s); the sweep treats one silent for
 # TRAINING_STALE_AFTER (s) as left by a dead worker and requeues it (up to TRAINING_MAX_ATTEMPTS
 # starts) or fails it. A version QUEUED longer than TRAINING_QUEUED_MAX_AGE (s) fails.

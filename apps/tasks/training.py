@@ -437,6 +437,7 @@ def model_version_train(*, version: ModelVersion, heartbeat_thread: bool = True)
         [e.test_image for e in examples],
         test_fraction=TEST_FRACTION,
         seed=seed,
+        num_threads=settings.TRAIN_THREADS or None,
     )
     split = {
         "seed": seed,
@@ -451,6 +452,7 @@ def model_version_train(*, version: ModelVersion, heartbeat_thread: bool = True)
         time_budget_s=settings.TRAIN_TIME_BUDGET or None,
         pretrained=settings.TRAIN_PRETRAINED,
         seed=seed,
+        num_threads=settings.TRAIN_THREADS or None,
     )
     items = [(_image_source(e.file), target) for e, target in zip(examples, targets, strict=True)]
     labels = [

@@ -31,6 +31,11 @@ def fast_training(settings, tmp_path):
     for key, value in FAST_TRAINING.items():
         setattr(settings, key, value)
     settings.MODEL_CACHE_DIR = tmp_path / "model-cache"
+    import torch
+
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)  # a training sets it process-wide; later tests get theirs back
 
 
 def train(api, task, django_capture_on_commit_callbacks, prefix="/recognition/v2/"):
