@@ -437,7 +437,6 @@ def model_version_train(*, version: ModelVersion, heartbeat_thread: bool = True)
         [e.test_image for e in examples],
         test_fraction=TEST_FRACTION,
         seed=seed,
-        num_threads=settings.TRAIN_THREADS or None,
     )
     split = {
         "seed": seed,
