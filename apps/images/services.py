@@ -22,9 +22,11 @@ from apps.labels.models import Label
 from apps.workspaces.models import Workspace
 
 from . import storage
-from .decoding import open_image, to_rgb
+from .decoding import check_size, decode_base64, open_image, to_rgb
 from .errors import (
     MSG_LABEL_NOT_ON_IMAGE,
+    MSG_MANY_SOURCES,
+    MSG_NO_SOURCE,
     MSG_VALUE_NOT_ALLOWED,
     MSG_VALUE_REQUIRED,
     DuplicateImageError,
@@ -32,6 +34,7 @@ from .errors import (
     ImageNotFoundError,
     LabelNotFoundError,
 )
+from .fetch import fetch_url
 from .models import ImageLabel, TrainingImage
 
 logger = logging.getLogger(__name__)
@@ -319,10 +322,6 @@ def training_image_delete(*, image: TrainingImage) -> None:
 
 def upload_bytes(*, file=None, base64: str | None = None, url: str | None = None) -> bytes:
     """The image bytes of an upload: exactly one of a file, base64 text or a URL to fetch."""
-    from .decoding import check_size, decode_base64
-    from .errors import MSG_MANY_SOURCES, MSG_NO_SOURCE
-    from .fetch import fetch_url
-
     given = [source for source in (file, base64, url) if source not in (None, "")]
     if not given:
         raise ImageInputError(MSG_NO_SOURCE)
