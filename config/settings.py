@@ -280,6 +280,17 @@ VF_CLASSIFY_MAX_RECORDS = 10
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(
     "VF_MAX_BODY_BYTES", VF_CLASSIFY_MAX_RECORDS * (VF_MAX_IMAGE_BYTES * 4 // 3 + 4) + 1024 * 1024
 )
+# Classify (apps/tasks/classify.py, model_cache.py). Model versions each web process keeps loaded
+# (LRU; one EfficientNet-Lite0 is ~20 MB of weights).
+VF_MODEL_CACHE_SIZE = env_int("VF_MODEL_CACHE_SIZE", 4)
+# torch intra-op threads per process: the cores divided by the gunicorn workers (WEB_CONCURRENCY),
+# so W workers x T threads never oversubscribe the CPU. README: running under gunicorn.
+VF_INFERENCE_THREADS = env_int(
+    "VF_INFERENCE_THREADS", max(1, (os.cpu_count() or 1) // env_int("WEB_CONCURRENCY", 1))
+)
+# How a loaded version runs: "jit" (TorchScript trace + freeze, measured faster with the same
+# outputs, BENCHMARKS.md) or "eager" (plain PyTorch).
+VF_INFERENCE_MODE = env("VF_INFERENCE_MODE", "jit")
 
 # Training (apps/tasks/training.py). Images each label needs before a task may train.
 MIN_IMAGES_PER_LABEL = env_int("VF_MIN_IMAGES_PER_LABEL", 20)

@@ -34,6 +34,9 @@ class Predictor:
         self.thresholds: list[float] | None = meta.get("thresholds")
         self.target_mean: float | None = meta.get("target_mean")
         self.target_std: float | None = meta.get("target_std")
+        # normalised batch -> (penultimate features, logits). A server may swap in an equivalent
+        # traced/frozen or bf16 callable (apps/tasks/model_cache.py) without touching the rest.
+        self.forward_fn = lambda x: features_and_logits(self.model, x)
 
     @classmethod
     def load(
@@ -73,7 +76,7 @@ class Predictor:
         """
         with torch.inference_mode():
             x = normalize(batch.to(self.device), self.mean, self.std)
-            feats, logits = features_and_logits(self.model, x)
+            feats, logits = self.forward_fn(x)
             out = postprocess(logits, self.task_type, self.target_mean, self.target_std).cpu()
             desc = torch.nn.functional.normalize(feats.float(), dim=1).cpu() if descriptor else None
         results = []
