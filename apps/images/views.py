@@ -6,7 +6,7 @@ import mimetypes
 
 from django.core.files.storage import default_storage
 from django.http import FileResponse
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -45,14 +45,9 @@ CLIENT_DEFAULT_WORKSPACE = "Default"
 @extend_schema_view(
     list=extend_schema(
         summary="List training images",
-        parameters=[
-            WORKSPACE_PARAMETER,
-            OpenApiParameter(
-                "label_value_<label id>__gte",
-                float,
-                description="Also `__lte`: bound the value of a value label (any label id).",
-            ),
-        ],
+        description="Filters: `labels` (any of, comma-separated or repeated), `not_labels`, `test`, `real`, "
+        "`task`, `unlabelled`, `verified`; `label_value_<label id>__gte` / `__lte` bound its value.",
+        parameters=[WORKSPACE_PARAMETER],
         responses={
             200: TrainingImageSerializer(many=True),
             400: ERRORS[400],
@@ -97,6 +92,7 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
         return Response(self.get_serializer(image).data, status=status_code)
 
     @extend_schema(
+        parameters=[WORKSPACE_PARAMETER],
         summary="Upload a training image",
         description="Multipart `img_path`, or JSON `base64` / `url`; optional labels, meta data and flags.",
         request={
@@ -122,6 +118,7 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
         return self._detail(image, status.HTTP_201_CREATED)
 
     @extend_schema(
+        parameters=[WORKSPACE_PARAMETER],
         summary="Change meta data and flags",
         description="The fields given change, the others stay (PUT acts like PATCH, as the client expects).",
         request=TrainingImageUpdateSerializer,
@@ -136,6 +133,7 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
         return self._detail(image)
 
     @extend_schema(
+        parameters=[WORKSPACE_PARAMETER],
         summary="Change some meta data and flags",
         request=TrainingImageUpdateSerializer,
         responses={200: TrainingImageSerializer, **ERRORS},
@@ -148,6 +146,7 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
+        parameters=[WORKSPACE_PARAMETER],
         summary="Attach a label",
         request=ImageLabelValueSerializer,
         responses={200: TrainingImageSerializer, **ERRORS},
@@ -163,6 +162,7 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
         return self._detail(image)
 
     @extend_schema(
+        parameters=[WORKSPACE_PARAMETER],
         summary="Detach a label",
         request=ImageLabelIdSerializer,
         responses={200: TrainingImageSerializer, **ERRORS},
@@ -176,6 +176,7 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
         return self._detail(image)
 
     @extend_schema(
+        parameters=[WORKSPACE_PARAMETER],
         summary="Change the value of a value label",
         request=ImageLabelRequiredValueSerializer,
         responses={200: TrainingImageSerializer, **ERRORS},
@@ -191,6 +192,7 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
         return self._detail(image)
 
     @extend_schema(
+        parameters=[WORKSPACE_PARAMETER],
         summary="Change the value of a value label (alias of update-label)",
         request=ImageLabelRequiredValueSerializer,
         responses={200: TrainingImageSerializer, **ERRORS},
@@ -200,6 +202,7 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
         return self.update_label(request, pk)
 
     @extend_schema(
+        parameters=[WORKSPACE_PARAMETER],
         summary="Update many images",
         description="Select `images` (ids) and/or every image with one of `labels`; attach `labels-add`, "
         "detach `labels-remove`, set or clear the test/real flags.",
