@@ -160,14 +160,18 @@ def train_one_epoch(
     base_lrs: Sequence[float] | None = None,
     autocast_dtype: torch.dtype | None = None,
     scaler: torch.amp.GradScaler | None = None,
+    freeze_bn: bool = False,
 ) -> dict[str, float]:
     """One pass over ``images`` (uint8 (N, 3, S, S) cache) in shuffled batches.
 
     Batches are normalised (and augmented) on the model's device. When a ``schedule`` is
     given it sets each step's learning rate and can end the epoch early (time budget).
-    Returns loss (mean over seen images), images, seconds and images_per_s.
+    ``freeze_bn`` keeps BatchNorm layers on their running statistics (affine weights still
+    train). Returns loss (mean over seen images), images, seconds and images_per_s.
     """
     model.train()
+    if freeze_bn:
+        set_batchnorm_eval(model)
     device = next(model.parameters()).device
     base_lrs = base_lrs or [g["lr"] for g in optimizer.param_groups]
     total_loss, seen, started = 0.0, 0, time.perf_counter()
@@ -259,6 +263,53 @@ def evaluate(
     return result
 
 
+def _batchnorms(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def set_batchnorm_eval(model: nn.Module) -> None:
+    """Put BatchNorm layers in eval mode: they normalise with their running statistics.
+
+    Fine-tuning a pretrained net on a few dozen images: batch statistics of 8-32 small,
+    similar images are far from ImageNet's, so train-mode BN shifts every activation and
+    undoes the pretrained features (measured: training loss rises from the head-only fit).
+    """
+    for m in _batchnorms(model):
+        m.eval()
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(
+    model: nn.Module,
+    images: torch.Tensor,
+    *,
+    mean: Sequence[float],
+    std: Sequence[float],
+    batch_size: int = EVAL_BATCH_SIZE,
+) -> None:
+    """Re-estimate BatchNorm running statistics as an exact average over ``images``.
+
+    A short fine-tune (tens of steps) leaves running stats as an exponential average that
+    still lags the weights, so eval-mode outputs differ from what training saw; one extra
+    forward pass over the un-augmented training images fixes that for ~one epoch's
+    forward cost (no backward).
+    """
+    norms = _batchnorms(model)
+    if not norms or images.shape[0] < 2:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average = plain mean over batches
+    model.train()
+    device = next(model.parameters()).device
+    for idx in _batches(images.shape[0], batch_size, None):
+        model(normalize(images[idx].to(device), mean, std))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.eval()
+
+
 def fit_head(
     model: nn.Module,
     images: torch.Tensor,
@@ -276,7 +327,8 @@ def fit_head(
     _, feats = forward_outputs(model, images, mean=mean, std=std, want_features=True)
     head = model.get_classifier()
     device = next(head.parameters()).device
-    feats, y = feats.to(device), targets.to(device)
+    # clone(): tensors made under inference_mode cannot take part in autograd.
+    feats, y = feats.clone().to(device), targets.to(device)
     optimizer = torch.optim.Adam(head.parameters(), lr=HEAD_WARMUP_LR, weight_decay=1e-4)
     head.train()
     for _ in range(steps):
@@ -362,7 +414,9 @@ def fit(
     dcfg = data_config(model)
     mean, std = dcfg["mean"], dcfg["std"]
     if config.lr is None:
-        config.lr = 5e-4 if built.pretrained else 2e-3
+        config.lr = 1e-4 if built.pretrained else 2e-3
+    if config.freeze_bn is None:
+        config.freeze_bn = built.pretrained is not None
 
     # Decode + resize once; every epoch reuses these uint8 tensors.
     cache, ok, cache_warnings = build_cache(images, config.input_size, dcfg["interpolation"])
@@ -416,6 +470,7 @@ def fit(
             loss_fn=loss_fn, mean=mean, std=std, batch_size=batch_size,
             generator=generator, do_augment=config.augment, schedule=schedule,
             base_lrs=base_lrs, autocast_dtype=autocast_dtype, scaler=scaler,
+            freeze_bn=config.freeze_bn,
         )  # fmt: skip
         epochs_done = epoch
         train_seconds += stats["seconds"]
@@ -432,6 +487,9 @@ def fit(
             )
     if epochs_done < config.epochs:
         logger.info("time budget reached after %d of %d epochs", epochs_done, config.epochs)
+
+    if history and not config.freeze_bn:
+        recalibrate_batchnorm(model, train_images, mean=mean, std=std)
 
     # ---- evaluation on the test side (fp32, eval mode: exactly what the predictor does)
     logits, _ = forward_outputs(model, test_images, mean=mean, std=std)
