@@ -283,10 +283,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(
 # Classify (apps/tasks/classify.py, model_cache.py). Model versions each web process keeps loaded
 # (LRU; one EfficientNet-Lite0 is ~20 MB of weights).
 VF_MODEL_CACHE_SIZE = env_int("VF_MODEL_CACHE_SIZE", 4)
-# torch intra-op threads per process: the cores divided by the gunicorn workers (WEB_CONCURRENCY),
-# so W workers x T threads never oversubscribe the CPU. README: running under gunicorn.
+# torch intra-op threads per web process: the cores divided by the gunicorn workers
+# (WEB_CONCURRENCY, 2 by default like scripts/run.sh and the Dockerfile), so workers x threads
+# never oversubscribe the CPU. README: "Classify under gunicorn".
 VF_INFERENCE_THREADS = env_int(
-    "VF_INFERENCE_THREADS", max(1, (os.cpu_count() or 1) // env_int("WEB_CONCURRENCY", 1))
+    "VF_INFERENCE_THREADS", max(1, (os.cpu_count() or 1) // max(1, env_int("WEB_CONCURRENCY", 2)))
 )
 # How a loaded version runs: "jit" (TorchScript trace + freeze, measured faster with the same
 # outputs, BENCHMARKS.md) or "eager" (plain PyTorch).

@@ -109,6 +109,9 @@ def trained(tmp_path_factory):
 def _model_dirs(settings, tmp_path):
     settings.MODEL_CACHE_DIR = tmp_path / "model-cache"
     settings.VF_URL_FETCH_ALLOWED_HOSTS = ["localhost"]
+    # Tracing costs a second per load and every test loads fresh versions; the traced path runs in
+    # the multi_class client test and is compared with eager in the last test.
+    settings.VF_INFERENCE_MODE = "eager"
     yield
     model_cache.model_cache().clear()
 
@@ -195,7 +198,8 @@ class TestThroughTheOfficialClient:
         # max_image_size=0: the client would otherwise re-encode base64 records with OpenCV.
         return RecognitionClient(token=token, endpoint=live_server.url + "/", max_image_size=0)
 
-    def test_it_classifies_colours_with_a_multi_class_task(self, client, make_task):
+    def test_it_classifies_colours_with_a_multi_class_task(self, client, make_task, settings):
+        settings.VF_INFERENCE_MODE = "jit"  # the production default
         task = make_task("multi_class")
         rng = np.random.default_rng(100)
         truth = ["red", "green", "blue", "blue", "red", "green"]
