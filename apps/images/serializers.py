@@ -178,3 +178,23 @@ class BulkUpdateSerializer(serializers.Serializer):
 
 class BulkUpdateResultSerializer(serializers.Serializer):
     count = serializers.IntegerField(help_text="How many images were selected and updated.")
+
+
+class ZipImportSerializer(serializers.Serializer):
+    """``POST training-image/import-zip/``: a zip archive of images, all given the same labels."""
+
+    zip = serializers.FileField(help_text="Zip archive of JPEG/PNG/WebP/GIF/BMP images.")
+    labels = LabelIdsField(required=False, help_text="Label ids to attach to every image (e.g. the class).")
+    test_image = serializers.BooleanField(required=False, default=False)
+    real = serializers.BooleanField(required=False, default=False)
+    workspace = serializers.UUIDField(required=False)
+
+
+class SkippedFileSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    detail = serializers.CharField()
+
+
+class ZipImportResultSerializer(serializers.Serializer):
+    images = TrainingImageSerializer(many=True)
+    skipped = SkippedFileSerializer(many=True, help_text="Archive members not imported, with the reason.")

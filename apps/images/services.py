@@ -11,6 +11,7 @@ import hashlib
 import io
 import logging
 import uuid
+import zipfile
 from collections.abc import Iterable, Mapping
 from functools import partial
 
@@ -19,19 +20,22 @@ from django.db.models import QuerySet
 from PIL import Image
 
 from apps.labels.models import Label
+from apps.workspaces.errors import DomainError
 from apps.workspaces.models import Workspace
 
 from . import storage
-from .decoding import check_size, decode_base64, open_image, to_rgb
+from .decoding import check_size, decode_base64, max_image_bytes, open_image, to_rgb
 from .errors import (
     MSG_LABEL_NOT_ON_IMAGE,
     MSG_MANY_SOURCES,
     MSG_NO_SOURCE,
+    MSG_TOO_LARGE,
     MSG_VALUE_NOT_ALLOWED,
     MSG_VALUE_REQUIRED,
     DuplicateImageError,
     ImageInputError,
     ImageNotFoundError,
+    ImageTooLargeError,
     LabelNotFoundError,
 )
 from .fetch import fetch_url
@@ -334,3 +338,66 @@ def upload_bytes(*, file=None, base64: str | None = None, url: str | None = None
     if base64:
         return decode_base64(base64)
     return fetch_url(url)
+
+
+# --- zip import -------------------------------------------------------------------------------------
+
+MAX_ZIP_MEMBERS = 1000
+MSG_BAD_ZIP = "The file is not a zip archive we can read."
+MSG_ZIP_TOO_MANY = "The zip archive holds more than {limit} files."
+
+
+def zip_limit() -> int:
+    """Largest zip archive, and largest total of its images once unpacked (bytes)."""
+    return 20 * max_image_bytes()
+
+
+def training_image_import_zip(
+    *, workspace: Workspace, file, label_ids: Iterable = (), test_image: bool = False, real: bool = False
+) -> tuple[list[TrainingImage], list[dict]]:
+    """Ingest every image of a zip archive (one archive per label, as AWS and IBM import classes).
+
+    Returns the stored images and ``[{"name", "detail"}]`` for the members skipped (unreadable,
+    duplicate, too large). The archive is bounded before anything is unpacked: its size, its
+    number of members and the unpacked total (zip bombs); each member is read with a limit, not
+    trusting the sizes its header declares. Every image is its own transaction.
+    """
+    labels = labels_resolve(workspace=workspace, label_ids=label_ids)
+    if (file.size or 0) > zip_limit():
+        raise ImageTooLargeError(MSG_TOO_LARGE.format(limit=zip_limit()))
+    try:
+        archive = zipfile.ZipFile(file)
+        members = [info for info in archive.infolist() if not info.is_dir() and not _zip_noise(info.filename)]
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise ImageInputError(MSG_BAD_ZIP) from exc
+    if len(members) > MAX_ZIP_MEMBERS:
+        raise ImageInputError(MSG_ZIP_TOO_MANY.format(limit=MAX_ZIP_MEMBERS))
+
+    images, skipped, unpacked = [], [], 0
+    for info in members:
+        try:
+            if info.file_size > max_image_bytes() or unpacked + info.file_size > zip_limit():
+                raise ImageTooLargeError(MSG_TOO_LARGE.format(limit=max_image_bytes()))
+            with archive.open(info) as member:
+                data = member.read(max_image_bytes() + 1)
+            unpacked += len(data)
+            check_size(len(data))
+            images.append(
+                training_image_ingest(
+                    workspace=workspace,
+                    data=data,
+                    label_ids=[label.id for label in labels],
+                    test_image=test_image,
+                    real=real,
+                )
+            )
+        except DomainError as exc:
+            skipped.append({"name": info.filename, "detail": exc.message})
+        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, RuntimeError):
+            skipped.append({"name": info.filename, "detail": MSG_BAD_ZIP})
+    return images, skipped
+
+
+def _zip_noise(filename: str) -> bool:
+    """macOS resource forks and hidden files that archivers add next to the images."""
+    return any(part.startswith((".", "__MACOSX")) for part in filename.split("/"))

@@ -28,6 +28,8 @@ from .serializers import (
     TrainingImageSerializer,
     TrainingImageUpdateSerializer,
     TrainingImageUploadSerializer,
+    ZipImportResultSerializer,
+    ZipImportSerializer,
 )
 
 MSG_LINK_INVALID = "This link is invalid or has expired."
@@ -224,6 +226,30 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
             real=True if data["mark-real"] else (False if data["unmark-real"] else None),
         )
         return Response({"count": count})
+
+    @extend_schema(
+        parameters=[WORKSPACE_PARAMETER],
+        summary="Import a zip archive of images",
+        description="One archive per label: every image gets `labels`. Unreadable files and duplicates "
+        "are skipped and listed; the others are stored.",
+        request={"multipart/form-data": ZipImportSerializer},
+        responses={201: ZipImportResultSerializer, **UPLOAD_ERRORS},
+    )
+    @action(detail=False, methods=["post"], url_path="import-zip")
+    def import_zip(self, request):
+        body = ZipImportSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        images, skipped = services.training_image_import_zip(
+            workspace=self.workspace,
+            file=data["zip"],
+            label_ids=data.get("labels", ()),
+            test_image=data["test_image"],
+            real=data["real"],
+        )
+        stored = self.get_queryset().filter(pk__in=[image.pk for image in images])
+        result = {"images": self.get_serializer(stored, many=True).data, "skipped": skipped}
+        return Response(result, status=status.HTTP_201_CREATED)
 
 
 @extend_schema(exclude=True)
