@@ -14,7 +14,6 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.workspaces.services import workspace_ensure_default
 from apps.workspaces.tenancy import WORKSPACE_PARAMETER, WorkspaceScopedViewSet
 
 from . import selectors, services, storage
@@ -40,8 +39,6 @@ ERRORS = {
     404: OpenApiResponse(description="No such image or label in the workspace, or not a member of it"),
 }
 UPLOAD_ERRORS = {**ERRORS, 413: OpenApiResponse(description="Image or request body larger than the limit")}
-# The client's modify_images sends this literal for "the caller's default workspace".
-CLIENT_DEFAULT_WORKSPACE = "Default"
 
 
 @extend_schema_view(
@@ -75,16 +72,6 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
     filterset_class = TrainingImageFilter
     parser_classes = [JSONParser, MultiPartParser, FormParser]
     lookup_value_regex = "[0-9a-fA-F-]{32,36}"
-
-    def initial(self, request, *args, **kwargs):
-        try:
-            super().initial(request, *args, **kwargs)
-        except exceptions.NotFound:
-            # The Ximilar client's modify_images names the default workspace "Default" in the body.
-            data = request.data if hasattr(request.data, "get") else {}
-            if request.query_params.get("workspace") or data.get("workspace") != CLIENT_DEFAULT_WORKSPACE:
-                raise
-            self.workspace = workspace_ensure_default(user=request.user)
 
     def get_workspace_queryset(self, workspace):
         return selectors.training_image_list(workspace=workspace)

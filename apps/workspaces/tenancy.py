@@ -18,6 +18,9 @@ from .selectors import workspace_get_for_user
 from .services import workspace_ensure_default
 
 MSG_WORKSPACE_NOT_FOUND = "Workspace not found."
+# The Ximilar client names the caller's default workspace with this literal (its DEFAULT_WORKSPACE),
+# e.g. in the body of modify_images and on objects without a workspace field.
+DEFAULT_WORKSPACE_ALIAS = "default"
 
 WORKSPACE_PARAMETER = OpenApiParameter(
     "workspace",
@@ -34,7 +37,7 @@ def resolve_workspace(request) -> Workspace:
         data = request.data
         if hasattr(data, "get"):
             workspace_id = data.get("workspace")
-    if not workspace_id:
+    if not workspace_id or str(workspace_id).strip().lower() == DEFAULT_WORKSPACE_ALIAS:
         return workspace_ensure_default(user=request.user)
     workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
     if workspace is None:

@@ -12,13 +12,10 @@ from apps.images.models import ImageLabel, TrainingImage
 from apps.labels.models import Label
 from apps.workspaces import services as workspace_services
 
-from . import cv2_shim
 from .pictures import picture
 from .servers import serving
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-cv2_shim.install()
 
 
 @pytest.fixture(params=["default", "named"])

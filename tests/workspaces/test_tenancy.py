@@ -57,3 +57,9 @@ def test_another_users_workspace_is_a_404_not_a_403(user, other_user):
         resolve_workspace(_request("get", user, f"/x/?workspace={theirs.id}"))
     with pytest.raises(NotFound):
         resolve_workspace(_request("patch", user, data={"workspace": str(theirs.id)}))
+
+
+@pytest.mark.parametrize("value", ["Default", "default"])
+def test_the_clients_default_alias_names_the_callers_default_workspace(user, workspace, value):
+    assert resolve_workspace(_request("post", user, data={"workspace": value})) == workspace
+    assert resolve_workspace(_request("get", user, f"/x/?workspace={value}")) == workspace
