@@ -218,6 +218,16 @@ TRAINING_TIME_LIMIT = env_int("VF_TRAINING_TIME_LIMIT", 6 * 3600)
 TRAINING_SOFT_TIME_LIMIT = env_int("VF_TRAINING_SOFT_TIME_LIMIT", TRAINING_TIME_LIMIT - 300)
 DEFAULT_TASK_TIME_LIMIT = env_int("VF_TASK_TIME_LIMIT", 600)
 
+# --- Cache ----------------------------------------------------------------------------------------
+# Throttling counters live here. Shared between processes only with Redis: VF_CACHE_URL, defaulting
+# to the broker when that is Redis (a separate database number is wise in production).
+VF_CACHE_URL = env("VF_CACHE_URL", CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": VF_CACHE_URL}
+    if VF_CACHE_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+
 # --- E-mail ---------------------------------------------------------------------------------------
 EMAIL_BACKEND = env(
     "EMAIL_BACKEND",

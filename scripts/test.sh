@@ -18,5 +18,6 @@ if [ "${CI:-}" = "true" ]; then
   echo "== tests against PostgreSQL and Redis, with a real Celery worker =="
   DATABASE_URL=${CI_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} \
   CELERY_BROKER_URL=${CI_BROKER_URL:-redis://127.0.0.1:6379/0} \
+  VF_CACHE_URL=${CI_CACHE_URL:-redis://127.0.0.1:6379/1} \
     run_pytest "$@"
 fi
