@@ -1,0 +1,27 @@
+"""Fixtures for the ML tests: drawn data sets and small configs that train in seconds on 2 cores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ml.config import TrainConfig
+from tests.ml.drawing import COLOURS, coloured_shape
+
+
+@pytest.fixture
+def colour_dataset():
+    """30 images a class for red / green / blue; every 5th image on the test side."""
+    rng = np.random.default_rng(0)
+    labels = [{"id": f"id-{name}", "name": name} for name in COLOURS]
+    items = [(coloured_shape(rgb, rng), i) for _ in range(30) for i, rgb in enumerate(COLOURS.values())]
+    test_mask = [k % 5 == 0 for k in range(len(items))]
+    return items, test_mask, labels
+
+
+@pytest.fixture
+def scratch_config():
+    """A tiny ResNet from scratch at 32 px: a fit takes a few seconds on 2 cores."""
+    return TrainConfig(
+        architecture="resnet10t", pretrained="none", input_size=32, epochs=8, batch_size=16, seed=0
+    )
