@@ -13,9 +13,11 @@ loaded once, not once per request. Loads of different versions proceed in parall
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any
@@ -96,46 +98,66 @@ def configure_torch() -> None:
 
 
 class _FeaturesAndLogits(torch.nn.Module):
-    """The predictor's forward as one module, so it can be traced as a whole."""
+    """The predictor's forward as one module, so it can be traced as a whole.
 
-    def __init__(self, model: torch.nn.Module):
+    With ``dtype`` (bf16) the input is cast to it and the outputs back to float32, so the rest of
+    the predictor (softmax, descriptor normalisation) is unchanged.
+    """
+
+    def __init__(self, model: torch.nn.Module, dtype: torch.dtype | None = None):
         super().__init__()
         self.model = model
+        self.dtype = dtype
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return features_and_logits(self.model, x)
+        if self.dtype is not None:
+            x = x.to(self.dtype)
+        feats, logits = features_and_logits(self.model, x)
+        return feats.float(), logits.float()
 
 
-def _frozen(predictor: Predictor) -> Callable:
-    """TorchScript trace + freeze of the forward (BatchNorm folded into the convolutions).
+def _frozen(module: torch.nn.Module, predictor: Predictor) -> Callable:
+    """TorchScript trace + freeze of ``module`` (BatchNorm folded into the convolutions).
 
-    Measured faster than eager on this CPU with the same outputs (BENCHMARKS.md, classify). The
-    traced graph is not specialised on the batch size (checked by the tests with 1 and 10).
+    The traced graph is not specialised on the batch size (the tests check 1 and 10 images).
     """
     size = predictor.input_size
     example = torch.zeros((2, 3, size, size), device=predictor.device).contiguous(
         memory_format=torch.channels_last
     )
-    with torch.inference_mode(False), torch.no_grad():
-        import warnings
+    for parameter in module.parameters():
+        parameter.requires_grad_(False)
+    with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+        # torch 2.x marks TorchScript deprecated; it is still the fastest lever measured here
+        # (torch.compile: minutes of compiling per version on 2 cores, no faster; BENCHMARKS.md).
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        return torch.jit.freeze(torch.jit.trace(module.eval(), example))
 
-        with warnings.catch_warnings():
-            # torch 2.x marks TorchScript deprecated; it is still the fastest measured lever here.
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.simplefilter("ignore", torch.jit.TracerWarning)
-            traced = torch.jit.trace(_FeaturesAndLogits(predictor.model).eval(), example)
-            module = torch.jit.freeze(traced)
-    return module
+
+def amx_available() -> bool:
+    """bf16 matrix units (Intel AMX): without them bf16 on CPU is emulated and slower."""
+    try:
+        return "amx_bf16" in open("/proc/cpuinfo").read()  # noqa: SIM115 - read once at load
+    except OSError:
+        return False
 
 
 def accelerate(predictor: Predictor, mode: str) -> Predictor:
-    """Swap the predictor's forward for the ``mode`` lever ("eager" or "jit") and warm it up.
+    """Swap the predictor's forward for the ``mode`` lever and warm it up.
 
-    Warming up runs the first (slow: profiling, graph optimisation) passes at load time instead
-    of in a user's request.
+    ``eager``: plain PyTorch. ``jit``: traced and frozen, float32. ``bf16``: traced and frozen
+    with bfloat16 weights, only on a GPU or a CPU with AMX (else ``jit``). Warming up runs the
+    first, slow passes (profiling, graph optimisation) at load time instead of in a request.
     """
+    if mode == "bf16" and predictor.device.type == "cpu" and not amx_available():
+        logger.warning("VF_INFERENCE_MODE=bf16 needs AMX on CPU; using jit")
+        mode = "jit"
     if mode == "jit":
-        predictor.forward_fn = _frozen(predictor)
+        predictor.forward_fn = _frozen(_FeaturesAndLogits(predictor.model), predictor)
+    elif mode == "bf16":
+        model = copy.deepcopy(predictor.model).to(torch.bfloat16)
+        predictor.forward_fn = _frozen(_FeaturesAndLogits(model, torch.bfloat16), predictor)
     elif mode != "eager":
         raise ValueError(f"unknown inference mode {mode!r}")
     size = predictor.input_size
