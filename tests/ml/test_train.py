@@ -63,7 +63,7 @@ def test_it_learns_colours_from_scratch_and_the_saved_version_predicts_the_same(
 
 def test_it_fine_tunes_the_package_weights(tmp_path, colour_dataset):
     items, test_mask, labels = colour_dataset
-    config = TrainConfig(pretrained="package", input_size=64, epochs=2, batch_size=32)
+    config = TrainConfig(pretrained="package", input_size=64, epochs=2, batch_size=32, num_threads=1)
     result = fit(items, test_mask, labels, "multi_class", config, tmp_path)
     assert result.metrics["pretrained"] == PACKAGE_NAME
     assert result.metrics["accuracy"] >= 0.8  # chance is 1/3
