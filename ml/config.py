@@ -87,9 +87,7 @@ class TrainConfig:
         """Raise ValueError when a field is out of range."""
         if self.architecture not in ALLOWED_ARCHITECTURES:
             raise ValueError(f"architecture must be one of {ALLOWED_ARCHITECTURES}")
-        if self.input_size is not None and not (
-            MIN_INPUT_SIZE <= self.input_size <= 1024
-        ):
+        if self.input_size is not None and not (MIN_INPUT_SIZE <= self.input_size <= 1024):
             raise ValueError("input_size must be between 32 and 1024")
         if self.epochs < 1:
             raise ValueError("epochs must be at least 1")

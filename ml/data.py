@@ -12,7 +12,6 @@ import logging
 import math
 import pathlib
 from collections.abc import Sequence
-from typing import Union
 
 import numpy as np
 import torch
@@ -23,7 +22,7 @@ from ml.config import MAX_INPUT_SIZE, MIN_INPUT_SIZE
 
 logger = logging.getLogger(__name__)
 
-ImageInput = Union[str, pathlib.Path, bytes, Image.Image]
+ImageInput = str | pathlib.Path | bytes | Image.Image
 
 _RESAMPLE = {
     "nearest": Image.Resampling.NEAREST,
@@ -44,9 +43,7 @@ def open_image(image: ImageInput) -> Image.Image:
     raise TypeError(f"unsupported image type {type(image).__name__}")
 
 
-def preprocess(
-    image: ImageInput, size: int, interpolation: str = "bicubic"
-) -> torch.Tensor:
+def preprocess(image: ImageInput, size: int, interpolation: str = "bicubic") -> torch.Tensor:
     """Decode and resize one image to a (3, size, size) uint8 tensor.
 
     Shorter side resized to ``size``, then a centre crop: the aspect ratio is kept and
@@ -71,9 +68,7 @@ def preprocess(
     scale = size / min(w, h)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
     if (nw, nh) != (w, h):
-        img = img.resize(
-            (nw, nh), _RESAMPLE.get(interpolation, Image.Resampling.BICUBIC)
-        )
+        img = img.resize((nw, nh), _RESAMPLE.get(interpolation, Image.Resampling.BICUBIC))
     left, top = (nw - size) // 2, (nh - size) // 2
     if (nw, nh) != (size, size):
         img = img.crop((left, top, left + size, top + size))
@@ -81,9 +76,7 @@ def preprocess(
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
 
-def normalize(
-    batch: torch.Tensor, mean: Sequence[float], std: Sequence[float]
-) -> torch.Tensor:
+def normalize(batch: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
     """uint8 (N, 3, H, W) -> float32 normalised with the model's own mean/std, channels_last."""
     x = batch.to(dtype=torch.float32)
     m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1) * 255.0
@@ -108,7 +101,7 @@ def image_shorter_sides(images: Sequence[ImageInput]) -> list[int]:
             img = open_image(image)
             w, h = img.size
             sides.append(min(w, h))
-        except Exception:  # noqa: BLE001 - reported when the image is decoded for the cache
+        except Exception:  # noqa: BLE001, S112 - reported when the image is decoded for the cache
             continue
     return sides
 

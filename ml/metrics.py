@@ -29,18 +29,14 @@ def best_thresholds(probs: np.ndarray, truth: np.ndarray) -> list[float]:
             thresholds.append(DEFAULT_THRESHOLD)
             continue
         values = np.unique(p)
-        candidates = np.concatenate(
-            [[values[0] / 2], (values[:-1] + values[1:]) / 2, [DEFAULT_THRESHOLD]]
-        )
+        candidates = np.concatenate([[values[0] / 2], (values[:-1] + values[1:]) / 2, [DEFAULT_THRESHOLD]])
         best_t, best_f1 = DEFAULT_THRESHOLD, -1.0
         for t in candidates:
             pred = p >= t
             tp = np.sum(pred & y)
             f1 = 2 * tp / (np.sum(pred) + np.sum(y))
             # Ties go to the threshold closest to 0.5: least surprising for unseen data.
-            if f1 > best_f1 + 1e-12 or (
-                abs(f1 - best_f1) <= 1e-12 and abs(t - 0.5) < abs(best_t - 0.5)
-            ):
+            if f1 > best_f1 + 1e-12 or (abs(f1 - best_f1) <= 1e-12 and abs(t - 0.5) < abs(best_t - 0.5)):
                 best_t, best_f1 = float(t), float(f1)
         thresholds.append(best_t)
     return thresholds
@@ -61,9 +57,7 @@ def _per_label(labels, precision, recall, f1, support, thresholds) -> list[dict]
     ]
 
 
-def classification_metrics(
-    probs: np.ndarray, truth: Sequence[int], labels: Sequence[dict]
-) -> dict:
+def classification_metrics(probs: np.ndarray, truth: Sequence[int], labels: Sequence[dict]) -> dict:
     """multi_class: probs (N, L) softmax outputs, truth (N,) label indices."""
     y_true = np.asarray(truth, dtype=np.int64)
     y_pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
@@ -74,8 +68,10 @@ def classification_metrics(
     mp, mr, mf, _ = skm.precision_recall_fscore_support(
         y_true, y_pred, labels=idx, average="macro", zero_division=0
     )
-    cm = skm.confusion_matrix(y_true, y_pred, labels=idx) if len(y_true) else np.zeros(
-        (len(idx), len(idx)), dtype=np.int64
+    cm = (
+        skm.confusion_matrix(y_true, y_pred, labels=idx)
+        if len(y_true)
+        else np.zeros((len(idx), len(idx)), dtype=np.int64)
     )
     return {
         "accuracy": _f(skm.accuracy_score(y_true, y_pred)) if len(y_true) else None,
@@ -96,12 +92,8 @@ def multi_label_metrics(
     """multi_label: probs and truth (N, L); accuracy is exact-match (subset) accuracy."""
     y_true = truth.astype(int)
     y_pred = (probs >= np.asarray(thresholds)[None, :]).astype(int)
-    p, r, f, s = skm.precision_recall_fscore_support(
-        y_true, y_pred, average=None, zero_division=0
-    )
-    mp, mr, mf, _ = skm.precision_recall_fscore_support(
-        y_true, y_pred, average="macro", zero_division=0
-    )
+    p, r, f, s = skm.precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0)
+    mp, mr, mf, _ = skm.precision_recall_fscore_support(y_true, y_pred, average="macro", zero_division=0)
     matrices = skm.multilabel_confusion_matrix(y_true, y_pred) if len(y_true) else []
     return {
         "accuracy": _f(skm.accuracy_score(y_true, y_pred)) if len(y_true) else None,

@@ -80,11 +80,10 @@ def load_package_weights(model: nn.Module) -> None:
             f"{PACKAGE_NAME} has {len(source)} tensors, the model expects {len(target)}"
         )
     mapped: dict[str, torch.Tensor] = {}
-    for (src, tensor), (dst, expected) in zip(source.items(), target.items()):
+    for (src, tensor), (dst, expected) in zip(source.items(), target.items(), strict=True):
         if tuple(tensor.shape) != tuple(expected.shape):
             raise PretrainedLoadError(
-                f"shape mismatch mapping {src} {tuple(tensor.shape)} "
-                f"-> {dst} {tuple(expected.shape)}"
+                f"shape mismatch mapping {src} {tuple(tensor.shape)} -> {dst} {tuple(expected.shape)}"
             )
         mapped[dst] = tensor.to(expected.dtype)
     model.load_state_dict(mapped, strict=True)
@@ -126,9 +125,7 @@ def _create_from_hub(architecture: str) -> tuple[nn.Module, str]:
         cached = None
     try:
         if cached:
-            model = timm.create_model(
-                architecture, pretrained=True, pretrained_cfg_overlay=dict(file=cached)
-            )
+            model = timm.create_model(architecture, pretrained=True, pretrained_cfg_overlay=dict(file=cached))
         else:
             if not _hub_reachable():
                 raise PretrainedLoadError(f"hub unreachable, cannot download {hub_id}")
@@ -149,9 +146,7 @@ def _create_from_file(architecture: str, path: str) -> nn.Module:
     try:
         # timm reads .safetensors with safetensors and other files with
         # torch.load(weights_only=True), so a local file is never unpickled freely.
-        return timm.create_model(
-            architecture, pretrained=True, pretrained_cfg_overlay=dict(file=path)
-        )
+        return timm.create_model(architecture, pretrained=True, pretrained_cfg_overlay=dict(file=path))
     except Exception as exc:  # noqa: BLE001
         raise PretrainedLoadError(f"cannot load weights from {path}: {exc}") from exc
 

@@ -81,7 +81,9 @@ class Predictor:
             desc = torch.nn.functional.normalize(feats.float(), dim=1).cpu() if descriptor else None
         results = []
         for i in range(out.shape[0]):
-            row: dict = {"value": float(out[i])} if self.task_type == "regression" else {"probs": out[i].tolist()}
+            row: dict = (
+                {"value": float(out[i])} if self.task_type == "regression" else {"probs": out[i].tolist()}
+            )
             if desc is not None:
                 row["descriptor"] = desc[i].tolist()
             results.append(row)

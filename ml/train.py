@@ -180,7 +180,7 @@ def train_one_epoch(
             if schedule.done():
                 break
             factor = schedule.factor()
-            for group, base in zip(optimizer.param_groups, base_lrs):
+            for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
                 group["lr"] = base * factor
         x = normalize(images[idx].to(device, non_blocking=True), mean, std)
         if do_augment:
@@ -305,7 +305,7 @@ def recalibrate_batchnorm(
     device = next(model.parameters()).device
     for idx in _batches(images.shape[0], batch_size, None):
         model(normalize(images[idx].to(device), mean, std))
-    for m, momentum in zip(norms, momenta):
+    for m, momentum in zip(norms, momenta, strict=True):
         m.momentum = momentum
     model.eval()
 
@@ -422,8 +422,8 @@ def fit(
     cache, ok, cache_warnings = build_cache(images, config.input_size, dcfg["interpolation"])
     warnings += cache_warnings
     ok_test = torch.tensor([bool(test_mask[i]) for i in ok], dtype=torch.bool)
-    train_idx = [i for i, t in zip(ok, ok_test.tolist()) if not t]
-    test_idx = [i for i, t in zip(ok, ok_test.tolist()) if t]
+    train_idx = [i for i, t in zip(ok, ok_test.tolist(), strict=True) if not t]
+    test_idx = [i for i, t in zip(ok, ok_test.tolist(), strict=True) if t]
     if not train_idx:
         raise ValueError("no readable training images")
     train_images, test_images = cache[~ok_test], cache[ok_test]
@@ -475,7 +475,9 @@ def fit(
         epochs_done = epoch
         train_seconds += stats["seconds"]
         history.append(stats)
-        logger.info("epoch %d/%d loss %.4f (%.1f img/s)", epoch, config.epochs, stats["loss"], stats["images_per_s"])
+        logger.info(
+            "epoch %d/%d loss %.4f (%.1f img/s)", epoch, config.epochs, stats["loss"], stats["images_per_s"]
+        )
         if progress is not None:
             progress(
                 {
@@ -500,7 +502,12 @@ def fit(
         result_metrics = metrics.classification_metrics(probs, raw_test, labels)
         for n, i in enumerate(test_idx):
             predictions.append(
-                {"index": i, "true": int(raw_test[n]), "predicted": int(probs[n].argmax()), "probs": probs[n].tolist()}
+                {
+                    "index": i,
+                    "true": int(raw_test[n]),
+                    "predicted": int(probs[n].argmax()),
+                    "probs": probs[n].tolist(),
+                }
             )
     elif task_type == "multi_label":
         probs = postprocess(logits, task_type).numpy() if len(test_idx) else np.zeros((0, num_outputs))
@@ -512,14 +519,23 @@ def fit(
         for n, i in enumerate(test_idx):
             chosen = [j for j in range(num_outputs) if probs[n, j] >= thresholds[j]]
             predictions.append(
-                {"index": i, "true": sorted(int(t) for t in raw_test[n]), "predicted": chosen, "probs": probs[n].tolist()}
+                {
+                    "index": i,
+                    "true": sorted(int(t) for t in raw_test[n]),
+                    "predicted": chosen,
+                    "probs": probs[n].tolist(),
+                }
             )
     else:
-        values = postprocess(logits, task_type, target_mean, target_std).numpy() if len(test_idx) else np.zeros(0)
+        values = (
+            postprocess(logits, task_type, target_mean, target_std).numpy() if len(test_idx) else np.zeros(0)
+        )
         truth = np.asarray(raw_test, dtype=np.float64)
         result_metrics = metrics.regression_metrics(values, truth)
         for n, i in enumerate(test_idx):
-            predictions.append({"index": i, "true": float(truth[n]), "predicted": float(values[n]), "probs": None})
+            predictions.append(
+                {"index": i, "true": float(truth[n]), "predicted": float(values[n]), "probs": None}
+            )
 
     train_images_seen = sum(h["images"] for h in history)
     result_metrics.update(

@@ -14,7 +14,13 @@ from safetensors.torch import save_file
 from ml import models
 from ml.config import TrainConfig
 from ml.data import normalize, preprocess
-from ml.models import PACKAGE_NAME, PretrainedLoadError, build_model, load_package_weights, package_weights_path
+from ml.models import (
+    PACKAGE_NAME,
+    PretrainedLoadError,
+    build_model,
+    load_package_weights,
+    package_weights_path,
+)
 
 SAMPLES = pathlib.Path(sklearn.datasets.__file__).parent / "images"
 IMAGENET_DAISY = 985
@@ -39,14 +45,14 @@ def test_the_package_ships_one_state_dict_that_maps_one_to_one_onto_timm():
     source = torch.load(package_weights_path(), map_location="cpu", weights_only=True)
     target = timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict()
     assert len(source) == len(target) == 296
-    for (src, a), (dst, b) in zip(source.items(), target.items()):
+    for (src, a), (dst, b) in zip(source.items(), target.items(), strict=True):
         assert a.shape == b.shape, (src, dst)
 
 
 def test_the_package_weights_load_strictly_and_replace_every_random_tensor(imagenet_lite0):
     source = torch.load(package_weights_path(), map_location="cpu", weights_only=True)
     loaded = imagenet_lite0.state_dict()
-    for (_, a), (_, b) in zip(source.items(), loaded.items()):
+    for (_, a), (_, b) in zip(source.items(), loaded.items(), strict=True):
         assert torch.equal(a.to(b.dtype), b)
 
 

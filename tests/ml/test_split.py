@@ -21,7 +21,7 @@ def _data(sizes: dict[str, int]):
 def test_it_puts_about_a_fifth_of_each_stratum_on_the_test_side():
     keys, strata = _data({"a": 50, "b": 20, "c": 10})
     mask = stratified_split(keys, strata, [False] * len(keys), seed=1)
-    tests = Counter(s for s, m in zip(strata, mask) if m)
+    tests = Counter(s for s, m in zip(strata, mask, strict=True) if m)
     assert tests == {"a": 10, "b": 4, "c": 2}
 
 
@@ -29,7 +29,7 @@ def test_every_stratum_with_two_items_gets_one_test_and_one_train_item():
     keys, strata = _data({"a": 2, "b": 3, "c": 4, "single": 1})
     mask = stratified_split(keys, strata, [False] * len(keys), seed=0)
     for stratum in ("a", "b", "c"):
-        sides = [m for s, m in zip(strata, mask) if s == stratum]
+        sides = [m for s, m in zip(strata, mask, strict=True) if s == stratum]
         assert any(sides) and not all(sides), stratum
     # A stratum of one is only ever trained on.
     assert mask[strata.index("single")] is False
@@ -55,7 +55,7 @@ def test_it_is_reproducible_for_a_seed_and_independent_of_input_order():
     assert stratified_split(keys, strata, forced, seed=7) == first
     order = list(reversed(range(len(keys))))
     shuffled = stratified_split([keys[i] for i in order], [strata[i] for i in order], forced, seed=7)
-    assert dict(zip([keys[i] for i in order], shuffled)) == dict(zip(keys, first))
+    assert dict(zip([keys[i] for i in order], shuffled, strict=True)) == dict(zip(keys, first, strict=False))
     assert stratified_split(keys, strata, forced, seed=8) != first
 
 

@@ -140,7 +140,10 @@ def test_it_takes_paths_bytes_and_pil_images_and_skips_unreadable_ones(tmp_path,
 
 def test_the_input_size_follows_the_images_when_not_set(tmp_path, scratch_config):
     rng = np.random.default_rng(4)
-    items = [(coloured_shape((200, 0, 0), rng, size=70), 0), (coloured_shape((0, 0, 200), rng, size=70), 1)] * 4
+    items = [
+        (coloured_shape((200, 0, 0), rng, size=70), 0),
+        (coloured_shape((0, 0, 200), rng, size=70), 1),
+    ] * 4
     config = dataclasses.replace(scratch_config, input_size=None, epochs=1)
     labels = [{"id": "a", "name": "a"}, {"id": "b", "name": "b"}]
     result = fit(items, [False] * 6 + [True] * 2, labels, "multi_class", config, tmp_path)
