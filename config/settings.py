@@ -299,9 +299,9 @@ VF_MODEL_CACHE_SIZE = env_int("VF_MODEL_CACHE_SIZE", 4)
 VF_INFERENCE_THREADS = env_int(
     "VF_INFERENCE_THREADS", max(1, (os.cpu_count() or 1) // max(1, env_int("WEB_CONCURRENCY", 2)))
 )
-# How a loaded version runs: "jit" (TorchScript trace + freeze, measured faster with the same
-# outputs, BENCHMARKS.md) or "eager" (plain PyTorch).
-VF_INFERENCE_MODE = env("VF_INFERENCE_MODE", "jit")
+# How a loaded version runs (BENCHMARKS.md, classify): "auto" (bf16 on a CPU with AMX, else jit),
+# "jit" (TorchScript trace + freeze, float32), "bf16" (traced, bfloat16 weights) or "eager".
+VF_INFERENCE_MODE = env("VF_INFERENCE_MODE", "auto")
 
 # Training (apps/tasks/training.py). Images each label needs before a task may train.
 MIN_IMAGES_PER_LABEL = env_int("VF_MIN_IMAGES_PER_LABEL", 20)

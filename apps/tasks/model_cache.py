@@ -147,9 +147,12 @@ def accelerate(predictor: Predictor, mode: str) -> Predictor:
     """Swap the predictor's forward for the ``mode`` lever and warm it up.
 
     ``eager``: plain PyTorch. ``jit``: traced and frozen, float32. ``bf16``: traced and frozen
-    with bfloat16 weights, only on a GPU or a CPU with AMX (else ``jit``). Warming up runs the
+    with bfloat16 weights, only on a GPU or a CPU with AMX (else ``jit``). ``auto``: ``bf16`` on a
+    CPU with AMX, else ``jit`` (what measured fastest with the same top-1, BENCHMARKS.md). Warming up runs the
     first, slow passes (profiling, graph optimisation) at load time instead of in a request.
     """
+    if mode == "auto":
+        mode = "bf16" if predictor.device.type == "cpu" and amx_available() else "jit"
     if mode == "bf16" and predictor.device.type == "cpu" and not amx_available():
         logger.warning("VF_INFERENCE_MODE=bf16 needs AMX on CPU; using jit")
         mode = "jit"
