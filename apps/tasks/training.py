@@ -22,7 +22,7 @@ from functools import partial
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import close_old_connections, connection, transaction
-from django.db.models import Max
+from django.db.models import F, Max
 from django.utils import timezone
 
 from apps.workspaces.errors import DomainError
@@ -97,6 +97,18 @@ def _enqueue(version_id) -> None:
         logger.exception("could not enqueue training of model version %s", version_id)
 
 
+def _lock_task(task_id) -> Task:
+    """The task row, locked until the transaction ends: train requests of one task run one by one.
+
+    PostgreSQL: SELECT ... FOR UPDATE. SQLite ignores FOR UPDATE; a (no-op) write first takes its
+    database write lock instead, before anything is read, so a second request waits rather than
+    reading the same "no version yet" and failing on the unique version number.
+    """
+    if connection.vendor == "sqlite":
+        Task.objects.filter(pk=task_id).update(last_train_status=F("last_train_status"))
+    return Task.objects.select_for_update().get(pk=task_id)
+
+
 def task_train(*, task: Task, user=None) -> ModelVersion:
     """Queue the next model version of ``task`` for training and return it.
 
@@ -105,8 +117,7 @@ def task_train(*, task: Task, user=None) -> ModelVersion:
     so concurrent requests queue one training; the job is enqueued after commit.
     """
     with transaction.atomic():
-        # The row lock serialises train requests of one task (PostgreSQL; SQLite serialises writes).
-        task = Task.objects.select_for_update().get(pk=task.pk)
+        task = _lock_task(task.pk)
         active = model_version_active(task=task)
         if active is not None:
             return active
