@@ -1,0 +1,242 @@
+"""Tenancy, proven for every route.
+
+Walks every API endpoint Django serves (drf-spectacular's enumerator over the whole URLconf, the
+``/v2/`` aliases included), so a route added later is covered without touching this file, or fails
+here until it is classified. For each route and method:
+
+- no token: 401;
+- a user of another workspace, with the victim's object ids: 404, with and without naming the
+  victim's workspace;
+- the owner and a member, naming the workspace with ``workspace=``: allowed (never 401/403/404,
+  except the owner-only member management, a 403 for the member);
+
+and after the attacker's calls every row and stored file of the victim workspace is unchanged.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from rest_framework.schemas.generators import EndpointEnumerator
+from PIL import Image
+
+from apps.images.models import ImageLabel, TrainingImage
+from apps.images.services import training_image_ingest
+from apps.labels.models import Label
+from apps.tasks.models import ModelVersion, Task
+from apps.workspaces import services as workspace_services
+from apps.workspaces.models import Membership, Workspace
+from tests.factories import UserFactory
+
+# Routes that answer without a token, each for a reason.
+PUBLIC = {
+    ("POST", "/account/v2/token/"): "exchanges a password for a token",
+    ("GET", "/health/"): "liveness for load balancers",
+    ("GET", "/api/docs/"): "Swagger UI",
+    ("GET", "/api/schema/"): "OpenAPI schema",
+    ("GET", "/media/{name}"): "signed, expiring links; tests/images/test_signed_urls.py proves them",
+}
+# Routes about the caller's own account: not scoped by a workspace, nothing of the victim's in them.
+# The workspace list shows only the caller's own workspaces (tests/workspaces/test_api.py), and POST
+# creates one owned by the caller.
+ACCOUNT = {
+    ("GET", "/account/v2/user/"),
+    ("GET", "/account/v2/details/"),
+    ("GET", "/account/v2/workspace/"),
+    ("POST", "/account/v2/workspace/"),
+}
+# Owner-only operations: a member gets 403 (a member already knows the workspace exists).
+OWNER_ONLY = re.compile(
+    r"^(POST|DELETE) /account/v2/workspace/\{pk\}/members/|^DELETE /account/v2/workspace/\{pk\}/$"
+)
+# The object kind behind {pk} of each collection.
+OBJECT_KIND = {
+    "workspace": "workspace",
+    "task": "task",
+    "label": "label",
+    "training-image": "image",
+    "model": "model",
+}
+
+
+def _endpoints():
+    seen = []
+    # DRF's enumerator walks the whole URLconf, aliases included (drf-spectacular's drops them).
+    for path, method, _callback in EndpointEnumerator().get_api_endpoints():
+        seen.append((method, path))
+    return sorted(set(seen))
+
+
+ENDPOINTS = _endpoints()
+SCOPED = [(m, p) for m, p in ENDPOINTS if (m, p) not in PUBLIC and (m, p) not in ACCOUNT]
+
+
+def _png(colour=(10, 200, 30)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 40), colour).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+class World:
+    """A victim workspace with one of everything, its owner and a member, and an attacker."""
+
+    def __init__(self):
+        self.owner = UserFactory()
+        self.member = UserFactory()
+        self.attacker = UserFactory()
+        self.attacker_workspace = workspace_services.workspace_ensure_default(user=self.attacker)
+        self.workspace = workspace_services.workspace_create(owner=self.owner, name="Victim team")
+        workspace_services.membership_add(
+            workspace=self.workspace, actor=self.owner, username_or_email=self.member.username
+        )
+        self.task = Task.objects.create(workspace=self.workspace, owner=self.owner, name="victim task")
+        self.label = Label.objects.create(workspace=self.workspace, name="victim label")
+        other = Label.objects.create(workspace=self.workspace, name="victim other")
+        self.task.labels.add(self.label, other)
+        self.image = training_image_ingest(workspace=self.workspace, data=_png(), label_ids=[self.label.id])
+        self.model = ModelVersion.objects.create(
+            workspace=self.workspace, task=self.task, version=1, train_status=ModelVersion.Status.FAILED
+        )
+
+    def ids(self) -> dict:
+        return {
+            "workspace": str(self.workspace.id),
+            "task": str(self.task.id),
+            "label": str(self.label.id),
+            "image": str(self.image.id),
+            "model": str(self.model.id),
+        }
+
+    def url(self, path: str) -> str:
+        ids = self.ids()
+        collection = path.strip("/").split("/")
+        kind = None
+        for part in collection:
+            if part in OBJECT_KIND:
+                kind = OBJECT_KIND[part]
+                break
+        if "{pk}" in path:
+            assert kind, f"{path}: add its collection to OBJECT_KIND in this test"
+            path = path.replace("{pk}", ids[kind])
+        return path.replace("{user_id}", str(self.owner.id))
+
+    def body(self, workspace: str | None) -> dict:
+        body = {
+            "name": "changed",
+            "type": "multi_class",
+            "description": "changed",
+            "label_id": str(self.label.id),
+            "task_id": str(self.task.id),
+            "task": str(self.task.id),
+            "records": [{"_base64": base64.b64encode(_png((1, 2, 3))).decode()}],
+            "images": [str(self.image.id)],
+            "labels": [str(self.label.id)],
+            "labels-add": [str(self.label.id)],
+            "labels-remove": [str(self.label.id)],
+            "mark-test": True,
+            "production_version": 1,
+            "meta_data": {"changed": True},
+            "base64": base64.b64encode(_png((9, 9, 9))).decode(),
+            "username": self.attacker.username,
+            "value": 1.0,
+        }
+        if workspace:
+            body["workspace"] = workspace
+        return body
+
+    def snapshot(self) -> dict:
+        ws = self.workspace
+        rows = {
+            "workspace": list(Workspace.objects.filter(pk=ws.pk).values()),
+            "memberships": list(Membership.objects.filter(workspace=ws).values("user_id", "role")),
+            "tasks": list(Task.objects.filter(workspace=ws).values().order_by("id")),
+            "task_labels": sorted(
+                Task.labels.through.objects.filter(task__workspace=ws).values_list("task_id", "label_id")
+            ),
+            "labels": list(Label.objects.filter(workspace=ws).values().order_by("id")),
+            "images": list(TrainingImage.objects.filter(workspace=ws).values().order_by("id")),
+            "image_labels": sorted(
+                ImageLabel.objects.filter(image__workspace=ws).values_list("image_id", "label_id", "value")
+            ),
+            "models": list(ModelVersion.objects.filter(workspace=ws).values().order_by("id")),
+        }
+        media = Path(django_settings.MEDIA_ROOT)
+        rows["files"] = (
+            sorted((str(p.relative_to(media)), p.stat().st_size) for p in media.rglob("*") if p.is_file())
+            if media.exists()
+            else []
+        )
+        return rows
+
+
+def _call(client, method: str, url: str, workspace: str | None, body: dict):
+    query = f"?workspace={workspace}" if workspace else ""
+    if method in ("GET", "DELETE"):
+        return getattr(client, method.lower())(url + query)
+    return getattr(client, method.lower())(url + query, body, format="json")
+
+
+def test_every_route_is_classified():
+    assert ENDPOINTS, "no endpoints found"
+    for method, path in ENDPOINTS:
+        if (method, path) in PUBLIC or (method, path) in ACCOUNT:
+            continue
+        if "{pk}" in path:
+            assert any(part in OBJECT_KIND for part in path.strip("/").split("/")), path
+    # The aliases are walked too.
+    assert any(path.startswith("/v2/") for _, path in ENDPOINTS)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("method", "path"), SCOPED + sorted(ACCOUNT), ids=lambda v: v)
+def test_no_token_is_a_401(anon, method, path):
+    world = World()
+    response = _call(anon, method, world.url(path), None, world.body(None))
+    assert response.status_code == 401, response.content
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("method", "path"), SCOPED, ids=lambda v: v)
+def test_another_workspace_is_a_404_and_nothing_changes(client_for, method, path):
+    world = World()
+    before = world.snapshot()
+    attacker = client_for(world.attacker)
+    url = world.url(path)
+    victim = str(world.workspace.id)
+
+    # Naming the victim's workspace: always a 404.
+    response = _call(attacker, method, url, victim, world.body(victim))
+    assert response.status_code == 404, (method, url, response.status_code, response.content)
+
+    # In the attacker's own workspace with the victim's ids: a 404 for the victim's objects;
+    # a collection route acts on the attacker's own workspace and must not reach the victim's.
+    response = _call(attacker, method, url, None, world.body(None))
+    assert response.status_code < 500, response.content
+    if "{pk}" in path or path.endswith(("/classify/", "/train/")):
+        assert response.status_code == 404, (method, url, response.status_code, response.content)
+    assert world.snapshot() == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("who", ["owner", "member"])
+@pytest.mark.parametrize(("method", "path"), SCOPED, ids=lambda v: v)
+def test_the_owner_and_members_are_allowed_through_the_workspace_parameter(client_for, method, path, who):
+    world = World()
+    client = client_for(getattr(world, who))
+    victim = str(world.workspace.id)
+    response = _call(client, method, world.url(path), victim, world.body(victim))
+    assert response.status_code < 500, response.content
+    if who == "member" and OWNER_ONLY.search(f"{method} {path}"):
+        assert response.status_code == 403, response.content
+    else:
+        assert response.status_code not in (401, 403, 404), (
+            method,
+            path,
+            response.status_code,
+            response.content,
+        )
