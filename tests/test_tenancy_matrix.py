@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
-from rest_framework.schemas.generators import EndpointEnumerator
 from PIL import Image
+from rest_framework.schemas.generators import EndpointEnumerator
 
 from apps.images.models import ImageLabel, TrainingImage
 from apps.images.services import training_image_ingest
