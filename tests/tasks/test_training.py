@@ -104,6 +104,7 @@ def test_it_trains_evaluates_deploys_and_retrains_each_task_type(
     version = ModelVersion.objects.get(pk=model_id)
     assert len(version.split["test"]) == metrics["number_of_testing_images"]
     evaluation = api.get(f"/recognition/v2/model/{model_id}/evaluation/").json()
+    assert set(evaluation) == {"id", "task", "version", "train_status", "count", "records"}
     assert evaluation["count"] == len(evaluation["records"]) == metrics["number_of_testing_images"]
     assert {r["image_id"] for r in evaluation["records"]} == set(version.split["test"])
     first = evaluation["records"][0]

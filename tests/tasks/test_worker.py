@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -231,7 +232,7 @@ def test_a_worker_killed_during_training_leaves_no_stuck_version_and_version_1_k
     wait_for(
         lambda: (
             ModelVersion.objects.get(pk=v2["id"]).heartbeat
-            < timezone.now() - timezone.timedelta(seconds=STALE_AFTER_S + 1)
+            < timezone.now() - timedelta(seconds=STALE_AFTER_S + 1)
         ),
         "the heartbeat to go stale",
     )
