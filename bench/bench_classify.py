@@ -1,6 +1,10 @@
 """Classify benchmark: the whole HTTP round trip under gunicorn against decode + raw timm forward.
 
-    .venv/bin/python bench/bench_classify.py [--modes jit,eager] [--seconds 15] [--clients 4]
+    VF_INFERENCE_THREADS=1 .venv/bin/python bench/bench_classify.py [--modes jit,eager,bf16]
+        [--repeats 30] [--seconds 15] [--clients 4]
+
+(VF_INFERENCE_THREADS: torch threads of the baseline and of each server, default all cores; on a
+machine shared with other jobs use 1, see BENCHMARKS.md.)
 
 Prepares everything itself: a temporary VF_VAR_DIR with a SQLite database (migrated), a user with a
 token, a multi_class task with a version trained by ``ml.train.fit`` (the default architecture,
