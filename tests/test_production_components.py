@@ -1,0 +1,110 @@
+"""Real components on loopback: S3 storage (moto's standalone server) and SMTP mail (aiosmtpd).
+
+The whole life of a task runs with Django's default storage on S3: upload, list with presigned
+URLs, train (artifacts to the bucket), classify (artifacts downloaded to the local cache), delete;
+and the bucket is empty afterwards. Training e-mails go through a real SMTP server.
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+
+import numpy as np
+import pytest
+import requests
+
+from apps.tasks.models import ModelVersion
+from tests.tasks.training_data import COLOURS, FAST_TRAINING, make_task, solid
+
+API = "/recognition/v2/"
+
+
+@pytest.fixture
+def fast_training(settings, tmp_path):
+    for key, value in FAST_TRAINING.items():
+        setattr(settings, key, value)
+    settings.MODEL_CACHE_DIR = tmp_path / "model-cache"
+    import torch
+
+    threads = torch.get_num_threads()
+    yield settings.MODEL_CACHE_DIR
+    torch.set_num_threads(threads)
+
+
+def _train(api, task, django_capture_on_commit_callbacks) -> dict:
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.post(f"{API}task/{task.id}/train/")
+    assert response.status_code in (200, 201), response.content
+    version = api.get(f"{API}model/{response.json()['id']}/").json()
+    assert version["train_status"] == "TRAINED", version
+    return version
+
+
+@pytest.mark.django_db
+def test_a_task_lives_and_dies_on_s3_and_leaves_nothing_in_the_bucket(
+    api, user, workspace, s3_storage, fast_training, django_capture_on_commit_callbacks
+):
+    task, labels = make_task(workspace, user, per_label=8)
+    keys = {o.key for o in s3_storage.objects.all()}
+    assert len(keys) == 2 * 16, keys  # each image and its thumbnail
+
+    # Upload through the API too, and follow the presigned URLs without a token.
+    png = solid(COLOURS[0], np.random.default_rng(99))
+    response = api.post(
+        f"{API}training-image/",
+        {"base64": base64.b64encode(png).decode(), "labels": [str(labels[0].id)]},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    image = response.json()
+    for field in ("img_path", "thumb_img_path"):
+        assert "X-Amz-Signature=" in image[field]
+        fetched = requests.get(image[field], timeout=10)
+        assert fetched.status_code == 200
+    assert requests.get(image["img_path"].split("?")[0], timeout=10).status_code == 403  # unsigned
+    listed = api.get(f"{API}training-image/?page_size=100").json()
+    assert listed["count"] == 17
+
+    # Train twice: artifacts go to the bucket.
+    v1 = _train(api, task, django_capture_on_commit_callbacks)
+    v2 = _train(api, task, django_capture_on_commit_callbacks)
+    model_keys = sorted(o.key for o in s3_storage.objects.all() if o.key.startswith("models/"))
+    assert any(key.endswith("model.safetensors") for key in model_keys)
+    assert len([k for k in model_keys if k.endswith("model.json")]) == 2
+
+    # Classify: the worker-side cache is empty, so the model comes down from S3.
+    shutil.rmtree(fast_training, ignore_errors=True)
+    records = [
+        {"_base64": base64.b64encode(solid(c, np.random.default_rng(7))).decode()} for c in COLOURS[:2]
+    ]
+    result = api.post(f"{API}classify/", {"task_id": str(task.id), "records": records}, format="json")
+    assert result.status_code == 200, result.content
+    names = [r["best_label"]["name"] for r in result.json()["records"]]
+    assert names == [labels[0].name, labels[1].name]
+
+    # Delete: the old version, every image, then the task (which deletes its versions' files).
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api.delete(f"{API}model/{v1['id']}/").status_code == 204
+        for label in labels:
+            assert api.delete(f"{API}label/{label.id}/wipe").status_code == 204
+        assert api.delete(f"{API}task/{task.id}/").status_code == 204
+    assert not ModelVersion.objects.filter(pk=v2["id"]).exists()
+    assert [o.key for o in s3_storage.objects.all()] == []
+
+
+@pytest.mark.django_db
+def test_training_emails_go_through_a_real_smtp_server(
+    api, user, workspace, smtp_server, fast_training, django_capture_on_commit_callbacks
+):
+    task, _ = make_task(workspace, user, per_label=8)
+    version = _train(api, task, django_capture_on_commit_callbacks)
+    messages = smtp_server.wait_for(2)
+    assert len(messages) == 2
+    assert all(m["to"] == [user.email] for m in messages)
+    started, finished = (m["message"] for m in messages)
+    assert task.name in started["Subject"]
+    assert started["Subject"] == f"Training started: {task.name} (version 1)"
+    assert finished["Subject"] == f"Training finished: {task.name} (version 1)"
+    body = finished.get_payload(decode=True).decode(finished.get_content_charset() or "utf-8")
+    assert f"Accuracy on the test images: {version['accuracy']:.1%}" in body, body
