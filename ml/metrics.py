@@ -11,8 +11,8 @@ from sklearn import metrics as skm
 DEFAULT_THRESHOLD = 0.5
 
 
-def _f(value) -> float:
-    return float(value)
+def _f(value) -> float | None:
+    return None if value is None else float(value)
 
 
 def best_thresholds(probs: np.ndarray, truth: np.ndarray) -> list[float]:
@@ -57,10 +57,25 @@ def _per_label(labels, precision, recall, f1, support, thresholds) -> list[dict]
     ]
 
 
+def _no_test_side(labels: Sequence[dict], thresholds: Sequence[float] | None) -> dict:
+    """Every image was used for training: nothing to score, so scores are None, not 0."""
+    none = [None] * len(labels)
+    return {
+        "accuracy": None,
+        "precision": None,
+        "recall": None,
+        "f1": None,
+        "per_label": _per_label(labels, none, none, none, [0] * len(labels), thresholds),
+        "confusion_matrix": None,
+    }
+
+
 def classification_metrics(probs: np.ndarray, truth: Sequence[int], labels: Sequence[dict]) -> dict:
     """multi_class: probs (N, L) softmax outputs, truth (N,) label indices."""
+    if len(truth) == 0:
+        return _no_test_side(labels, None)
     y_true = np.asarray(truth, dtype=np.int64)
-    y_pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
+    y_pred = probs.argmax(axis=1)
     idx = list(range(len(labels)))
     p, r, f, s = skm.precision_recall_fscore_support(
         y_true, y_pred, labels=idx, average=None, zero_division=0
@@ -68,13 +83,9 @@ def classification_metrics(probs: np.ndarray, truth: Sequence[int], labels: Sequ
     mp, mr, mf, _ = skm.precision_recall_fscore_support(
         y_true, y_pred, labels=idx, average="macro", zero_division=0
     )
-    cm = (
-        skm.confusion_matrix(y_true, y_pred, labels=idx)
-        if len(y_true)
-        else np.zeros((len(idx), len(idx)), dtype=np.int64)
-    )
+    cm = skm.confusion_matrix(y_true, y_pred, labels=idx)
     return {
-        "accuracy": _f(skm.accuracy_score(y_true, y_pred)) if len(y_true) else None,
+        "accuracy": _f(skm.accuracy_score(y_true, y_pred)),
         "precision": _f(mp),
         "recall": _f(mr),
         "f1": _f(mf),
@@ -90,13 +101,15 @@ def multi_label_metrics(
     probs: np.ndarray, truth: np.ndarray, labels: Sequence[dict], thresholds: Sequence[float]
 ) -> dict:
     """multi_label: probs and truth (N, L); accuracy is exact-match (subset) accuracy."""
+    if len(truth) == 0:
+        return _no_test_side(labels, thresholds)
     y_true = truth.astype(int)
     y_pred = (probs >= np.asarray(thresholds)[None, :]).astype(int)
     p, r, f, s = skm.precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0)
     mp, mr, mf, _ = skm.precision_recall_fscore_support(y_true, y_pred, average="macro", zero_division=0)
-    matrices = skm.multilabel_confusion_matrix(y_true, y_pred) if len(y_true) else []
+    matrices = skm.multilabel_confusion_matrix(y_true, y_pred)
     return {
-        "accuracy": _f(skm.accuracy_score(y_true, y_pred)) if len(y_true) else None,
+        "accuracy": _f(skm.accuracy_score(y_true, y_pred)),
         "precision": _f(mp),
         "recall": _f(mr),
         "f1": _f(mf),

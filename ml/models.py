@@ -129,9 +129,6 @@ def _create_from_hub(architecture: str) -> tuple[nn.Module, str]:
         else:
             if not _hub_reachable():
                 raise PretrainedLoadError(f"hub unreachable, cannot download {hub_id}")
-            # Short HTTP timeouts too, in case the hub answers the connect but stalls.
-            os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
-            os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "30")
             model = timm.create_model(architecture, pretrained=True)
     except PretrainedLoadError:
         raise

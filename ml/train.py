@@ -119,8 +119,10 @@ class Schedule:
         return min(frac, 1.0)
 
     def done(self) -> bool:
+        # At least one step even when decoding alone used up the budget: a net that never
+        # trained is worth less than a slightly late one.
         return self.step >= self.total_steps or (
-            self.deadline is not None and time.monotonic() >= self.deadline
+            self.step > 0 and self.deadline is not None and time.monotonic() >= self.deadline
         )
 
     def factor(self) -> float:

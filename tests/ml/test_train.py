@@ -163,3 +163,12 @@ def test_it_rejects_a_target_of_the_wrong_type(scratch_config):
     labels = [{"id": "a", "name": "a"}]
     with pytest.raises(ValueError, match="invalid target"):
         fit([(Image.new("RGB", (8, 8)), [0])], [False], labels, "multi_class", scratch_config)
+
+
+def test_it_trains_without_a_test_side_and_reports_no_accuracy(tmp_path, scratch_config):
+    rng = np.random.default_rng(5)
+    items = [(coloured_shape(rgb, rng), i) for i, rgb in enumerate(COLOURS.values()) for _ in range(4)]
+    config = dataclasses.replace(scratch_config, epochs=1)
+    result = fit(items, [False] * len(items), [{"id": n, "name": n} for n in COLOURS], "multi_class", config)
+    assert result.metrics["accuracy"] is None and result.predictions == []
+    assert result.metrics["number_of_testing_images"] == 0
