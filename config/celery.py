@@ -66,3 +66,18 @@ def _configure(app: Celery) -> None:
 # Django settings (config/__init__ imports it while the settings module itself is being imported).
 app.on_configure.connect(lambda sender, **_: _configure(sender), weak=False)
 app.autodiscover_tasks(related_name="jobs")
+
+
+def broker_reachable(timeout: float = 2.0) -> bool:
+    """True when jobs can be sent: eager mode, or the broker answers within ``timeout`` seconds."""
+    return app.conf.task_always_eager or broker_answers(timeout)
+
+
+def broker_answers(timeout: float = 2.0) -> bool:
+    """True when the broker accepts a connection within ``timeout`` seconds."""
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=timeout)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "unreachable"
+        return False

@@ -87,6 +87,66 @@ def local_artifact_dir(version: ModelVersion) -> Path:
     return target
 
 
+ONNX_FILE = "model.onnx"
+BUNDLE_README = """Model version {version} of task "{task}" ({task_type}).
+
+model.safetensors  the weights (timm architecture {architecture}), loadable with safetensors
+model.json         architecture, input size, normalisation, labels in output order, thresholds,
+                   training config and metrics
+model.onnx         the same model for onnxruntime and other ONNX runtimes: input "images" is a
+                   uint8 batch (N, 3, {size}, {size}) of RGB images resized to {size} x {size};
+                   output "scores" holds the probabilities in the order of model.json's labels
+                   (regression: the values). Normalisation and softmax/sigmoid are in the graph.
+"""
+
+
+def onnx_file(version: ModelVersion) -> Path:
+    """The version exported to ONNX, made once per cache folder (ml.export) and kept there."""
+    directory = local_artifact_dir(version)
+    target = directory / ONNX_FILE
+    if not target.is_file():
+        from ml.export import export_onnx  # loads torch: only when someone asks for ONNX
+
+        # Export beside the target and rename, so a concurrent request never reads half a file.
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".export.", suffix=".onnx")
+        os.close(fd)
+        try:
+            export_onnx(directory, tmp)
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return target
+
+
+def bundle_file(version: ModelVersion) -> Path:
+    """A zip of the version's weights, model.json, ONNX export and a README, in a temp file.
+
+    The caller deletes it (the download view streams it and removes it when done).
+    """
+    import json
+    import zipfile
+
+    directory = local_artifact_dir(version)
+    onnx = onnx_file(version)
+    meta = json.loads((directory / META_FILE).read_text())
+    readme = BUNDLE_README.format(
+        version=version.version,
+        task=version.task.name,
+        task_type=meta.get("task_type"),
+        architecture=meta.get("architecture"),
+        size=meta.get("input_size"),
+    )
+    fd, path = tempfile.mkstemp(prefix="model-bundle-", suffix=".zip")
+    os.close(fd)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        for name in ARTIFACT_FILES:
+            bundle.write(directory / name, name)
+        bundle.write(onnx, ONNX_FILE)
+        bundle.writestr("README.txt", readme)
+    return Path(path)
+
+
 def delete_artifacts(version: ModelVersion) -> None:
     """Delete the version's stored files and its local cache copy. Missing files are fine."""
     if version.artifact_path:

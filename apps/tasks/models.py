@@ -31,7 +31,9 @@ class Task(models.Model):
     description = models.TextField(blank=True, default="")
     labels = models.ManyToManyField("labels.Label", related_name="tasks", blank=True)
     production_version = models.IntegerField(default=-1)
-    last_train_status = models.CharField(max_length=16, choices=TrainStatus.choices, default=TrainStatus.NOT_TRAINED)
+    last_train_status = models.CharField(
+        max_length=16, choices=TrainStatus.choices, default=TrainStatus.NOT_TRAINED
+    )
     # When True a newly TRAINED version is not deployed automatically.
     keep_deployed_version = models.BooleanField(default=False)
     # Optional per-task model choice (timm name from ml's allowed list) and input size; blank = defaults.
@@ -56,7 +58,9 @@ class ModelVersion(models.Model):
         FAILED = "FAILED"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    workspace = models.ForeignKey("workspaces.Workspace", on_delete=models.CASCADE, related_name="model_versions")
+    workspace = models.ForeignKey(
+        "workspaces.Workspace", on_delete=models.CASCADE, related_name="model_versions"
+    )
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="versions")
     version = models.PositiveIntegerField()
     train_status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)

@@ -25,7 +25,7 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from apps.workspaces.errors import DomainError
+from apps.workspaces.errors import DomainError, ServiceUnavailableError
 
 from . import artifacts
 from .models import ModelVersion, Task
@@ -52,6 +52,10 @@ MSG_WORKER_LOST = "The worker training this version stopped responding ({attempt
 MSG_NEVER_STARTED = "No worker started this training within {hours:g} hours."
 MSG_TIME_LIMIT = "Training exceeded its time limit."
 MSG_NO_IMAGES = "No training images could be read."
+MSG_QUEUE_DOWN = (
+    "The job queue is unreachable, so the training cannot start; nothing was queued. Try again later."
+)
+MSG_EXPORT_NOT_TRAINED = "Only a TRAINED model version can be downloaded."
 
 TEST_FRACTION = 0.2
 PROGRESS_MIN_INTERVAL_S = 1.0  # at most one progress write per second
@@ -115,7 +119,15 @@ def task_train(*, task: Task, user=None) -> ModelVersion:
     Validates first (labels, images per label). While a version is QUEUED or IN_TRAINING it
     creates nothing and returns that version. The task row is locked for the check-and-create,
     so concurrent requests queue one training; the job is enqueued after commit.
+
+    With the broker down it answers 503 and creates nothing, rather than leaving a version QUEUED
+    that no worker will hear of (if the broker dies between this check and the enqueue, the
+    version stays QUEUED and the sweep enqueues it again).
     """
+    from config.celery import broker_reachable
+
+    if not broker_reachable():
+        raise ServiceUnavailableError(MSG_QUEUE_DOWN)
     with transaction.atomic():
         task = _lock_task(task.pk)
         active = model_version_active(task=task)
@@ -134,6 +146,18 @@ def task_train(*, task: Task, user=None) -> ModelVersion:
         transaction.on_commit(partial(_enqueue, version.id))
     logger.info("queued %s v%d for training (by %s)", task.id, version.version, getattr(user, "pk", None))
     return version
+
+
+def model_version_download(*, version: ModelVersion, artifact: str = "bundle"):
+    """The file to download for a TRAINED version: ``bundle`` (zip: weights, model.json, ONNX,
+    README; a temp file the caller deletes) or ``onnx`` (the cached ONNX export).
+    Returns ``(path, filename, is_temporary)``."""
+    if version.train_status != Status.TRAINED or not version.artifact_path:
+        raise DomainError(MSG_EXPORT_NOT_TRAINED)
+    stem = f"{version.task.name}-v{version.version}".replace("/", "_").replace('"', "")
+    if artifact == "onnx":
+        return artifacts.onnx_file(version), f"{stem}.onnx", False
+    return artifacts.bundle_file(version), f"{stem}.zip", True
 
 
 def task_deploy_version(*, task: Task, version: int) -> Task:

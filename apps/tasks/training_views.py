@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import django_filters
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
 from apps.workspaces.tenancy import WORKSPACE_PARAMETER, WorkspaceScopedViewSet
@@ -42,7 +45,12 @@ class TaskTrainViewSet(WorkspaceScopedViewSet):
         ),
         request=None,
         parameters=[WORKSPACE_PARAMETER],
-        responses={200: ModelVersionSerializer, 400: BAD_REQUEST, **ERRORS},
+        responses={
+            200: ModelVersionSerializer,
+            400: BAD_REQUEST,
+            **ERRORS,
+            503: OpenApiResponse(description="The job queue is unreachable; nothing was queued"),
+        },
     )
     @action(detail=True, methods=["post"])
     def train(self, request, pk=None):
@@ -93,6 +101,40 @@ class ModelVersionViewSet(
 
     def perform_destroy(self, instance):
         training.model_version_delete(version=instance)
+
+    @extend_schema(
+        summary="Download a model version",
+        description=(
+            "A zip of the TRAINED version's weights (safetensors), model.json (architecture, input "
+            "size, normalisation, labels, thresholds, metrics), an ONNX export and a README, so the model "
+            "can be served elsewhere. `?artifact=onnx` answers the ONNX file alone: input `images` is a "
+            "uint8 batch (N, 3, S, S) of RGB images resized to the input size; output `scores` holds the "
+            "probabilities in label order (regression: values)."
+        ),
+        parameters=[
+            WORKSPACE_PARAMETER,
+            OpenApiParameter("artifact", str, enum=["bundle", "onnx"], description="default: bundle"),
+        ],
+        responses={
+            (200, "application/zip"): OpenApiTypes.BINARY,
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            400: BAD_REQUEST,
+            **ERRORS,
+        },
+    )
+    @action(detail=True, methods=["get"])
+    def download(self, request, pk=None):
+        artifact = request.query_params.get("artifact", "bundle")
+        if artifact not in ("bundle", "onnx"):
+            raise ValidationError({"artifact": ['Choose "bundle" or "onnx".']})
+        path, filename, temporary = training.model_version_download(
+            version=self.get_object(), artifact=artifact
+        )
+        handle = open(path, "rb")  # noqa: SIM115 - FileResponse closes it
+        if temporary:
+            path.unlink()  # the open handle keeps the data until the response is sent (POSIX)
+        content_type = "application/zip" if artifact == "bundle" else "application/octet-stream"
+        return FileResponse(handle, as_attachment=True, filename=filename, content_type=content_type)
 
     @extend_schema(
         summary="Evaluation of a model version",

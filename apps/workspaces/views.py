@@ -50,9 +50,14 @@ class WorkspaceViewSet(
             return Workspace.objects.none()
         return selectors.workspace_list_for_user(user=self.request.user)
 
+    @extend_schema(responses={200: WorkspaceSerializer(many=True), 401: ERRORS[401]})
     def list(self, request, *args, **kwargs):
         services.workspace_ensure_default(user=request.user)
         return super().list(request, *args, **kwargs)
+
+    @extend_schema(responses={200: WorkspaceSerializer, 401: ERRORS[401], 404: ERRORS[404]})
+    def retrieve(self, request, *args, **kwargs):
+        return super().retrieve(request, *args, **kwargs)
 
     @extend_schema(request=WorkspaceInputSerializer, responses={201: WorkspaceSerializer, **ERRORS})
     def create(self, request):
@@ -151,14 +156,9 @@ def _check_database() -> str:
 
 
 def _check_broker() -> str:
-    from config.celery import app
+    from config.celery import broker_answers
 
-    try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
-        return "ok"
-    except Exception as exc:  # noqa: BLE001
-        return f"error: {exc.__class__.__name__}"
+    return "ok" if broker_answers() else "error: unreachable"
 
 
 @extend_schema(

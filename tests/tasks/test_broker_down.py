@@ -1,0 +1,41 @@
+"""Train pressed while the broker is down: a clear 503 and no orphan QUEUED version."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.tasks import training
+from apps.tasks.models import ModelVersion, Task
+from config.celery import app
+from tests.servers import free_port
+from tests.tasks.training_data import make_task
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def broker_down():
+    previous = (app.conf.broker_url, app.conf.task_always_eager)
+    # Nothing listens on this port: a real connection attempt that is refused.
+    app.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"
+    app.conf.task_always_eager = False
+    yield
+    app.conf.broker_url, app.conf.task_always_eager = previous
+
+
+def test_train_with_the_broker_down_is_a_503_and_queues_nothing(api, user, workspace, settings, broker_down):
+    settings.MIN_IMAGES_PER_LABEL = 2
+    task, _ = make_task(workspace, user, per_label=2)
+    response = api.post(f"/recognition/v2/task/{task.id}/train/")
+    assert response.status_code == 503
+    assert response.json() == {"detail": training.MSG_QUEUE_DOWN}
+    assert not ModelVersion.objects.filter(task=task).exists()
+    task.refresh_from_db()
+    assert task.last_train_status == Task.TrainStatus.NOT_TRAINED
+
+
+def test_health_reports_the_broker_down(anon, broker_down):
+    response = anon.get("/health")
+    assert response.status_code == 503
+    assert response.json()["broker"] == "error: unreachable"
+    assert response.json()["database"] == "ok"
