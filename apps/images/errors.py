@@ -24,6 +24,8 @@ MSG_VALUE_REQUIRED = "A value label needs a numeric value."
 MSG_VALUE_NOT_ALLOWED = "Only a value label takes a value."
 MSG_LABEL_NOT_ON_IMAGE = "This label is not on the image."
 
+MSG_STORAGE_UNAVAILABLE = "Image storage is unavailable; nothing was stored. Try again later."
+
 MSG_URL_SCHEME = "Only http and https URLs can be fetched."
 MSG_URL_INVALID = "The URL is not valid."
 MSG_URL_FORBIDDEN = "The URL points to an address that is not public."
@@ -31,6 +33,12 @@ MSG_URL_TOO_MANY_REDIRECTS = "The URL redirects too many times."
 MSG_URL_TIMEOUT = "Fetching the URL timed out."
 MSG_URL_UNREACHABLE = "The URL could not be fetched."
 MSG_URL_STATUS = "Fetching the URL answered HTTP {status}."
+
+
+class StorageUnavailableError(DomainError):
+    """The storage backend refused a write: 503, retryable, and nothing was stored."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
 
 
 class ImageInputError(DomainError):

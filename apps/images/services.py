@@ -29,6 +29,7 @@ from .errors import (
     MSG_LABEL_NOT_ON_IMAGE,
     MSG_MANY_SOURCES,
     MSG_NO_SOURCE,
+    MSG_STORAGE_UNAVAILABLE,
     MSG_TOO_LARGE,
     MSG_VALUE_NOT_ALLOWED,
     MSG_VALUE_REQUIRED,
@@ -37,6 +38,7 @@ from .errors import (
     ImageNotFoundError,
     ImageTooLargeError,
     LabelNotFoundError,
+    StorageUnavailableError,
 )
 from .fetch import fetch_url
 from .models import ImageLabel, TrainingImage
@@ -155,8 +157,12 @@ def training_image_ingest(
     image_name, thumb_name = storage.new_names(workspace.id, extension)
     written: list[str] = []
     try:
-        written.append(storage.save_bytes(image_name, stored))
-        written.append(storage.save_bytes(thumb_name, thumbnail))
+        try:
+            written.append(storage.save_bytes(image_name, stored))
+            written.append(storage.save_bytes(thumb_name, thumbnail))
+        except Exception as exc:  # any backend: disk full, permissions, S3 down
+            logger.exception("Could not write %s to storage", image_name)
+            raise StorageUnavailableError(MSG_STORAGE_UNAVAILABLE) from exc
         with transaction.atomic():
             image = TrainingImage.objects.create(
                 workspace=workspace,
