@@ -205,6 +205,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "PREPROCESSING_HOOKS": ["apps.workspaces.schema.drop_alias_paths"],
+    # Error answers (401/404/400/413) and their bodies on every operation.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "apps.workspaces.schema.declare_error_responses",
+    ],
 }
 
 # --- Celery ---------------------------------------------------------------------------------------

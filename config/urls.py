@@ -20,3 +20,7 @@ urlpatterns = [
     path("v1/", include("apps.tasks.v1_urls")),
     path("media/", include("apps.images.media_urls")),
 ]
+
+handler400 = "apps.workspaces.views.bad_request"
+handler404 = "apps.workspaces.views.not_found"
+handler500 = "apps.workspaces.views.server_error"

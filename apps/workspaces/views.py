@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib.auth import authenticate
 from django.db import connection
+from django.http import JsonResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, mixins, serializers, status, viewsets
@@ -187,3 +188,17 @@ def health(request):
         {"status": "ok" if healthy else "unavailable", **checks},
         status=status.HTTP_200_OK if healthy else status.HTTP_503_SERVICE_UNAVAILABLE,
     )
+
+
+# Django's own error pages (a path no route matches, an uncaught exception) answer JSON like the
+# rest of the API, never an HTML page a client cannot parse. config/urls.py installs them.
+def not_found(request, exception=None):
+    return JsonResponse({"detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
+
+
+def server_error(request):
+    return JsonResponse({"detail": "Server error."}, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+def bad_request(request, exception=None):
+    return JsonResponse({"detail": "Bad request."}, status=status.HTTP_400_BAD_REQUEST)
