@@ -183,6 +183,12 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.workspaces.errors.exception_handler",
+    # DRF's parsers, with JSON nested too deeply for Python's parser answered as a 400.
+    "DEFAULT_PARSER_CLASSES": [
+        "apps.workspaces.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.UserRateThrottle",
         "rest_framework.throttling.AnonRateThrottle",
@@ -287,6 +293,8 @@ SESSION_COOKIE_AGE = int(timedelta(days=14).total_seconds())
 
 # Largest accepted image (training upload or classify record), in bytes.
 VF_MAX_IMAGE_BYTES = env_int("VF_MAX_IMAGE_BYTES", 10 * 1024 * 1024)
+# Largest meta_data (training image, workspace), in bytes of compact JSON.
+VF_MAX_META_DATA_BYTES = env_int("VF_MAX_META_DATA_BYTES", 64 * 1024)
 # Records per classify call (the Ximilar limit).
 VF_CLASSIFY_MAX_RECORDS = 10
 # Django refuses larger request bodies (DRF applies it to JSON too); the API answers a JSON 413.

@@ -8,11 +8,16 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apps.workspaces.fields import MetaDataField
+
 from . import storage
 from .models import ImageLabel, TrainingImage
 
-MSG_META_DATA_OBJECT = "meta_data must be a JSON object."
 MSG_LABEL_IDS = "labels must be a list of label ids."
+MSG_TOO_MANY_IDS = "At most {limit} ids per call; split the update into several calls."
+# Ids one list of a call may name (bulk update, labels of an upload): one call stays one bounded
+# query and one bounded transaction; the client's modify_images sends far fewer.
+MAX_IDS_PER_CALL = 1000
 
 
 class ImageLabelSerializer(serializers.ModelSerializer):
@@ -61,29 +66,12 @@ class TrainingImageSerializer(serializers.ModelSerializer):
         return storage.signed_url(obj.thumbnail, self.context.get("request"))
 
 
-class MetaDataField(serializers.JSONField):
-    """A JSON object; from multipart forms it arrives as a JSON string."""
-
-    def __init__(self, **kwargs):
-        kwargs.setdefault("help_text", "JSON object of your own data.")
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        if isinstance(data, str | bytes):
-            try:
-                data = json.loads(data) if data.strip() else {}
-            except ValueError:
-                raise serializers.ValidationError(MSG_META_DATA_OBJECT) from None
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise serializers.ValidationError(MSG_META_DATA_OBJECT)
-        return super().to_internal_value(data)
-
-
 @extend_schema_field({"type": "array", "items": {"type": "string", "format": "uuid"}})
 class LabelIdsField(serializers.Field):
-    """Label ids as a JSON list, a JSON-list string, a comma-separated string or repeated form fields."""
+    """Label ids as a JSON list, a JSON-list string, a comma-separated string or repeated form fields.
+
+    At most ``MAX_IDS_PER_CALL`` of them.
+    """
 
     def get_value(self, dictionary):
         if hasattr(dictionary, "getlist") and self.field_name in dictionary:
@@ -108,6 +96,8 @@ class LabelIdsField(serializers.Field):
                     ids.extend(part.strip() for part in text.split(",") if part.strip())
             elif item is not None:
                 ids.append(str(item))
+        if len(ids) > MAX_IDS_PER_CALL:
+            raise serializers.ValidationError(MSG_TOO_MANY_IDS.format(limit=MAX_IDS_PER_CALL))
         uuid_field = serializers.UUIDField()
         return [uuid_field.to_internal_value(value) for value in ids]
 

@@ -9,11 +9,12 @@ from django.http import FileResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.workspaces.parsers import JSONParser
 from apps.workspaces.tenancy import WORKSPACE_PARAMETER, WorkspaceScopedViewSet
 
 from . import selectors, services, storage

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from apps.images.decoding import check_size
 from apps.workspaces.errors import NotFoundError
+from apps.workspaces.parsers import JSONParser
 from apps.workspaces.tenancy import WorkspaceScopedViewSet
 
 from .classify import task_classify, task_classify_v1

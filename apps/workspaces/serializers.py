@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from .fields import MetaDataField
 from .models import Membership, Workspace
 
 
@@ -23,12 +24,7 @@ class WorkspaceSerializer(serializers.ModelSerializer):
 
 class WorkspaceInputSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=255)
-    meta_data = serializers.JSONField(required=False)
-
-    def validate_meta_data(self, value):
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("meta_data must be a JSON object.")
-        return value
+    meta_data = MetaDataField(required=False)
 
 
 class WorkspaceUpdateSerializer(WorkspaceInputSerializer):
