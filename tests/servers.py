@@ -74,7 +74,10 @@ def s3_storage(s3_server, settings):
         aws_secret_access_key="testing",
     )
     bucket = resource.create_bucket(Bucket=bucket_name)
-    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options},
+    }
     storages._storages.pop("default", None)  # the handler caches backends; rebuild from the settings
     yield bucket
     storages._storages.pop("default", None)
