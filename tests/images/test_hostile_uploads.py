@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import io
 from unittest import mock
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import DatabaseError
+from PIL import Image
 
 from apps.images import decoding
 from apps.images.errors import ImageInputError
@@ -127,3 +129,70 @@ def test_decode_base64_accepts_data_urls_url_safe_and_missing_padding():
     assert decoding.decode_base64("data:image/png;base64," + standard) == raw
     assert decoding.decode_base64(base64.urlsafe_b64encode(raw).decode().rstrip("=")) == raw
     assert decoding.decode_base64(standard[:40] + "\n" + standard[40:]) == raw
+
+
+# --- unusual but valid images: a correct result --------------------------------------------------
+
+
+def _cmyk_jpeg(size=(60, 40)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("CMYK", size, (0, 255, 255, 0)).save(buffer, "JPEG")  # pure red in CMYK
+    return buffer.getvalue()
+
+
+def _png16(size=(50, 30)) -> bytes:
+    image = Image.new("I;16", size)
+    image.putdata([(x * 1300) % 65536 for x in range(size[0] * size[1])])
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _stored(settings, response) -> Image.Image:
+    image = TrainingImage.objects.get(pk=response.json()["id"])
+    return Image.open(settings.MEDIA_ROOT / image.file)
+
+
+@pytest.mark.parametrize(
+    ("data", "size"),
+    [
+        (_cmyk_jpeg(), (60, 40)),
+        (_png16(), (50, 30)),
+        (picture(size=(30, 20), color=(255, 0, 0), fmt="GIF"), (30, 20)),
+    ],
+    ids=["cmyk-jpeg", "16-bit-png", "animated-gif"],
+)
+def test_cmyk_16_bit_and_animated_images_are_stored_as_rgb(api, settings, data, size):
+    upload = SimpleUploadedFile("odd.img", data, content_type="application/octet-stream")
+    response = api.post(BASE, {"img_path": upload}, format="multipart")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["img_width"], body["img_height"]) == size
+    stored = _stored(settings, response)
+    assert stored.mode in ("RGB", "L", "P")
+    assert stored.size == size
+
+
+def test_a_cmyk_jpeg_keeps_its_colour(api, settings):
+    response = api.post(BASE, {"base64": b64(_cmyk_jpeg())}, format="json")
+    assert response.status_code == 201
+    red, green, blue = _stored(settings, response).convert("RGB").getpixel((5, 5))
+    assert red > 200 and green < 60 and blue < 60
+
+
+def test_an_animated_gif_is_its_first_frame(api, settings):
+    response = api.post(BASE, {"base64": b64(picture(size=(30, 20), color=(255, 0, 0), fmt="GIF"))})
+    assert response.status_code == 201
+    assert _stored(settings, response).convert("RGB").getpixel((10, 2))[0] > 200
+
+
+def test_a_file_of_exactly_the_limit_is_read_and_one_byte_more_is_413(api, settings):
+    settings.VF_MAX_IMAGE_BYTES = 40_000
+    image = picture(size=(64, 48), fmt="PNG")
+    at_limit = image + b"\0" * (settings.VF_MAX_IMAGE_BYTES - len(image))  # trailing bytes after IEND
+    response = api.post(BASE, {"img_path": SimpleUploadedFile("a.png", at_limit)}, format="multipart")
+    assert response.status_code == 201, response.content
+    response = api.post(BASE, {"img_path": SimpleUploadedFile("b.png", at_limit + b"\0")}, format="multipart")
+    assert response.status_code == 413
+    assert response.json() == {"detail": f"The image is larger than {settings.VF_MAX_IMAGE_BYTES} bytes."}
+    assert TrainingImage.objects.count() == 1
