@@ -10,8 +10,10 @@ from __future__ import annotations
 import io
 import logging
 import math
+import os
 import pathlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -108,26 +110,36 @@ def image_shorter_sides(images: Sequence[ImageInput]) -> list[int]:
     return sides
 
 
+def _decode(image: ImageInput, size: int, interpolation: str) -> torch.Tensor | Exception:
+    try:
+        return preprocess(image, size, interpolation)
+    except Exception as exc:  # noqa: BLE001 - any decoder error means "skip this image"
+        return exc
+
+
 def build_cache(
     images: Sequence[ImageInput], size: int, interpolation: str = "bicubic"
 ) -> tuple[torch.Tensor, list[int], list[str]]:
-    """Decode every image once into a uint8 tensor (N_ok, 3, size, size).
+    """Decode every image once into a uint8 tensor (N_ok, 3, size, size), channels_last.
 
     Returns the cache, the indices (into ``images``) that decoded, and a warning per
-    image that could not be read; those are skipped, not fatal.
+    image that could not be read; those are skipped, not fatal. Decoding runs on a few
+    threads: PIL releases the GIL while it decodes and resizes.
     """
     cache = torch.empty((len(images), 3, size, size), dtype=torch.uint8)
     ok: list[int] = []
     warnings: list[str] = []
-    for i, image in enumerate(images):
-        try:
-            cache[len(ok)] = preprocess(image, size, interpolation)
-        except Exception as exc:  # noqa: BLE001 - any decoder error means "skip this image"
-            message = f"item {i}: image could not be read, skipped ({type(exc).__name__}: {exc})"
-            logger.warning(message)
-            warnings.append(message)
-            continue
-        ok.append(i)
+    workers = max(1, min(4, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        decoded = pool.map(lambda image: _decode(image, size, interpolation), images)
+        for i, result in enumerate(decoded):  # map keeps input order: warnings are stable
+            if isinstance(result, Exception):
+                message = f"item {i}: image could not be read, skipped ({type(result).__name__}: {result})"
+                logger.warning(message)
+                warnings.append(message)
+                continue
+            cache[len(ok)] = result
+            ok.append(i)
     # channels_last like the model, so batches sliced from it need no layout change.
     return cache[: len(ok)].contiguous(memory_format=torch.channels_last), ok, warnings
 
