@@ -147,3 +147,26 @@ def flatmap_query(context, query):
 def test_every_operation_answers_within_its_schema_and_never_5xx(case, fuzz_user):
     token = workspace_services.token_get_or_create(user=fuzz_user)
     case.call_and_validate(headers={"Authorization": f"Token {token}"}, checks=CHECKS)
+
+
+def test_every_authenticated_operation_declares_its_errors_with_a_body():
+    for path, operations in schema.raw_schema["paths"].items():
+        for method, operation in operations.items():
+            if {} in operation.get("security", [{}]):
+                continue  # public: token, health
+            responses = operation["responses"]
+            assert "401" in responses, (method, path)
+            if "{" in path:
+                assert "404" in responses, (method, path)
+            if "requestBody" in operation:
+                assert {"400", "413"} <= set(responses), (method, path)
+            for code, response in responses.items():
+                if code.startswith("4"):
+                    assert "application/json" in response["content"], (method, path, code)
+
+
+def test_a_path_no_route_matches_is_a_json_404(api):
+    for path in ("/recognition/v2/no-such-thing/", "/recognition/v2/task/not-an-id/", "/nothing"):
+        response = api.get(path)
+        assert response.status_code == 404, (path, response.status_code)
+        assert response.json() == {"detail": "Not found."}
