@@ -325,3 +325,27 @@ def test_names_too_long_empty_or_with_nul_are_refused(api, workspace, objects, n
         answer = assert_clear_400(send(api, method, path, json.dumps(body)))
         assert set(answer) & {"name", "output_name"}, (path, answer)
     assert snapshot() == before
+
+
+def test_multipart_uploads_are_held_to_the_same_caps(api, objects):
+    import uuid
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    before = snapshot()
+    too_big = json.dumps({"blob": "x" * (64 * 1024)})
+    upload = SimpleUploadedFile("a.png", _png((9, 9, 9)), content_type="image/png")
+    response = api.post(
+        f"{PREFIX}/training-image/", {"img_path": upload, "meta_data": too_big}, format="multipart"
+    )
+    assert assert_clear_400(response) == {"meta_data": [MSG_META_DATA_TOO_LARGE.format(limit=64 * 1024)]}
+    ids = ",".join(str(uuid.uuid4()) for _ in range(MAX_IDS_PER_CALL + 1))
+    upload = SimpleUploadedFile("a.png", _png((9, 9, 9)), content_type="image/png")
+    response = api.post(f"{PREFIX}/training-image/", {"img_path": upload, "labels": ids}, format="multipart")
+    assert assert_clear_400(response) == {"labels": [MSG_TOO_MANY_IDS.format(limit=MAX_IDS_PER_CALL)]}
+    upload = SimpleUploadedFile("a.png", _png((9, 9, 9)), content_type="image/png")
+    response = api.post(
+        f"{PREFIX}/training-image/", {"img_path": upload, "meta_data": "[[[["}, format="multipart"
+    )
+    assert "meta_data" in assert_clear_400(response)
+    assert snapshot() == before
