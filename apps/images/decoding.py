@@ -73,8 +73,13 @@ def decode_base64(value: str) -> bytes:
     return data
 
 
-def open_image(data: bytes) -> tuple[Image.Image, str]:
-    """Open and fully decode ``data``; return the image (first frame) and its format."""
+def open_image(data: bytes, *, load: bool = True) -> tuple[Image.Image, str]:
+    """Open and fully decode ``data``; return the image (first frame) and its format.
+
+    ``load=False`` stops after the header checks (format, size, pixel limit): classify lets the
+    predictor decode the pixels itself, so that a large JPEG decodes at a reduced scale
+    (``Image.draft``), which a full decode here would defeat.
+    """
     if not data:
         raise ImageInputError(MSG_EMPTY)
     check_size(len(data))
@@ -92,6 +97,8 @@ def open_image(data: bytes) -> tuple[Image.Image, str]:
         width, height = image.size
         if width < 1 or height < 1 or width * height > MAX_PIXELS:
             raise ImageInputError(_too_many_pixels())
+        if not load:
+            return image, image_format
         try:
             image.seek(0)  # GIF, animated WebP: the first frame
             image.load()

@@ -10,7 +10,6 @@ be read gets its own ``_status`` 400; the rest of the batch is still classified.
 
 from __future__ import annotations
 
-import io
 import logging
 import threading
 import time
@@ -20,14 +19,12 @@ from dataclasses import dataclass
 
 import torch
 from django.conf import settings
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from apps.images.decoding import ALLOWED_FORMATS, MAX_PIXELS, check_size, decode_base64
+from apps.images.decoding import decode_base64, open_image
 from apps.images.errors import (
     MSG_NOT_AN_IMAGE,
-    MSG_TOO_MANY_PIXELS,
     MSG_TRUNCATED,
-    MSG_UNSUPPORTED_FORMAT,
     DuplicateImageError,
     ImageInputError,
     UrlFetchError,
@@ -105,29 +102,6 @@ class _Read:
     error: str | None = None
 
 
-def _open_header(data: bytes) -> Image.Image:
-    """Open ``data`` lazily after the same checks as ``apps.images.decoding.open_image``.
-
-    Only the header is read here: the predictor decodes the pixels itself so that a large JPEG
-    is decoded at a reduced scale (``Image.draft``), which a full decode first would defeat.
-    """
-    check_size(len(data))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(io.BytesIO(data))
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ImageInputError(MSG_TOO_MANY_PIXELS.format(limit=MAX_PIXELS)) from exc
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-            raise ImageInputError(MSG_NOT_AN_IMAGE) from exc
-    if (image.format or "") not in ALLOWED_FORMATS:
-        raise ImageInputError(MSG_UNSUPPORTED_FORMAT.format(format=image.format or "unknown"))
-    width, height = image.size
-    if width < 1 or height < 1 or width * height > MAX_PIXELS:
-        raise ImageInputError(MSG_TOO_MANY_PIXELS.format(limit=MAX_PIXELS))
-    return image
-
-
 def _oriented_size(image: Image.Image) -> tuple[int, int]:
     width, height = image.size
     try:
@@ -153,7 +127,7 @@ def _read_record(record, predictor) -> _Read:
         return _Read(error=MSG_RECORD_NOT_OBJECT)
     try:
         data = _record_bytes(record)
-        image = _open_header(data)
+        image, _ = open_image(data, load=False)
         width, height = _oriented_size(image)
         try:
             with warnings.catch_warnings():
