@@ -23,12 +23,14 @@ def _configure(app: Celery) -> None:
     if settings.CELERY_BROKER_URL.startswith("filesystem://"):
         # The filesystem transport moves messages between folders; web and worker share them.
         folder = settings.CELERY_FILESYSTEM_DIR
-        for sub in ("out", "processed"):
+        for sub in ("out", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         broker_options = {
             "data_folder_in": str(folder / "out"),
             "data_folder_out": str(folder / "out"),
             "processed_folder": str(folder / "processed"),
+            # Broadcast (remote control) state; kombu's default is ./control in the working directory.
+            "control_folder": str(folder / "control"),
             "store_processed": False,
         }
     else:

@@ -106,7 +106,7 @@ def image_shorter_sides(images: Sequence[ImageInput]) -> list[int]:
             w, h = img.size
             sides.append(min(w, h))
         except Exception:  # noqa: BLE001, S112 - reported when the image is decoded for the cache
-            continue
+            continue  # nosec B112
     return sides
 
 
