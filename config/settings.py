@@ -53,7 +53,8 @@ SECRET_KEY = env("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
     if PRODUCTION:
         raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when VF_ENV=production")
-    SECRET_KEY = "dev-only-insecure-key-change-me"  # noqa: S105  # nosec B105 - development default only
+    # A development default only: production mode refuses to start without DJANGO_SECRET_KEY.
+    SECRET_KEY = "dev-only-insecure-key-change-me"  # noqa: S105  # nosec B105
 
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", "" if PRODUCTION else "localhost,127.0.0.1,[::1],testserver")
 if PRODUCTION and not ALLOWED_HOSTS:
