@@ -14,10 +14,13 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def broker_down():
+def broker_down(monkeypatch):
     previous = (app.conf.broker_url, app.conf.task_always_eager)
-    # Nothing listens on this port: a real connection attempt that is refused.
-    app.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"
+    # Nothing listens on this port: a real connection attempt that is refused. Celery prefers the
+    # CELERY_BROKER_URL environment variable (set in CI's Redis pass) to its configuration.
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    monkeypatch.setenv("CELERY_BROKER_URL", dead)
+    app.conf.broker_url = dead
     app.conf.task_always_eager = False
     yield
     app.conf.broker_url, app.conf.task_always_eager = previous
