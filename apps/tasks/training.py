@@ -198,6 +198,19 @@ def _stale_before():
     return timezone.now() - timedelta(seconds=settings.TRAINING_STALE_AFTER)
 
 
+def _lock_unfinished_version(version_id) -> ModelVersion | None:
+    """The version row locked until the transaction ends, or None if gone, TRAINED or FAILED."""
+    version = (
+        ModelVersion.objects.select_for_update(of=("self",))
+        .select_related("task", "task__owner")
+        .filter(pk=version_id)
+        .first()
+    )
+    if version is None or version.train_status in (Status.TRAINED, Status.FAILED):
+        return None
+    return version
+
+
 def model_version_claim(*, version_id) -> ModelVersion | None:
     """Mark a version IN_TRAINING for this worker; None when there is nothing to do.
 
@@ -206,13 +219,8 @@ def model_version_claim(*, version_id) -> ModelVersion | None:
     (FAILED) so the caller can tell its owner.
     """
     with transaction.atomic():
-        version = (
-            ModelVersion.objects.select_for_update(of=("self",))
-            .select_related("task", "task__owner")
-            .filter(pk=version_id)
-            .first()
-        )
-        if version is None or version.train_status in (Status.TRAINED, Status.FAILED):
+        version = _lock_unfinished_version(version_id)
+        if version is None:
             return None
         if (
             version.train_status == Status.IN_TRAINING
@@ -262,13 +270,8 @@ def model_version_fail(*, version_id, reason: str) -> ModelVersion | None:
     Returns the FAILED version, or None when there was nothing to fail.
     """
     with transaction.atomic():
-        version = (
-            ModelVersion.objects.select_for_update(of=("self",))
-            .select_related("task", "task__owner")
-            .filter(pk=version_id)
-            .first()
-        )
-        if version is None or version.train_status in (Status.TRAINED, Status.FAILED):
+        version = _lock_unfinished_version(version_id)
+        if version is None:
             return None
         return _fail_locked(version, reason[:2000])
 
