@@ -21,6 +21,8 @@ import re
 import pytest
 import schemathesis
 from django.core.cache import cache
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import HealthCheck, settings
@@ -102,7 +104,14 @@ def fuzz_user(db, monkeypatch):
     cache.clear()
     user = UserFactory()
     _create_real_objects(user)
-    return user
+    # The calls go through the real WSGI handler, whose request signals close "old" database
+    # connections; inside the test's transaction (autocommit off) that would close the test's own
+    # PostgreSQL connection. Django's test client disconnects the same handler for that reason.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield user
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 def _load_schema():
