@@ -21,6 +21,7 @@ from PIL import Image
 
 from apps.labels.models import Label
 from apps.workspaces.errors import DomainError
+from apps.workspaces.ids import parse_uuid
 from apps.workspaces.models import Workspace
 
 from . import storage
@@ -58,10 +59,10 @@ _KEEP_AS_IS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 
 
 def _as_uuid(value, error: Exception) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except (TypeError, ValueError, AttributeError):
-        raise error from None
+    parsed = parse_uuid(value)
+    if parsed is None:
+        raise error
+    return parsed
 
 
 def labels_resolve(*, workspace: Workspace, label_ids: Iterable) -> list[Label]:

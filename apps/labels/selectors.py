@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import uuid
-
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from apps.images.models import ImageLabel
 from apps.tasks.models import Task
 from apps.workspaces.errors import NotFoundError
+from apps.workspaces.ids import parse_uuid
 
 from .models import Label
 
@@ -42,11 +41,8 @@ def label_list(*, workspace) -> QuerySet:
 
 def label_get(*, workspace, label_id) -> Label:
     """One label of the workspace with its counts; NotFoundError for a bad id or another workspace's."""
-    try:
-        label_uuid = uuid.UUID(str(label_id))
-    except (TypeError, ValueError, AttributeError):
-        raise NotFoundError(MSG_LABEL_NOT_FOUND) from None
-    label = label_list(workspace=workspace).filter(pk=label_uuid).first()
+    label_uuid = parse_uuid(label_id)
+    label = label_list(workspace=workspace).filter(pk=label_uuid).first() if label_uuid else None
     if label is None:
         raise NotFoundError(MSG_LABEL_NOT_FOUND)
     return label

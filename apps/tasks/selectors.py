@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-
 from django.db.models import Prefetch, QuerySet
 
 from apps.labels.models import Label
 from apps.workspaces.errors import NotFoundError
+from apps.workspaces.ids import parse_uuid
 
 from .models import Task
 
@@ -26,11 +25,8 @@ def task_list(*, workspace) -> QuerySet:
 
 def task_get(*, workspace, task_id) -> Task:
     """One task of the workspace; NotFoundError for a bad id or another workspace's task."""
-    try:
-        task_uuid = uuid.UUID(str(task_id))
-    except (TypeError, ValueError, AttributeError):
-        raise NotFoundError(MSG_TASK_NOT_FOUND) from None
-    task = task_list(workspace=workspace).filter(pk=task_uuid).first()
+    task_uuid = parse_uuid(task_id)
+    task = task_list(workspace=workspace).filter(pk=task_uuid).first() if task_uuid else None
     if task is None:
         raise NotFoundError(MSG_TASK_NOT_FOUND)
     return task

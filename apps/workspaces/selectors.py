@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
-
+from .ids import parse_uuid
 from .models import Membership, Workspace
 
 
@@ -13,9 +12,8 @@ def workspace_list_for_user(*, user):
 
 def workspace_get_for_user(*, user, workspace_id) -> Workspace | None:
     """The workspace if ``user`` is a member of it, else None (callers answer 404, not 403)."""
-    try:
-        workspace_uuid = uuid.UUID(str(workspace_id))
-    except (TypeError, ValueError):
+    workspace_uuid = parse_uuid(workspace_id)
+    if workspace_uuid is None:
         return None
     return workspace_list_for_user(user=user).filter(pk=workspace_uuid).first()
 
