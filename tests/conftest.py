@@ -67,6 +67,14 @@ def workspace(user):
 
 
 @pytest.fixture
+def shared_workspace(user, other_user):
+    """A workspace owned by another user, of which the caller is a member."""
+    team = services.workspace_create(owner=other_user, name="Team")
+    services.membership_add(workspace=team, actor=other_user, username_or_email=user.username)
+    return team
+
+
+@pytest.fixture
 def token(user):
     return services.token_get_or_create(user=user)
 

@@ -55,13 +55,6 @@ def foreign_label(other_user):
     return LabelFactory(workspace=workspace_services.workspace_ensure_default(user=other_user), name="secret")
 
 
-@pytest.fixture
-def shared_workspace(user, other_user):
-    team = workspace_services.workspace_create(owner=other_user, name="Team")
-    workspace_services.membership_add(workspace=team, actor=other_user, username_or_email=user.username)
-    return team
-
-
 # --- authentication and ownership ------------------------------------------------------------------
 
 

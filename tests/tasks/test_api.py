@@ -38,14 +38,6 @@ def foreign_task(other_user):
     return TaskFactory(workspace=workspace_services.workspace_ensure_default(user=other_user), name="secret")
 
 
-@pytest.fixture
-def shared_workspace(user, other_user):
-    """A workspace owned by another user, of which the caller is a member."""
-    team = workspace_services.workspace_create(owner=other_user, name="Team")
-    workspace_services.membership_add(workspace=team, actor=other_user, username_or_email=user.username)
-    return team
-
-
 # --- authentication and ownership ------------------------------------------------------------------
 
 
