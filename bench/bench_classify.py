@@ -7,7 +7,7 @@
 machine shared with other jobs use 1, see BENCHMARKS.md.)
 
 Prepares everything itself: a temporary VF_VAR_DIR with a SQLite database (migrated), a user with a
-token, a multi_class task with a version trained by ``ml.train.fit`` (the default architecture,
+token, a multi_class task with a version trained by ``ml.recipe.fit`` (the default architecture,
 one short epoch: the weights do not matter for speed, the shapes do), then starts gunicorn on a
 free loopback port for each inference mode and measures, with the server otherwise idle:
 
@@ -93,7 +93,7 @@ def prepare(var_dir: Path, images: list[bytes]) -> dict:
     from apps.tasks.models import ModelVersion, Task
     from apps.workspaces import services
     from ml.config import TrainConfig
-    from ml.train import fit
+    from ml.recipe import fit
 
     call_command("migrate", verbosity=0)
     from django.contrib.auth import get_user_model

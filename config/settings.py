@@ -319,12 +319,14 @@ VF_INFERENCE_MODE = env("VF_INFERENCE_MODE", "auto")
 
 # Training (apps/tasks/training.py). Images each label needs before a task may train.
 MIN_IMAGES_PER_LABEL = env_int("VF_MIN_IMAGES_PER_LABEL", 20)
-# Default timm architecture when a task sets none (one of ml.config.ALLOWED_ARCHITECTURES).
-TRAIN_ARCHITECTURE = env("VF_TRAIN_ARCHITECTURE", "tf_efficientnet_lite0")
-# Wall-clock budget (s) and epoch cap of one fit; the LR schedule follows whichever ends first.
+# Architecture when a task sets none: "auto" (the trainer tries candidates and keeps the best on
+# validation, see ml/recipe.py) or one of ml.config.ALLOWED_ARCHITECTURES.
+TRAIN_ARCHITECTURE = env("VF_TRAIN_ARCHITECTURE", "auto")
+# Wall-clock budget (s) of one training job, from the worker picking it up to TRAINED (a task may
+# ask for more, see Task.train_time_budget), and the epoch cap of each net trained in it.
 TRAIN_TIME_BUDGET = env_int("VF_TRAIN_TIME_BUDGET", 120)
 TRAIN_EPOCHS = env_int("VF_TRAIN_EPOCHS", 15)
-# Starting weights: auto (hub, then the offline package, then scratch), none, hub, package or a path.
+# Starting weights: auto (the offline package, then the hub, then scratch), none, hub, package or a path.
 TRAIN_PRETRAINED = env("VF_PRETRAINED", "auto")
 # torch threads of a training (0 = torch's default, one per core). Lower it when several workers
 # share the cores: oversubscribed threads spin and make training several times slower.

@@ -18,8 +18,8 @@ os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "30")
 _EXPORTS = {
     "TrainConfig": "ml.config",
     "ALLOWED_ARCHITECTURES": "ml.config",
-    "fit": "ml.train",
-    "TrainResult": "ml.train",
+    "fit": "ml.recipe",
+    "TrainResult": "ml.recipe",
     "Predictor": "ml.predictor",
     "PretrainedLoadError": "ml.models",
     "stratified_split": "ml.split",

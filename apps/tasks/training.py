@@ -456,12 +456,12 @@ def model_version_train(*, version: ModelVersion, heartbeat_thread: bool = True)
     """Train a claimed (IN_TRAINING) version end to end and mark it TRAINED.
 
     Split the task's images 80/20 (stratified, seeded by task and version, ``test_image`` always
-    test) and record it; fit with ml.train.fit, reporting progress; upload the artifacts; then
+    test) and record it; fit with ml.recipe.fit, reporting progress; upload the artifacts; then
     ``model_version_finish``. Raises on failure: the caller (the job) fails the version.
     """
     from ml.config import TrainConfig
     from ml.split import stratified_split
-    from ml.train import fit
+    from ml.recipe import fit
 
     task = version.task
     outputs, negative = task_training_labels(task=task)

@@ -43,3 +43,31 @@ def grey(level: float, rng, size=32) -> Image.Image:
     noise = rng.normal(0, 6, size=(size, size, 1))
     pixels = np.clip(level * 255 + noise, 0, 255).repeat(3, axis=2).astype(np.uint8)
     return Image.fromarray(pixels)
+
+
+def glyph(mirrored: bool, rng, size=32) -> Image.Image:
+    """A grey 'F'-like glyph, or its mirror image: told apart only by its orientation."""
+    img = Image.new("L", (size, size), int(rng.integers(200, 256)))
+    draw = ImageDraw.Draw(img)
+    s = int(rng.integers(size * 5 // 10, size * 8 // 10))
+    x, y = (int(v) for v in rng.integers(0, size - s + 1, size=2))
+    w = max(2, s // 5)
+    ink = int(rng.integers(0, 60))
+    draw.rectangle((x, y, x + w, y + s), fill=ink)  # the stem
+    draw.rectangle((x, y, x + s * 3 // 4, y + w), fill=ink)  # the top arm
+    draw.rectangle((x, y + s // 2 - w // 2, x + s // 2, y + s // 2 + w // 2), fill=ink)  # the middle arm
+    if mirrored:
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return img.convert("RGB")
+
+
+def shape_on_colour(kind: int, rng, size=96) -> Image.Image:
+    """A circle (0) or a square (1) of a random colour on a random background: colour says nothing."""
+    img = Image.new("RGB", (size, size), tuple(int(c) for c in rng.integers(0, 256, 3)))
+    draw = ImageDraw.Draw(img)
+    s = int(rng.integers(size // 3, size * 3 // 4))
+    x, y = (int(v) for v in rng.integers(0, size - s, size=2))
+    (draw.ellipse if kind == 0 else draw.rectangle)(
+        (x, y, x + s, y + s), fill=tuple(int(c) for c in rng.integers(0, 256, 3))
+    )
+    return img

@@ -10,7 +10,7 @@ from PIL import Image
 from ml.config import TrainConfig
 from ml.export import export_onnx
 from ml.predictor import Predictor
-from ml.train import fit
+from ml.recipe import fit
 
 ort = pytest.importorskip("onnxruntime")
 

@@ -14,7 +14,7 @@ from PIL import Image
 from ml.config import TrainConfig
 from ml.models import PACKAGE_NAME
 from ml.predictor import Predictor
-from ml.train import fit
+from ml.recipe import fit
 from tests.ml.drawing import COLOURS, coloured_shape, grey, stripes_and_dot
 
 
@@ -63,7 +63,14 @@ def test_it_learns_colours_from_scratch_and_the_saved_version_predicts_the_same(
 
 def test_it_fine_tunes_the_package_weights(tmp_path, colour_dataset):
     items, test_mask, labels = colour_dataset
-    config = TrainConfig(pretrained="package", input_size=64, epochs=2, batch_size=32, num_threads=1)
+    config = TrainConfig(
+        architecture="tf_efficientnet_lite0",
+        pretrained="package",
+        input_size=64,
+        epochs=2,
+        batch_size=32,
+        num_threads=1,
+    )
     result = fit(items, test_mask, labels, "multi_class", config, tmp_path)
     assert result.metrics["pretrained"] == PACKAGE_NAME
     assert result.metrics["accuracy"] >= 0.8  # chance is 1/3

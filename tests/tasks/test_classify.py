@@ -1,6 +1,6 @@
 """Classify: ``POST classify/`` and ``POST /v1/classify/`` with real (tiny) trained models.
 
-The models are trained once per session with ``ml.train.fit`` on pictures the tests draw (solid
+The models are trained once per session with ``ml.recipe.fit`` on pictures the tests draw (solid
 colours, two independent coloured halves, brightness), then stored per test as TRAINED model
 versions through the training engineer's ``apps.tasks.artifacts.save_artifacts``.
 """
@@ -29,7 +29,7 @@ from apps.tasks.models import ModelVersion, Task
 from apps.workspaces import services as workspace_services
 from ml.config import TrainConfig
 from ml.predictor import Predictor
-from ml.train import fit
+from ml.recipe import fit
 
 SIZE = 32
 RED, GREEN, BLUE = (215, 35, 35), (35, 190, 50), (40, 50, 215)

@@ -1,0 +1,235 @@
+"""Linear heads on frozen pretrained features, fitted with scikit-learn.
+
+A "probe" keeps an ImageNet backbone as it is and fits only the last layer: logistic
+regression (multi_class; one per label for multi_label) or ridge regression (regression) on the
+pooled features, with the regularisation and the use of mirrored copies chosen by k-fold
+cross-validation on the data it is given. The result is plain weights in feature space that
+``to_linear`` folds, standardisation included, into the net's own classifier, so the served model
+is still one timm net and one forward pass.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import KFold, StratifiedKFold
+
+from ml import metrics
+
+logger = logging.getLogger(__name__)
+
+# Inverse regularisation strengths tried for logistic heads, and ridge penalties (on
+# standardised features, so one grid fits every backbone). Both run from the strongest
+# regularisation to the weakest: a tie goes to the simpler head.
+C_GRID: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+ALPHA_GRID: tuple[float, ...] = (10000.0, 1000.0, 100.0, 10.0, 1.0)
+CV_FOLDS = 3
+MAX_ITER = 200
+TOL = 1e-3
+# Bias of a multi_label output whose label is never (or always) present in the data it saw.
+CONSTANT_LOGIT = 8.0
+
+
+@dataclass
+class LinearHead:
+    """``outputs = features @ weight.T + bias`` in raw feature space (standardisation folded in)."""
+
+    weight: np.ndarray  # (K, D)
+    bias: np.ndarray  # (K,)
+    hyper: dict  # what cross-validation chose: C or alpha, flip
+
+
+def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    return mean, np.where(scale > 1e-6, scale, 1.0)
+
+
+def _logistic(strength: float, warm: LogisticRegression | None) -> LogisticRegression:
+    """A logistic regression at C=``strength``, warm-started from the previous C of the path."""
+    if warm is None:
+        return LogisticRegression(C=strength, max_iter=MAX_ITER, tol=TOL, warm_start=True)
+    warm.set_params(C=strength)
+    return warm
+
+
+def _fit_raw(
+    task_type: str,
+    z: np.ndarray,
+    y: np.ndarray,
+    strength: float,
+    num_outputs: int,
+    warm: dict | None = None,
+):
+    """(weight, bias) on standardised features z. y: class index, multi-hot rows or a value.
+
+    ``warm`` (a dict kept by the caller across a path of increasing C) holds the previous
+    models, so each step starts from the last solution: the whole path costs little more
+    than its last fit.
+    """
+    import warnings
+
+    warm = {} if warm is None else warm
+    with warnings.catch_warnings():
+        # A capped lbfgs on a tiny set may stop a little short; the score decides, not the flag.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if task_type == "regression":
+            model = Ridge(alpha=strength).fit(z, y)
+            return model.coef_.reshape(1, -1), np.array([model.intercept_], dtype=np.float64)
+        if task_type == "multi_class":
+            weight = np.zeros((num_outputs, z.shape[1]))
+            bias = np.zeros(num_outputs)
+            present = np.unique(y)
+            if len(present) == 1:  # one class only: predict it
+                bias[present[0]] = CONSTANT_LOGIT
+                return weight, bias
+            model = warm[0] = _logistic(strength, warm.get(0)).fit(z, y)
+            if len(present) == 2:
+                # Binary logistic: softmax([0, t]) = sigmoid(t), so the first class gets zeros.
+                weight[present[1]], bias[present[1]] = model.coef_[0], model.intercept_[0]
+            else:
+                weight[present], bias[present] = model.coef_, model.intercept_
+            # Classes absent from this data keep a very low logit.
+            absent = np.setdiff1d(np.arange(num_outputs), present)
+            bias[absent] = -CONSTANT_LOGIT
+            return weight, bias
+        weight = np.zeros((num_outputs, z.shape[1]))
+        bias = np.zeros(num_outputs)
+        for j in range(num_outputs):
+            column = y[:, j]
+            if column.min() == column.max():
+                bias[j] = CONSTANT_LOGIT if column[0] > 0.5 else -CONSTANT_LOGIT
+                continue
+            model = warm[j] = _logistic(strength, warm.get(j)).fit(z, column.astype(int))
+            weight[j], bias[j] = model.coef_[0], model.intercept_[0]
+        return weight, bias
+
+
+def _outputs(task_type: str, z: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Probabilities (multi_class softmax, multi_label sigmoid) or values (regression, (N,))."""
+    logits = z @ weight.T + bias
+    if task_type == "regression":
+        return logits[:, 0]
+    if task_type == "multi_label":
+        return 1.0 / (1.0 + np.exp(-logits))
+    logits = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def cv_loss(task_type: str, out: np.ndarray, y: np.ndarray) -> float:
+    """What cross-validation minimises: log loss (classification) or mean squared error."""
+    if task_type == "regression":
+        return float(np.mean((out - y) ** 2))
+    eps = 1e-7
+    if task_type == "multi_class":
+        return float(-np.mean(np.log(out[np.arange(len(y)), y] + eps)))
+    return float(-np.mean(y * np.log(out + eps) + (1 - y) * np.log(1 - out + eps)))
+
+
+def _folds(task_type: str, y: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    n = len(y)
+    k = min(CV_FOLDS, n)
+    if task_type == "multi_class":
+        smallest = np.bincount(y).astype(float)
+        smallest = smallest[smallest > 0].min()
+        if smallest >= 2:
+            splitter = StratifiedKFold(n_splits=int(min(k, smallest)), shuffle=True, random_state=seed)
+            return list(splitter.split(np.zeros(n), y))
+    return list(KFold(n_splits=max(2, k), shuffle=True, random_state=seed).split(np.zeros(n)))
+
+
+def fit_linear_head(
+    task_type: str,
+    features: np.ndarray,
+    targets: np.ndarray,
+    num_outputs: int,
+    *,
+    flipped: np.ndarray | None = None,
+    seed: int = 0,
+) -> LinearHead:
+    """Fit a linear head on ``features`` (N, D), choosing its regularisation by k-fold CV.
+
+    ``flipped`` (N, D), the features of the mirrored images, are tried as extra training rows
+    (never as held-out rows); they are kept only when cross-validation says they help. Targets:
+    class indices (N,), multi-hot (N, L) or standardised values (N,).
+    """
+    grid = ALPHA_GRID if task_type == "regression" else C_GRID
+    flips = (False, True) if flipped is not None else (False,)
+    folds = _folds(task_type, targets, seed)
+    losses: dict[tuple[float, bool], list[float]] = {(s, f): [] for s in grid for f in flips}
+    for train, held in folds:
+        for flip in flips:
+            x_train = features[train]
+            y_train = targets[train]
+            if flip:
+                x_train = np.concatenate([x_train, flipped[train]])
+                y_train = np.concatenate([y_train, y_train])
+            mean, scale = _standardise(x_train)
+            z_train, z_held = (x_train - mean) / scale, (features[held] - mean) / scale
+            warm: dict = {}  # grid is increasing C: each fit starts from the previous solution
+            for strength in grid:
+                weight, bias = _fit_raw(task_type, z_train, y_train, strength, num_outputs, warm)
+                out = _outputs(task_type, z_held, weight, bias)
+                losses[(strength, flip)].append(cv_loss(task_type, out, targets[held]))
+    # Ties (same mean loss) go to the first in grid order: stronger regularisation, no flips.
+    strength, flip = min(losses, key=lambda key: float(np.mean(losses[key])))
+    x, y = features, targets
+    if flip:
+        x, y = np.concatenate([x, flipped]), np.concatenate([y, y])
+    mean, scale = _standardise(x)
+    weight, bias = _fit_raw(task_type, (x - mean) / scale, y, strength, num_outputs)
+    # Fold the standardisation into the layer: W z + b with z = (x - mean) / scale.
+    weight = weight / scale
+    bias = bias - weight @ mean
+    key = "alpha" if task_type == "regression" else "C"
+    return LinearHead(weight=weight, bias=bias, hyper={key: strength, "flip": bool(flip)})
+
+
+def predict(task_type: str, head: LinearHead, features: np.ndarray) -> np.ndarray:
+    """The head's outputs on raw features: what the net with ``to_linear`` applied returns."""
+    return _outputs(task_type, features, head.weight, head.bias)
+
+
+def to_linear(head: LinearHead, layer: torch.nn.Linear) -> None:
+    """Copy the head into the net's classifier (a Linear with matching shape)."""
+    with torch.no_grad():
+        layer.weight.copy_(torch.as_tensor(head.weight, dtype=layer.weight.dtype))
+        layer.bias.copy_(torch.as_tensor(head.bias, dtype=layer.bias.dtype))
+
+
+def validation_score(
+    task_type: str, out: np.ndarray, truth: np.ndarray, target_std: float = 1.0
+) -> tuple[float, list[float] | None]:
+    """(score, thresholds): higher is better. accuracy (multi_class); macro F1 at per-label
+    thresholds chosen on the same data (multi_label); minus the MAE in target units (regression)."""
+    if task_type == "multi_class":
+        return float((out.argmax(axis=1) == truth).mean()), None
+    if task_type == "multi_label":
+        thresholds = metrics.best_thresholds(out, truth)
+        chosen = out >= np.asarray(thresholds)
+        return macro_f1(chosen, truth >= 0.5), thresholds
+    return -float(np.mean(np.abs(out - truth))) * target_std, None
+
+
+def macro_f1(predicted: np.ndarray, truth: np.ndarray) -> float:
+    """Mean F1 over labels (a label with no positives and no predictions counts as 1)."""
+    scores: list[float] = []
+    for j in range(truth.shape[1]):
+        tp = float(np.sum(predicted[:, j] & truth[:, j]))
+        fp = float(np.sum(predicted[:, j] & ~truth[:, j]))
+        fn = float(np.sum(~predicted[:, j] & truth[:, j]))
+        scores.append(1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def targets_array(task_type: str, targets: Sequence | torch.Tensor) -> np.ndarray:
+    """ml.train's target tensor as numpy: int classes, float multi-hot rows, float values."""
+    array = targets.numpy() if isinstance(targets, torch.Tensor) else np.asarray(targets)
+    return array.astype(np.int64) if task_type == "multi_class" else array.astype(np.float64)

@@ -1,0 +1,762 @@
+"""Fit a model version: a small AutoML that tries candidates and keeps the best on validation.
+
+``fit`` reads top to bottom:
+
+1. Check the inputs, decode the images once per input size into uint8 caches.
+2. With a fixed architecture (``config.architecture`` a timm name) train that one net on the
+   whole training side, as the user asked.
+3. With ``architecture="auto"`` carve a validation slice from the training side (stratified,
+   seeded) and try, in this order, as long as the time budget allows:
+   - linear probes: a logistic (or ridge) head on frozen ImageNet EfficientNet-Lite features,
+     regularisation and mirrored copies chosen by k-fold cross-validation (``ml.probe``);
+   - for small or grey images, a small net from scratch at the images' own size;
+   - fine-tuning the pretrained net at ImageNet-like scale (never below 128 px).
+   Each is scored on the validation slice; the best wins (ties to the earlier, cheaper one). A
+   probe winner is refitted on the whole training side.
+4. Only then is the test side read: the winner is evaluated exactly as the predictor runs it
+   and saved with its metrics, the candidates tried and the training history.
+
+Every candidate is a timm net with a linear classifier, so the served model is one forward pass
+whatever wins. No Django here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ml import artifacts, metrics, probe
+from ml.config import (
+    AUTO_ARCHITECTURE,
+    CANDIDATE_KINDS,
+    MAX_INPUT_SIZE,
+    MIN_PRETRAINED_INPUT_SIZE,
+    TASK_TYPES,
+    TrainConfig,
+)
+from ml.data import ImageInput, auto_input_size, build_cache, image_shorter_sides, is_grey
+from ml.models import build_model, data_config, postprocess
+from ml.split import stratified_split
+from ml.train import forward_outputs, resolve_device, seed_everything, train_net
+
+logger = logging.getLogger(__name__)
+
+ProgressFn = Callable[[dict], None]
+
+PROBE_ARCHITECTURES = ("tf_efficientnet_lite0", "tf_efficientnet_lite2")
+SCRATCH_ARCHITECTURE = "resnet10t"
+FINETUNE_ARCHITECTURE = "tf_efficientnet_lite0"
+# Images whose median shorter side is at most this are "small": a net from scratch at their
+# own size is a candidate (scans, digits, icons).
+SMALL_IMAGE_SIDE = 64
+# Prior forward speed (images/s at 224 px, 2 CPU cores) per architecture, used to plan before
+# anything was measured; replaced by the measured speed once a probe ran. Cost ~ side^2.
+PRIOR_FORWARD_IMAGES_PER_S = {"tf_efficientnet_lite0": 45.0, "tf_efficientnet_lite2": 20.0}
+NATIVE_SIZE = {"tf_efficientnet_lite0": 224, "tf_efficientnet_lite1": 240, "tf_efficientnet_lite2": 260}
+PROBE_SIZES = (260, 224, 192, 160, 128)
+# Equal validation scores: the first kind here wins.
+TIE_ORDER = ("probe", "finetune", "scratch")
+# One training step (forward + backward) costs about this many forward passes.
+TRAIN_COST_FACTOR = 3.5
+MIN_FINETUNE_EPOCHS = 3
+# Seconds kept back from the budget for the test-side evaluation and saving.
+RESERVE_S = 3.0
+# Images per feature-extraction call: the budget is checked between calls.
+FEATURE_CHUNK = 128
+# Images and side of the speed check run before planning (lite0 forward, a fraction of a second).
+CALIBRATION_IMAGES = 16
+CALIBRATION_SIZE = 128
+
+
+@dataclass
+class TrainResult:
+    metrics: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+    # One dict per test item that could be read: index (into items), true, predicted, probs.
+    predictions: list[dict[str, Any]] = field(default_factory=list)
+    config: TrainConfig | None = None  # resolved: architecture, input_size, lr and device filled in
+    out_dir: str | None = None
+
+
+@dataclass
+class Candidate:
+    """One model tried: where it came from, its validation score and the net to serve if it wins."""
+
+    name: str
+    kind: str  # probe | scratch | finetune | fixed
+    architecture: str
+    input_size: int
+    model: nn.Module | None = None
+    pretrained: str | None = None
+    preprocessing: dict = field(default_factory=dict)  # mean, std, interpolation
+    score: float | None = None
+    thresholds: list[float] | None = None
+    seconds: float = 0.0
+    history: list[dict] = field(default_factory=list)
+    hyper: dict = field(default_factory=dict)
+    config: TrainConfig | None = None
+    finalize: Callable[[], None] | None = None  # refit on the whole training side (probes)
+    note: str | None = None
+
+    def summary(self) -> dict:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "architecture": self.architecture,
+            "input_size": self.input_size,
+            "validation_score": self.score,
+            "seconds": round(self.seconds, 2),
+            "epochs": len(self.history) or None,
+            **({"hyper": self.hyper} if self.hyper else {}),
+            **({"note": self.note} if self.note else {}),
+        }
+
+
+def _finite(value: Any) -> Any:
+    """NaN/inf -> None, recursively, so metrics stay valid JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _check_targets(items: Sequence[tuple[ImageInput, Any]], task_type: str, num_labels: int) -> None:
+    for i, (_, target) in enumerate(items):
+        if task_type == "multi_class":
+            ok = isinstance(target, (int, np.integer)) and 0 <= int(target) < num_labels
+        elif task_type == "multi_label":
+            ok = isinstance(target, (list, tuple)) and all(
+                isinstance(t, (int, np.integer)) and 0 <= int(t) < num_labels for t in target
+            )
+        else:
+            ok = isinstance(target, (int, float, np.number)) and math.isfinite(float(target))
+        if not ok:
+            raise ValueError(f"item {i}: invalid target {target!r} for {task_type}")
+
+
+def _target_tensor(targets: Sequence[Any], task_type: str, num_labels: int) -> torch.Tensor:
+    if task_type == "multi_class":
+        return torch.tensor([int(t) for t in targets], dtype=torch.long)
+    if task_type == "multi_label":
+        y = torch.zeros((len(targets), num_labels), dtype=torch.float32)
+        for i, t in enumerate(targets):
+            for j in t:
+                y[i, int(j)] = 1.0
+        return y
+    return torch.tensor([float(t) for t in targets], dtype=torch.float32)
+
+
+def _strata(task_type: str, targets: Sequence[Any]) -> list:
+    """What the validation split is stratified by: the class, the label set, a value quintile."""
+    if task_type == "multi_class":
+        return [int(t) for t in targets]
+    if task_type == "multi_label":
+        return [tuple(sorted(int(j) for j in t)) for t in targets]
+    values = np.asarray(targets, dtype=np.float64)
+    ranks = values.argsort(kind="stable").argsort(kind="stable")
+    bins = max(1, min(5, len(values) // 5))
+    return [int(r * bins // max(len(values), 1)) for r in ranks]
+
+
+class Images:
+    """One side's readable images, decoded once per (size, interpolation) into uint8 caches.
+
+    ``ok`` (positions in ``images``) is fixed by the first decode; every cache has one row per
+    ``ok`` image, in that order. ``names`` are the item numbers warnings use.
+    """
+
+    def __init__(self, images: Sequence[ImageInput], names: Sequence[int]):
+        self.images = images
+        self.names = names
+        self.ok: list[int] | None = None
+        self.warnings: list[str] = []
+        self._caches: dict[tuple[int, str], torch.Tensor] = {}
+
+    def cache(self, size: int, interpolation: str) -> torch.Tensor:
+        key = (size, interpolation)
+        if key not in self._caches:
+            if self.ok is None:
+                cache, ok, warnings = build_cache(self.images, size, interpolation, names=self.names)
+                self.ok, self.warnings = ok, warnings
+            else:
+                cache, ok, _ = build_cache([self.images[i] for i in self.ok], size, interpolation)
+                if len(ok) != len(self.ok):  # a file changed under us: fail, never misalign labels
+                    raise ValueError("an image that decoded before could not be decoded again")
+            # A few sizes at most are alive at once: drop the oldest beyond three.
+            if len(self._caches) >= 3:
+                self._caches.pop(next(iter(self._caches)))
+            self._caches[key] = cache
+        return self._caches[key]
+
+
+class Budget:
+    """The wall clock of one fit: ``left()`` seconds until the deadline (inf without one)."""
+
+    def __init__(self, started: float, seconds: float | None):
+        self.started = started
+        self.deadline = started + seconds if seconds else None
+
+    def left(self) -> float:
+        return math.inf if self.deadline is None else self.deadline - time.monotonic()
+
+    def fraction(self) -> float:
+        if self.deadline is None:
+            return 0.0
+        return min(1.0, (time.monotonic() - self.started) / max(self.deadline - self.started, 1e-6))
+
+
+def pretrained_input_size(median_side: float, architecture: str) -> int:
+    """Input side for a pretrained net: the images' own scale, but within [128, native]."""
+    native = NATIVE_SIZE.get(architecture, MAX_INPUT_SIZE)
+    side = 32 * round(max(median_side, MIN_PRETRAINED_INPUT_SIZE) / 32)
+    return int(min(max(side, MIN_PRETRAINED_INPUT_SIZE), native))
+
+
+# --------------------------------------------------------------------------- fit
+
+
+def fit(
+    items: Sequence[tuple[ImageInput, Any]],
+    test_mask: Sequence[bool],
+    labels: Sequence[dict],
+    task_type: str,
+    config: TrainConfig | None = None,
+    out_dir: str | None = None,
+    progress: ProgressFn | None = None,
+) -> TrainResult:
+    """Train one version on ``items`` and save it to ``out_dir``.
+
+    ``items`` are (image, target) pairs; ``test_mask`` marks the test side (the caller
+    splits, see ml.split); the test side is read only after the model is chosen. Targets: a
+    label index (multi_class), a list of label indices (multi_label, may be empty), or a float
+    (regression). ``labels`` ({"id", "name"}) fix the output order. Unreadable images are
+    skipped with a warning. Returns metrics on the test side (with the candidates tried),
+    warnings, and one prediction per test item; writes model.safetensors and model.json when
+    ``out_dir`` is given. ``config.time_budget_s`` bounds the whole call.
+    """
+    started = time.monotonic()
+    config = dataclasses.replace(config or TrainConfig())
+    config.validate()
+    if task_type not in TASK_TYPES:
+        raise ValueError(f"task_type must be one of {TASK_TYPES}")
+    if len(test_mask) != len(items):
+        raise ValueError("test_mask must have one entry per item")
+    labels = [{"id": str(label["id"]), "name": str(label["name"])} for label in labels]
+    if task_type != "regression" and not labels:
+        raise ValueError("classification needs at least one label")
+    _check_targets(items, task_type, len(labels))
+    num_outputs = 1 if task_type == "regression" else len(labels)
+    budget = Budget(started, config.time_budget_s)
+
+    seed_everything(config.seed)
+    device = resolve_device(config.device)
+    config.device = str(device)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    # The two sides are decoded apart: nothing of the test side is read before the winner is fixed.
+    train_items = [i for i, test in enumerate(test_mask) if not test]
+    test_items = [i for i, test in enumerate(test_mask) if test]
+    images = Images([items[i][0] for i in train_items], train_items)
+    sides = image_shorter_sides(images.images)
+    median_side = float(np.median(sides)) if sides else float(MAX_INPUT_SIZE)
+    # Decode once at a small size: which images are readable, and are they grey?
+    grey = is_grey(images.cache(32, "bicubic"))
+    train_ok = [train_items[p] for p in images.ok or []]
+    if not train_ok:
+        raise ValueError("no readable training images")
+    flip = config.flip if config.flip is not None else not grey
+
+    raw_train = [items[i][1] for i in train_ok]
+    y_train = _target_tensor(raw_train, task_type, len(labels))
+    target_mean = target_std = None
+    if task_type == "regression":
+        # Standardised targets keep the loss scale (and so the learning rate) independent
+        # of the units; the stats are saved so predictions come back in target units.
+        target_mean = float(y_train.mean())
+        target_std = float(y_train.std()) if len(y_train) > 1 else 0.0
+        target_std = target_std if target_std > 1e-8 else 1.0
+        y_train = (y_train - target_mean) / target_std
+
+    ctx = _Context(
+        config=config,
+        task_type=task_type,
+        num_outputs=num_outputs,
+        images=images,
+        y_train=y_train,
+        target_std=target_std or 1.0,
+        device=device,
+        budget=budget,
+        flip=flip,
+        grey=grey,
+        median_side=median_side,
+        progress=progress,
+        n_test=len(test_items),
+    )
+    if config.architecture == AUTO_ARCHITECTURE:
+        winner, tried = _auto(ctx)
+    else:
+        winner = _fixed(ctx)
+        tried = [winner]
+    if winner.finalize is not None:
+        winner.finalize()
+    model = winner.model
+    assert model is not None  # noqa: S101 - every finished candidate has a model
+    config = winner.config or config
+
+    # ---- the test side, read for the first time: exactly what the predictor does (fp32, eval)
+    prep = winner.preprocessing
+    tests = Images([items[i][0] for i in test_items], test_items)
+    test_cache = tests.cache(winner.input_size, prep["interpolation"])
+    test_ok = [test_items[p] for p in tests.ok or []]
+    raw_test = [items[i][1] for i in test_ok]
+    logits, _ = forward_outputs(model, test_cache, mean=prep["mean"], std=prep["std"])
+    thresholds = winner.thresholds if task_type == "multi_label" else None
+    if task_type == "multi_label" and thresholds is None:
+        thresholds = [metrics.DEFAULT_THRESHOLD] * num_outputs
+    result_metrics, predictions = _test_metrics(
+        task_type, logits, raw_test, test_ok, labels, thresholds, target_mean, target_std
+    )
+    history = winner.history
+    result_metrics.update(
+        {
+            "pretrained": winner.pretrained,
+            "architecture": winner.architecture,
+            "training_time": round(time.monotonic() - started, 3),
+            "time_budget": config.time_budget_s,
+            "number_of_training_images": len(train_ok),
+            "number_of_testing_images": len(test_ok),
+            "epochs": len(history),
+            "input_size": winner.input_size,
+            "train_loss": history[-1]["loss"] if history else None,
+            "selected": winner.name,
+            "candidates": [c.summary() for c in tried],
+            "validation": ctx.validation_info,
+            "history": history,
+        }
+    )
+    result_metrics = _finite(result_metrics)
+    predictions = _finite(predictions)
+    warnings = sorted(images.warnings + tests.warnings, key=_item_number) + ctx.warnings
+
+    if out_dir is not None:
+        meta = {
+            "architecture": winner.architecture,
+            "input_size": winner.input_size,
+            "num_outputs": num_outputs,
+            "mean": prep["mean"],
+            "std": prep["std"],
+            "interpolation": prep["interpolation"],
+            "task_type": task_type,
+            "labels": labels,
+            "thresholds": thresholds,
+            "target_mean": target_mean,
+            "target_std": target_std,
+            "pretrained": winner.pretrained,
+            "config": config.to_dict(),
+            "metrics": result_metrics,
+            "warnings": warnings,
+        }
+        artifacts.save_version(out_dir, model, meta)
+
+    return TrainResult(
+        metrics=result_metrics,
+        warnings=warnings,
+        predictions=predictions,
+        config=config,
+        out_dir=str(out_dir) if out_dir is not None else None,
+    )
+
+
+def _item_number(warning: str) -> int:
+    """Warnings about items in item order (they start with "item N:")."""
+    try:
+        return int(warning.split(":", 1)[0].split()[-1])
+    except ValueError:
+        return -1
+
+
+def _test_metrics(task_type, logits, raw_test, indices, labels, thresholds, target_mean, target_std):
+    num_outputs = 1 if task_type == "regression" else len(labels)
+    predictions: list[dict[str, Any]] = []
+    if task_type == "multi_class":
+        probs = postprocess(logits, task_type).numpy() if indices else np.zeros((0, num_outputs))
+        result = metrics.classification_metrics(probs, raw_test, labels)
+        for n, i in enumerate(indices):
+            predictions.append(
+                {
+                    "index": i,
+                    "true": int(raw_test[n]),
+                    "predicted": int(probs[n].argmax()),
+                    "probs": probs[n].tolist(),
+                }
+            )
+    elif task_type == "multi_label":
+        probs = postprocess(logits, task_type).numpy() if indices else np.zeros((0, num_outputs))
+        truth = _target_tensor(raw_test, task_type, num_outputs).numpy()
+        result = metrics.multi_label_metrics(probs, truth, labels, thresholds)
+        for n, i in enumerate(indices):
+            chosen = [j for j in range(num_outputs) if probs[n, j] >= thresholds[j]]
+            predictions.append(
+                {
+                    "index": i,
+                    "true": sorted(int(t) for t in raw_test[n]),
+                    "predicted": chosen,
+                    "probs": probs[n].tolist(),
+                }
+            )
+    else:
+        values = postprocess(logits, task_type, target_mean, target_std).numpy() if indices else np.zeros(0)
+        truth = np.asarray(raw_test, dtype=np.float64)
+        result = metrics.regression_metrics(values, truth)
+        for n, i in enumerate(indices):
+            predictions.append(
+                {"index": i, "true": float(truth[n]), "predicted": float(values[n]), "probs": None}
+            )
+    return result, predictions
+
+
+# --------------------------------------------------------------------------- candidates
+
+
+@dataclass
+class _Context:
+    """What every candidate needs: the data, the budget, and where to report."""
+
+    config: TrainConfig
+    task_type: str
+    num_outputs: int
+    images: Images  # the training side only
+    y_train: torch.Tensor
+    target_std: float
+    device: torch.device
+    budget: Budget
+    flip: bool
+    grey: bool
+    median_side: float
+    progress: ProgressFn | None
+    n_test: int
+    warnings: list[str] = field(default_factory=list)
+    validation_info: dict | None = None
+    forward_rate: dict[str, float] = field(default_factory=dict)  # arch -> images/s at 224 px
+
+    fixed: bool = False  # one net: progress follows its schedule, not the whole budget
+
+    def report(self, info: dict) -> None:
+        """Pass progress on with ``percent``: of the budget (auto), or of the one net's schedule."""
+        if self.progress is None:
+            return
+        info = dict(info)
+        fraction = info.pop("fraction", None)
+        if "percent" not in info:
+            if self.fixed or self.budget.deadline is None:
+                info["percent"] = round(100.0 * (fraction or 0.0), 1)
+            else:
+                info["percent"] = round(100.0 * self.budget.fraction(), 1)
+        self.progress(info)
+
+    def calibrate(self) -> None:
+        """Measure this machine's speed now (other work on it included): lite0's forward pass
+        on a few random images, so the plan is made with a real figure, not a prior."""
+        arch = PROBE_ARCHITECTURES[0]
+        model = build_model(dataclasses.replace(self.config, architecture=arch, pretrained="none"), 1).model
+        model = model.to(self.device).to(memory_format=torch.channels_last).eval()
+        x = torch.zeros((CALIBRATION_IMAGES, 3, CALIBRATION_SIZE, CALIBRATION_SIZE), dtype=torch.uint8)
+        forward_outputs(model, x[:2], mean=[0.5] * 3, std=[0.5] * 3)  # warm-up
+        t0 = time.monotonic()
+        forward_outputs(model, x, mean=[0.5] * 3, std=[0.5] * 3)
+        seconds = max(time.monotonic() - t0, 1e-4)
+        self.forward_rate[arch] = CALIBRATION_IMAGES * (CALIBRATION_SIZE / 224.0) ** 2 / seconds
+
+    def rate(self, architecture: str) -> float:
+        """Forward images/s at 224 px: measured when a probe of this net ran, else a prior
+        scaled by what was measured for another net."""
+        if architecture in self.forward_rate:
+            return self.forward_rate[architecture]
+        prior = PRIOR_FORWARD_IMAGES_PER_S.get(architecture, 45.0)
+        for known, measured in self.forward_rate.items():
+            return prior * measured / PRIOR_FORWARD_IMAGES_PER_S.get(known, 45.0)
+        return prior
+
+    def seconds_for(self, architecture: str, size: int, images: float, train: bool = False) -> float:
+        per_image = (size / 224.0) ** 2 / self.rate(architecture)
+        return images * per_image * (TRAIN_COST_FACTOR if train else 1.0)
+
+
+def _build(
+    ctx: _Context, architecture: str, pretrained: str
+) -> tuple[nn.Module, str | None, dict, list[str]]:
+    cfg = dataclasses.replace(ctx.config, architecture=architecture, pretrained=pretrained)
+    built = build_model(cfg, ctx.num_outputs)
+    model = built.model.to(ctx.device).to(memory_format=torch.channels_last)
+    return model, built.pretrained, data_config(built.model), built.warnings
+
+
+def _features(ctx: _Context, model: nn.Module, cache: torch.Tensor, dcfg: dict) -> np.ndarray | None:
+    """Pooled features (float64 numpy) of a uint8 cache, or None when the budget ran out first."""
+    chunks = []
+    for start in range(0, cache.shape[0], FEATURE_CHUNK):
+        if ctx.budget.left() < RESERVE_S:
+            return None
+        _, feats = forward_outputs(
+            model,
+            cache[start : start + FEATURE_CHUNK],
+            mean=dcfg["mean"],
+            std=dcfg["std"],
+            want_features=True,
+        )
+        chunks.append(feats.numpy().astype(np.float64))
+    return np.concatenate(chunks) if chunks else np.zeros((0, 0))
+
+
+def _probe(ctx: _Context, architecture: str, size: int, fit_pos: list[int], val_pos: list[int]) -> Candidate:
+    """Frozen ImageNet features + a linear head chosen by cross-validation on the fit part."""
+    t0 = time.monotonic()
+    candidate = Candidate(f"probe:{architecture}@{size}", "probe", architecture, size)
+    pretrained = ctx.config.pretrained if ctx.config.pretrained != "none" else "auto"
+    model, used, dcfg, _ = _build(ctx, architecture, pretrained)
+    if used is None:
+        candidate.note = "no pretrained weights available"
+        return candidate
+    cache = ctx.images.cache(size, dcfg["interpolation"])
+    t_fwd = time.monotonic()
+    feats = _features(ctx, model, cache, dcfg)
+    if feats is None:
+        candidate.note = "stopped: out of time budget"
+        candidate.seconds = time.monotonic() - t0
+        return candidate
+    ctx.forward_rate[architecture] = len(cache) * (size / 224.0) ** 2 / max(time.monotonic() - t_fwd, 1e-3)
+    flipped = None
+    if ctx.flip and ctx.budget.left() > 2 * ctx.seconds_for(architecture, size, len(cache)) + RESERVE_S:
+        flipped = _features(ctx, model, cache.flip(-1), dcfg)
+    x = feats
+    y = probe.targets_array(ctx.task_type, ctx.y_train)
+    fit_idx, val_idx = np.asarray(fit_pos), np.asarray(val_pos)
+    head = probe.fit_linear_head(
+        ctx.task_type, x[fit_idx], y[fit_idx], ctx.num_outputs,
+        flipped=None if flipped is None else flipped[fit_idx], seed=ctx.config.seed,
+    )  # fmt: skip
+    out = probe.predict(ctx.task_type, head, x[val_idx])
+    candidate.score, candidate.thresholds = probe.validation_score(
+        ctx.task_type, out, y[val_idx], ctx.target_std
+    )
+    candidate.hyper = head.hyper
+
+    def finalize() -> None:
+        # The winner learns from the whole training side with the hyperparameters CV picks there.
+        full = probe.fit_linear_head(
+            ctx.task_type, x, y, ctx.num_outputs, flipped=flipped, seed=ctx.config.seed
+        )
+        probe.to_linear(full, model.get_classifier())
+        candidate.hyper = full.hyper
+
+    probe.to_linear(head, model.get_classifier())
+    candidate.model, candidate.pretrained, candidate.finalize = model.eval(), used, finalize
+    candidate.preprocessing = dcfg
+    candidate.config = dataclasses.replace(
+        ctx.config, architecture=architecture, input_size=size, pretrained=pretrained
+    )
+    candidate.seconds = time.monotonic() - t0
+    return candidate
+
+
+def _net(
+    ctx: _Context,
+    kind: str,
+    architecture: str,
+    size: int,
+    pretrained: str,
+    fit_pos: list[int],
+    val_pos: list[int],
+    deadline: float | None,
+) -> Candidate:
+    """Train a whole net (fine-tune or from scratch) on the fit part, scored on the validation part."""
+    t0 = time.monotonic()
+    model, used, dcfg, warnings = _build(ctx, architecture, pretrained)
+    ctx.warnings.extend(warnings)
+    name = f"{kind}:{architecture}@{size}"
+    cfg = dataclasses.replace(ctx.config, architecture=architecture, input_size=size, pretrained=pretrained)
+    if cfg.lr is None:
+        cfg.lr = 1e-4 if used else 2e-3
+    if cfg.freeze_bn is None:
+        cfg.freeze_bn = used is not None
+    cache = ctx.images.cache(size, dcfg["interpolation"])
+    generator = seed_everything(ctx.config.seed)
+    fit_t = torch.as_tensor(fit_pos, dtype=torch.long)
+    val_t = torch.as_tensor(val_pos, dtype=torch.long)
+
+    def report(info: dict) -> None:
+        ctx.report({**info, "candidate": name})
+
+    run = train_net(
+        model, cfg, cache[fit_t], ctx.y_train[fit_t],
+        task_type=ctx.task_type, mean=dcfg["mean"], std=dcfg["std"], pretrained=used is not None,
+        generator=generator, deadline=deadline, started=time.monotonic(),
+        val_images=cache[val_t] if len(val_pos) else None, y_val=ctx.y_train[val_t] if len(val_pos) else None,
+        target_std=ctx.target_std, flip=ctx.flip, progress=report,
+    )  # fmt: skip
+    candidate = Candidate(name, kind, architecture, size, model=model.eval(), pretrained=used)
+    candidate.preprocessing = dcfg
+    candidate.config = cfg
+    candidate.history = run.history
+    candidate.hyper = {"lr": cfg.lr, "best_epoch": run.best_epoch, "flip": ctx.flip}
+    if run.validation is not None:
+        candidate.score, candidate.thresholds = run.validation["score"], run.validation["thresholds"]
+    candidate.seconds = time.monotonic() - t0
+    return candidate
+
+
+def _fixed(ctx: _Context) -> Candidate:
+    """The user's architecture, trained on the whole training side (no validation slice).
+
+    multi_label thresholds are tuned on the training side's own predictions: the test side is
+    never used to set anything.
+    """
+    cfg = ctx.config
+    pretrained = cfg.pretrained != "none"
+    size = cfg.input_size
+    if size is None:
+        size = auto_input_size([int(ctx.median_side)])
+        if pretrained:
+            size = max(size, MIN_PRETRAINED_INPUT_SIZE)
+    ctx.config = dataclasses.replace(cfg, input_size=size)
+    ctx.fixed = True
+    everything = list(range(len(ctx.y_train)))
+    deadline = None if ctx.budget.deadline is None else ctx.budget.deadline - RESERVE_S
+    candidate = _net(ctx, "fixed", cfg.architecture, size, cfg.pretrained, everything, [], deadline)
+    if ctx.task_type == "multi_label":
+        prep = candidate.preprocessing
+        cache = ctx.images.cache(size, prep["interpolation"])
+        logits, _ = forward_outputs(candidate.model, cache, mean=prep["mean"], std=prep["std"])
+        candidate.thresholds = metrics.best_thresholds(
+            postprocess(logits, "multi_label").numpy(), ctx.y_train.numpy()
+        )
+    return candidate
+
+
+def _validation_split(ctx: _Context) -> tuple[list[int], list[int]]:
+    """Positions (into the training side) of the fit part and the validation slice."""
+    n = len(ctx.y_train)
+    if n < 4:
+        return list(range(n)), []
+    if ctx.task_type == "multi_class":
+        raw = ctx.y_train.tolist()
+    elif ctx.task_type == "multi_label":
+        raw = [[j for j, v in enumerate(row) if v > 0.5] for row in ctx.y_train.tolist()]
+    else:
+        raw = ctx.y_train.tolist()
+    held = stratified_split(
+        list(range(n)), _strata(ctx.task_type, raw), [False] * n,
+        test_fraction=ctx.config.validation_fraction, seed=ctx.config.seed + 1,
+    )  # fmt: skip
+    return [i for i in range(n) if not held[i]], [i for i in range(n) if held[i]]
+
+
+def _auto(ctx: _Context) -> tuple[Candidate, list[Candidate]]:
+    """Try candidates within the budget and return (winner, all tried)."""
+    fit_pos, val_pos = _validation_split(ctx)
+    ctx.validation_info = {
+        "images": len(val_pos),
+        "fraction": ctx.config.validation_fraction,
+        "metric": {"multi_class": "accuracy", "multi_label": "macro_f1", "regression": "-mae"}[ctx.task_type],
+    }
+    if not val_pos:
+        # Too few images to hold any out: one candidate, nothing to choose.
+        ctx.validation_info["note"] = "too few training images for a validation slice"
+    tried: list[Candidate] = []
+    n = len(ctx.y_train)
+    small = ctx.median_side <= SMALL_IMAGE_SIDE
+    reserve = RESERVE_S
+
+    def left() -> float:
+        return ctx.budget.left() - reserve
+
+    def done(candidate: Candidate) -> None:
+        tried.append(candidate)
+        logger.info(
+            "candidate %s: validation %s in %.1fs", candidate.name, candidate.score, candidate.seconds
+        )
+        ctx.report(
+            {
+                "candidate": candidate.name,
+                "validation_score": candidate.score,
+                "percent": round(100.0 * ctx.budget.fraction(), 1),
+            }
+        )
+
+    pretrained_ok = ctx.config.pretrained != "none"
+    if ctx.budget.deadline is not None:
+        ctx.calibrate()
+
+    def scratch(share: float) -> None:
+        # A small net from scratch at the images' own size: strong on scans, digits and icons.
+        size = auto_input_size([int(ctx.median_side)])
+        deadline = None if ctx.budget.deadline is None else time.monotonic() + share * left()
+        done(_net(ctx, "scratch", SCRATCH_ARCHITECTURE, size, "none", fit_pos, val_pos, deadline))
+
+    def lite_probe(arch: str, share: float, fallback: bool) -> None:
+        # The largest ImageNet-like size whose feature extraction (mirrored copies included)
+        # costs at most ``share`` of what is left; the smallest size anyway when ``fallback``.
+        sizes = [s for s in PROBE_SIZES if s <= NATIVE_SIZE[arch]]
+        factor = 2 if ctx.flip else 1
+        size = next((s for s in sizes if ctx.seconds_for(arch, s, n * factor) <= share * left()), None)
+        if size is None and fallback:
+            size = sizes[-1]
+        if size is not None:
+            done(_probe(ctx, arch, size, fit_pos, val_pos))
+
+    def finetune() -> None:
+        # Fine-tuning lite0 at ImageNet-like scale, when at least a few epochs fit in what is left.
+        arch = FINETUNE_ARCHITECTURE
+        size = pretrained_input_size(ctx.median_side, arch)
+        epoch_s = ctx.seconds_for(arch, size, len(fit_pos), train=True)
+        if ctx.budget.deadline is None or left() >= MIN_FINETUNE_EPOCHS * epoch_s + 2.0:
+            deadline = None if ctx.budget.deadline is None else time.monotonic() + left()
+            done(_net(ctx, "finetune", arch, size, ctx.config.pretrained, fit_pos, val_pos, deadline))
+
+    kinds = ctx.config.candidates or CANDIDATE_KINDS
+    asked = ctx.config.candidates is not None
+    if "scratch" in kinds and val_pos and (small or asked):
+        scratch(0.45 if pretrained_ok and len(kinds) > 1 else 1.0)
+    if pretrained_ok and "probe" in kinds:
+        lite_probe(PROBE_ARCHITECTURES[0], 0.3, fallback=True)
+        reserve = RESERVE_S + ctx.seconds_for(PROBE_ARCHITECTURES[0], 224, ctx.n_test)
+    if pretrained_ok and val_pos and "probe_large" in kinds:
+        lite_probe(PROBE_ARCHITECTURES[1], 0.5, fallback=not tried)
+    if pretrained_ok and val_pos and "finetune" in kinds:
+        finetune()
+
+    if not tried or all(c.model is None for c in tried):
+        # No pretrained weights anywhere (or pretrained="none" with large images): a net from
+        # scratch on everything the budget leaves.
+        size = auto_input_size([int(ctx.median_side)])
+        deadline = None if ctx.budget.deadline is None else time.monotonic() + max(left(), 1.0)
+        done(_net(ctx, "scratch", SCRATCH_ARCHITECTURE, size, "none", fit_pos, val_pos, deadline))
+
+    usable = [c for c in tried if c.model is not None]
+    # Highest validation score wins. Ties (frequent on a small validation slice) go to the kind
+    # that is steadier on little data: a linear head before a fine-tuned or a scratch net.
+    winner = max(
+        usable,
+        key=lambda c: (
+            c.score if c.score is not None else -math.inf,
+            -TIE_ORDER.index(c.kind),
+            -usable.index(c),
+        ),
+    )
+    for candidate in usable:  # free the losers' nets before the winner is evaluated
+        if candidate is not winner:
+            candidate.model = None
+            candidate.finalize = None
+    return winner, tried
