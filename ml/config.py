@@ -68,6 +68,9 @@ class TrainConfig:
     validation_fraction: float = 0.2
     # Which CANDIDATE_KINDS auto may try; None = all of them, as the data and budget allow.
     candidates: tuple[str, ...] | None = None
+    # Least optimizer steps of auto's net from scratch: a random net needs a few hundred steps
+    # whatever the data size, so a small set gets more epochs (each a fraction of a second).
+    scratch_min_steps: int = 400
     batch_size: int = 32
     # Peak AdamW learning rate for the whole net. None = 1e-4 when starting from
     # pretrained weights (measured: 5e-4 already wrecks the features on ~50 images), 2e-3

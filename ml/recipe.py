@@ -99,6 +99,7 @@ class Candidate:
     pretrained: str | None = None
     preprocessing: dict = field(default_factory=dict)  # mean, std, interpolation
     score: float | None = None
+    nll: float | None = None  # validation log loss (MSE for regression): breaks ties of ``score``
     thresholds: list[float] | None = None
     seconds: float = 0.0
     history: list[dict] = field(default_factory=list)
@@ -114,6 +115,7 @@ class Candidate:
             "architecture": self.architecture,
             "input_size": self.input_size,
             "validation_score": self.score,
+            "validation_loss": self.nll,
             "seconds": round(self.seconds, 2),
             "epochs": len(self.history) or None,
             **({"hyper": self.hyper} if self.hyper else {}),
@@ -548,6 +550,7 @@ def _probe(ctx: _Context, architecture: str, size: int, fit_pos: list[int], val_
         flipped=None if flipped is None else flipped[fit_idx], seed=ctx.config.seed,
     )  # fmt: skip
     out = probe.predict(ctx.task_type, head, x[val_idx])
+    candidate.nll = probe.cv_loss(ctx.task_type, out, y[val_idx]) if len(val_idx) else None
     candidate.score, candidate.thresholds = probe.validation_score(
         ctx.task_type, out, y[val_idx], ctx.target_std
     )
@@ -580,13 +583,23 @@ def _net(
     fit_pos: list[int],
     val_pos: list[int],
     deadline: float | None,
+    epochs: int | None = None,
 ) -> Candidate:
-    """Train a whole net (fine-tune or from scratch) on the fit part, scored on the validation part."""
+    """Train a whole net (fine-tune or from scratch) on the fit part, scored on the validation part.
+
+    ``epochs`` overrides the epoch count (a refit repeats the epochs the validation run kept)."""
     t0 = time.monotonic()
     model, used, dcfg, warnings = _build(ctx, architecture, pretrained)
     ctx.warnings.extend(warnings)
     name = f"{kind}:{architecture}@{size}"
     cfg = dataclasses.replace(ctx.config, architecture=architecture, input_size=size, pretrained=pretrained)
+    if epochs is not None:
+        cfg.epochs = epochs
+    elif kind == "scratch":
+        # A net from scratch needs a few hundred steps whatever the data size; on a small set
+        # that is many epochs, each a fraction of a second (the deadline still rules).
+        steps_per_epoch = max(1, math.ceil(len(fit_pos) / cfg.batch_size))
+        cfg.epochs = max(cfg.epochs, math.ceil(cfg.scratch_min_steps / steps_per_epoch))
     if cfg.lr is None:
         cfg.lr = 1e-4 if used else 2e-3
     if cfg.freeze_bn is None:
@@ -613,6 +626,8 @@ def _net(
     candidate.hyper = {"lr": cfg.lr, "best_epoch": run.best_epoch, "flip": ctx.flip}
     if run.validation is not None:
         candidate.score, candidate.thresholds = run.validation["score"], run.validation["thresholds"]
+        truth = probe.targets_array(ctx.task_type, ctx.y_train[val_t])
+        candidate.nll = probe.cv_loss(ctx.task_type, run.validation["outputs"], truth)
     candidate.seconds = time.monotonic() - t0
     return candidate
 
@@ -643,6 +658,25 @@ def _fixed(ctx: _Context) -> Candidate:
             postprocess(logits, "multi_label").numpy(), ctx.y_train.numpy()
         )
     return candidate
+
+
+def _refit(ctx: _Context, winner: Candidate, fit_pos: list[int], left: Callable[[], float]) -> None:
+    """Train the winning net again on the whole training side (validation slice included) for
+    the epochs its validation run kept, when that fits in the budget; else keep it as it is."""
+    everything = list(range(len(ctx.y_train)))
+    epochs = winner.hyper.get("best_epoch") or len(winner.history)
+    estimate = winner.seconds * len(everything) / max(len(fit_pos), 1) * epochs / max(len(winner.history), 1)
+    if ctx.budget.deadline is not None and estimate > left():
+        winner.hyper["refit"] = False
+        return
+    deadline = None if ctx.budget.deadline is None else time.monotonic() + left()
+    pretrained = winner.config.pretrained if winner.config else "none"
+    again = _net(
+        ctx, winner.kind, winner.architecture, winner.input_size, pretrained, everything, [], deadline, epochs
+    )
+    winner.model, winner.config = again.model, again.config
+    winner.hyper["refit"] = True
+    winner.seconds += again.seconds
 
 
 def _validation_split(ctx: _Context) -> tuple[list[int], list[int]]:
@@ -751,10 +785,13 @@ def _auto(ctx: _Context) -> tuple[Candidate, list[Candidate]]:
         usable,
         key=lambda c: (
             c.score if c.score is not None else -math.inf,
+            -(c.nll if c.nll is not None else math.inf),
             -TIE_ORDER.index(c.kind),
             -usable.index(c),
         ),
     )
+    if winner.kind in ("scratch", "finetune") and val_pos:
+        _refit(ctx, winner, fit_pos, left)
     for candidate in usable:  # free the losers' nets before the winner is evaluated
         if candidate is not winner:
             candidate.model = None

@@ -58,6 +58,10 @@ MSG_QUEUE_DOWN = (
 MSG_EXPORT_NOT_TRAINED = "Only a TRAINED model version can be downloaded."
 
 TEST_FRACTION = 0.2
+# Seconds of the training budget kept for what follows the fit (artifact upload, finishing), and
+# the least a fit gets however late it starts.
+JOB_RESERVE_S = 2.0
+MIN_FIT_BUDGET_S = 5.0
 PROGRESS_MIN_INTERVAL_S = 1.0  # at most one progress write per second
 REGRESSION_BINS = 5  # regression targets are stratified by quantile bins of the value
 
@@ -348,6 +352,17 @@ class _HeartbeatThread:
         self.thread.join(timeout=10)
 
 
+def _fit_budget(version: ModelVersion) -> float | None:
+    """Seconds the fit may take so that the whole job, from the claim to TRAINED, keeps within
+    the budget: what the job already spent (loading the examples, the split) and a reserve for
+    uploading the artifacts and finishing are taken off. None = no budget."""
+    budget = settings.TRAIN_TIME_BUDGET
+    if not budget:
+        return None
+    spent = (timezone.now() - version.started).total_seconds() if version.started else 0.0
+    return max(budget - spent - JOB_RESERVE_S, MIN_FIT_BUDGET_S)
+
+
 def _split_seed(task: Task, version: int) -> int:
     digest = hashlib.sha256(f"{task.id}:{version}".encode()).digest()
     return int.from_bytes(digest[:4], "big")
@@ -486,7 +501,7 @@ def model_version_train(*, version: ModelVersion, heartbeat_thread: bool = True)
         architecture=task.architecture or settings.TRAIN_ARCHITECTURE,
         input_size=task.input_size or None,
         epochs=settings.TRAIN_EPOCHS,
-        time_budget_s=settings.TRAIN_TIME_BUDGET or None,
+        time_budget_s=_fit_budget(version),
         pretrained=settings.TRAIN_PRETRAINED,
         seed=seed,
         num_threads=settings.TRAIN_THREADS or None,

@@ -36,7 +36,7 @@ def _glyphs(n=80, seed=0, size=32):
 
 
 def _config(**kwargs) -> TrainConfig:
-    return TrainConfig(**{"epochs": 6, "num_threads": 1, "seed": 0, **kwargs})
+    return TrainConfig(**{"epochs": 6, "num_threads": 1, "seed": 0, "scratch_min_steps": 0, **kwargs})
 
 
 def _scores(result) -> dict:
@@ -120,7 +120,7 @@ def _digits(n_train=200, n_eval=100):
 
 
 def test_a_pretrained_net_sees_tiny_images_better_upscaled():
-    train, y_train, held, y_held = _digits()
+    train, y_train, held, y_held = _digits(n_train=400, n_eval=150)
     model = build_model(
         TrainConfig(architecture="tf_efficientnet_lite0", pretrained="package"), 10
     ).model.eval()

