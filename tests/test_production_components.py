@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import requests
 
-from apps.tasks.models import ModelVersion
+from apps.training.models import ModelVersion
 from tests.tasks.training_data import COLOURS, FAST_TRAINING, make_task, solid
 
 API = "/recognition/v2/"
@@ -24,11 +24,11 @@ API = "/recognition/v2/"
 def fast_training(settings, tmp_path):
     for key, value in FAST_TRAINING.items():
         setattr(settings, key, value)
-    settings.MODEL_CACHE_DIR = tmp_path / "model-cache"
+    settings.VF_MODEL_CACHE_DIR = tmp_path / "model-cache"
     import torch
 
     threads = torch.get_num_threads()
-    yield settings.MODEL_CACHE_DIR
+    yield settings.VF_MODEL_CACHE_DIR
     torch.set_num_threads(threads)
 
 

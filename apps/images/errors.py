@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import status
 
-from apps.workspaces.errors import DomainError, NotFoundError
+from apps.core.errors import DomainError, NotFoundError
 
 MSG_NOT_AN_IMAGE = "The file is not an image we can read (JPEG, PNG, WebP, GIF or BMP)."
 MSG_UNSUPPORTED_FORMAT = "Unsupported image format {format}; send JPEG, PNG, WebP, GIF or BMP."

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from apps.tasks import training
-from apps.tasks.models import ModelVersion, Task
+from apps.tasks.models import Task
+from apps.training import services as training
+from apps.training.models import ModelVersion
 from config.celery import app
 from tests.servers import free_port
 from tests.tasks.training_data import make_task
@@ -27,7 +28,7 @@ def broker_down(monkeypatch):
 
 
 def test_train_with_the_broker_down_is_a_503_and_queues_nothing(api, user, workspace, settings, broker_down):
-    settings.MIN_IMAGES_PER_LABEL = 2
+    settings.VF_MIN_IMAGES_PER_LABEL = 2
     task, _ = make_task(workspace, user, per_label=2)
     response = api.post(f"/recognition/v2/task/{task.id}/train/")
     assert response.status_code == 503

@@ -2,7 +2,7 @@
 
 The models are trained once per session with ``ml.train.fit`` on pictures the tests draw (solid
 colours, two independent coloured halves, brightness), then stored per test as TRAINED model
-versions through the training engineer's ``apps.tasks.artifacts.save_artifacts``.
+versions through the training engineer's ``apps.training.artifacts.save_artifacts``.
 """
 
 from __future__ import annotations
@@ -23,11 +23,15 @@ from PIL import Image
 from ximilar.client import RecognitionClient
 
 from apps.images.models import TrainingImage
+from apps.inference import cache as model_cache
+from apps.inference import services as classify
 from apps.labels.models import Label
-from apps.tasks import artifacts, classify, model_cache
-from apps.tasks.models import ModelVersion, Task
+from apps.tasks.models import Task
+from apps.training import artifacts
+from apps.training.models import ModelVersion
 from apps.workspaces import services as workspace_services
 from ml.config import TrainConfig
+from ml.inference import amx_available
 from ml.predictor import Predictor
 from ml.train import fit
 
@@ -107,7 +111,7 @@ def trained(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _model_dirs(settings, tmp_path):
-    settings.MODEL_CACHE_DIR = tmp_path / "model-cache"
+    settings.VF_MODEL_CACHE_DIR = tmp_path / "model-cache"
     settings.VF_URL_FETCH_ALLOWED_HOSTS = ["localhost"]
     # Tracing costs a second per load and every test loads fresh versions; the traced path runs in
     # the multi_class client test and is compared with eager in the last test.
@@ -586,8 +590,8 @@ def test_concurrent_requests_load_a_version_once(make_task, monkeypatch):
 def test_the_traced_model_predicts_what_the_eager_model_predicts(make_task, trained):
     version = make_task("multi_class").versions.get()
     directory = artifacts.local_artifact_dir(version)
-    eager = model_cache.accelerate(Predictor.load(directory), "eager")
-    traced = model_cache.accelerate(Predictor.load(directory), "jit")
+    eager = Predictor.load(directory, mode="eager")
+    traced = Predictor.load(directory, mode="jit")
     rng = np.random.default_rng(400)
     for count in (1, 10):
         batch = torch.stack([eager.preprocess(solid(COLOURS[n % 3], rng)) for n in range(count)])
@@ -598,12 +602,12 @@ def test_the_traced_model_predicts_what_the_eager_model_predicts(make_task, trai
 
 
 @pytest.mark.django_db
-@pytest.mark.skipif(not model_cache.amx_available(), reason="bf16 inference is only used on CPUs with AMX")
+@pytest.mark.skipif(not amx_available(), reason="bf16 inference is only used on CPUs with AMX")
 def test_the_bf16_model_gives_the_same_answers(make_task):
     version = make_task("multi_class").versions.get()
     directory = artifacts.local_artifact_dir(version)
-    eager = model_cache.accelerate(Predictor.load(directory), "eager")
-    bf16 = model_cache.accelerate(Predictor.load(directory), "bf16")
+    eager = Predictor.load(directory, mode="eager")
+    bf16 = Predictor.load(directory, mode="bf16")
     rng = np.random.default_rng(401)
     batch = torch.stack([eager.preprocess(solid(COLOURS[n % 3], rng)) for n in range(10)])
     a = np.asarray([r["probs"] for r in eager.predict_tensor(batch)])

@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from apps.tasks import model_cache
-from apps.tasks.model_cache import LRUCache
+from apps.inference import cache as model_cache
+from apps.inference.cache import LRUCache
 
 
 def test_it_evicts_the_least_recently_used_version():

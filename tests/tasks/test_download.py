@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from apps.tasks.models import ModelVersion
+from apps.training.models import ModelVersion
 from ml.predictor import Predictor
 from tests.tasks.training_data import COLOURS, FAST_TRAINING, make_task, solid
 
@@ -23,7 +23,7 @@ API = "/recognition/v2/"
 def trained(api, user, workspace, settings, tmp_path, django_capture_on_commit_callbacks):
     for key, value in FAST_TRAINING.items():
         setattr(settings, key, value)
-    settings.MODEL_CACHE_DIR = tmp_path / "model-cache"
+    settings.VF_MODEL_CACHE_DIR = tmp_path / "model-cache"
     threads = torch.get_num_threads()
     task, labels = make_task(workspace, user, labels=3, per_label=6)
     with django_capture_on_commit_callbacks(execute=True):
@@ -57,7 +57,7 @@ def test_the_onnx_export_classifies_like_the_service(api, trained, tmp_path):
     onnx_path = tmp_path / "model.onnx"
     onnx_path.write_bytes(_bytes(response))
 
-    from apps.tasks.artifacts import local_artifact_dir
+    from apps.training.artifacts import local_artifact_dir
 
     predictor = Predictor.load(local_artifact_dir(version), device="cpu")
     rng = np.random.default_rng(5)

@@ -12,9 +12,12 @@ from django.core.files.storage import default_storage
 from django.db import connection
 from django.utils import timezone
 
-from apps.tasks import artifacts, jobs, training
-from apps.tasks.models import ModelVersion, Task
-from apps.workspaces.errors import DomainError
+from apps.core.errors import DomainError
+from apps.tasks.models import Task
+from apps.training import artifacts, jobs
+from apps.training import classification as kind
+from apps.training import services as training
+from apps.training.models import ModelVersion
 from ml.predictor import Predictor
 from tests.conftest import require_service, service_reachable
 from tests.tasks.training_data import FAST_TRAINING, make_task, solid
@@ -30,7 +33,7 @@ MODEL_FIELDS = {
 def fast_training(settings, tmp_path):
     for key, value in FAST_TRAINING.items():
         setattr(settings, key, value)
-    settings.MODEL_CACHE_DIR = tmp_path / "model-cache"
+    settings.VF_MODEL_CACHE_DIR = tmp_path / "model-cache"
     import torch
 
     threads = torch.get_num_threads()
@@ -68,7 +71,7 @@ def test_it_trains_evaluates_deploys_and_retrains_each_task_type(
     api, user, workspace, task_type, django_capture_on_commit_callbacks, settings
 ):
     if task_type == "regression":
-        settings.TRAIN_EPOCHS = 12  # one step per epoch at 16 images; regression needs a dozen (MAE ~0.03)
+        settings.VF_TRAIN_EPOCHS = 12  # one step per epoch at 16 images; regression needs a dozen (MAE ~0.03)
     task, labels = make_task(workspace, user, task_type, per_label=10 if task_type != "regression" else 20)
 
     response = train(api, task, django_capture_on_commit_callbacks)
@@ -174,14 +177,14 @@ def test_it_refuses_a_task_with_fewer_than_two_labels(api, user, workspace):
     response = api.post(f"/recognition/v2/task/{task.id}/train/")
 
     assert response.status_code == 400
-    assert response.json() == {"detail": training.MSG_TOO_FEW_LABELS.format(type="multi_class", count=1)}
+    assert response.json() == {"detail": kind.MSG_TOO_FEW_LABELS.format(type="multi_class", count=1)}
     assert not ModelVersion.objects.exists()
 
 
 def test_it_refuses_a_multi_label_task_whose_only_other_label_is_the_negative_one(api, user, workspace):
     from apps.labels.models import Label
-    from apps.labels.services import label_attach, label_create
-    from apps.tasks.services import task_create
+    from apps.labels.services import label_create
+    from apps.tasks.services import label_attach, task_create
 
     task = task_create(workspace=workspace, owner=user, name="tags", type="multi_label")
     label_attach(label=label_create(workspace=workspace, name="red", type=Label.Type.TAG), task=task)
@@ -189,11 +192,11 @@ def test_it_refuses_a_multi_label_task_whose_only_other_label_is_the_negative_on
     response = api.post(f"/v2/task/{task.id}/train")
 
     assert response.status_code == 400
-    assert response.json()["detail"] == training.MSG_TOO_FEW_LABELS.format(type="multi_label", count=1)
+    assert response.json()["detail"] == kind.MSG_TOO_FEW_LABELS.format(type="multi_label", count=1)
 
 
 def test_it_names_the_labels_with_too_few_images(api, user, workspace, settings):
-    settings.MIN_IMAGES_PER_LABEL = 6
+    settings.VF_MIN_IMAGES_PER_LABEL = 6
     task, labels = make_task(workspace, user, labels=3, per_label=6)
     labels[1].images.first().delete()
     labels[2].image_labels.all().delete()
@@ -201,7 +204,7 @@ def test_it_names_the_labels_with_too_few_images(api, user, workspace, settings)
     response = api.post(f"/recognition/v2/task/{task.id}/train/")
 
     assert response.status_code == 400
-    assert response.json()["detail"] == training.MSG_TOO_FEW_IMAGES.format(
+    assert response.json()["detail"] == kind.MSG_TOO_FEW_IMAGES.format(
         minimum=6, labels=f"{labels[1].name} (5), {labels[2].name} (0)"
     )
     task.refresh_from_db()
@@ -209,13 +212,13 @@ def test_it_names_the_labels_with_too_few_images(api, user, workspace, settings)
 
 
 def test_it_refuses_a_regression_task_with_too_few_values(api, user, workspace, settings):
-    settings.MIN_IMAGES_PER_LABEL = 8
+    settings.VF_MIN_IMAGES_PER_LABEL = 8
     task, labels = make_task(workspace, user, "regression", per_label=7)
 
     response = api.post(f"/recognition/v2/task/{task.id}/train/")
 
     assert response.status_code == 400
-    assert response.json()["detail"] == training.MSG_TOO_FEW_VALUES.format(minimum=8, labels="brightness (7)")
+    assert response.json()["detail"] == kind.MSG_TOO_FEW_VALUES.format(minimum=8, labels="brightness (7)")
 
 
 def test_it_refuses_a_regression_task_without_a_value_label(api, user, workspace):
@@ -226,7 +229,7 @@ def test_it_refuses_a_regression_task_without_a_value_label(api, user, workspace
     response = api.post(f"/recognition/v2/task/{task.id}/train/")
 
     assert response.status_code == 400
-    assert response.json()["detail"] == training.MSG_NO_VALUE_LABEL
+    assert response.json()["detail"] == kind.MSG_NO_VALUE_LABEL
 
 
 # --------------------------------------------------------------------------- one training at a time
@@ -304,7 +307,7 @@ def test_eight_concurrent_train_requests_queue_one_training(transactional_db, us
 def test_a_training_that_cannot_load_its_pretrained_weights_fails_with_the_reason(
     api, user, workspace, settings, django_capture_on_commit_callbacks
 ):
-    settings.TRAIN_PRETRAINED = "/nonexistent/weights.safetensors"
+    settings.VF_TRAIN_PRETRAINED = "/nonexistent/weights.safetensors"
     task, _ = make_task(workspace, user, per_label=5)
 
     model_id = train(api, task, django_capture_on_commit_callbacks).json()["id"]
@@ -324,8 +327,8 @@ def test_a_mail_that_cannot_be_sent_does_not_fail_the_training(
     def broken(*args, **kwargs):
         raise OSError("SMTP server unreachable")
 
-    monkeypatch.setattr("apps.tasks.notifications.send_mail", broken)
-    settings.TRAIN_EPOCHS = 1
+    monkeypatch.setattr("apps.training.notifications.send_mail", broken)
+    settings.VF_TRAIN_EPOCHS = 1
     task, _ = make_task(workspace, user, per_label=5)
 
     model_id = train(api, task, django_capture_on_commit_callbacks).json()["id"]
@@ -366,9 +369,9 @@ def test_the_job_skips_a_version_a_live_worker_is_training(user, workspace, monk
 def test_the_sweep_requeues_a_version_whose_worker_died(
     user, workspace, settings, django_capture_on_commit_callbacks
 ):
-    settings.TRAIN_EPOCHS = 1
+    settings.VF_TRAIN_EPOCHS = 1
     task, _ = make_task(workspace, user, per_label=5)
-    dead = timezone.now() - timedelta(seconds=settings.TRAINING_STALE_AFTER + 5)
+    dead = timezone.now() - timedelta(seconds=settings.VF_TRAINING_STALE_AFTER + 5)
     version = ModelVersion.objects.create(
         workspace=workspace, task=task, version=1, train_status="IN_TRAINING", heartbeat=dead, attempts=1
     )
@@ -383,7 +386,7 @@ def test_the_sweep_requeues_a_version_whose_worker_died(
 
 def test_the_sweep_fails_a_version_out_of_attempts_and_tells_the_owner(user, workspace, settings):
     task, _ = make_task(workspace, user, per_label=5)
-    dead = timezone.now() - timedelta(seconds=settings.TRAINING_STALE_AFTER + 5)
+    dead = timezone.now() - timedelta(seconds=settings.VF_TRAINING_STALE_AFTER + 5)
     version = ModelVersion.objects.create(
         workspace=workspace, task=task, version=1, train_status="IN_TRAINING", heartbeat=dead, attempts=2
     )
@@ -405,11 +408,11 @@ def test_the_sweep_requeues_a_long_queued_version_and_fails_one_queued_for_too_l
     monkeypatch.setattr(training, "_enqueue", enqueued.append)
     task, _ = make_task(workspace, user, per_label=5)
     other, _ = make_task(workspace, user, per_label=5, seed=1)
-    stale = timezone.now() - timedelta(seconds=settings.TRAINING_STALE_AFTER + 5)
+    stale = timezone.now() - timedelta(seconds=settings.VF_TRAINING_STALE_AFTER + 5)
     lost = ModelVersion.objects.create(workspace=workspace, task=task, version=1, heartbeat=stale)
     ancient = ModelVersion.objects.create(workspace=workspace, task=other, version=1, heartbeat=stale)
     ModelVersion.objects.filter(pk=ancient.pk).update(
-        created=timezone.now() - timedelta(seconds=settings.TRAINING_QUEUED_MAX_AGE + 5)
+        created=timezone.now() - timedelta(seconds=settings.VF_TRAINING_QUEUED_MAX_AGE + 5)
     )
     fresh = ModelVersion.objects.create(workspace=workspace, task=task, version=2, heartbeat=timezone.now())
 

@@ -29,8 +29,10 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.utils import timezone
 
-from apps.tasks import artifacts, training
-from apps.tasks.models import ModelVersion, Task
+from apps.tasks.models import Task
+from apps.training import artifacts
+from apps.training import services as training
+from apps.training.models import ModelVersion
 from ml.predictor import Predictor
 from tests.conftest import require_service, service_reachable
 from tests.tasks.training_data import COLOURS, FAST_TRAINING, make_task, solid
@@ -70,7 +72,7 @@ def broker(transactional_db, settings, tmp_path, monkeypatch):
     redis.Redis.from_url(url).flushdb()
     for key, value in FAST_TRAINING.items():
         setattr(settings, key, value)
-    settings.MODEL_CACHE_DIR = tmp_path / "model-cache"
+    settings.VF_MODEL_CACHE_DIR = tmp_path / "model-cache"
     # Celery reads CELERY_BROKER_URL from the environment before its own configuration.
     monkeypatch.setenv("CELERY_BROKER_URL", url)
     app.conf.task_always_eager = False
@@ -100,12 +102,12 @@ class Worker:
             "CELERY_BROKER_URL": broker_url,
             "CELERY_TASK_ALWAYS_EAGER": "false",
             "VF_MEDIA_ROOT": str(django_settings.MEDIA_ROOT),
-            "VF_MODEL_CACHE_DIR": str(django_settings.MODEL_CACHE_DIR),
-            "VF_MIN_IMAGES_PER_LABEL": str(FAST_TRAINING["MIN_IMAGES_PER_LABEL"]),
-            "VF_TRAIN_ARCHITECTURE": FAST_TRAINING["TRAIN_ARCHITECTURE"],
-            "VF_PRETRAINED": FAST_TRAINING["TRAIN_PRETRAINED"],
-            "VF_TRAIN_EPOCHS": str(FAST_TRAINING["TRAIN_EPOCHS"]),
-            "VF_TRAIN_TIME_BUDGET": str(FAST_TRAINING["TRAIN_TIME_BUDGET"]),
+            "VF_MODEL_CACHE_DIR": str(django_settings.VF_MODEL_CACHE_DIR),
+            "VF_MIN_IMAGES_PER_LABEL": str(FAST_TRAINING["VF_MIN_IMAGES_PER_LABEL"]),
+            "VF_TRAIN_ARCHITECTURE": FAST_TRAINING["VF_TRAIN_ARCHITECTURE"],
+            "VF_PRETRAINED": FAST_TRAINING["VF_TRAIN_PRETRAINED"],
+            "VF_TRAIN_EPOCHS": str(FAST_TRAINING["VF_TRAIN_EPOCHS"]),
+            "VF_TRAIN_TIME_BUDGET": str(FAST_TRAINING["VF_TRAIN_TIME_BUDGET"]),
             "VF_TRAIN_THREADS": "1",
             "VF_TRAINING_HEARTBEAT_INTERVAL": "1",
             "VF_TRAINING_STALE_AFTER": str(STALE_AFTER_S),

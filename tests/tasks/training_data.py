@@ -9,22 +9,22 @@ from PIL import Image
 
 from apps.images.services import training_image_ingest
 from apps.labels.models import Label
-from apps.labels.services import label_attach, label_create
+from apps.labels.services import label_create
 from apps.tasks.models import Task
-from apps.tasks.services import task_create
+from apps.tasks.services import label_attach, task_create
 
 SIZE = 32
 COLOURS = [(210, 40, 40), (40, 60, 210), (40, 190, 60), (220, 200, 40)]
 
 # Fast settings for a test training: a tiny net from scratch, a few epochs, a short budget.
 FAST_TRAINING = {
-    "MIN_IMAGES_PER_LABEL": 5,
-    "TRAIN_ARCHITECTURE": "resnet10t",
-    "TRAIN_PRETRAINED": "none",
-    "TRAIN_EPOCHS": 4,
-    "TRAIN_TIME_BUDGET": 30,
+    "VF_MIN_IMAGES_PER_LABEL": 5,
+    "VF_TRAIN_ARCHITECTURE": "resnet10t",
+    "VF_TRAIN_PRETRAINED": "none",
+    "VF_TRAIN_EPOCHS": 4,
+    "VF_TRAIN_TIME_BUDGET": 30,
     # One thread: on a busy 2-core CI machine two spinning OpenMP threads train ~4x slower.
-    "TRAIN_THREADS": 1,
+    "VF_TRAIN_THREADS": 1,
 }
 
 

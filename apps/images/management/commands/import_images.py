@@ -14,12 +14,13 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from apps.core.errors import DomainError
 from apps.images.errors import DuplicateImageError, ImageInputError
 from apps.images.services import training_image_ingest
 from apps.labels.models import Label
-from apps.labels.services import LABEL_TYPE_FOR_TASK_TYPE, label_attach, label_create
+from apps.labels.services import label_create
 from apps.tasks.models import Task
-from apps.workspaces.errors import DomainError
+from apps.tasks.services import LABEL_TYPE_FOR_TASK_TYPE, label_attach
 from apps.workspaces.models import Workspace
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp"}

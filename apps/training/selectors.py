@@ -9,8 +9,9 @@ from django.db.models import BooleanField, Case, Count, F, QuerySet, Value, When
 
 from apps.images.models import ImageLabel
 from apps.labels.models import Label
+from apps.tasks.models import Task
 
-from .models import ModelVersion, Task
+from .models import ModelVersion
 
 ACTIVE_STATUSES = (ModelVersion.Status.QUEUED, ModelVersion.Status.IN_TRAINING)
 
@@ -98,8 +99,3 @@ def task_training_examples(
     for image_id, example in by_image.items():
         example.label_ids = sorted(labels_of.get(image_id, []), key=order.__getitem__)
     return [by_image[key] for key in sorted(by_image, key=str)]
-
-
-def task_queryset() -> QuerySet[Task]:
-    """Tasks for the train action (the tenancy base viewset scopes them to the workspace)."""
-    return Task.objects.all()

@@ -3,7 +3,7 @@
 A training writes ``model.safetensors`` and ``model.json`` (ml.artifacts) to a local folder;
 ``save_artifacts`` uploads them under ``models/<workspace>/<task>/<version id>/`` in the default
 storage (local disk or S3), and ``local_artifact_dir`` gives any process (web, classify, another
-worker machine) a local folder with both files, downloading them once into ``MODEL_CACHE_DIR``.
+worker machine) a local folder with both files, downloading them once into ``VF_MODEL_CACHE_DIR``.
 Load a version for inference with ``ml.predictor.Predictor.load(local_artifact_dir(version))``.
 """
 
@@ -19,7 +19,7 @@ from django.conf import settings
 from django.core.files.base import File
 from django.core.files.storage import default_storage
 
-from ml.artifacts import META_FILE, WEIGHTS_FILE
+from ml.artifacts import META_FILE, ONNX_FILE, WEIGHTS_FILE
 
 from .models import ModelVersion
 
@@ -52,13 +52,13 @@ def save_artifacts(version: ModelVersion, local_dir: str | os.PathLike) -> str:
 
 
 def _cache_dir(version: ModelVersion) -> Path:
-    return Path(settings.MODEL_CACHE_DIR) / str(version.id)
+    return Path(settings.VF_MODEL_CACHE_DIR) / str(version.id)
 
 
 def local_artifact_dir(version: ModelVersion) -> Path:
     """A local folder holding the version's ``model.safetensors`` and ``model.json``.
 
-    Downloaded from storage on first use into ``MODEL_CACHE_DIR/<version id>/``; the folder is
+    Downloaded from storage on first use into ``VF_MODEL_CACHE_DIR/<version id>/``; the folder is
     filled in a temporary sibling and renamed into place, so concurrent callers never see half a
     version. Raises FileNotFoundError when the version has no stored artifacts (not TRAINED).
     """
@@ -87,7 +87,6 @@ def local_artifact_dir(version: ModelVersion) -> Path:
     return target
 
 
-ONNX_FILE = "model.onnx"
 BUNDLE_README = """Model version {version} of task "{task}" ({task_type}).
 
 model.safetensors  the weights (timm architecture {architecture}), loadable with safetensors

@@ -1,4 +1,6 @@
-"""Endpoints: ``task/{id}/train/`` and ``model/`` (list, detail, delete, evaluation)."""
+"""Endpoints: ``model/`` (list, detail, delete, download, evaluation).
+
+The ``train`` action that creates versions is on the task viewset (apps/tasks/views.py)."""
 
 from __future__ import annotations
 
@@ -13,49 +15,15 @@ from rest_framework.response import Response
 
 from apps.workspaces.tenancy import WORKSPACE_PARAMETER, WorkspaceScopedViewSet
 
-from . import training, training_selectors
+from . import selectors, services
 from .models import ModelVersion
-from .training_serializers import EvaluationSerializer, ModelVersionSerializer
+from .serializers import EvaluationSerializer, ModelVersionSerializer
 
 ERRORS = {
     401: OpenApiResponse(description="No or invalid token"),
     404: OpenApiResponse(description="Not found in this workspace (or not a member of the workspace)"),
 }
 BAD_REQUEST = OpenApiResponse(description='Refused, with `{"detail": "..."}` saying why')
-
-
-@extend_schema(tags=["training"])
-class TaskTrainViewSet(WorkspaceScopedViewSet):
-    """Only the ``train`` action; the task CRUD lives in apps/tasks/views.py under the same prefix."""
-
-    serializer_class = ModelVersionSerializer
-
-    def get_workspace_queryset(self, workspace):
-        return training_selectors.task_queryset()
-
-    @extend_schema(
-        summary="Train a task",
-        description=(
-            "Queue the next model version of the task for training and answer it (`train_status` "
-            "QUEUED). While a version is QUEUED or IN_TRAINING nothing new is created and that version "
-            "is answered. Refused with 400 naming the labels that are short when the task has fewer "
-            "than 2 labels (multi_class, multi_label), a label has fewer than MIN_IMAGES_PER_LABEL "
-            "images, or (regression) fewer than that many images have a value. The owner gets an "
-            "e-mail when training starts and when it ends."
-        ),
-        request=None,
-        parameters=[WORKSPACE_PARAMETER],
-        responses={
-            200: ModelVersionSerializer,
-            400: BAD_REQUEST,
-            **ERRORS,
-            503: OpenApiResponse(description="The job queue is unreachable; nothing was queued"),
-        },
-    )
-    @action(detail=True, methods=["post"])
-    def train(self, request, pk=None):
-        version = training.task_train(task=self.get_object(), user=request.user)
-        return Response(self.get_serializer(training_selectors.model_version_list().get(pk=version.pk)).data)
 
 
 class ModelVersionFilter(django_filters.FilterSet):
@@ -97,10 +65,10 @@ class ModelVersionViewSet(
     filterset_class = ModelVersionFilter
 
     def get_workspace_queryset(self, workspace):
-        return training_selectors.model_version_list()
+        return selectors.model_version_list()
 
     def perform_destroy(self, instance):
-        training.model_version_delete(version=instance)
+        services.model_version_delete(version=instance)
 
     @extend_schema(
         summary="Download a model version",
@@ -127,7 +95,7 @@ class ModelVersionViewSet(
         artifact = request.query_params.get("artifact", "bundle")
         if artifact not in ("bundle", "onnx"):
             raise ValidationError({"artifact": ['Choose "bundle" or "onnx".']})
-        path, filename, temporary = training.model_version_download(
+        path, filename, temporary = services.model_version_download(
             version=self.get_object(), artifact=artifact
         )
         handle = open(path, "rb")  # noqa: SIM115 - FileResponse closes it

@@ -10,7 +10,6 @@ dead IN_TRAINING back to QUEUED once).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import math
 import tempfile
@@ -20,74 +19,36 @@ from datetime import timedelta
 from functools import partial
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from apps.workspaces.errors import DomainError, ServiceUnavailableError
+from apps.core.errors import DomainError, ServiceUnavailableError
+from apps.tasks.models import Task
 
-from . import artifacts
-from .models import ModelVersion, Task
-from .training_selectors import (
-    TrainingExample,
-    label_image_counts,
-    model_version_active,
-    task_training_examples,
-    task_training_labels,
-)
+from . import artifacts, kinds
+from .models import ModelVersion
+from .selectors import model_version_active
 
 logger = logging.getLogger(__name__)
 
 Status = ModelVersion.Status
 
-MSG_TOO_FEW_LABELS = "A {type} task needs at least 2 labels to train; it has {count}."
-MSG_NO_VALUE_LABEL = "A regression task needs a value label to train."
-MSG_TOO_FEW_IMAGES = "Each label needs at least {minimum} training images; too few on: {labels}."
-MSG_TOO_FEW_VALUES = "A regression task needs at least {minimum} images with a value; {labels}."
 MSG_VERSION_NOT_TRAINED = "Model version {version} of this task is not trained."
 MSG_DELETE_PRODUCTION = "The production version of a task cannot be deleted; deploy another version first."
 MSG_DELETE_ACTIVE = "A model version that is queued or training cannot be deleted."
 MSG_WORKER_LOST = "The worker training this version stopped responding ({attempts} attempts)."
 MSG_NEVER_STARTED = "No worker started this training within {hours:g} hours."
 MSG_TIME_LIMIT = "Training exceeded its time limit."
-MSG_NO_IMAGES = "No training images could be read."
 MSG_QUEUE_DOWN = (
     "The job queue is unreachable, so the training cannot start; nothing was queued. Try again later."
 )
 MSG_EXPORT_NOT_TRAINED = "Only a TRAINED model version can be downloaded."
 
-TEST_FRACTION = 0.2
 PROGRESS_MIN_INTERVAL_S = 1.0  # at most one progress write per second
-REGRESSION_BINS = 5  # regression targets are stratified by quantile bins of the value
 
 
 # --------------------------------------------------------------------------- request side
-
-
-def _label_list(labels, counts) -> str:
-    return ", ".join(f"{label.name} ({counts[label.id]})" for label in labels)
-
-
-def task_validate_trainable(*, task: Task) -> None:
-    """Raise DomainError naming what is missing when the task cannot train yet."""
-    minimum = settings.MIN_IMAGES_PER_LABEL
-    outputs, negative = task_training_labels(task=task)
-    if task.type == Task.Type.REGRESSION:
-        if not outputs:
-            raise DomainError(MSG_NO_VALUE_LABEL)
-        counts = label_image_counts(task=task, labels=outputs[:1])
-        if counts[outputs[0].id] < minimum:
-            raise DomainError(
-                MSG_TOO_FEW_VALUES.format(minimum=minimum, labels=_label_list(outputs[:1], counts))
-            )
-        return
-    if len(outputs) < 2:
-        raise DomainError(MSG_TOO_FEW_LABELS.format(type=task.type, count=len(outputs)))
-    counts = label_image_counts(task=task, labels=outputs)
-    short = [label for label in outputs if counts[label.id] < minimum]
-    if short:
-        raise DomainError(MSG_TOO_FEW_IMAGES.format(minimum=minimum, labels=_label_list(short, counts)))
 
 
 def _enqueue(version_id) -> None:
@@ -133,7 +94,7 @@ def task_train(*, task: Task, user=None) -> ModelVersion:
         active = model_version_active(task=task)
         if active is not None:
             return active
-        task_validate_trainable(task=task)
+        kinds.KINDS.get(task.type).validate(task=task)
         last = task.versions.aggregate(n=Max("version"))["n"] or 0
         version = ModelVersion.objects.create(
             workspace_id=task.workspace_id,
@@ -195,7 +156,7 @@ def model_version_delete(*, version: ModelVersion) -> None:
 
 
 def _stale_before():
-    return timezone.now() - timedelta(seconds=settings.TRAINING_STALE_AFTER)
+    return timezone.now() - timedelta(seconds=settings.VF_TRAINING_STALE_AFTER)
 
 
 def _lock_unfinished_version(version_id) -> ModelVersion | None:
@@ -229,7 +190,7 @@ def model_version_claim(*, version_id) -> ModelVersion | None:
         ):
             logger.info("model version %s is being trained by a live worker; skipping", version_id)
             return None
-        if version.attempts >= settings.TRAINING_MAX_ATTEMPTS:
+        if version.attempts >= settings.VF_TRAINING_MAX_ATTEMPTS:
             return _fail_locked(version, MSG_WORKER_LOST.format(attempts=version.attempts))
         now = timezone.now()
         version.train_status = Status.IN_TRAINING
@@ -314,7 +275,7 @@ class _ProgressWriter:
 
 
 class _HeartbeatThread:
-    """Refresh the heartbeat every TRAINING_HEARTBEAT_INTERVAL seconds while a fit runs.
+    """Refresh the heartbeat every VF_TRAINING_HEARTBEAT_INTERVAL seconds while a fit runs.
 
     Progress only arrives once per epoch, and decoding a large set or one long epoch can outlast
     the sweep's staleness threshold; without this a live training would look dead and be started
@@ -328,7 +289,7 @@ class _HeartbeatThread:
 
     def _run(self) -> None:
         try:
-            while not self.stop.wait(settings.TRAINING_HEARTBEAT_INTERVAL):
+            while not self.stop.wait(settings.VF_TRAINING_HEARTBEAT_INTERVAL):
                 try:
                     ModelVersion.objects.filter(pk=self.version_id, train_status=Status.IN_TRAINING).update(
                         heartbeat=timezone.now()
@@ -348,171 +309,23 @@ class _HeartbeatThread:
         self.thread.join(timeout=10)
 
 
-def _split_seed(task: Task, version: int) -> int:
-    digest = hashlib.sha256(f"{task.id}:{version}".encode()).digest()
-    return int.from_bytes(digest[:4], "big")
-
-
-def _image_source(name: str):
-    """A path when the storage is local (ml decodes from disk, nothing held in memory), else bytes."""
-    try:
-        return default_storage.path(name)
-    except NotImplementedError:
-        pass
-    try:
-        from apps.images.storage import read_bytes
-    except ImportError:  # until apps.images ships its helper
-        with default_storage.open(name, "rb") as fh:
-            return fh.read()
-    try:
-        return read_bytes(name)
-    except Exception:  # an unreadable image is skipped by ml with a warning, not a failed training
-        logger.warning("cannot read training image %s", name, exc_info=True)
-        return b""
-
-
-def _examples_and_targets(task: Task, outputs, negative):
-    """(examples, targets, strata, warnings) in ml.fit's terms for the task's type."""
-    warnings: list[str] = []
-    if task.type == Task.Type.REGRESSION:
-        if len(outputs) > 1:
-            warnings.append(
-                f"The task has {len(outputs)} value labels; the model learns the first, {outputs[0].name}."
-            )
-        examples = [
-            e
-            for e in task_training_examples(task=task, outputs=outputs[:1], negative=[])
-            if e.value is not None
-        ]
-        targets = [float(e.value) for e in examples]
-        # Quantile bins of the value, so both sides span the whole range.
-        order = sorted(range(len(examples)), key=lambda i: (targets[i], examples[i].image_id))
-        bins = max(1, min(REGRESSION_BINS, len(examples) // 5))
-        strata = [0] * len(examples)
-        for rank, i in enumerate(order):
-            strata[i] = rank * bins // max(len(examples), 1)
-        return examples, targets, strata, warnings
-    index = {label.id: i for i, label in enumerate(outputs)}
-    examples = task_training_examples(task=task, outputs=outputs, negative=negative)
-    if task.type == Task.Type.MULTI_CLASS:
-        ambiguous = [e for e in examples if len(e.label_ids) > 1]
-        if ambiguous:
-            warnings.append(
-                f"{len(ambiguous)} images carry more than one category of this task and were left out."
-            )
-        examples = [e for e in examples if len(e.label_ids) == 1]
-        return (
-            examples,
-            [index[e.label_ids[0]] for e in examples],
-            [str(e.label_ids[0]) for e in examples],
-            warnings,
-        )
-    targets = [[index[label_id] for label_id in e.label_ids] for e in examples]
-    strata = [",".join(str(label_id) for label_id in e.label_ids) for e in examples]
-    return examples, targets, strata, warnings
-
-
-def _evaluation(
-    task_type: str, predictions: list[dict], examples: list[TrainingExample], outputs
-) -> list[dict]:
-    """Test-side predictions per image, what the model gets wrong first."""
-    labels = [{"id": str(label.id), "name": label.name} for label in outputs]
-    records = []
-    for p in predictions:
-        example = examples[p["index"]]
-        if task_type == Task.Type.REGRESSION:
-            true, predicted = p["true"], p["predicted"]
-            error = abs(predicted - true) if true is not None and predicted is not None else None
-            records.append(
-                {
-                    "image_id": example.image_id,
-                    "true_labels": [{**labels[0], "value": true}],
-                    "predicted_labels": [{**labels[0], "value": predicted}],
-                    "error": error,
-                    "correct": None,
-                }
-            )
-            continue
-        probs = p["probs"] or []
-        true = [p["true"]] if task_type == Task.Type.MULTI_CLASS else list(p["true"])
-        chosen = [p["predicted"]] if task_type == Task.Type.MULTI_CLASS else list(p["predicted"])
-        records.append(
-            {
-                "image_id": example.image_id,
-                "true_labels": [labels[j] for j in true],
-                "predicted_labels": [{**labels[j], "prob": probs[j]} for j in chosen],
-                "labels": sorted(
-                    ({**labels[j], "prob": prob} for j, prob in enumerate(probs)),
-                    key=lambda r: -(r["prob"] or 0),
-                ),
-                "correct": sorted(true) == sorted(chosen),
-            }
-        )
-    records.sort(key=lambda r: (r["correct"] is not False, -(r.get("error") or 0.0), r["image_id"]))
-    return records
-
-
 def model_version_train(*, version: ModelVersion, heartbeat_thread: bool = True) -> ModelVersion:
     """Train a claimed (IN_TRAINING) version end to end and mark it TRAINED.
 
-    Split the task's images 80/20 (stratified, seeded by task and version, ``test_image`` always
-    test) and record it; fit with ml.train.fit, reporting progress; upload the artifacts; then
-    ``model_version_finish``. Raises on failure: the caller (the job) fails the version.
+    The task's kind (apps/training/kinds.py) fits the version into a temporary folder, reporting
+    progress; the artifacts are uploaded, then ``model_version_finish``. Raises on failure: the
+    caller (the job) fails the version.
     """
-    from ml.config import TrainConfig
-    from ml.split import stratified_split
-    from ml.train import fit
-
-    task = version.task
-    outputs, negative = task_training_labels(task=task)
-    examples, targets, strata, warnings = _examples_and_targets(task, outputs, negative)
-    if not examples:
-        raise ValueError(MSG_NO_IMAGES)
-    seed = _split_seed(task, version.version)
-    test_mask = stratified_split(
-        [e.image_id for e in examples],
-        strata,
-        [e.test_image for e in examples],
-        test_fraction=TEST_FRACTION,
-        seed=seed,
-    )
-    split = {
-        "seed": seed,
-        "train": [e.image_id for e, test in zip(examples, test_mask, strict=True) if not test],
-        "test": [e.image_id for e, test in zip(examples, test_mask, strict=True) if test],
-    }
-    ModelVersion.objects.filter(pk=version.pk).update(split=split, heartbeat=timezone.now())
-    config = TrainConfig(
-        architecture=task.architecture or settings.TRAIN_ARCHITECTURE,
-        input_size=task.input_size or None,
-        epochs=settings.TRAIN_EPOCHS,
-        time_budget_s=settings.TRAIN_TIME_BUDGET or None,
-        pretrained=settings.TRAIN_PRETRAINED,
-        seed=seed,
-        num_threads=settings.TRAIN_THREADS or None,
-    )
-    items = [(_image_source(e.file), target) for e, target in zip(examples, targets, strict=True)]
-    labels = [
-        {"id": str(label.id), "name": label.name}
-        for label in outputs[: 1 if task.type == "regression" else None]
-    ]
+    kind = kinds.KINDS.get(version.task.type)
     beat = _HeartbeatThread(version.pk) if heartbeat_thread else contextlib.nullcontext()
     with tempfile.TemporaryDirectory(prefix="vf-train-") as out_dir, beat:
-        result = fit(
-            items,
-            test_mask,
-            labels,
-            task.type,
-            config=config,
-            out_dir=out_dir,
-            progress=_ProgressWriter(version.pk),
-        )
+        outcome = kind.train(version=version, out_dir=out_dir, progress=_ProgressWriter(version.pk))
         artifact_path = artifacts.save_artifacts(version, out_dir)
     return model_version_finish(
         version_id=version.pk,
-        metrics=result.metrics,
-        warnings=warnings + list(result.warnings),
-        evaluation=_evaluation(task.type, result.predictions, examples, outputs),
+        metrics=outcome.metrics,
+        warnings=outcome.warnings,
+        evaluation=outcome.evaluation,
         artifact_path=artifact_path,
     )
 
@@ -560,15 +373,15 @@ def model_version_finish(
 def model_versions_sweep() -> dict[str, list]:
     """Rescue versions left behind: never leave one QUEUED or IN_TRAINING for good.
 
-    IN_TRAINING with a heartbeat older than TRAINING_STALE_AFTER (its worker died): back to
+    IN_TRAINING with a heartbeat older than VF_TRAINING_STALE_AFTER (its worker died): back to
     QUEUED and enqueued again while it has attempts left, else FAILED. QUEUED whose message may
-    be lost (enqueued longer than TRAINING_STALE_AFTER ago): enqueued again (a duplicate message is
+    be lost (enqueued longer than VF_TRAINING_STALE_AFTER ago): enqueued again (a duplicate message is
     harmless, the job skips a version that is no longer QUEUED); QUEUED for longer than
-    TRAINING_QUEUED_MAX_AGE: FAILED. Returns the ids it requeued and the FAILED versions.
+    VF_TRAINING_QUEUED_MAX_AGE: FAILED. Returns the ids it requeued and the FAILED versions.
     """
     stale = _stale_before()
     now = timezone.now()
-    too_old = now - timedelta(seconds=settings.TRAINING_QUEUED_MAX_AGE)
+    too_old = now - timedelta(seconds=settings.VF_TRAINING_QUEUED_MAX_AGE)
     requeued, failed = [], []
     candidates = ModelVersion.objects.filter(
         train_status__in=(Status.QUEUED, Status.IN_TRAINING), heartbeat__lt=stale
@@ -587,11 +400,11 @@ def model_versions_sweep() -> dict[str, list]:
                 continue
             if (
                 version.train_status == Status.IN_TRAINING
-                and version.attempts >= settings.TRAINING_MAX_ATTEMPTS
+                and version.attempts >= settings.VF_TRAINING_MAX_ATTEMPTS
             ):
                 failed.append(_fail_locked(version, MSG_WORKER_LOST.format(attempts=version.attempts)))
             elif version.train_status == Status.QUEUED and version.created < too_old:
-                hours = settings.TRAINING_QUEUED_MAX_AGE / 3600
+                hours = settings.VF_TRAINING_QUEUED_MAX_AGE / 3600
                 failed.append(_fail_locked(version, MSG_NEVER_STARTED.format(hours=hours)))
             else:
                 if version.train_status == Status.IN_TRAINING:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-# Bodies of the error answers (apps/workspaces/errors.py): request-level errors are
+# Bodies of the error answers (apps/core/errors.py): request-level errors are
 # {"detail": "..."}; a 400 may instead be DRF's {"field": ["message", ...]} (possibly nested).
 ERROR_SCHEMA = {
     "type": "object",

@@ -6,20 +6,20 @@ from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
+from apps.core.errors import NotFoundError
+from apps.core.parsers import JSONParser
 from apps.images.decoding import check_size
-from apps.workspaces.errors import NotFoundError
-from apps.workspaces.parsers import JSONParser
+from apps.tasks.models import Task
+from apps.tasks.selectors import MSG_TASK_NOT_FOUND
 from apps.workspaces.tenancy import WorkspaceScopedViewSet
 
-from .classify import task_classify, task_classify_v1
-from .classify_serializers import (
+from .serializers import (
     ClassifyRequestSerializer,
     ClassifyResponseSerializer,
     V1ClassifyRequestSerializer,
     V1ClassifyResponseSerializer,
 )
-from .models import Task
-from .selectors import MSG_TASK_NOT_FOUND
+from .services import task_classify, task_classify_v1
 
 ERRORS = {
     400: OpenApiResponse(

@@ -32,10 +32,6 @@ class PermissionDeniedError(DomainError):
     status_code = status.HTTP_403_FORBIDDEN
 
 
-class ConflictError(DomainError):
-    status_code = status.HTTP_409_CONFLICT
-
-
 class ServiceUnavailableError(DomainError):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
 

@@ -16,11 +16,12 @@ import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
-import torch
 from django.conf import settings
 from PIL import Image
 
+from apps.core.errors import DomainError
 from apps.images.decoding import decode_base64, open_image
 from apps.images.errors import (
     MSG_NOT_AN_IMAGE,
@@ -32,23 +33,23 @@ from apps.images.errors import (
 from apps.images.fetch import fetch_url
 from apps.images.services import training_image_ingest
 from apps.labels.models import Label
-from apps.workspaces.errors import DomainError
+from apps.tasks.models import Task
+from apps.training.models import ModelVersion
+from apps.training.services import MSG_VERSION_NOT_TRAINED
 
-from .model_cache import predictor_get
-from .models import ModelVersion, Task
+from .cache import predictor_get
+from .kinds import KINDS
 
 logger = logging.getLogger(__name__)
 
 MSG_NO_RECORDS = "Send at least one record (a list of objects with _url or _base64)."
 MSG_TOO_MANY_RECORDS = "At most {limit} records per request; got {count}."
 MSG_NOT_TRAINED = "The task has no trained model version yet."
-MSG_VERSION_NOT_TRAINED = "Model version {version} of this task is not trained."
 MSG_RECORD_NOT_OBJECT = "A record must be a JSON object."
 MSG_RECORD_NO_IMAGE = "A record needs an _url or a _base64 field."
 MSG_V1_NO_IMAGE = "Send one of image_file, image_url or image_base64."
 
 STATUS_OK = {"code": 200, "text": "OK"}
-PROB_DIGITS = 5  # Ximilar answers probabilities with 5 decimals
 EXIF_ORIENTATION = 0x0112
 ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 _RAW = object()  # record key of raw uploaded bytes (v1 multipart); never in a JSON body, never echoed
@@ -79,6 +80,7 @@ def classify_version_get(*, task: Task, version: int | None) -> ModelVersion:
         if version is None:
             raise DomainError(MSG_NOT_TRAINED)
         raise DomainError(MSG_VERSION_NOT_TRAINED.format(version=version))
+    found.task = task  # the cache loads the version by its task's kind
     return found
 
 
@@ -96,7 +98,7 @@ class _Read:
     """One record after reading: the model input, or why it could not be read."""
 
     data: bytes | None = None
-    tensor: torch.Tensor | None = None
+    tensor: Any = None  # the predictor's input, from its preprocess()
     width: int = 0
     height: int = 0
     error: str | None = None
@@ -154,35 +156,6 @@ def _read_records(records: list, predictor) -> list[_Read]:
 # --------------------------------------------------------------------------- answers
 
 
-def _label(labels: list[dict], names: dict[str, str], index: int) -> dict:
-    label = labels[index]
-    return {"id": label["id"], "name": names.get(label["id"], label["name"])}
-
-
-def _classification(prediction: dict, predictor, names: dict[str, str], threshold: float | None) -> dict:
-    labels = predictor.labels
-    probs = prediction["probs"]
-    ranked = sorted(
-        ({**_label(labels, names, i), "prob": round(float(p), PROB_DIGITS)} for i, p in enumerate(probs)),
-        key=lambda item: -item["prob"],
-    )
-    answer: dict = {"best_label": ranked[0] if ranked else None}
-    if predictor.task_type == Task.Type.MULTI_LABEL:
-        cutoffs = predictor.thresholds or [0.5] * len(probs)
-        answer["best_labels"] = [
-            {**_label(labels, names, i), "prob": round(float(p), PROB_DIGITS)}
-            for i, p in sorted(enumerate(probs), key=lambda ip: -ip[1])
-            if p >= cutoffs[i]
-        ]
-    answer["labels"] = ranked if threshold is None else [item for item in ranked if item["prob"] >= threshold]
-    return answer
-
-
-def _regression(prediction: dict, predictor, names: dict[str, str]) -> dict:
-    value = {**_label(predictor.labels, names, 0), "value": float(prediction["value"])}
-    return {"best_label": value, "labels": [dict(value)]}
-
-
 def _store(*, task: Task, data: bytes) -> str:
     """Store a classified image as an (unlabelled) training image; an existing copy is reused."""
     try:
@@ -220,15 +193,15 @@ def task_classify(
         raise DomainError(MSG_TOO_MANY_RECORDS.format(limit=limit, count=len(records)))
     model_version = classify_version_get(task=task, version=version)
     predictor = predictor_get(model_version)
+    kind = KINDS.get(task.type)
     names = label_names(labels=predictor.labels)
 
     reads = _read_records(records, predictor)
     good = [i for i, read in enumerate(reads) if read.error is None]
     predictions: dict[int, dict] = {}
     if good:
-        batch = torch.stack([reads[i].tensor for i in good])
         with _FORWARD_LOCK:
-            outputs = predictor.predict_tensor(batch, descriptor=descriptor)
+            outputs = predictor.predict_batch([reads[i].tensor for i in good], descriptor=descriptor)
         predictions = dict(zip(good, outputs, strict=True))
 
     answers = []
@@ -245,10 +218,7 @@ def task_classify(
         prediction = predictions[i]
         answer["_status"] = dict(STATUS_OK)
         answer["_width"], answer["_height"] = read.width, read.height
-        if predictor.task_type == Task.Type.REGRESSION:
-            answer.update(_regression(prediction, predictor, names))
-        else:
-            answer.update(_classification(prediction, predictor, names, threshold))
+        answer.update(kind.answer(prediction, predictor, names, threshold))
         if descriptor:
             answer["_descriptor"] = prediction["descriptor"]
         if store_images:

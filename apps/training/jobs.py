@@ -1,6 +1,6 @@
-"""Celery jobs of apps/tasks: train one model version, sweep versions left by dead workers.
+"""Celery jobs of apps/training: train one model version, sweep versions left by dead workers.
 
-Jobs take ids, call the services in apps/tasks/training.py and own the failure handling; the
+Jobs take ids, call the services in apps/training/services.py and own the failure handling; the
 e-mails go out from here, after the services' transactions committed.
 """
 
@@ -14,18 +14,21 @@ from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 from django.db import connection
 
-from . import notifications, training
+from config.celery import SWEEP_JOB, TRAIN_JOB
+
+from . import notifications
+from . import services as training
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(
-    name="apps.tasks.jobs.train_model_version",
+    name=TRAIN_JOB,
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
-    soft_time_limit=settings.TRAINING_SOFT_TIME_LIMIT,
-    time_limit=settings.TRAINING_TIME_LIMIT,
+    soft_time_limit=settings.VF_TRAINING_SOFT_TIME_LIMIT,
+    time_limit=settings.VF_TRAINING_TIME_LIMIT,
     ignore_result=True,
 )
 def train_model_version(self, version_id: str) -> None:
@@ -56,7 +59,7 @@ def train_model_version(self, version_id: str) -> None:
         notifications.training_finished(version=version)
 
 
-@shared_task(name="apps.tasks.jobs.sweep_stuck_trainings", ignore_result=True)
+@shared_task(name=SWEEP_JOB, ignore_result=True)
 def sweep_stuck_trainings() -> dict:
     """Periodic (celery beat): requeue or fail versions a dead worker left QUEUED or IN_TRAINING."""
     result = training.model_versions_sweep()
