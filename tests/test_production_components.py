@@ -15,7 +15,8 @@ import pytest
 import requests
 
 from apps.training.models import ModelVersion
-from tests.tasks.training_data import COLOURS, FAST_TRAINING, make_task, solid
+from tests.factories import FAST_TRAINING, make_task
+from tests.pictures import COLOURS, solid
 
 API = "/recognition/v2/"
 

@@ -84,7 +84,7 @@ def _image_source(name: str):
 
 
 def _examples_and_targets(task: Task, outputs, negative):
-    """(examples, targets, strata, warnings) in ml.fit's terms for the task's type."""
+    """(examples, targets, strata, warnings) in ml.train.fit's terms for the task's type."""
     warnings: list[str] = []
     if task.type == Task.Type.REGRESSION:
         if len(outputs) > 1:

@@ -12,7 +12,8 @@ import torch
 
 from apps.training.models import ModelVersion
 from ml.predictor import Predictor
-from tests.tasks.training_data import COLOURS, FAST_TRAINING, make_task, solid
+from tests.factories import FAST_TRAINING, make_task
+from tests.pictures import COLOURS, solid
 
 ort = pytest.importorskip("onnxruntime")
 pytestmark = pytest.mark.django_db

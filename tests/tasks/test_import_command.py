@@ -7,10 +7,15 @@ from django.core.management import CommandError, call_command
 
 from apps.images.models import TrainingImage
 from apps.labels.models import Label
-
-from .pictures import picture, truncated
+from tests.factories import TaskFactory
+from tests.pictures import picture, truncated
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def task(workspace):
+    return TaskFactory(workspace=workspace, name="pets")
 
 
 @pytest.fixture

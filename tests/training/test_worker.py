@@ -6,7 +6,7 @@ DATABASE_URL=postgres://... and CELERY_BROKER_URL=redis://... (scripts/test.sh):
 run, and an unreachable service fails through require_service when CI=true. A laptop without the
 variables skips. Try them with
 ``DATABASE_URL=postgres://postgres@127.0.0.1:5432/test CELERY_BROKER_URL=redis://127.0.0.1:6379/0
-.venv/bin/python -m pytest tests/tasks/test_worker.py``.
+.venv/bin/python -m pytest tests/training/test_worker.py``.
 
 The worker uses its own Redis database (``WORKER_REDIS_DB``) so a development worker consuming the
 usual one cannot steal the test's messages; the test process publishes there too.
@@ -35,7 +35,8 @@ from apps.training import services as training
 from apps.training.models import ModelVersion
 from ml.predictor import Predictor
 from tests.conftest import require_service, service_reachable
-from tests.tasks.training_data import COLOURS, FAST_TRAINING, make_task, solid
+from tests.factories import FAST_TRAINING, make_task
+from tests.pictures import COLOURS, solid
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 

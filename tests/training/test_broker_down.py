@@ -8,8 +8,8 @@ from apps.tasks.models import Task
 from apps.training import services as training
 from apps.training.models import ModelVersion
 from config.celery import app
+from tests.factories import make_task
 from tests.servers import free_port
-from tests.tasks.training_data import make_task
 
 pytestmark = pytest.mark.django_db
 

@@ -14,12 +14,12 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from ximilar.client import RecognitionClient
 
 from apps.images.models import TrainingImage
@@ -34,6 +34,7 @@ from ml.config import TrainConfig
 from ml.inference import amx_available
 from ml.predictor import Predictor
 from ml.train import fit
+from tests import pictures
 
 SIZE = 32
 RED, GREEN, BLUE = (215, 35, 35), (35, 190, 50), (40, 50, 215)
@@ -41,29 +42,10 @@ COLOURS = [RED, GREEN, BLUE]
 
 
 # --------------------------------------------------------------------------- drawing
-
-
-def encode(pixels: np.ndarray, fmt: str = "PNG") -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(buffer, format=fmt)
-    return buffer.getvalue()
-
-
-def solid(colour, rng, size=SIZE, fmt="PNG") -> bytes:
-    return encode(np.asarray(colour, dtype=float)[None, None, :] + rng.normal(0, 18, (size, size, 3)), fmt)
-
-
-def halves(left: bool, right: bool, rng) -> bytes:
-    pixels = np.full((SIZE, SIZE, 3), 128.0) + rng.normal(0, 12, (SIZE, SIZE, 3))
-    if left:
-        pixels[:, : SIZE // 2] = (220, 30, 30) + rng.normal(0, 12, (SIZE, SIZE // 2, 3))
-    if right:
-        pixels[:, SIZE // 2 :] = (30, 30, 220) + rng.normal(0, 12, (SIZE, SIZE // 2, 3))
-    return encode(pixels)
-
-
-def grey(value: float, rng) -> bytes:
-    return encode(np.full((SIZE, SIZE, 3), 30 + 200 * value) + rng.normal(0, 5, (SIZE, SIZE, 3)))
+# The shared drawings with a little less noise than the training tests use.
+solid = partial(pictures.solid, noise=18)
+halves = partial(pictures.halves, noise=12)
+grey = partial(pictures.brightness, noise=5)
 
 
 def b64(data: bytes) -> str:
