@@ -5,6 +5,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.core.views import health
+from apps.images.urls import media_urlpatterns
 from apps.inference.urls import v1_urlpatterns
 
 # The recognition API (tasks, labels, images, models, classify) answers under both the Ximilar
@@ -19,7 +20,7 @@ urlpatterns = [
     path("v2/", include(("config.api_urls", "v2"), namespace="v2")),
     # Vize v1 classify and the signed media URLs.
     path("v1/", include(v1_urlpatterns)),
-    path("media/", include("apps.images.media_urls")),
+    path("media/", include(media_urlpatterns)),
 ]
 
 handler400 = "apps.core.views.bad_request"

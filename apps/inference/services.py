@@ -4,7 +4,8 @@
 the version (``classify_version_get`` reads the deployed one from the database on every call),
 reads every record concurrently (base64 decoding, URL fetching through the SSRF-safe
 ``apps.images.fetch.fetch_url``, image decoding and resizing), runs the records that could be read
-through the model as ONE forward pass, and answers Ximilar's response shape. A record that cannot
+through the model as ONE forward pass, and lets the task's kind shape each answer (for image
+classification Ximilar's: apps/inference/classification.py). A record that cannot
 be read gets its own ``_status`` 400; the rest of the batch is still classified.
 """
 
