@@ -10,6 +10,7 @@ import torch
 from ml import artifacts
 from ml.data import ImageInput, normalize
 from ml.data import preprocess as preprocess_image
+from ml.inference import accelerate
 from ml.models import create_empty_model, features_and_logits, postprocess
 
 
@@ -59,8 +60,6 @@ class Predictor:
         model = model.to(dev).to(memory_format=torch.channels_last).eval()
         predictor = cls(model, meta, dev)
         if mode is not None:
-            from ml.inference import accelerate  # ml.inference imports this module's type hints
-
             accelerate(predictor, mode)
         return predictor
 
