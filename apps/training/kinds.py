@@ -3,7 +3,7 @@
 The lifecycle in services.py (validate, queue, claim, heartbeat, progress, artifacts, deploy,
 sweep) and the e-mails are written once. A kind of task plugs in two functions:
 
-- ``validate(task)`` raises ``DomainError`` naming what the task lacks before it may train;
+- ``validate(task=)`` raises ``DomainError`` naming what the task lacks before it may train;
 - ``train(version=, out_dir=, progress=)`` fits a claimed version, writes its artifacts
   (``model.safetensors`` + ``model.json``) into ``out_dir``, calls ``progress`` with ml's progress
   dicts, and returns a ``TrainOutcome``.
