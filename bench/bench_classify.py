@@ -89,8 +89,9 @@ def prepare(var_dir: Path, images: list[bytes]) -> dict:
     from django.core.management import call_command
 
     from apps.labels.models import Label
-    from apps.tasks import artifacts
-    from apps.tasks.models import ModelVersion, Task
+    from apps.tasks.models import Task
+    from apps.training import artifacts
+    from apps.training.models import ModelVersion
     from apps.workspaces import services
     from ml.config import TrainConfig
     from ml.recipe import fit

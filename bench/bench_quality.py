@@ -229,7 +229,7 @@ class Platform:
         return response.json()
 
     def run(self, kind, images, y, label_names, train, test, title) -> dict:
-        from apps.tasks.models import ModelVersion
+        from apps.training.models import ModelVersion
 
         workspace = str(self.workspace_services.workspace_create(owner=self.user, name=title).id)
         task = self.post("task/", {"name": title, "type": kind}, workspace)
@@ -316,7 +316,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     s = platform.settings
     print(
-        f"platform: architecture {s.TRAIN_ARCHITECTURE}, budget {s.TRAIN_TIME_BUDGET} s, "
+        f"platform: architecture {s.VF_TRAIN_ARCHITECTURE}, budget {s.VF_TRAIN_TIME_BUDGET} s, "
         f"threads {THREADS or 'default'}",
         flush=True,
     )

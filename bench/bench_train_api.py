@@ -79,9 +79,9 @@ def main() -> None:
     from rest_framework.test import APIClient
 
     from apps.images.services import training_image_ingest
-    from apps.labels.services import label_attach, label_create
-    from apps.tasks.models import ModelVersion
-    from apps.tasks.services import task_create
+    from apps.labels.services import label_create
+    from apps.tasks.services import label_attach, task_create
+    from apps.training.models import ModelVersion
     from apps.workspaces import services as workspace_services
     from tests.factories import UserFactory
 
@@ -91,14 +91,14 @@ def main() -> None:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {workspace_services.token_get_or_create(user=user)}")
     print(
-        f"architecture {settings.TRAIN_ARCHITECTURE}, budget {settings.TRAIN_TIME_BUDGET} s, "
-        f"epochs <= {settings.TRAIN_EPOCHS}, threads {settings.TRAIN_THREADS or 'default'}"
+        f"architecture {settings.VF_TRAIN_ARCHITECTURE}, budget {settings.VF_TRAIN_TIME_BUDGET} s, "
+        f"epochs <= {settings.VF_TRAIN_EPOCHS}, threads {settings.VF_TRAIN_THREADS or 'default'}"
     )
     print(f"{'set':>8} {'pretrained':>12} {'wall s':>8} {'fit s':>7} {'epochs':>6} {'accuracy':>8}  weights")
     for n, spec in enumerate(args.sets.split(",")):
         labels_n, per_label = (int(v) for v in spec.lower().split("x"))
         for m, source in enumerate(args.pretrained.split(",")):
-            settings.TRAIN_PRETRAINED = source
+            settings.VF_TRAIN_PRETRAINED = source
             rng = np.random.default_rng(100 * n + m)  # new pictures per run: uploads are deduplicated
             task = task_create(workspace=workspace, owner=user, name=f"{spec} {source}")
             for k in range(labels_n):

@@ -1,11 +1,14 @@
-"""Routes of the recognition API, mounted under /recognition/v2/ and /v2/ by config/urls.py."""
+"""Routes of the recognition API, mounted under /recognition/v2/ and /v2/ by config/urls.py.
+
+One app per prefix: the code of a URL is in ``apps/<app>/views.py`` of the app named here.
+"""
 
 from django.urls import include, path
 
 urlpatterns = [
-    path("", include("apps.tasks.training_urls")),  # task/{id}/train/, model/
-    path("", include("apps.tasks.classify_urls")),  # classify/
-    path("", include("apps.tasks.urls")),  # task/
+    path("", include("apps.tasks.urls")),  # task/ (with its add-label, remove-label and train actions)
+    path("", include("apps.training.urls")),  # model/
+    path("", include("apps.inference.urls")),  # classify/
     path("", include("apps.labels.urls")),  # label/
     path("", include("apps.images.urls")),  # training-image/
 ]

@@ -15,6 +15,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("visionforge")
 
+# Names of the training jobs (apps/training/jobs.py) on the wire. They were defined in apps/tasks
+# before the training app existed; the names stay, so messages already in a broker still run.
+TRAIN_JOB = "apps.tasks.jobs.train_model_version"
+SWEEP_JOB = "apps.tasks.jobs.sweep_stuck_trainings"
+
 
 def _configure(app: Celery) -> None:
     from django.conf import settings
@@ -36,7 +41,7 @@ def _configure(app: Celery) -> None:
     else:
         # A message not acknowledged within this time is redelivered by Redis. It must be longer
         # than the hard time limit of the longest job, or a long training would run twice.
-        broker_options = {"visibility_timeout": settings.TRAINING_TIME_LIMIT + 3600}
+        broker_options = {"visibility_timeout": settings.VF_TRAINING_TIME_LIMIT + 3600}
 
     app.conf.update(
         broker_url=settings.CELERY_BROKER_URL,
@@ -52,13 +57,13 @@ def _configure(app: Celery) -> None:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_time_limit=settings.DEFAULT_TASK_TIME_LIMIT,
-        task_soft_time_limit=max(settings.DEFAULT_TASK_TIME_LIMIT - 30, 1),
+        task_time_limit=settings.VF_TASK_TIME_LIMIT,
+        task_soft_time_limit=max(settings.VF_TASK_TIME_LIMIT - 30, 1),
         task_default_queue="default",
         task_queues=(Queue("default"), Queue("training")),
-        task_routes={"apps.tasks.jobs.train_model_version": {"queue": "training"}},
+        task_routes={TRAIN_JOB: {"queue": "training"}},
         beat_schedule={
-            "sweep-stuck-trainings": {"task": "apps.tasks.jobs.sweep_stuck_trainings", "schedule": 300.0},
+            "sweep-stuck-trainings": {"task": SWEEP_JOB, "schedule": 300.0},
         },
         worker_hijack_root_logger=False,
     )

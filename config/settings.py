@@ -46,8 +46,8 @@ PRODUCTION = VF_ENV == "production"
 DEBUG = env_bool("DJANGO_DEBUG", not PRODUCTION)
 
 # Where runtime data lives by default (SQLite file, media, filesystem broker, model cache).
-VAR_DIR = Path(env("VF_VAR_DIR", str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+VF_VAR_DIR = Path(env("VF_VAR_DIR", str(BASE_DIR / "var")))
+VF_VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 SECRET_KEY = env("DJANGO_SECRET_KEY")
 if not SECRET_KEY:
@@ -74,10 +74,13 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "apps.core",
     "apps.workspaces",
     "apps.labels",
     "apps.tasks",
     "apps.images",
+    "apps.training",
+    "apps.inference",
 ]
 
 MIDDLEWARE = [
@@ -116,7 +119,7 @@ TEMPLATES = [
 # DATABASE_URL, e.g. postgres://user:pass@host:5432/name; default a SQLite file under var/.
 DATABASES = {
     "default": dj_database_url.parse(
-        env("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+        env("DATABASE_URL", f"sqlite:///{VF_VAR_DIR / 'db.sqlite3'}"),
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
     )
 }
@@ -139,8 +142,8 @@ USE_TZ = True
 
 # --- Static and media -----------------------------------------------------------------------------
 STATIC_URL = "static/"
-STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT", str(VAR_DIR / "static")))
-MEDIA_ROOT = Path(env("VF_MEDIA_ROOT", str(VAR_DIR / "media")))
+STATIC_ROOT = Path(env("DJANGO_STATIC_ROOT", str(VF_VAR_DIR / "static")))
+MEDIA_ROOT = Path(env("VF_MEDIA_ROOT", str(VF_VAR_DIR / "media")))
 MEDIA_URL = "media/"
 # With AWS_STORAGE_BUCKET_NAME set, images, thumbnails and model artifacts go to S3 (or any
 # S3-compatible server: AWS_S3_ENDPOINT_URL) and image URLs are presigned; else local files.
@@ -179,14 +182,14 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "apps.workspaces.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "apps.core.pagination.PageNumberPagination",
     "PAGE_SIZE": env_int("VF_PAGE_SIZE", 25),
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "apps.workspaces.errors.exception_handler",
+    "EXCEPTION_HANDLER": "apps.core.errors.exception_handler",
     # DRF's parsers, with JSON nested too deeply for Python's parser answered as a 400.
     "DEFAULT_PARSER_CLASSES": [
-        "apps.workspaces.parsers.JSONParser",
+        "apps.core.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
@@ -211,11 +214,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "PREPROCESSING_HOOKS": ["apps.workspaces.schema.drop_alias_paths"],
+    "PREPROCESSING_HOOKS": ["apps.core.schema.drop_alias_paths"],
     # Error answers (401/404/400/413) and their bodies on every operation.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "apps.workspaces.schema.declare_error_responses",
+        "apps.core.schema.declare_error_responses",
     ],
 }
 
@@ -223,12 +226,12 @@ SPECTACULAR_SETTINGS = {
 # Default broker: kombu's filesystem transport under var/celery, which needs no server.
 # Set CELERY_BROKER_URL=redis://host:6379/0 in production.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "filesystem://")
-CELERY_FILESYSTEM_DIR = VAR_DIR / "celery"
+CELERY_FILESYSTEM_DIR = VF_VAR_DIR / "celery"
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # Hard and soft limits for a training job (seconds).
-TRAINING_TIME_LIMIT = env_int("VF_TRAINING_TIME_LIMIT", 6 * 3600)
-TRAINING_SOFT_TIME_LIMIT = env_int("VF_TRAINING_SOFT_TIME_LIMIT", TRAINING_TIME_LIMIT - 300)
-DEFAULT_TASK_TIME_LIMIT = env_int("VF_TASK_TIME_LIMIT", 600)
+VF_TRAINING_TIME_LIMIT = env_int("VF_TRAINING_TIME_LIMIT", 6 * 3600)
+VF_TRAINING_SOFT_TIME_LIMIT = env_int("VF_TRAINING_SOFT_TIME_LIMIT", VF_TRAINING_TIME_LIMIT - 300)
+VF_TASK_TIME_LIMIT = env_int("VF_TASK_TIME_LIMIT", 600)
 
 # --- Cache ----------------------------------------------------------------------------------------
 # Throttling counters live here. Shared between processes only with Redis: VF_CACHE_URL, defaulting
@@ -304,7 +307,7 @@ VF_CLASSIFY_MAX_RECORDS = 10
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(
     "VF_MAX_BODY_BYTES", VF_CLASSIFY_MAX_RECORDS * (VF_MAX_IMAGE_BYTES * 4 // 3 + 4) + 1024 * 1024
 )
-# Classify (apps/tasks/classify.py, model_cache.py). Model versions each web process keeps loaded
+# Classify (apps/inference: services.py, cache.py). Model versions each web process keeps loaded
 # (LRU; one EfficientNet-Lite0 is ~20 MB of weights).
 VF_MODEL_CACHE_SIZE = env_int("VF_MODEL_CACHE_SIZE", 4)
 # torch intra-op threads per web process: the cores divided by the gunicorn workers
@@ -317,26 +320,26 @@ VF_INFERENCE_THREADS = env_int(
 # "jit" (TorchScript trace + freeze, float32), "bf16" (traced, bfloat16 weights) or "eager".
 VF_INFERENCE_MODE = env("VF_INFERENCE_MODE", "auto")
 
-# Training (apps/tasks/training.py). Images each label needs before a task may train.
-MIN_IMAGES_PER_LABEL = env_int("VF_MIN_IMAGES_PER_LABEL", 20)
+# Training (apps/training). Images each label needs before a task may train.
+VF_MIN_IMAGES_PER_LABEL = env_int("VF_MIN_IMAGES_PER_LABEL", 20)
 # Architecture when a task sets none: "auto" (the trainer tries candidates and keeps the best on
 # validation, see ml/recipe.py) or one of ml.config.ALLOWED_ARCHITECTURES.
-TRAIN_ARCHITECTURE = env("VF_TRAIN_ARCHITECTURE", "auto")
+VF_TRAIN_ARCHITECTURE = env("VF_TRAIN_ARCHITECTURE", "auto")
 # Wall-clock budget (s) of one training job, from the worker picking it up to TRAINED (a task may
 # ask for more, see Task.train_time_budget), and the epoch cap of each net trained in it.
-TRAIN_TIME_BUDGET = env_int("VF_TRAIN_TIME_BUDGET", 120)
-TRAIN_EPOCHS = env_int("VF_TRAIN_EPOCHS", 15)
+VF_TRAIN_TIME_BUDGET = env_int("VF_TRAIN_TIME_BUDGET", 120)
+VF_TRAIN_EPOCHS = env_int("VF_TRAIN_EPOCHS", 15)
 # Starting weights: auto (the offline package, then the hub, then scratch), none, hub, package or a path.
-TRAIN_PRETRAINED = env("VF_PRETRAINED", "auto")
+VF_TRAIN_PRETRAINED = env("VF_PRETRAINED", "auto")
 # torch threads of a training (0 = torch's default, one per core). Lower it when several workers
 # share the cores: oversubscribed threads spin and make training several times slower.
-TRAIN_THREADS = env_int("VF_TRAIN_THREADS", 0)
+VF_TRAIN_THREADS = env_int("VF_TRAIN_THREADS", 0)
 # A running training writes a heartbeat this often (s); the sweep treats one silent for
-# TRAINING_STALE_AFTER (s) as left by a dead worker and requeues it (up to TRAINING_MAX_ATTEMPTS
-# starts) or fails it. A version QUEUED longer than TRAINING_QUEUED_MAX_AGE (s) fails.
-TRAINING_HEARTBEAT_INTERVAL = env_int("VF_TRAINING_HEARTBEAT_INTERVAL", 30)
-TRAINING_STALE_AFTER = env_int("VF_TRAINING_STALE_AFTER", 600)
-TRAINING_MAX_ATTEMPTS = env_int("VF_TRAINING_MAX_ATTEMPTS", 2)
-TRAINING_QUEUED_MAX_AGE = env_int("VF_TRAINING_QUEUED_MAX_AGE", 24 * 3600)
+# VF_TRAINING_STALE_AFTER (s) as left by a dead worker and requeues it (up to VF_TRAINING_MAX_ATTEMPTS
+# starts) or fails it. A version QUEUED longer than VF_TRAINING_QUEUED_MAX_AGE (s) fails.
+VF_TRAINING_HEARTBEAT_INTERVAL = env_int("VF_TRAINING_HEARTBEAT_INTERVAL", 30)
+VF_TRAINING_STALE_AFTER = env_int("VF_TRAINING_STALE_AFTER", 600)
+VF_TRAINING_MAX_ATTEMPTS = env_int("VF_TRAINING_MAX_ATTEMPTS", 2)
+VF_TRAINING_QUEUED_MAX_AGE = env_int("VF_TRAINING_QUEUED_MAX_AGE", 24 * 3600)
 # Local copies of model artifacts, downloaded from storage on first use (keyed by version id).
-MODEL_CACHE_DIR = Path(env("VF_MODEL_CACHE_DIR", str(VAR_DIR / "model-cache")))
+VF_MODEL_CACHE_DIR = Path(env("VF_MODEL_CACHE_DIR", str(VF_VAR_DIR / "model-cache")))

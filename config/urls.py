@@ -4,7 +4,9 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from apps.workspaces.views import health
+from apps.core.views import health
+from apps.images.urls import media_urlpatterns
+from apps.inference.urls import v1_urlpatterns
 
 # The recognition API (tasks, labels, images, models, classify) answers under both the Ximilar
 # prefix and the Vize prefix. Apps add their routes to config/api_urls.py.
@@ -17,10 +19,10 @@ urlpatterns = [
     path("recognition/v2/", include("config.api_urls")),
     path("v2/", include(("config.api_urls", "v2"), namespace="v2")),
     # Vize v1 classify and the signed media URLs.
-    path("v1/", include("apps.tasks.v1_urls")),
-    path("media/", include("apps.images.media_urls")),
+    path("v1/", include(v1_urlpatterns)),
+    path("media/", include(media_urlpatterns)),
 ]
 
-handler400 = "apps.workspaces.views.bad_request"
-handler404 = "apps.workspaces.views.not_found"
-handler500 = "apps.workspaces.views.server_error"
+handler400 = "apps.core.views.bad_request"
+handler404 = "apps.core.views.not_found"
+handler500 = "apps.core.views.server_error"

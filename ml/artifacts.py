@@ -16,6 +16,7 @@ from torch import nn
 
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "model.json"
+ONNX_FILE = "model.onnx"  # written on demand by ml.export
 FORMAT_VERSION = 1
 
 
@@ -47,7 +48,15 @@ def save_version(out_dir: str | os.PathLike, model: nn.Module, meta: dict) -> No
 
 
 def load_meta(directory: str | os.PathLike) -> dict:
-    return json.loads((pathlib.Path(directory) / META_FILE).read_text())
+    """``model.json`` of a saved version; ValueError for a format this code cannot read."""
+    meta = json.loads((pathlib.Path(directory) / META_FILE).read_text())
+    found = meta.get("format_version", FORMAT_VERSION)
+    if found != FORMAT_VERSION:
+        raise ValueError(
+            f"{META_FILE} has format_version {found!r}; this version of ml/ reads format_version "
+            f"{FORMAT_VERSION} only."
+        )
+    return meta
 
 
 def load_weights(directory: str | os.PathLike, device: str | torch.device = "cpu") -> dict:

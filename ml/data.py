@@ -45,6 +45,27 @@ def open_image(image: ImageInput) -> Image.Image:
     raise TypeError(f"unsupported image type {type(image).__name__}")
 
 
+def to_rgb(img: Image.Image) -> Image.Image:
+    """The image upright (EXIF orientation applied) in RGB; transparent areas become white.
+
+    Shared with the service's uploads and thumbnails (apps/images), so a picture looks the same
+    to the model as in the stored copy. A broken EXIF block leaves the image as stored.
+    """
+    try:
+        img = ImageOps.exif_transpose(img)
+    except (OSError, ValueError, SyntaxError, TypeError):
+        pass
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("RGBA", "LA", "P", "PA") or "transparency" in img.info:
+        # Transparent areas become white rather than whatever colour hides under alpha.
+        rgba = img.convert("RGBA")
+        img = Image.new("RGB", rgba.size, (255, 255, 255))
+        img.paste(rgba, mask=rgba.getchannel("A"))
+        return img
+    return img.convert("RGB")
+
+
 def preprocess(image: ImageInput, size: int, interpolation: str = "bicubic") -> torch.Tensor:
     """Decode and resize one image to a (3, size, size) uint8 tensor.
 
@@ -57,15 +78,7 @@ def preprocess(image: ImageInput, size: int, interpolation: str = "bicubic") -> 
     if img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK"):
         # draft keeps both sides >= the requested size, so quality is unaffected.
         img.draft("RGB", (size, size))
-    img = ImageOps.exif_transpose(img)
-    if img.mode != "RGB":
-        if img.mode in ("RGBA", "LA", "P", "PA") or "transparency" in img.info:
-            # Transparent areas become white rather than whatever colour hides under alpha.
-            rgba = img.convert("RGBA")
-            img = Image.new("RGB", rgba.size, (255, 255, 255))
-            img.paste(rgba, mask=rgba.getchannel("A"))
-        else:
-            img = img.convert("RGB")
+    img = to_rgb(img)
     w, h = img.size
     scale = size / min(w, h)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))

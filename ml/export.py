@@ -15,11 +15,11 @@ import warnings
 import torch
 from torch import nn
 
+from ml.artifacts import ONNX_FILE
 from ml.data import normalize
 from ml.models import features_and_logits, postprocess
 from ml.predictor import Predictor
 
-ONNX_FILE = "model.onnx"
 OPSET = 17
 
 

@@ -10,6 +10,7 @@ import torch
 from ml import artifacts
 from ml.data import ImageInput, normalize
 from ml.data import preprocess as preprocess_image
+from ml.inference import accelerate
 from ml.models import create_empty_model, features_and_logits, postprocess
 
 
@@ -34,8 +35,8 @@ class Predictor:
         self.thresholds: list[float] | None = meta.get("thresholds")
         self.target_mean: float | None = meta.get("target_mean")
         self.target_std: float | None = meta.get("target_std")
-        # normalised batch -> (penultimate features, logits). A server may swap in an equivalent
-        # traced/frozen or bf16 callable (apps/tasks/model_cache.py) without touching the rest.
+        # normalised batch -> (penultimate features, logits). An inference mode (ml/inference.py)
+        # swaps in an equivalent traced/frozen or bf16 callable without touching the rest.
         self.forward_fn = lambda x: features_and_logits(self.model, x)
 
     @classmethod
@@ -44,9 +45,12 @@ class Predictor:
         directory: str | os.PathLike,
         device: str | torch.device | None = None,
         num_threads: int | None = None,
+        mode: str | None = None,
     ) -> Predictor:
         """Load the version saved in ``directory``. ``device`` None = cuda if available.
-        ``num_threads`` sets torch's (process-wide) intra-op thread count."""
+        ``num_threads`` sets torch's (process-wide) intra-op thread count. ``mode`` (``auto``,
+        ``jit``, ``bf16``, ``eager``; ml/inference.py) optimises the forward for serving and warms
+        it up; None leaves the plain model, as training and export want it."""
         if num_threads:
             torch.set_num_threads(num_threads)
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -54,7 +58,10 @@ class Predictor:
         model = create_empty_model(meta["architecture"], int(meta["num_outputs"]))
         model.load_state_dict(artifacts.load_weights(directory, "cpu"), strict=True)
         model = model.to(dev).to(memory_format=torch.channels_last).eval()
-        return cls(model, meta, dev)
+        predictor = cls(model, meta, dev)
+        if mode is not None:
+            accelerate(predictor, mode)
+        return predictor
 
     def preprocess(self, image: ImageInput) -> torch.Tensor:
         """Decode + resize one image to the version's uint8 (3, S, S) input."""
@@ -66,6 +73,10 @@ class Predictor:
             return []
         batch = torch.stack([self.preprocess(image) for image in images])
         return self.predict_tensor(batch, descriptor=descriptor)
+
+    def predict_batch(self, inputs: Sequence[torch.Tensor], descriptor: bool = False) -> list[dict]:
+        """``predict_tensor`` over a list of ``preprocess`` outputs, stacked into one batch."""
+        return self.predict_tensor(torch.stack(list(inputs)), descriptor=descriptor)
 
     def predict_tensor(self, batch: torch.Tensor, descriptor: bool = False) -> list[dict]:
         """One forward pass over a uint8 (N, 3, S, S) batch from ``preprocess``.

@@ -13,7 +13,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from apps.workspaces import services
-from tests.factories import UserFactory
+from tests.factories import FAST_TRAINING, UserFactory
 
 pytest_plugins = ["tests.servers"]
 
@@ -103,3 +103,17 @@ def anon() -> APIClient:
 @pytest.fixture
 def client_for():
     return _client_for
+
+
+@pytest.fixture
+def fast_training(settings, tmp_path):
+    """Settings for a test training that takes seconds (tests.factories.FAST_TRAINING) and a model
+    cache folder of the test's own, which the fixture yields."""
+    for key, value in FAST_TRAINING.items():
+        setattr(settings, key, value)
+    settings.VF_MODEL_CACHE_DIR = tmp_path / "model-cache"
+    import torch
+
+    threads = torch.get_num_threads()
+    yield settings.VF_MODEL_CACHE_DIR
+    torch.set_num_threads(threads)  # a training sets it process-wide; later tests get theirs back

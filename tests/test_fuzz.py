@@ -38,9 +38,9 @@ from schemathesis.specs.openapi.checks import (
 
 from apps.images.errors import MSG_URL_UNREACHABLE, UrlFetchError
 from apps.images.services import training_image_ingest
-from apps.labels.services import label_attach, label_create
-from apps.tasks.models import ModelVersion
-from apps.tasks.services import task_create
+from apps.labels.services import label_create
+from apps.tasks.services import label_attach, task_create
+from apps.training.models import ModelVersion
 from apps.workspaces import services as workspace_services
 from config.wsgi import application
 from tests.factories import UserFactory
@@ -96,7 +96,7 @@ def _create_real_objects(user) -> None:
 @pytest.fixture
 def fuzz_user(db, monkeypatch):
     monkeypatch.setattr("apps.images.services.fetch_url", _refuse_url)
-    monkeypatch.setattr("apps.tasks.classify.fetch_url", _refuse_url)
+    monkeypatch.setattr("apps.inference.services.fetch_url", _refuse_url)
     # The fuzzer is one client making thousands of calls: throttling is tested elsewhere
     # (tests/workspaces/test_throttling.py) and would only turn examples into 429s here.
     monkeypatch.setattr(UserRateThrottle, "allow_request", lambda self, request, view: True)

@@ -14,12 +14,13 @@ import json
 import pytest
 from PIL import Image
 
+from apps.core.fields import MSG_META_DATA_TOO_LARGE
 from apps.images.models import ImageLabel, TrainingImage
 from apps.images.serializers import MAX_IDS_PER_CALL, MSG_TOO_MANY_IDS
 from apps.images.services import training_image_ingest
 from apps.labels.models import Label
-from apps.tasks.models import ModelVersion, Task
-from apps.workspaces.fields import MSG_META_DATA_TOO_LARGE
+from apps.tasks.models import Task
+from apps.training.models import ModelVersion
 from apps.workspaces.models import Workspace
 from tests.factories import LabelFactory, TaskFactory
 

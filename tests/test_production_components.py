@@ -14,22 +14,11 @@ import numpy as np
 import pytest
 import requests
 
-from apps.tasks.models import ModelVersion
-from tests.tasks.training_data import COLOURS, FAST_TRAINING, make_task, solid
+from apps.training.models import ModelVersion
+from tests.factories import make_task
+from tests.pictures import COLOURS, solid
 
 API = "/recognition/v2/"
-
-
-@pytest.fixture
-def fast_training(settings, tmp_path):
-    for key, value in FAST_TRAINING.items():
-        setattr(settings, key, value)
-    settings.MODEL_CACHE_DIR = tmp_path / "model-cache"
-    import torch
-
-    threads = torch.get_num_threads()
-    yield settings.MODEL_CACHE_DIR
-    torch.set_num_threads(threads)
 
 
 def _train(api, task, django_capture_on_commit_callbacks) -> dict:

@@ -28,7 +28,8 @@ from rest_framework.schemas.generators import EndpointEnumerator
 from apps.images.models import ImageLabel, TrainingImage
 from apps.images.services import training_image_ingest
 from apps.labels.models import Label
-from apps.tasks.models import ModelVersion, Task
+from apps.tasks.models import Task
+from apps.training.models import ModelVersion
 from apps.workspaces import services as workspace_services
 from apps.workspaces.models import Membership, Workspace
 from tests.factories import UserFactory

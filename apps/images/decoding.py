@@ -1,8 +1,8 @@
 """Turning untrusted bytes into a PIL image, shared by uploads and classify.
 
-Every reader goes through ``load_image``: the format is one we accept, the pixel count is bounded
-before anything is decoded (decompression bombs), the whole image is decoded (truncated files),
-EXIF orientation is applied and the result is an RGB image of the first frame.
+Every reader goes through ``open_image``: the format is one we accept, the pixel count is bounded
+before anything is decoded (decompression bombs) and the whole first frame is decoded (truncated
+files). EXIF orientation and RGB are ``ml.data.to_rgb``, the rule the model sees too.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import re
 import warnings
 
 from django.conf import settings
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from .errors import (
     MSG_BAD_BASE64,
@@ -111,29 +111,3 @@ def open_image(data: bytes, *, load: bool = True) -> tuple[Image.Image, str]:
 
 def _too_many_pixels(exc: Exception | None = None) -> str:
     return MSG_TOO_MANY_PIXELS.format(limit=MAX_PIXELS)
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """EXIF-transposed RGB copy; transparent pixels are composed over white."""
-    try:
-        image = ImageOps.exif_transpose(image)
-    except (OSError, ValueError, SyntaxError, TypeError):
-        # A broken EXIF block must not make an otherwise good image unreadable.
-        pass
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    return image.convert("RGB")
-
-
-def load_image(data: bytes) -> Image.Image:
-    """A validated RGB PIL image (first frame, EXIF orientation applied) from untrusted bytes.
-
-    Raises ``ImageInputError`` (400) with a clear message for empty data, non-images, formats
-    other than JPEG/PNG/WebP/GIF/BMP, truncated files and decompression bombs, and
-    ``ImageTooLargeError`` (413) past ``VF_MAX_IMAGE_BYTES``.
-    """
-    image, _ = open_image(data)
-    return to_rgb(image)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from rest_framework import status
 
-from apps.workspaces.errors import DomainError, NotFoundError
+from apps.core.errors import DomainError, NotFoundError
+from apps.labels.selectors import MSG_LABEL_NOT_FOUND
 
 MSG_NOT_AN_IMAGE = "The file is not an image we can read (JPEG, PNG, WebP, GIF or BMP)."
 MSG_UNSUPPORTED_FORMAT = "Unsupported image format {format}; send JPEG, PNG, WebP, GIF or BMP."
@@ -19,7 +20,7 @@ MSG_MANY_SOURCES = "Send only one of img_path (file), base64 or url."
 # between "ID" and the id, hence " <" (API.md's "(image ID <uuid>)" taken literally).
 MSG_DUPLICATE = "Training image with this content already exists (image ID <{image_id}>)"
 MSG_IMAGE_NOT_FOUND = "Training image not found."
-MSG_LABEL_NOT_FOUND = "Label not found."
+
 MSG_VALUE_REQUIRED = "A value label needs a numeric value."
 MSG_VALUE_NOT_ALLOWED = "Only a value label takes a value."
 MSG_LABEL_NOT_ON_IMAGE = "This label is not on the image."

@@ -8,7 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from apps.workspaces.fields import MetaDataField
+from apps.core.fields import MetaDataField
 
 from . import storage
 from .models import ImageLabel, TrainingImage

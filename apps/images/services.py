@@ -19,13 +19,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from PIL import Image
 
+from apps.core.errors import DomainError
+from apps.core.ids import parse_uuid
 from apps.labels.models import Label
-from apps.workspaces.errors import DomainError
-from apps.workspaces.ids import parse_uuid
 from apps.workspaces.models import Workspace
 
 from . import storage
-from .decoding import check_size, decode_base64, max_image_bytes, open_image, to_rgb
+from .decoding import check_size, decode_base64, max_image_bytes, open_image
 from .errors import (
     MSG_LABEL_NOT_ON_IMAGE,
     MSG_MANY_SOURCES,
@@ -107,6 +107,8 @@ def _scaled(image: Image.Image, shorter_side: int) -> Image.Image:
 
 def prepare_image(data: bytes, *, noresize: bool) -> tuple[bytes, str, bytes, tuple[int, int]]:
     """Validate and convert upload bytes: (stored bytes, extension, thumbnail bytes, (w, h))."""
+    from ml.data import to_rgb  # the model's own RGB/EXIF rule; loads torch with the first upload
+
     original, image_format = open_image(data)
     rgb = to_rgb(original)
     oriented_as_is = rgb.size == original.size and original.getexif().get(0x0112, 1) in (1, None)

@@ -5,10 +5,9 @@ from __future__ import annotations
 from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
+from apps.core.errors import NotFoundError
+from apps.core.ids import parse_uuid
 from apps.images.models import ImageLabel
-from apps.tasks.models import Task
-from apps.workspaces.errors import NotFoundError
-from apps.workspaces.ids import parse_uuid
 
 from .models import Label
 
@@ -27,7 +26,7 @@ def label_annotate_counts(queryset: QuerySet) -> QuerySet:
     Subqueries rather than ``Count("images", distinct=True)`` over two joins: joining images and
     tasks at once multiplies the rows (images x tasks) before the distinct count.
     """
-    task_links = Task.labels.through.objects.filter(label_id=OuterRef("pk"))
+    task_links = Label.tasks.through.objects.filter(label_id=OuterRef("pk"))
     return queryset.annotate(
         images_count=_count_of(ImageLabel.objects.filter(label_id=OuterRef("pk")), "label_id"),
         tasks_count=_count_of(task_links, "label_id"),

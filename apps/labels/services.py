@@ -1,29 +1,22 @@
-"""Writes for labels: create, update, attach to and detach from tasks, delete, wipe."""
+"""Writes for labels: create, update, delete, wipe. Attaching labels to tasks is apps/tasks/services.py."""
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 
-from apps.tasks.models import Task
-from apps.workspaces.errors import DomainError, NotFoundError
+from apps.core.errors import DomainError
 
 from .models import Label
 
+if TYPE_CHECKING:
+    from apps.tasks.models import Task
+
 logger = logging.getLogger(__name__)
 
-# The label type each task type accepts.
-LABEL_TYPE_FOR_TASK_TYPE: dict[str, str] = {
-    Task.Type.MULTI_CLASS: Label.Type.CATEGORY,
-    Task.Type.MULTI_LABEL: Label.Type.TAG,
-    Task.Type.REGRESSION: Label.Type.VALUE,
-}
-
-MSG_LABEL_TYPE_MISMATCH = "A {task_type} task accepts only {expected} labels; this label is a {label_type}."
-MSG_LABEL_OTHER_WORKSPACE = "Label not found."
 MSG_LABEL_TYPE_LOCKED = "The type of a label attached to a task cannot be changed; detach it first."
-MSG_NEGATIVE_LABEL_DETACH = "The negative label of a multi_label task cannot be removed from it."
 MSG_NEGATIVE_LABEL_DELETE = "This is the negative label of a multi_label task; delete the task first."
 
 _EDITABLE_FIELDS = ("name", "type", "description", "output_name")
@@ -67,29 +60,6 @@ def label_update(*, label: Label, data: dict) -> Label:
     if changed:
         label.save(update_fields=changed)
     return label
-
-
-def label_attach(*, label: Label, task: Task) -> Task:
-    """Attach a label of the same workspace and the matching type to a task (idempotent)."""
-    if label.workspace_id != task.workspace_id:
-        raise NotFoundError(MSG_LABEL_OTHER_WORKSPACE)
-    expected = LABEL_TYPE_FOR_TASK_TYPE[task.type]
-    if label.type != expected:
-        raise DomainError(
-            MSG_LABEL_TYPE_MISMATCH.format(task_type=task.type, expected=expected, label_type=label.type)
-        )
-    task.labels.add(label)
-    return task
-
-
-def label_detach(*, label: Label, task: Task) -> Task:
-    """Detach a label from a task (idempotent); the label and its images stay."""
-    if label.workspace_id != task.workspace_id:
-        raise NotFoundError(MSG_LABEL_OTHER_WORKSPACE)
-    if label.negative_for_task_id == task.pk:
-        raise DomainError(MSG_NEGATIVE_LABEL_DETACH)
-    task.labels.remove(label)
-    return task
 
 
 def _refuse_negative_label(label: Label) -> None:

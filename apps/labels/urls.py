@@ -1,4 +1,4 @@
-from apps.workspaces.routers import OptionalSlashRouter
+from apps.core.routers import OptionalSlashRouter
 
 from .views import LabelViewSet
 

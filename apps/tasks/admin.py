@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import ModelVersion, Task
+from .models import Task
 
 
 class TaskLabelInline(admin.TabularInline):
@@ -9,18 +9,6 @@ class TaskLabelInline(admin.TabularInline):
     autocomplete_fields = ["label"]
     verbose_name = "label"
     verbose_name_plural = "labels"
-
-
-class ModelVersionInline(admin.TabularInline):
-    model = ModelVersion
-    extra = 0
-    can_delete = False
-    show_change_link = True
-    fields = ["version", "train_status", "accuracy", "progress", "created", "finished"]
-    readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Task)
@@ -40,32 +28,4 @@ class TaskAdmin(admin.ModelAdmin):
     autocomplete_fields = ["workspace", "owner"]
     readonly_fields = ["id", "created", "production_version", "last_train_status"]
     exclude = ["labels"]  # edited in the inline, which searches labels instead of listing them all
-    inlines = [TaskLabelInline, ModelVersionInline]
-
-
-@admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
-    """Read-only: versions are made and changed by training, never by hand."""
-
-    list_display = [
-        "task",
-        "version",
-        "train_status",
-        "accuracy",
-        "progress",
-        "created",
-        "finished",
-        "workspace",
-    ]
-    list_filter = ["train_status", "created"]
-    search_fields = ["task__name", "id", "task__id"]
-    list_select_related = ["task", "workspace"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    inlines = [TaskLabelInline]  # apps/training/admin.py adds the model versions

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from django.db.models import Prefetch, QuerySet
 
+from apps.core.errors import NotFoundError
+from apps.core.ids import parse_uuid
 from apps.labels.models import Label
-from apps.workspaces.errors import NotFoundError
-from apps.workspaces.ids import parse_uuid
 
 from .models import Task
 

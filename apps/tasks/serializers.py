@@ -11,6 +11,9 @@ from .models import Task
 # TrainConfig.validate accepts up to 1024; the nets downsample by 32, so sizes are multiples of it.
 MAX_TASK_INPUT_SIZE = 1024
 MSG_INPUT_SIZE_MULTIPLE = "input_size must be a multiple of 32."
+# A training gets at least 10 s and at most 6 hours (the worker's hard time limit).
+MIN_TRAIN_TIME_BUDGET = 10
+MAX_TRAIN_TIME_BUDGET = 6 * 3600
 
 
 # Tasks and labels both have a ``type`` enum: name the component so the schema needs no override.
@@ -41,6 +44,7 @@ class TaskSerializer(serializers.ModelSerializer):
             "keep_deployed_version",
             "architecture",
             "input_size",
+            "train_time_budget",
         ]
         read_only_fields = fields
 
@@ -70,6 +74,14 @@ class TaskInputSerializer(serializers.Serializer):
         min_value=MIN_INPUT_SIZE,
         max_value=MAX_TASK_INPUT_SIZE,
         help_text="Square input side in pixels (multiple of 32); null = chosen from the images.",
+    )
+    train_time_budget = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=MIN_TRAIN_TIME_BUDGET,
+        max_value=MAX_TRAIN_TIME_BUDGET,
+        help_text="Seconds a training may take, queue excluded; null = the service default (120).",
     )
     workspace = serializers.UUIDField(
         required=False, write_only=True, help_text="Workspace to act on (else the caller's default)."

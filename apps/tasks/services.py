@@ -1,4 +1,5 @@
-"""Writes for tasks: create (with a multi_label task's negative label), update, deploy, delete."""
+"""Writes for tasks: create (with a multi_label task's negative label), update, deploy, delete, and
+the rules of attaching labels to a task and detaching them."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import logging
 
 from django.db import transaction
 
+from apps.core.errors import DomainError, NotFoundError
 from apps.labels import services as label_services
 from apps.labels.models import Label
-from apps.workspaces.errors import DomainError
+from apps.labels.selectors import MSG_LABEL_NOT_FOUND
 
 from .models import Task
 
@@ -18,9 +20,26 @@ logger = logging.getLogger(__name__)
 NEGATIVE_LABEL_NAME = "{task_name} - negative"
 NEGATIVE_LABEL_DESCRIPTION = "Images on which none of the task's tags applies."
 
+# The label type each task type accepts.
+LABEL_TYPE_FOR_TASK_TYPE: dict[str, str] = {
+    Task.Type.MULTI_CLASS: Label.Type.CATEGORY,
+    Task.Type.MULTI_LABEL: Label.Type.TAG,
+    Task.Type.REGRESSION: Label.Type.VALUE,
+}
+
+MSG_LABEL_TYPE_MISMATCH = "A {task_type} task accepts only {expected} labels; this label is a {label_type}."
+MSG_NEGATIVE_LABEL_DETACH = "The negative label of a multi_label task cannot be removed from it."
 MSG_TASK_TYPE_LOCKED = "The type of a task with labels or trained versions cannot be changed."
 
-_EDITABLE_FIELDS = ("name", "type", "description", "keep_deployed_version", "architecture", "input_size")
+_EDITABLE_FIELDS = (
+    "name",
+    "type",
+    "description",
+    "keep_deployed_version",
+    "architecture",
+    "input_size",
+    "train_time_budget",
+)
 
 
 def _add_negative_label(task: Task) -> Label:
@@ -31,8 +50,31 @@ def _add_negative_label(task: Task) -> Label:
         description=NEGATIVE_LABEL_DESCRIPTION,
         negative_for_task=task,
     )
-    label_services.label_attach(label=label, task=task)
+    label_attach(label=label, task=task)
     return label
+
+
+def label_attach(*, label: Label, task: Task) -> Task:
+    """Attach a label of the same workspace and the matching type to a task (idempotent)."""
+    if label.workspace_id != task.workspace_id:
+        raise NotFoundError(MSG_LABEL_NOT_FOUND)
+    expected = LABEL_TYPE_FOR_TASK_TYPE[task.type]
+    if label.type != expected:
+        raise DomainError(
+            MSG_LABEL_TYPE_MISMATCH.format(task_type=task.type, expected=expected, label_type=label.type)
+        )
+    task.labels.add(label)
+    return task
+
+
+def label_detach(*, label: Label, task: Task) -> Task:
+    """Detach a label from a task (idempotent); the label and its images stay."""
+    if label.workspace_id != task.workspace_id:
+        raise NotFoundError(MSG_LABEL_NOT_FOUND)
+    if label.negative_for_task_id == task.pk:
+        raise DomainError(MSG_NEGATIVE_LABEL_DETACH)
+    task.labels.remove(label)
+    return task
 
 
 @transaction.atomic
@@ -46,6 +88,7 @@ def task_create(
     keep_deployed_version: bool = False,
     architecture: str = "",
     input_size: int | None = None,
+    train_time_budget: int | None = None,
 ) -> Task:
     """Create a task in the workspace, owned by ``owner`` (who gets the training e-mails).
 
@@ -60,6 +103,7 @@ def task_create(
         keep_deployed_version=keep_deployed_version,
         architecture=architecture or "",
         input_size=input_size,
+        train_time_budget=train_time_budget,
     )
     if task.type == Task.Type.MULTI_LABEL:
         _add_negative_label(task)
@@ -100,9 +144,9 @@ def task_update(*, task: Task, data: dict) -> Task:
 
 def task_deploy(*, task: Task, version: int) -> Task:
     """Make trained version ``version`` the one classify uses (400 if it is not TRAINED)."""
-    # Imported here: training orchestration (apps/tasks/training.py) depends on this module's models
-    # and on ml/, which the task CRUD does not need to load.
-    from apps.tasks.training import task_deploy_version
+    # Imported here: deploying is part of the training lifecycle (apps/training), which stands on
+    # this app; the import-linter contract (pyproject.toml) lists this call as the exception.
+    from apps.training.services import task_deploy_version
 
     return task_deploy_version(task=task, version=version)
 
@@ -118,7 +162,7 @@ def task_delete(*, task: Task) -> None:
     task.delete()
     if versions:
         # Imported only when there is something to delete: it loads the ML stack (seconds).
-        from apps.tasks.artifacts import delete_artifacts
+        from apps.training.artifacts import delete_artifacts
 
         # Files go only once the rows are gone for good: a rolled-back delete keeps working weights.
         transaction.on_commit(lambda: [delete_artifacts(version) for version in versions])

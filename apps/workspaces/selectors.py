@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .ids import parse_uuid
+from apps.core.ids import parse_uuid
+
 from .models import Membership, Workspace
 
 

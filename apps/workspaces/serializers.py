@@ -3,7 +3,8 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from .fields import MetaDataField
+from apps.core.fields import MetaDataField
+
 from .models import Membership, Workspace
 
 

@@ -7,7 +7,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from rest_framework.authtoken.models import Token
 
-from .errors import DomainError, NotFoundError, PermissionDeniedError
+from apps.core.errors import DomainError, NotFoundError, PermissionDeniedError
+
 from .models import Membership, Workspace
 
 DEFAULT_WORKSPACE_NAME = "Default"

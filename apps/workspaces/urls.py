@@ -1,7 +1,8 @@
 from django.urls import re_path
 
+from apps.core.routers import OptionalSlashRouter
+
 from . import views
-from .routers import OptionalSlashRouter
 
 router = OptionalSlashRouter()
 router.register("workspace", views.WorkspaceViewSet, basename="workspace")

@@ -1,12 +1,9 @@
 from __future__ import annotations
 
 from django.contrib.auth import authenticate
-from django.db import connection
-from django.http import JsonResponse
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import exceptions, mixins, serializers, status, viewsets
-from rest_framework.decorators import action, api_view, authentication_classes, permission_classes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions, mixins, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
@@ -145,60 +142,3 @@ class TokenView(APIView):
             raise exceptions.ValidationError({"non_field_errors": [MSG_BAD_CREDENTIALS]})
         services.workspace_ensure_default(user=user)
         return Response({"token": services.token_get_or_create(user=user)})
-
-
-def _check_database() -> str:
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        return "ok"
-    except Exception as exc:  # noqa: BLE001 - any failure means "unreachable"
-        return f"error: {exc.__class__.__name__}"
-
-
-def _check_broker() -> str:
-    from config.celery import broker_answers
-
-    return "ok" if broker_answers() else "error: unreachable"
-
-
-@extend_schema(
-    tags=["health"],
-    auth=[],
-    responses={
-        200: inline_serializer(
-            "Health",
-            {
-                "status": serializers.CharField(),
-                "database": serializers.CharField(),
-                "broker": serializers.CharField(),
-            },
-        ),
-        503: OpenApiResponse(OpenApiTypes.OBJECT, description="A dependency is unreachable"),
-    },
-)
-@api_view(["GET"])
-@authentication_classes([])
-@permission_classes([AllowAny])
-def health(request):
-    """Liveness and readiness: 200 when the database and the broker answer, else 503."""
-    checks = {"database": _check_database(), "broker": _check_broker()}
-    healthy = all(value == "ok" for value in checks.values())
-    return Response(
-        {"status": "ok" if healthy else "unavailable", **checks},
-        status=status.HTTP_200_OK if healthy else status.HTTP_503_SERVICE_UNAVAILABLE,
-    )
-
-
-# Django's own error pages (a path no route matches, an uncaught exception) answer JSON like the
-# rest of the API, never an HTML page a client cannot parse. config/urls.py installs them.
-def not_found(request, exception=None):
-    return JsonResponse({"detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
-
-
-def server_error(request):
-    return JsonResponse({"detail": "Server error."}, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
-
-
-def bad_request(request, exception=None):
-    return JsonResponse({"detail": "Bad request."}, status=status.HTTP_400_BAD_REQUEST)

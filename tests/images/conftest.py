@@ -4,11 +4,9 @@ import base64
 
 import pytest
 
-from apps.images import services
 from apps.labels.models import Label
 from apps.tasks.models import Task
-
-from .pictures import picture
+from tests.factories import TrainingImageFactory
 
 
 @pytest.fixture
@@ -21,12 +19,8 @@ def make_label(workspace):
 
 @pytest.fixture
 def make_image(workspace):
-    counter = iter(range(10_000))
-
     def make(workspace=workspace, labels=(), **kwargs):
-        n = next(counter)
-        data = picture(size=(40 + n % 20, 30 + n // 20 % 20), color=(n % 256, (n * 7) % 256, 90))
-        return services.training_image_ingest(workspace=workspace, data=data, label_ids=labels, **kwargs)
+        return TrainingImageFactory(workspace=workspace, label_ids=labels, **kwargs)
 
     return make
 

@@ -10,9 +10,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from apps.images.models import ImageLabel, TrainingImage
 from apps.labels.models import Label
 from apps.workspaces import services as workspace_services
+from tests.pictures import jpeg_with_orientation, picture
 
 from .conftest import b64, media_files
-from .pictures import jpeg_with_orientation, picture
 
 pytestmark = pytest.mark.django_db
 

@@ -13,9 +13,9 @@ from apps.images.errors import (
 )
 from apps.images.fetch import fetch_url
 from apps.images.models import TrainingImage
+from tests.pictures import picture
 
 from .conftest import media_files
-from .pictures import picture
 from .servers import serving
 
 JPEG = picture()

@@ -14,9 +14,10 @@ from PIL import Image
 from apps.images import decoding
 from apps.images.errors import ImageInputError
 from apps.images.models import TrainingImage
+from ml.data import to_rgb
+from tests.pictures import jpeg_with_orientation, picture, png_header_only, truncated
 
 from .conftest import b64, media_files
-from .pictures import picture, png_header_only, truncated
 
 pytestmark = pytest.mark.django_db
 
@@ -112,14 +113,20 @@ def test_files_are_removed_when_the_database_write_fails(api, settings):
     assert_nothing_stored(settings)
 
 
-def test_load_image_gives_rgb_first_frame_with_orientation_applied():
-    gif = decoding.load_image(picture(size=(30, 20), color=(255, 0, 0), fmt="GIF"))
+def _rgb(data: bytes):
+    return to_rgb(decoding.open_image(data)[0])
+
+
+def test_an_upload_reads_as_the_rgb_first_frame_with_orientation_applied():
+    gif = _rgb(picture(size=(30, 20), color=(255, 0, 0), fmt="GIF"))
     assert gif.mode == "RGB" and gif.size == (30, 20)
     assert gif.getpixel((10, 2))[0] > 200  # the red first frame, not the blue second one
-    png = decoding.load_image(picture(size=(10, 10), fmt="PNG"))
+    png = _rgb(picture(size=(10, 10), fmt="PNG"))
     assert png.mode == "RGB"
+    upright = _rgb(jpeg_with_orientation(size=(80, 40), orientation=6))
+    assert upright.size == (40, 80)
     with pytest.raises(ImageInputError):
-        decoding.load_image(b"GIF89a")
+        decoding.open_image(b"GIF89a")
 
 
 def test_decode_base64_accepts_data_urls_url_safe_and_missing_padding():

@@ -11,8 +11,8 @@ from ximilar.client import RecognitionClient
 from apps.images.models import ImageLabel, TrainingImage
 from apps.labels.models import Label
 from apps.workspaces import services as workspace_services
+from tests.pictures import picture
 
-from .pictures import picture
 from .servers import serving
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -10,8 +10,7 @@ from django.core.files.storage import FileSystemStorage
 
 from apps.images.errors import MSG_STORAGE_UNAVAILABLE
 from apps.images.models import TrainingImage
-
-from .pictures import picture
+from tests.pictures import picture
 
 pytestmark = pytest.mark.django_db
 

@@ -7,9 +7,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from apps.images.models import TrainingImage
+from tests.pictures import picture, truncated
 
 from .conftest import media_files
-from .pictures import picture, truncated
 
 pytestmark = pytest.mark.django_db
 

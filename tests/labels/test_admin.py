@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from apps.tasks.models import ModelVersion
+from apps.training.models import ModelVersion
 from apps.workspaces import services as workspace_services
 from tests.factories import LabelFactory, TaskFactory
 
@@ -32,12 +32,12 @@ def test_the_admin_lists_and_shows_tasks_labels_and_versions(staff_client):
         "/admin/labels/label/",
         "/admin/labels/label/?q=zeb&type__exact=category",
         f"/admin/labels/label/{label.pk}/change/",
-        "/admin/tasks/modelversion/",
-        f"/admin/tasks/modelversion/{version.pk}/change/",
+        "/admin/training/modelversion/",
+        f"/admin/training/modelversion/{version.pk}/change/",
     ]
     for page in pages:
         response = client.get(page)
         assert response.status_code == 200, page
     assert b"zebra" in client.get("/admin/labels/label/").content
     assert b"animals" in client.get("/admin/tasks/task/?q=zebra").content
-    assert client.get("/admin/tasks/modelversion/add/").status_code == 403
+    assert client.get("/admin/training/modelversion/add/").status_code == 403

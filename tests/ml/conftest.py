@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from ml.config import TrainConfig
-from tests.ml.drawing import COLOURS, coloured_shape
+from tests.pictures import SHAPE_COLOURS as COLOURS
+from tests.pictures import coloured_shape
 
 
 @pytest.fixture

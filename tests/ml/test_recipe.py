@@ -24,7 +24,7 @@ from ml.models import PACKAGES, build_model, data_config, load_package_weights
 from ml.predictor import Predictor
 from ml.recipe import fit, pretrained_input_size
 from ml.train import forward_outputs
-from tests.ml.drawing import glyph, shape_on_colour, stripes_and_dot
+from tests.pictures import glyph, shape_on_colour, stripes_and_dot
 
 LABELS = [{"id": "a", "name": "F"}, {"id": "b", "name": "mirrored F"}]
 

@@ -15,7 +15,8 @@ from ml.config import TrainConfig
 from ml.models import PACKAGE_NAME
 from ml.predictor import Predictor
 from ml.recipe import fit
-from tests.ml.drawing import COLOURS, coloured_shape, grey, stripes_and_dot
+from tests.pictures import SHAPE_COLOURS as COLOURS
+from tests.pictures import coloured_shape, grey, stripes_and_dot
 
 
 def _test_images(items, test_mask):

@@ -6,7 +6,6 @@ import uuid
 
 import pytest
 
-from apps.labels import services as label_services
 from apps.labels.models import Label
 from apps.tasks import services as task_services
 from apps.tasks.models import Task
@@ -415,7 +414,7 @@ def test_the_negative_label_cannot_be_detached(api, workspace):
         f"/recognition/v2/task/{task.pk}/remove-label/", {"label_id": str(negative.pk)}, format="json"
     )
     assert response.status_code == 400
-    assert response.json() == {"detail": label_services.MSG_NEGATIVE_LABEL_DETACH}
+    assert response.json() == {"detail": task_services.MSG_NEGATIVE_LABEL_DETACH}
     assert task.labels.get() == negative
 
 
@@ -462,7 +461,7 @@ def test_a_workspace_the_caller_is_not_a_member_of_is_a_404(api, workspace, othe
 
 
 def test_patching_production_version_deploys_a_trained_version(api, workspace):
-    from apps.tasks.models import ModelVersion
+    from apps.training.models import ModelVersion
 
     task = TaskFactory(workspace=workspace)
     ModelVersion.objects.create(workspace=workspace, task=task, version=1, train_status="TRAINED")

@@ -160,12 +160,6 @@ def test_token_endpoint_exchanges_credentials_for_the_token(anon, user, token):
     assert response.json()["non_field_errors"] == ["Unable to log in with the given username and password."]
 
 
-def test_health_answers_without_a_token(anon):
-    response = anon.get("/health")
-    assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
-
-
 def test_a_body_over_the_limit_is_a_json_413_and_changes_nothing(api, settings):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     before = Workspace.objects.count()

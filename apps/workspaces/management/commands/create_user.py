@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from apps.core.errors import DomainError
 from apps.workspaces import services
-from apps.workspaces.errors import DomainError
 
 
 class Command(BaseCommand):

@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    """Plumbing every app uses: errors and the exception handler, the router, parsers, pagination,
+    schema hooks, id parsing, shared fields and the health check. No models."""
+
+    name = "apps.core"
+    label = "core"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,69 @@
+"""Views that belong to no resource: the health check and Django's JSON error pages."""
+
+from __future__ import annotations
+
+from django.db import connection
+from django.http import JsonResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.decorators import api_view, authentication_classes, permission_classes
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+
+
+def _check_database() -> str:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return "ok"
+    except Exception as exc:  # noqa: BLE001 - any failure means "unreachable"
+        return f"error: {exc.__class__.__name__}"
+
+
+def _check_broker() -> str:
+    from config.celery import broker_answers
+
+    return "ok" if broker_answers() else "error: unreachable"
+
+
+@extend_schema(
+    tags=["health"],
+    auth=[],
+    responses={
+        200: inline_serializer(
+            "Health",
+            {
+                "status": serializers.CharField(),
+                "database": serializers.CharField(),
+                "broker": serializers.CharField(),
+            },
+        ),
+        503: OpenApiResponse(OpenApiTypes.OBJECT, description="A dependency is unreachable"),
+    },
+)
+@api_view(["GET"])
+@authentication_classes([])
+@permission_classes([AllowAny])
+def health(request):
+    """Liveness and readiness: 200 when the database and the broker answer, else 503."""
+    checks = {"database": _check_database(), "broker": _check_broker()}
+    healthy = all(value == "ok" for value in checks.values())
+    return Response(
+        {"status": "ok" if healthy else "unavailable", **checks},
+        status=status.HTTP_200_OK if healthy else status.HTTP_503_SERVICE_UNAVAILABLE,
+    )
+
+
+# Django's own error pages (a path no route matches, an uncaught exception) answer JSON like the
+# rest of the API, never an HTML page a client cannot parse. config/urls.py installs them.
+def not_found(request, exception=None):
+    return JsonResponse({"detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
+
+
+def server_error(request):
+    return JsonResponse({"detail": "Server error."}, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+
+
+def bad_request(request, exception=None):
+    return JsonResponse({"detail": "Bad request."}, status=status.HTTP_400_BAD_REQUEST)

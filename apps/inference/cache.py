@@ -1,0 +1,115 @@
+"""A per-process LRU cache of loaded model versions, for classify; the same for every kind of task.
+
+Loading a version (download the artifacts once, then the task's kind hands ml/ the folder and
+``VF_INFERENCE_MODE``: build the net, load the weights, trace and freeze it, warm it up) costs far
+more than a forward pass, so each web process keeps the ``VF_MODEL_CACHE_SIZE`` most recently
+used versions. The cache is keyed by the version row
+(task id, version number and the row's id: a deleted version whose number is reused by a later
+training never serves the old weights). Which version a call uses is decided by the caller from
+the database on every request, so a deployment takes effect at once without a restart.
+
+Concurrent requests for a version that is not loaded yet wait on a per-key lock: the version is
+loaded once, not once per request. Loads of different versions proceed in parallel.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from typing import Any
+
+from django.conf import settings
+
+from apps.training import artifacts
+from apps.training.models import ModelVersion
+
+from .kinds import KINDS
+
+logger = logging.getLogger(__name__)
+
+
+class LRUCache:
+    """Thread-safe LRU of ``size`` values, each built at most once at a time by ``get``'s loader."""
+
+    def __init__(self, size: int):
+        self.size = max(1, int(size))
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()  # guards _items and _loading, never held while loading
+        self._loading: dict[Hashable, threading.Lock] = {}
+        self.loads = 0  # how many times a loader ran (tests and logs)
+
+    def get(self, key: Hashable, loader: Callable[[], Any]) -> Any:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            key_lock = self._loading.setdefault(key, threading.Lock())
+        with key_lock:
+            # Another request may have loaded it while this one waited for the key lock.
+            with self._lock:
+                if key in self._items:
+                    self._items.move_to_end(key)
+                    return self._items[key]
+            try:
+                value = loader()
+                with self._lock:
+                    self.loads += 1
+                    self._items[key] = value
+                    self._items.move_to_end(key)
+                    while len(self._items) > self.size:
+                        evicted, _ = self._items.popitem(last=False)
+                        logger.info("model cache: evicted %s", evicted)
+            finally:
+                with self._lock:
+                    self._loading.pop(key, None)
+        return value
+
+    def keys(self) -> list:
+        with self._lock:
+            return list(self._items)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+# --------------------------------------------------------------------------- loading a version
+
+
+def load_predictor(version: ModelVersion):
+    """Load a TRAINED version from storage through its kind: optimised for inference, warmed up."""
+    started = time.perf_counter()
+    directory = artifacts.local_artifact_dir(version)
+    predictor = KINDS.get(version.task.type).load(
+        directory, mode=settings.VF_INFERENCE_MODE, num_threads=settings.VF_INFERENCE_THREADS or None
+    )
+    logger.info(
+        "loaded model %s v%d (%s) in %.2f s",
+        version.task_id,
+        version.version,
+        settings.VF_INFERENCE_MODE,
+        time.perf_counter() - started,
+    )
+    return predictor
+
+
+_cache: LRUCache | None = None
+_cache_lock = threading.Lock()
+
+
+def model_cache() -> LRUCache:
+    """The process's cache, created on first use with ``VF_MODEL_CACHE_SIZE`` slots."""
+    global _cache
+    with _cache_lock:
+        if _cache is None or _cache.size != max(1, settings.VF_MODEL_CACHE_SIZE):
+            _cache = LRUCache(settings.VF_MODEL_CACHE_SIZE)
+        return _cache
+
+
+def predictor_get(version: ModelVersion):
+    """The loaded predictor of a TRAINED version, from the cache or loaded once."""
+    key = (str(version.task_id), version.version, str(version.pk))
+    return model_cache().get(key, lambda: load_predictor(version))

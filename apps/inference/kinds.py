@@ -1,0 +1,29 @@
+"""What classify and the model cache need from a kind of task, keyed by ``Task.type``.
+
+The model cache (cache.py) and the request handling in services.py (picking the version,
+reading records concurrently, one batched forward pass, per-record errors) are written once. A
+kind of task plugs in:
+
+- ``load(directory, mode=, num_threads=)``: a predictor for the version saved in ``directory``
+  (ml/ does the loading; ``mode`` is ``VF_INFERENCE_MODE``). The predictor has ``labels``,
+  ``preprocess(image)`` and ``predict_batch(inputs, descriptor=)``;
+- ``answer(prediction, predictor, names, threshold)``: the response keys of one record.
+
+Image classification registers its three task types in ``InferenceConfig.ready``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from apps.core.kinds import KindRegistry
+
+
+@dataclass(frozen=True)
+class InferenceKind:
+    load: Callable[..., object]
+    answer: Callable[..., dict]
+
+
+KINDS: KindRegistry[InferenceKind] = KindRegistry("predictor")

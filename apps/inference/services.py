@@ -1,0 +1,263 @@
+"""Classify: run up to 10 records through one TRAINED version of a task, in one batch.
+
+``task_classify`` is the service behind ``POST classify/`` and ``POST /v1/classify/``. It picks
+the version (``classify_version_get`` reads the deployed one from the database on every call),
+reads every record concurrently (base64 decoding, URL fetching through the SSRF-safe
+``apps.images.fetch.fetch_url``, image decoding and resizing), runs the records that could be read
+through the model as ONE forward pass, and lets the task's kind shape each answer (for image
+classification Ximilar's: apps/inference/classification.py). A record that cannot
+be read gets its own ``_status`` 400; the rest of the batch is still classified.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from PIL import Image
+
+from apps.core.errors import DomainError
+from apps.images.decoding import decode_base64, open_image
+from apps.images.errors import (
+    MSG_NOT_AN_IMAGE,
+    MSG_TRUNCATED,
+    DuplicateImageError,
+    ImageInputError,
+    UrlFetchError,
+)
+from apps.images.fetch import fetch_url
+from apps.images.services import training_image_ingest
+from apps.labels.models import Label
+from apps.tasks.models import Task
+from apps.training.models import ModelVersion
+from apps.training.services import MSG_VERSION_NOT_TRAINED
+
+from .cache import predictor_get
+from .kinds import KINDS
+
+logger = logging.getLogger(__name__)
+
+MSG_NO_RECORDS = "Send at least one record (a list of objects with _url or _base64)."
+MSG_TOO_MANY_RECORDS = "At most {limit} records per request; got {count}."
+MSG_NOT_TRAINED = "The task has no trained model version yet."
+MSG_RECORD_NOT_OBJECT = "A record must be a JSON object."
+MSG_RECORD_NO_IMAGE = "A record needs an _url or a _base64 field."
+MSG_V1_NO_IMAGE = "Send one of image_file, image_url or image_base64."
+
+STATUS_OK = {"code": 200, "text": "OK"}
+EXIF_ORIENTATION = 0x0112
+ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
+_RAW = object()  # record key of raw uploaded bytes (v1 multipart); never in a JSON body, never echoed
+
+# One forward pass at a time per process: each already uses all VF_INFERENCE_THREADS, so two at
+# once would only oversubscribe the cores (and slow both). Reading records stays concurrent.
+_FORWARD_LOCK = threading.Lock()
+
+
+# --------------------------------------------------------------------------- selectors
+
+
+def classify_version_get(*, task: Task, version: int | None) -> ModelVersion:
+    """The TRAINED version to classify with: ``version``, else the task's production version.
+
+    Read from the database on every call, so a new deployment is used by the next request.
+    Raises DomainError (400) when the task was never trained or the version is not TRAINED.
+    """
+    number = task.production_version if version is None else version
+    if version is None and number < 1:
+        raise DomainError(MSG_NOT_TRAINED)
+    found = (
+        ModelVersion.objects.filter(task=task, version=number, train_status=ModelVersion.Status.TRAINED)
+        .only("id", "task_id", "workspace_id", "version", "artifact_path")
+        .first()
+    )
+    if found is None:
+        if version is None:
+            raise DomainError(MSG_NOT_TRAINED)
+        raise DomainError(MSG_VERSION_NOT_TRAINED.format(version=version))
+    found.task = task  # the cache loads the version by its task's kind
+    return found
+
+
+def label_names(*, labels: list[dict]) -> dict[str, str]:
+    """Current names of the version's labels (renamed since training: the new name wins)."""
+    ids = [label["id"] for label in labels]
+    return {str(pk): name for pk, name in Label.objects.filter(pk__in=ids).values_list("pk", "name")}
+
+
+# --------------------------------------------------------------------------- reading records
+
+
+@dataclass
+class _Read:
+    """One record after reading: the model input, or why it could not be read."""
+
+    data: bytes | None = None
+    tensor: Any = None  # the predictor's input, from its preprocess()
+    width: int = 0
+    height: int = 0
+    error: str | None = None
+
+
+def _oriented_size(image: Image.Image) -> tuple[int, int]:
+    width, height = image.size
+    try:
+        orientation = image.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception:  # noqa: BLE001 - a broken EXIF block: the image is used as stored
+        orientation = 1
+    return (height, width) if orientation in ROTATED_ORIENTATIONS else (width, height)
+
+
+def _record_bytes(record: dict) -> bytes:
+    if isinstance(record.get(_RAW), bytes):  # an uploaded file (Vize v1)
+        return record[_RAW]
+    if record.get("_base64") not in (None, ""):
+        return decode_base64(record["_base64"])
+    if record.get("_url") not in (None, ""):
+        return fetch_url(record["_url"])
+    raise ImageInputError(MSG_RECORD_NO_IMAGE)
+
+
+def _read_record(record, predictor) -> _Read:
+    """Bytes (upload, base64 or URL), validation, decode and resize of one record; never raises."""
+    if not isinstance(record, dict):
+        return _Read(error=MSG_RECORD_NOT_OBJECT)
+    try:
+        data = _record_bytes(record)
+        image, _ = open_image(data, load=False)
+        width, height = _oriented_size(image)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                tensor = predictor.preprocess(image)
+        except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombWarning) as exc:
+            raise ImageInputError(MSG_TRUNCATED) from exc
+    except (ImageInputError, UrlFetchError) as exc:
+        return _Read(error=exc.message)
+    except Exception:  # noqa: BLE001 - one odd record must not fail the batch
+        logger.exception("could not read a classify record")
+        return _Read(error=MSG_NOT_AN_IMAGE)
+    return _Read(data=data, tensor=tensor, width=width, height=height)
+
+
+def _read_records(records: list, predictor) -> list[_Read]:
+    """Read all records at once: URL fetches wait on the network, decoding releases the GIL."""
+    if len(records) == 1:
+        return [_read_record(records[0], predictor)]
+    with ThreadPoolExecutor(max_workers=len(records), thread_name_prefix="classify-read") as pool:
+        return list(pool.map(lambda record: _read_record(record, predictor), records))
+
+
+# --------------------------------------------------------------------------- answers
+
+
+def _store(*, task: Task, data: bytes) -> str:
+    """Store a classified image as an (unlabelled) training image; an existing copy is reused."""
+    try:
+        return str(training_image_ingest(workspace=task.workspace, data=data).pk)
+    except DuplicateImageError as exc:
+        return str(exc.image_id)
+
+
+# --------------------------------------------------------------------------- service
+
+
+def task_classify(
+    *,
+    task: Task,
+    records: list,
+    version: int | None = None,
+    threshold: float | None = None,
+    descriptor: bool = False,
+    store_images: bool = False,
+) -> dict:
+    """Classify ``records`` (1 to ``VF_CLASSIFY_MAX_RECORDS``) with a TRAINED version of ``task``.
+
+    Each record is a dict with ``_url`` or ``_base64``; its other keys are echoed back. Unreadable
+    records get ``_status`` 400 with the reason; the readable ones go through the model as one
+    batch. ``threshold`` drops labels with a lower probability from ``labels``, ``descriptor``
+    adds the L2-normalised penultimate features, ``store_images`` stores each readable record
+    as a training image of the task's workspace. Raises DomainError (400) for a bad record count,
+    a task without a trained version or a version that is not TRAINED.
+    """
+    started = time.perf_counter()
+    limit = settings.VF_CLASSIFY_MAX_RECORDS
+    if not records:
+        raise DomainError(MSG_NO_RECORDS)
+    if len(records) > limit:
+        raise DomainError(MSG_TOO_MANY_RECORDS.format(limit=limit, count=len(records)))
+    model_version = classify_version_get(task=task, version=version)
+    predictor = predictor_get(model_version)
+    kind = KINDS.get(task.type)
+    names = label_names(labels=predictor.labels)
+
+    reads = _read_records(records, predictor)
+    good = [i for i, read in enumerate(reads) if read.error is None]
+    predictions: dict[int, dict] = {}
+    if good:
+        with _FORWARD_LOCK:
+            outputs = predictor.predict_batch([reads[i].tensor for i in good], descriptor=descriptor)
+        predictions = dict(zip(good, outputs, strict=True))
+
+    answers = []
+    for i, (record, read) in enumerate(zip(records, reads, strict=True)):
+        answer = (
+            {k: v for k, v in record.items() if k not in ("_base64", _RAW)}
+            if isinstance(record, dict)
+            else {}
+        )
+        if read.error is not None:
+            answer["_status"] = {"code": 400, "text": read.error}
+            answers.append(answer)
+            continue
+        prediction = predictions[i]
+        answer["_status"] = dict(STATUS_OK)
+        answer["_width"], answer["_height"] = read.width, read.height
+        answer.update(kind.answer(prediction, predictor, names, threshold))
+        if descriptor:
+            answer["_descriptor"] = prediction["descriptor"]
+        if store_images:
+            answer["_stored_image_id"] = _store(task=task, data=read.data)
+        answers.append(answer)
+
+    return {
+        "task_id": str(task.pk),
+        "version": model_version.version,
+        "status": dict(STATUS_OK),
+        "statistics": {"processing time": round(time.perf_counter() - started, 6)},
+        "records": answers,
+    }
+
+
+def task_classify_v1(
+    *,
+    task: Task,
+    data: bytes | None = None,
+    url: str | None = None,
+    base64: str | None = None,
+    version: int | None = None,
+) -> dict:
+    """Vize's ``/v1/classify/``: one image (uploaded bytes, URL or base64) -> ``{best_label, labels}``.
+
+    Same model selection and inference as ``task_classify``; an unreadable image is a request
+    error here (400 with the reason), since there is no other record to answer.
+    """
+    if data is not None:
+        record = {_RAW: data}
+    elif url:
+        record = {"_url": url}
+    elif base64:
+        record = {"_base64": base64}
+    else:
+        raise DomainError(MSG_V1_NO_IMAGE)
+    result = task_classify(task=task, records=[record], version=version)
+    answer = result["records"][0]
+    if answer["_status"]["code"] != 200:
+        raise DomainError(answer["_status"]["text"])
+    return {key: answer[key] for key in ("best_label", "best_labels", "labels") if key in answer}

@@ -1,0 +1,17 @@
+"""``classify/`` under /recognition/v2/ and /v2/, and Vize's deprecated ``/v1/classify/``.
+
+config/api_urls.py mounts ``urlpatterns``; config/urls.py mounts ``v1_urlpatterns`` under /v1/.
+Trailing slash optional.
+"""
+
+from apps.core.routers import OptionalSlashRouter
+
+from .views import ClassifyViewSet, V1ClassifyViewSet
+
+router = OptionalSlashRouter()
+router.register("classify", ClassifyViewSet, basename="classify")
+urlpatterns = [*router.urls]
+
+v1_router = OptionalSlashRouter()
+v1_router.register("classify", V1ClassifyViewSet, basename="v1-classify")
+v1_urlpatterns = [*v1_router.urls]

@@ -1,0 +1,157 @@
+"""Where a model version's files live: Django's default storage, plus a local cache.
+
+A training writes ``model.safetensors`` and ``model.json`` (ml.artifacts) to a local folder;
+``save_artifacts`` uploads them under ``models/<workspace>/<task>/<version id>/`` in the default
+storage (local disk or S3), and ``local_artifact_dir`` gives any process (web, classify, another
+worker machine) a local folder with both files, downloading them once into ``VF_MODEL_CACHE_DIR``.
+Load a version for inference with ``ml.predictor.Predictor.load(local_artifact_dir(version))``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.base import File
+from django.core.files.storage import default_storage
+
+from ml.artifacts import META_FILE, ONNX_FILE, WEIGHTS_FILE
+
+from .models import ModelVersion
+
+logger = logging.getLogger(__name__)
+
+ARTIFACT_FILES = (WEIGHTS_FILE, META_FILE)
+
+
+def artifact_prefix(version: ModelVersion) -> str:
+    """Storage folder of a version's files (no trailing slash)."""
+    return f"models/{version.workspace_id}/{version.task_id}/{version.id}"
+
+
+def save_artifacts(version: ModelVersion, local_dir: str | os.PathLike) -> str:
+    """Upload the files a training wrote to ``local_dir``; return the storage prefix.
+
+    Existing files under the prefix are replaced (a rerun of the same version overwrites its own
+    files instead of getting storage's ``_abc123`` renamed copies).
+    """
+    prefix = artifact_prefix(version)
+    for name in ARTIFACT_FILES:
+        target = f"{prefix}/{name}"
+        if default_storage.exists(target):
+            default_storage.delete(target)
+        with open(Path(local_dir) / name, "rb") as fh:
+            saved = default_storage.save(target, File(fh, name=name))
+        if saved != target:  # a storage that renames anyway would break loading: fail loudly
+            raise RuntimeError(f"storage saved {target} as {saved}")
+    return prefix
+
+
+def _cache_dir(version: ModelVersion) -> Path:
+    return Path(settings.VF_MODEL_CACHE_DIR) / str(version.id)
+
+
+def local_artifact_dir(version: ModelVersion) -> Path:
+    """A local folder holding the version's ``model.safetensors`` and ``model.json``.
+
+    Downloaded from storage on first use into ``VF_MODEL_CACHE_DIR/<version id>/``; the folder is
+    filled in a temporary sibling and renamed into place, so concurrent callers never see half a
+    version. Raises FileNotFoundError when the version has no stored artifacts (not TRAINED).
+    """
+    if not version.artifact_path:
+        raise FileNotFoundError(f"model version {version.id} has no artifacts")
+    target = _cache_dir(version)
+    if all((target / name).is_file() for name in ARTIFACT_FILES):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{version.id}."))
+    try:
+        for name in ARTIFACT_FILES:
+            with (
+                default_storage.open(f"{version.artifact_path}/{name}", "rb") as src,
+                open(tmp / name, "wb") as dst,
+            ):
+                shutil.copyfileobj(src, dst, length=1024 * 1024)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            # Another process won the race (target exists and is not empty): use its copy.
+            if not all((target / name).is_file() for name in ARTIFACT_FILES):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+BUNDLE_README = """Model version {version} of task "{task}" ({task_type}).
+
+model.safetensors  the weights (timm architecture {architecture}), loadable with safetensors
+model.json         architecture, input size, normalisation, labels in output order, thresholds,
+                   training config and metrics
+model.onnx         the same model for onnxruntime and other ONNX runtimes: input "images" is a
+                   uint8 batch (N, 3, {size}, {size}) of RGB images resized to {size} x {size};
+                   output "scores" holds the probabilities in the order of model.json's labels
+                   (regression: the values). Normalisation and softmax/sigmoid are in the graph.
+"""
+
+
+def onnx_file(version: ModelVersion) -> Path:
+    """The version exported to ONNX, made once per cache folder (ml.export) and kept there."""
+    directory = local_artifact_dir(version)
+    target = directory / ONNX_FILE
+    if not target.is_file():
+        from ml.export import export_onnx  # loads torch: only when someone asks for ONNX
+
+        # Export beside the target and rename, so a concurrent request never reads half a file.
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".export.", suffix=".onnx")
+        os.close(fd)
+        try:
+            export_onnx(directory, tmp)
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    return target
+
+
+def bundle_file(version: ModelVersion) -> Path:
+    """A zip of the version's weights, model.json, ONNX export and a README, in a temp file.
+
+    The caller deletes it (the download view streams it and removes it when done).
+    """
+    import json
+    import zipfile
+
+    directory = local_artifact_dir(version)
+    onnx = onnx_file(version)
+    meta = json.loads((directory / META_FILE).read_text())
+    readme = BUNDLE_README.format(
+        version=version.version,
+        task=version.task.name,
+        task_type=meta.get("task_type"),
+        architecture=meta.get("architecture"),
+        size=meta.get("input_size"),
+    )
+    fd, path = tempfile.mkstemp(prefix="model-bundle-", suffix=".zip")
+    os.close(fd)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
+        for name in ARTIFACT_FILES:
+            bundle.write(directory / name, name)
+        bundle.write(onnx, ONNX_FILE)
+        bundle.writestr("README.txt", readme)
+    return Path(path)
+
+
+def delete_artifacts(version: ModelVersion) -> None:
+    """Delete the version's stored files and its local cache copy. Missing files are fine."""
+    if version.artifact_path:
+        for name in ARTIFACT_FILES:
+            try:
+                default_storage.delete(f"{version.artifact_path}/{name}")
+            except Exception:  # a storage hiccup must not keep the row alive; log and go on
+                logger.exception("could not delete %s/%s", version.artifact_path, name)
+    shutil.rmtree(_cache_dir(version), ignore_errors=True)

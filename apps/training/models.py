@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+
+class ModelVersion(models.Model):
+    """One trained (or training) version of a task's model: the API's ``model`` object."""
+
+    class Status(models.TextChoices):
+        QUEUED = "QUEUED"
+        IN_TRAINING = "IN_TRAINING"
+        TRAINED = "TRAINED"
+        FAILED = "FAILED"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workspace = models.ForeignKey(
+        "workspaces.Workspace", on_delete=models.CASCADE, related_name="model_versions"
+    )
+    task = models.ForeignKey("tasks.Task", on_delete=models.CASCADE, related_name="versions")
+    version = models.PositiveIntegerField()
+    train_status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    progress = models.FloatField(default=0.0)
+    epoch = models.PositiveIntegerField(null=True, blank=True)
+    loss = models.FloatField(null=True, blank=True)
+    accuracy = models.FloatField(null=True, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+    # The 80/20 split used: {"train": [image ids], "test": [image ids], "seed": int}.
+    split = models.JSONField(default=dict, blank=True)
+    # Test-side predictions per image, for GET model/{id}/evaluation/.
+    evaluation = models.JSONField(default=list, blank=True)
+    # Storage prefix of the artifacts (model.safetensors, model.json); blank until TRAINED.
+    artifact_path = models.CharField(max_length=512, blank=True, default="")
+    # Set when a worker picks the job up; the sweep uses it to find versions left by a dead worker.
+    heartbeat = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        # The table kept its name when the model moved here from apps.tasks (migrations
+        # tasks.0002 and training.0001 move the model in Django's state only; no data moves).
+        db_table = "tasks_modelversion"
+        ordering = ["task", "version"]
+        constraints = [models.UniqueConstraint(fields=["task", "version"], name="unique_task_version")]
+
+    def __str__(self) -> str:
+        return f"{self.task.name} v{self.version} ({self.train_status})"

@@ -1,0 +1,417 @@
+"""Training orchestration: start a training, run it in a worker, deploy, delete, sweep.
+
+The request side (``task_train``) validates and queues a version; the worker side
+(``model_version_claim`` -> ``model_version_train`` -> ``model_version_finish`` or
+``model_version_fail``) runs it; ``model_versions_sweep`` rescues versions a dead worker left
+behind. A version's life: QUEUED -> IN_TRAINING -> TRAINED | FAILED (the sweep may move a
+dead IN_TRAINING back to QUEUED once).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import tempfile
+import threading
+import time
+from datetime import timedelta
+from functools import partial
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db.models import F, Max
+from django.utils import timezone
+
+from apps.core.errors import DomainError, ServiceUnavailableError
+from apps.tasks.models import Task
+
+from . import artifacts, kinds
+from .models import ModelVersion
+from .selectors import model_version_active
+
+logger = logging.getLogger(__name__)
+
+Status = ModelVersion.Status
+
+MSG_VERSION_NOT_TRAINED = "Model version {version} of this task is not trained."
+MSG_DELETE_PRODUCTION = "The production version of a task cannot be deleted; deploy another version first."
+MSG_DELETE_ACTIVE = "A model version that is queued or training cannot be deleted."
+MSG_WORKER_LOST = "The worker training this version stopped responding ({attempts} attempts)."
+MSG_NEVER_STARTED = "No worker started this training within {hours:g} hours."
+MSG_TIME_LIMIT = "Training exceeded its time limit."
+MSG_QUEUE_DOWN = (
+    "The job queue is unreachable, so the training cannot start; nothing was queued. Try again later."
+)
+MSG_EXPORT_NOT_TRAINED = "Only a TRAINED model version can be downloaded."
+
+PROGRESS_MIN_INTERVAL_S = 1.0  # at most one progress write per second
+
+
+# --------------------------------------------------------------------------- request side
+
+
+def _enqueue(version_id) -> None:
+    from .jobs import train_model_version  # jobs import this module
+
+    try:
+        train_model_version.delay(str(version_id))
+    except Exception:
+        # Broker down: the version stays QUEUED and the sweep enqueues it again later. The
+        # request already committed, so answering 500 here would only hide the version.
+        logger.exception("could not enqueue training of model version %s", version_id)
+
+
+def _lock_task(task_id) -> Task:
+    """The task row, locked until the transaction ends: train requests of one task run one by one.
+
+    PostgreSQL: SELECT ... FOR UPDATE. SQLite ignores FOR UPDATE; a (no-op) write first takes its
+    database write lock instead, before anything is read, so a second request waits rather than
+    reading the same "no version yet" and failing on the unique version number.
+    """
+    if connection.vendor == "sqlite":
+        Task.objects.filter(pk=task_id).update(last_train_status=F("last_train_status"))
+    return Task.objects.select_for_update().get(pk=task_id)
+
+
+def task_train(*, task: Task, user=None) -> ModelVersion:
+    """Queue the next model version of ``task`` for training and return it.
+
+    Validates first (labels, images per label). While a version is QUEUED or IN_TRAINING it
+    creates nothing and returns that version. The task row is locked for the check-and-create,
+    so concurrent requests queue one training; the job is enqueued after commit.
+
+    With the broker down it answers 503 and creates nothing, rather than leaving a version QUEUED
+    that no worker will hear of (if the broker dies between this check and the enqueue, the
+    version stays QUEUED and the sweep enqueues it again).
+    """
+    from config.celery import broker_reachable
+
+    if not broker_reachable():
+        raise ServiceUnavailableError(MSG_QUEUE_DOWN)
+    with transaction.atomic():
+        task = _lock_task(task.pk)
+        active = model_version_active(task=task)
+        if active is not None:
+            return active
+        kinds.KINDS.get(task.type).validate(task=task)
+        last = task.versions.aggregate(n=Max("version"))["n"] or 0
+        version = ModelVersion.objects.create(
+            workspace_id=task.workspace_id,
+            task=task,
+            version=last + 1,
+            train_status=Status.QUEUED,
+            heartbeat=timezone.now(),  # for a QUEUED version: when it was (re)enqueued
+        )
+        Task.objects.filter(pk=task.pk).update(last_train_status=Task.TrainStatus.IN_TRAINING)
+        transaction.on_commit(partial(_enqueue, version.id))
+    logger.info("queued %s v%d for training (by %s)", task.id, version.version, getattr(user, "pk", None))
+    return version
+
+
+def model_version_download(*, version: ModelVersion, artifact: str = "bundle"):
+    """The file to download for a TRAINED version: ``bundle`` (zip: weights, model.json, ONNX,
+    README; a temp file the caller deletes) or ``onnx`` (the cached ONNX export).
+    Returns ``(path, filename, is_temporary)``."""
+    if version.train_status != Status.TRAINED or not version.artifact_path:
+        raise DomainError(MSG_EXPORT_NOT_TRAINED)
+    stem = f"{version.task.name}-v{version.version}".replace("/", "_").replace('"', "")
+    if artifact == "onnx":
+        return artifacts.onnx_file(version), f"{stem}.onnx", False
+    return artifacts.bundle_file(version), f"{stem}.zip", True
+
+
+def task_deploy_version(*, task: Task, version: int) -> Task:
+    """Make TRAINED version number ``version`` the task's production version (classify uses it)."""
+    with transaction.atomic():
+        task = Task.objects.select_for_update().get(pk=task.pk)
+        if not task.versions.filter(version=version, train_status=Status.TRAINED).exists():
+            raise DomainError(MSG_VERSION_NOT_TRAINED.format(version=version))
+        task.production_version = version
+        task.save(update_fields=["production_version"])
+    return task
+
+
+def model_version_delete(*, version: ModelVersion) -> None:
+    """Delete a version and (after commit) its files. Not the production or an active version."""
+    with transaction.atomic():
+        task = Task.objects.select_for_update().get(pk=version.task_id)
+        version = ModelVersion.objects.select_for_update().get(pk=version.pk)
+        if version.train_status == Status.TRAINED and task.production_version == version.version:
+            raise DomainError(MSG_DELETE_PRODUCTION)
+        if version.train_status in (Status.QUEUED, Status.IN_TRAINING):
+            raise DomainError(MSG_DELETE_ACTIVE)
+        # delete() clears the instance's pk: keep a copy that still knows where the files are.
+        files = ModelVersion(
+            pk=version.pk,
+            workspace_id=version.workspace_id,
+            task_id=version.task_id,
+            artifact_path=version.artifact_path,
+        )
+        version.delete()
+        transaction.on_commit(partial(artifacts.delete_artifacts, files))
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+def _stale_before():
+    return timezone.now() - timedelta(seconds=settings.VF_TRAINING_STALE_AFTER)
+
+
+def _lock_unfinished_version(version_id) -> ModelVersion | None:
+    """The version row locked until the transaction ends, or None if gone, TRAINED or FAILED."""
+    version = (
+        ModelVersion.objects.select_for_update(of=("self",))
+        .select_related("task", "task__owner")
+        .filter(pk=version_id)
+        .first()
+    )
+    if version is None or version.train_status in (Status.TRAINED, Status.FAILED):
+        return None
+    return version
+
+
+def model_version_claim(*, version_id) -> ModelVersion | None:
+    """Mark a version IN_TRAINING for this worker; None when there is nothing to do.
+
+    Safe to call twice for one version: TRAINED/FAILED versions and versions another live worker
+    is training (fresh heartbeat) are skipped. A version out of attempts is failed and returned
+    (FAILED) so the caller can tell its owner.
+    """
+    with transaction.atomic():
+        version = _lock_unfinished_version(version_id)
+        if version is None:
+            return None
+        if (
+            version.train_status == Status.IN_TRAINING
+            and version.heartbeat
+            and version.heartbeat > _stale_before()
+        ):
+            logger.info("model version %s is being trained by a live worker; skipping", version_id)
+            return None
+        if version.attempts >= settings.VF_TRAINING_MAX_ATTEMPTS:
+            return _fail_locked(version, MSG_WORKER_LOST.format(attempts=version.attempts))
+        now = timezone.now()
+        version.train_status = Status.IN_TRAINING
+        version.started = version.heartbeat = now
+        version.finished = None
+        version.progress = 0.0
+        version.epoch = version.loss = None
+        version.attempts += 1
+        version.save(
+            update_fields=[
+                "train_status",
+                "started",
+                "heartbeat",
+                "finished",
+                "progress",
+                "epoch",
+                "loss",
+                "attempts",
+            ]
+        )
+        Task.objects.filter(pk=version.task_id).update(last_train_status=Task.TrainStatus.IN_TRAINING)
+    return version
+
+
+def _fail_locked(version: ModelVersion, reason: str) -> ModelVersion:
+    version.train_status = Status.FAILED
+    version.finished = timezone.now()
+    version.metrics = {**(version.metrics or {}), "error": reason}
+    version.save(update_fields=["train_status", "finished", "metrics"])
+    Task.objects.filter(pk=version.task_id).update(last_train_status=Task.TrainStatus.FAILED)
+    logger.warning("model version %s failed: %s", version.pk, reason)
+    return version
+
+
+def model_version_fail(*, version_id, reason: str) -> ModelVersion | None:
+    """Mark a version FAILED with ``reason`` in ``metrics.error``; a finished version is left alone.
+
+    Returns the FAILED version, or None when there was nothing to fail.
+    """
+    with transaction.atomic():
+        version = _lock_unfinished_version(version_id)
+        if version is None:
+            return None
+        return _fail_locked(version, reason[:2000])
+
+
+def failure_reason(exc: BaseException) -> str:
+    """What the owner reads in ``metrics.error``: ml's own messages as they are, else the type too."""
+    from ml.models import PretrainedLoadError
+
+    if isinstance(exc, (PretrainedLoadError, ValueError)):
+        return str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _finite(value):
+    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
+
+
+class _ProgressWriter:
+    """ml's progress callback: writes progress/epoch/loss/heartbeat, at most once a second.
+
+    ``.filter().update()`` touches only these columns, so it never overwrites what another
+    process (the sweep, an admin) wrote to the row meanwhile.
+    """
+
+    def __init__(self, version_id):
+        self.version_id = version_id
+        self.last = 0.0
+
+    def __call__(self, info: dict) -> None:
+        now = time.monotonic()
+        if now - self.last < PROGRESS_MIN_INTERVAL_S:
+            return
+        self.last = now
+        ModelVersion.objects.filter(pk=self.version_id, train_status=Status.IN_TRAINING).update(
+            progress=min(float(info.get("percent") or 0.0), 99.0),
+            epoch=info.get("epoch"),
+            loss=_finite(info.get("loss")),
+            heartbeat=timezone.now(),
+        )
+
+
+class _HeartbeatThread:
+    """Refresh the heartbeat every VF_TRAINING_HEARTBEAT_INTERVAL seconds while a fit runs.
+
+    Progress only arrives once per epoch, and decoding a large set or one long epoch can outlast
+    the sweep's staleness threshold; without this a live training would look dead and be started
+    a second time. Runs on its own database connection (Django's are per thread).
+    """
+
+    def __init__(self, version_id):
+        self.version_id = version_id
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name=f"heartbeat-{version_id}", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            while not self.stop.wait(settings.VF_TRAINING_HEARTBEAT_INTERVAL):
+                try:
+                    ModelVersion.objects.filter(pk=self.version_id, train_status=Status.IN_TRAINING).update(
+                        heartbeat=timezone.now()
+                    )
+                except Exception:
+                    logger.exception("heartbeat of model version %s failed", self.version_id)
+                    close_old_connections()
+        finally:
+            connection.close()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(timeout=10)
+
+
+def model_version_train(*, version: ModelVersion, heartbeat_thread: bool = True) -> ModelVersion:
+    """Train a claimed (IN_TRAINING) version end to end and mark it TRAINED.
+
+    The task's kind (apps/training/kinds.py) fits the version into a temporary folder, reporting
+    progress; the artifacts are uploaded, then ``model_version_finish``. Raises on failure: the
+    caller (the job) fails the version.
+    """
+    kind = kinds.KINDS.get(version.task.type)
+    beat = _HeartbeatThread(version.pk) if heartbeat_thread else contextlib.nullcontext()
+    with tempfile.TemporaryDirectory(prefix="vf-train-") as out_dir, beat:
+        outcome = kind.train(version=version, out_dir=out_dir, progress=_ProgressWriter(version.pk))
+        artifact_path = artifacts.save_artifacts(version, out_dir)
+    return model_version_finish(
+        version_id=version.pk,
+        metrics=outcome.metrics,
+        warnings=outcome.warnings,
+        evaluation=outcome.evaluation,
+        artifact_path=artifact_path,
+    )
+
+
+def model_version_finish(
+    *, version_id, metrics: dict, warnings: list[str], evaluation: list[dict], artifact_path: str
+) -> ModelVersion:
+    """In one transaction: mark the version TRAINED with its results and deploy it.
+
+    It becomes the production version when it is the task's first TRAINED version or the task
+    does not keep its deployed version. A version another run finished meanwhile is left as is.
+    """
+    with transaction.atomic():
+        version = (
+            ModelVersion.objects.select_for_update(of=("self",))
+            .select_related("task__owner")
+            .get(pk=version_id)
+        )
+        task = Task.objects.select_for_update().get(pk=version.task_id)
+        if version.train_status == Status.TRAINED:
+            return version
+        version.train_status = Status.TRAINED
+        version.finished = version.heartbeat = timezone.now()
+        version.progress = 100.0
+        version.accuracy = metrics.get("accuracy")
+        version.epoch = metrics.get("epochs")
+        version.loss = _finite(metrics.get("train_loss"))
+        version.metrics = metrics
+        version.warnings = warnings
+        version.evaluation = evaluation
+        version.artifact_path = artifact_path
+        version.save()
+        task.last_train_status = Task.TrainStatus.TRAINED
+        if task.production_version < 1 or not task.keep_deployed_version:
+            task.production_version = version.version
+        task.save(update_fields=["last_train_status", "production_version"])
+        version.task = task
+    logger.info("model version %s trained: accuracy %s", version.pk, version.accuracy)
+    return version
+
+
+# --------------------------------------------------------------------------- sweep
+
+
+def model_versions_sweep() -> dict[str, list]:
+    """Rescue versions left behind: never leave one QUEUED or IN_TRAINING for good.
+
+    IN_TRAINING with a heartbeat older than VF_TRAINING_STALE_AFTER (its worker died): back to
+    QUEUED and enqueued again while it has attempts left, else FAILED. QUEUED whose message may
+    be lost (enqueued longer than VF_TRAINING_STALE_AFTER ago): enqueued again (a duplicate message is
+    harmless, the job skips a version that is no longer QUEUED); QUEUED for longer than
+    VF_TRAINING_QUEUED_MAX_AGE: FAILED. Returns the ids it requeued and the FAILED versions.
+    """
+    stale = _stale_before()
+    now = timezone.now()
+    too_old = now - timedelta(seconds=settings.VF_TRAINING_QUEUED_MAX_AGE)
+    requeued, failed = [], []
+    candidates = ModelVersion.objects.filter(
+        train_status__in=(Status.QUEUED, Status.IN_TRAINING), heartbeat__lt=stale
+    )
+    for version_id in list(candidates.values_list("pk", flat=True)):
+        with transaction.atomic():
+            version = (
+                ModelVersion.objects.select_for_update(of=("self",))
+                .select_related("task__owner")
+                .filter(
+                    pk=version_id, heartbeat__lt=stale, train_status__in=(Status.QUEUED, Status.IN_TRAINING)
+                )
+                .first()
+            )
+            if version is None:  # it moved on meanwhile
+                continue
+            if (
+                version.train_status == Status.IN_TRAINING
+                and version.attempts >= settings.VF_TRAINING_MAX_ATTEMPTS
+            ):
+                failed.append(_fail_locked(version, MSG_WORKER_LOST.format(attempts=version.attempts)))
+            elif version.train_status == Status.QUEUED and version.created < too_old:
+                hours = settings.VF_TRAINING_QUEUED_MAX_AGE / 3600
+                failed.append(_fail_locked(version, MSG_NEVER_STARTED.format(hours=hours)))
+            else:
+                if version.train_status == Status.IN_TRAINING:
+                    logger.warning("model version %s lost its worker; requeueing", version.pk)
+                version.train_status = Status.QUEUED
+                version.heartbeat = now
+                version.save(update_fields=["train_status", "heartbeat"])
+                transaction.on_commit(partial(_enqueue, version.pk))
+                requeued.append(version.pk)
+    return {"requeued": requeued, "failed": failed}

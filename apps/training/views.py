@@ -1,0 +1,130 @@
+"""Endpoints: ``model/`` (list, detail, delete, download, evaluation).
+
+The ``train`` action that creates versions is on the task viewset (apps/tasks/views.py)."""
+
+from __future__ import annotations
+
+import django_filters
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from apps.workspaces.tenancy import WORKSPACE_PARAMETER, WorkspaceScopedViewSet
+
+from . import selectors, services
+from .models import ModelVersion
+from .serializers import EvaluationSerializer, ModelVersionSerializer
+
+ERRORS = {
+    401: OpenApiResponse(description="No or invalid token"),
+    404: OpenApiResponse(description="Not found in this workspace (or not a member of the workspace)"),
+}
+BAD_REQUEST = OpenApiResponse(description='Refused, with `{"detail": "..."}` saying why')
+
+
+class ModelVersionFilter(django_filters.FilterSet):
+    task = django_filters.UUIDFilter(field_name="task_id", help_text="only this task's versions")
+
+    class Meta:
+        model = ModelVersion
+        fields = ["task"]
+
+
+@extend_schema(tags=["model"])
+@extend_schema_view(
+    list=extend_schema(
+        summary="List model versions",
+        description="Trained and training versions of the workspace's tasks, newest first; `?task=` filters.",
+        parameters=[WORKSPACE_PARAMETER],
+        responses={200: ModelVersionSerializer(many=True), 401: ERRORS[401], 404: ERRORS[404]},
+    ),
+    retrieve=extend_schema(
+        summary="Get a model version",
+        description="Status, progress (0 to 100; epoch and loss while training) and metrics.",
+        parameters=[WORKSPACE_PARAMETER],
+        responses={200: ModelVersionSerializer, **ERRORS},
+    ),
+    destroy=extend_schema(
+        summary="Delete a model version",
+        description=(
+            "Deletes the version and its model files. The task's production version, and a version that "
+            "is queued or training, cannot be deleted (400)."
+        ),
+        parameters=[WORKSPACE_PARAMETER],
+        responses={204: None, 400: BAD_REQUEST, **ERRORS},
+    ),
+)
+class ModelVersionViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, WorkspaceScopedViewSet
+):
+    serializer_class = ModelVersionSerializer
+    filterset_class = ModelVersionFilter
+
+    def get_workspace_queryset(self, workspace):
+        return selectors.model_version_list()
+
+    def perform_destroy(self, instance):
+        services.model_version_delete(version=instance)
+
+    @extend_schema(
+        summary="Download a model version",
+        description=(
+            "A zip of the TRAINED version's weights (safetensors), model.json (architecture, input "
+            "size, normalisation, labels, thresholds, metrics), an ONNX export and a README, so the model "
+            "can be served elsewhere. `?artifact=onnx` answers the ONNX file alone: input `images` is a "
+            "uint8 batch (N, 3, S, S) of RGB images resized to the input size; output `scores` holds the "
+            "probabilities in label order (regression: values)."
+        ),
+        parameters=[
+            WORKSPACE_PARAMETER,
+            OpenApiParameter("artifact", str, enum=["bundle", "onnx"], description="default: bundle"),
+        ],
+        responses={
+            (200, "application/zip"): OpenApiTypes.BINARY,
+            (200, "application/octet-stream"): OpenApiTypes.BINARY,
+            400: BAD_REQUEST,
+            **ERRORS,
+        },
+    )
+    @action(detail=True, methods=["get"])
+    def download(self, request, pk=None):
+        artifact = request.query_params.get("artifact", "bundle")
+        if artifact not in ("bundle", "onnx"):
+            raise ValidationError({"artifact": ['Choose "bundle" or "onnx".']})
+        path, filename, temporary = services.model_version_download(
+            version=self.get_object(), artifact=artifact
+        )
+        handle = open(path, "rb")  # noqa: SIM115 - FileResponse closes it
+        if temporary:
+            path.unlink()  # the open handle keeps the data until the response is sent (POSIX)
+        content_type = "application/zip" if artifact == "bundle" else "application/octet-stream"
+        return FileResponse(handle, as_attachment=True, filename=filename, content_type=content_type)
+
+    @extend_schema(
+        summary="Evaluation of a model version",
+        description=(
+            "The test-side predictions of a TRAINED version, one record per test image: the image id, its "
+            "true labels and the predicted labels with their probabilities (regression: values and the "
+            "error); wrong predictions first, so you can see what the model gets wrong."
+        ),
+        parameters=[WORKSPACE_PARAMETER],
+        responses={200: EvaluationSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["get"])
+    def evaluation(self, request, pk=None):
+        version = self.get_object()
+        return Response(
+            {
+                "id": version.pk,
+                "task": version.task_id,
+                "version": version.version,
+                "train_status": version.train_status,
+                "count": len(version.evaluation or []),
+                "records": version.evaluation or [],
+            },
+            status=status.HTTP_200_OK,
+        )

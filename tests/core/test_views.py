@@ -1,0 +1,33 @@
+"""apps/core views: the health check and Django's own error pages, answered as JSON."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.core.ids import parse_uuid
+
+pytestmark = pytest.mark.django_db
+
+
+def test_health_answers_without_a_token(anon):
+    response = anon.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+
+
+def test_health_answers_503_naming_the_dependency_that_is_down(anon, monkeypatch):
+    monkeypatch.setattr("config.celery.broker_answers", lambda timeout=2.0: False)
+    response = anon.get("/health/")
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "database": "ok", "broker": "error: unreachable"}
+
+
+def test_a_path_no_route_matches_is_a_json_404(anon):
+    response = anon.get("/nothing/here")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
+
+
+@pytest.mark.parametrize("value", [None, "", "x", 12, "0a8c8186-aee8-47c8-9eaf"])
+def test_a_malformed_id_parses_to_none_instead_of_raising(value):
+    assert parse_uuid(value) is None
