@@ -369,9 +369,16 @@ def main() -> None:
         rows.append((name, kind, metric, len(train), len(test), ours, theirs, walls, selected))
 
     print()
-    print(
-        "| set | metric | train / test | ours (mean, spread) | best baseline | all baselines | train→TRAINED s |"
+    header = (
+        "set",
+        "metric",
+        "train / test",
+        "ours (mean, spread)",
+        "best baseline",
+        "all baselines",
+        "train→TRAINED s",
     )
+    print("| " + " | ".join(header) + " |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, kind, metric, n_train, n_test, ours, theirs, walls, selected in rows:
         lower_better = kind == "regression"

@@ -187,8 +187,8 @@ def train(*, version: ModelVersion, out_dir: str, progress) -> TrainOutcome:
     failure: the lifecycle fails the version.
     """
     from ml.config import TrainConfig
-    from ml.split import stratified_split
     from ml.recipe import fit
+    from ml.split import stratified_split
 
     task = version.task
     outputs, negative = task_training_labels(task=task)
