@@ -314,7 +314,8 @@ def fit(
     if winner.finalize is not None:
         winner.finalize()
     model = winner.model
-    assert model is not None  # noqa: S101 - every finished candidate has a model
+    if model is None:  # cannot happen: _auto and _fixed only return candidates that trained
+        raise RuntimeError(f"candidate {winner.name} has no model")
     config = winner.config or config
 
     # ---- the test side, read for the first time: exactly what the predictor does (fp32, eval)

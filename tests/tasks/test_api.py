@@ -28,6 +28,7 @@ TASK_FIELDS = {
     "keep_deployed_version",
     "architecture",
     "input_size",
+    "train_time_budget",
 }
 
 
@@ -121,6 +122,7 @@ def test_it_creates_a_task_with_the_exact_fields(api, user, workspace, prefix):
         "keep_deployed_version": False,
         "architecture": "",
         "input_size": None,
+        "train_time_budget": None,
     }
     assert task.owner == user
     assert task.workspace == workspace
@@ -187,6 +189,14 @@ def test_it_accepts_the_optional_training_fields(api, workspace):
         (
             {"name": "x", "input_size": 16},
             {"input_size": ["Ensure this value is greater than or equal to 32."]},
+        ),
+        (
+            {"name": "x", "train_time_budget": 5},
+            {"train_time_budget": ["Ensure this value is greater than or equal to 10."]},
+        ),
+        (
+            {"name": "x", "train_time_budget": "soon"},
+            {"train_time_budget": ["A valid integer is required."]},
         ),
     ],
 )

@@ -96,13 +96,16 @@ def test_it_trains_evaluates_deploys_and_retrains_each_task_type(
 
 
 @pytest.mark.slow
-def test_the_default_recipe_tries_candidates_and_the_whole_job_keeps_to_the_budget(
+def test_the_default_recipe_tries_candidates_and_the_whole_job_keeps_to_the_tasks_budget(
     api, user, workspace, django_capture_on_commit_callbacks, settings
 ):
     settings.VF_TRAIN_ARCHITECTURE = "auto"
     settings.VF_TRAIN_PRETRAINED = "auto"
-    settings.VF_TRAIN_TIME_BUDGET = 20
+    settings.VF_TRAIN_TIME_BUDGET = 600
     task, _ = make_task(workspace, user, per_label=12)
+    # The task's own budget overrides the service's.
+    response = api.patch(f"/recognition/v2/task/{task.id}", {"train_time_budget": 20}, format="json")
+    assert response.status_code == 200 and response.json()["train_time_budget"] == 20
 
     response = train(api, task, django_capture_on_commit_callbacks)
     version = ModelVersion.objects.get(pk=response.json()["id"])
