@@ -7,6 +7,7 @@ store it as JSON) without loading the ML stack.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,3 +148,17 @@ class TrainConfig:
         if config.candidates is not None:  # a list after a JSON round trip
             config.candidates = tuple(config.candidates)
         return config
+
+
+def finite(value: Any) -> Any:
+    """NaN/inf -> None, recursively through dicts and lists, so metrics stay valid JSON.
+
+    Lives here (no torch, no scikit-learn) because the web side uses it too, for progress rows.
+    """
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value

@@ -42,6 +42,7 @@ from ml.config import (
     MIN_PRETRAINED_INPUT_SIZE,
     TASK_TYPES,
     TrainConfig,
+    finite,
 )
 from ml.data import ImageInput, auto_input_size, build_cache, image_shorter_sides, is_grey
 from ml.models import build_model, data_config, postprocess
@@ -121,17 +122,6 @@ class Candidate:
             **({"hyper": self.hyper} if self.hyper else {}),
             **({"note": self.note} if self.note else {}),
         }
-
-
-def _finite(value: Any) -> Any:
-    """NaN/inf -> None, recursively, so metrics stay valid JSON."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _check_targets(items: Sequence[tuple[ImageInput, Any]], task_type: str, num_labels: int) -> None:
@@ -349,8 +339,8 @@ def fit(
             "history": history,
         }
     )
-    result_metrics = _finite(result_metrics)
-    predictions = _finite(predictions)
+    result_metrics = finite(result_metrics)
+    predictions = finite(predictions)
     warnings = sorted(images.warnings + tests.warnings, key=_item_number) + ctx.warnings
 
     if out_dir is not None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import tempfile
 import threading
 import time
@@ -25,6 +24,7 @@ from django.utils import timezone
 
 from apps.core.errors import DomainError, ServiceUnavailableError
 from apps.tasks.models import Task
+from ml.config import finite
 
 from . import artifacts, kinds
 from .models import ModelVersion
@@ -246,10 +246,6 @@ def failure_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _finite(value):
-    return value if isinstance(value, (int, float)) and math.isfinite(value) else None
-
-
 class _ProgressWriter:
     """ml's progress callback: writes progress/epoch/loss/heartbeat, at most once a second.
 
@@ -269,7 +265,7 @@ class _ProgressWriter:
         ModelVersion.objects.filter(pk=self.version_id, train_status=Status.IN_TRAINING).update(
             progress=min(float(info.get("percent") or 0.0), 99.0),
             epoch=info.get("epoch"),
-            loss=_finite(info.get("loss")),
+            loss=finite(info.get("loss")),
             heartbeat=timezone.now(),
         )
 
@@ -352,7 +348,7 @@ def model_version_finish(
         version.progress = 100.0
         version.accuracy = metrics.get("accuracy")
         version.epoch = metrics.get("epochs")
-        version.loss = _finite(metrics.get("train_loss"))
+        version.loss = finite(metrics.get("train_loss"))
         version.metrics = metrics
         version.warnings = warnings
         version.evaluation = evaluation
