@@ -124,8 +124,17 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Web server and worker share the file: wait for locks instead of failing at once.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # SQLite is for one machine: the web workers and the Celery worker share one file. WAL lets
+    # readers run beside the one writer; a transaction takes the write lock when it begins
+    # (IMMEDIATE), so two writers queue on the busy timeout instead of one failing with "database
+    # is locked" when it upgrades a read lock mid-transaction; synchronous=NORMAL is safe with WAL.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=20000;",
+        }
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -153,17 +153,23 @@ def fit_linear_head(
     *,
     flipped: np.ndarray | None = None,
     seed: int = 0,
+    fixed: dict | None = None,
 ) -> LinearHead:
     """Fit a linear head on ``features`` (N, D), choosing its regularisation by k-fold CV.
 
     ``flipped`` (N, D), the features of the mirrored images, are tried as extra training rows
     (never as held-out rows); they are kept only when cross-validation says they help. Targets:
-    class indices (N,), multi-hot (N, L) or standardised values (N,).
+    class indices (N,), multi-hot (N, L) or standardised values (N,). ``fixed`` (a head's
+    ``hyper``) skips cross-validation and refits with those choices.
     """
+    key = "alpha" if task_type == "regression" else "C"
     grid = ALPHA_GRID if task_type == "regression" else C_GRID
     flips = (False, True) if flipped is not None else (False,)
-    folds = _folds(task_type, targets, seed)
+    if fixed is not None:
+        grid, flips = (fixed[key],), (bool(fixed["flip"]) and flipped is not None,)
+    folds = _folds(task_type, targets, seed) if len(grid) * len(flips) > 1 else []
     losses: dict[tuple[float, bool], list[float]] = {(s, f): [] for s in grid for f in flips}
+    errors: dict[tuple[float, bool], list[float]] = {(s, f): [] for s in grid for f in flips}
     for train, held in folds:
         for flip in flips:
             x_train = features[train]
@@ -178,8 +184,15 @@ def fit_linear_head(
                 weight, bias = _fit_raw(task_type, z_train, y_train, strength, num_outputs, warm)
                 out = _outputs(task_type, z_held, weight, bias)
                 losses[(strength, flip)].append(cv_loss(task_type, out, targets[held]))
-    # Ties (same mean loss) go to the first in grid order: stronger regularisation, no flips.
-    strength, flip = min(losses, key=lambda key: float(np.mean(losses[key])))
+                if task_type == "multi_class":
+                    errors[(strength, flip)].append(float(np.mean(out.argmax(axis=1) != targets[held])))
+    # multi_class picks on held-out errors (the metric users read), log loss breaking ties; the
+    # others on their loss. Remaining ties go to the first in grid order: stronger
+    # regularisation, no flips.
+    strength, flip = min(
+        losses,
+        key=lambda k: (float(np.mean(errors[k])) if errors[k] else 0.0, float(np.mean(losses[k] or [0.0]))),
+    )
     x, y = features, targets
     if flip:
         x, y = np.concatenate([x, flipped]), np.concatenate([y, y])
@@ -188,7 +201,6 @@ def fit_linear_head(
     # Fold the standardisation into the layer: W z + b with z = (x - mean) / scale.
     weight = weight / scale
     bias = bias - weight @ mean
-    key = "alpha" if task_type == "regression" else "C"
     return LinearHead(weight=weight, bias=bias, hyper={key: strength, "flip": bool(flip)})
 
 

@@ -72,7 +72,7 @@ MIN_FINETUNE_EPOCHS = 3
 # Seconds kept back from the budget for the test-side evaluation and saving.
 RESERVE_S = 3.0
 # Images per feature-extraction call: the budget is checked between calls.
-FEATURE_CHUNK = 128
+FEATURE_CHUNK = 64
 # Images and side of the speed check run before planning (lite0 forward, a fraction of a second).
 CALIBRATION_IMAGES = 16
 CALIBRATION_SIZE = 128
@@ -497,11 +497,14 @@ def _build(
 
 
 def _features(ctx: _Context, model: nn.Module, cache: torch.Tensor, dcfg: dict) -> np.ndarray | None:
-    """Pooled features (float64 numpy) of a uint8 cache, or None when the budget ran out first."""
+    """Pooled features (float64 numpy) of a uint8 cache, or None when the budget runs out first
+    (checked before each chunk, with the last chunk's time as the estimate of the next)."""
     chunks = []
+    last = 0.0
     for start in range(0, cache.shape[0], FEATURE_CHUNK):
-        if ctx.budget.left() < RESERVE_S:
+        if ctx.budget.left() < RESERVE_S + last:
             return None
+        t0 = time.monotonic()
         _, feats = forward_outputs(
             model,
             cache[start : start + FEATURE_CHUNK],
@@ -510,6 +513,7 @@ def _features(ctx: _Context, model: nn.Module, cache: torch.Tensor, dcfg: dict) 
             want_features=True,
         )
         chunks.append(feats.numpy().astype(np.float64))
+        last = time.monotonic() - t0
     return np.concatenate(chunks) if chunks else np.zeros((0, 0))
 
 
@@ -548,9 +552,9 @@ def _probe(ctx: _Context, architecture: str, size: int, fit_pos: list[int], val_
     candidate.hyper = head.hyper
 
     def finalize() -> None:
-        # The winner learns from the whole training side with the hyperparameters CV picks there.
+        # The winner learns from the whole training side with the hyperparameters CV picked.
         full = probe.fit_linear_head(
-            ctx.task_type, x, y, ctx.num_outputs, flipped=flipped, seed=ctx.config.seed
+            ctx.task_type, x, y, ctx.num_outputs, flipped=flipped, seed=ctx.config.seed, fixed=head.hyper
         )
         probe.to_linear(full, model.get_classifier())
         candidate.hyper = full.hyper
@@ -752,11 +756,13 @@ def _auto(ctx: _Context) -> tuple[Candidate, list[Candidate]]:
 
     kinds = ctx.config.candidates or CANDIDATE_KINDS
     asked = ctx.config.candidates is not None
-    if "scratch" in kinds and val_pos and (small or asked):
-        scratch(0.45 if pretrained_ok and len(kinds) > 1 else 1.0)
+    # The lite0 probe first: deterministic, cheap for what it gives, and on small images the
+    # upscaled ImageNet features are a strong baseline a net from scratch must beat.
     if pretrained_ok and "probe" in kinds:
-        lite_probe(PROBE_ARCHITECTURES[0], 0.3, fallback=True)
+        lite_probe(PROBE_ARCHITECTURES[0], 0.35, fallback=True)
         reserve = RESERVE_S + ctx.seconds_for(PROBE_ARCHITECTURES[0], 224, ctx.n_test)
+    if "scratch" in kinds and val_pos and (small or asked):
+        scratch(0.6 if pretrained_ok and len(kinds) > 1 else 1.0)
     if pretrained_ok and val_pos and "probe_large" in kinds:
         lite_probe(PROBE_ARCHITECTURES[1], 0.5, fallback=not tried)
     if pretrained_ok and val_pos and "finetune" in kinds:

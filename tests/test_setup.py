@@ -96,7 +96,14 @@ def test_the_run_command_starts_the_service_and_prints_a_working_token(running_s
     base, output = running_service
     status, health = _get(base + "/health")
     assert status == 200, health
-    assert health == {"status": "ok", "database": "ok", "broker": "ok"}
+    assert {k: health[k] for k in ("status", "database", "broker")} == {
+        "status": "ok",
+        "database": "ok",
+        "broker": "ok",
+    }
+    engine = "postgresql" if os.environ.get("DATABASE_URL", "").startswith("postg") else "sqlite"
+    transport = "redis" if os.environ.get("CELERY_BROKER_URL", "").startswith("redis") else "filesystem"
+    assert (health["database_engine"], health["broker_transport"]) == (engine, transport)
 
     match = re.search(r"API token:\s+([0-9a-f]{40})", output)
     assert match, output

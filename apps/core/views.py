@@ -27,6 +27,13 @@ def _check_broker() -> str:
     return "ok" if broker_answers() else "error: unreachable"
 
 
+def _broker_transport() -> str:
+    """The broker's kind from its URL ("filesystem", "redis", "amqp"...), never its address."""
+    from config.celery import app
+
+    return str(app.conf.broker_url or "").split("://", 1)[0] or "unknown"
+
+
 @extend_schema(
     tags=["health"],
     auth=[],
@@ -37,6 +44,8 @@ def _check_broker() -> str:
                 "status": serializers.CharField(),
                 "database": serializers.CharField(),
                 "broker": serializers.CharField(),
+                "database_engine": serializers.CharField(help_text="sqlite (one machine only) or postgresql"),
+                "broker_transport": serializers.CharField(help_text="filesystem (one machine only) or redis"),
             },
         ),
         503: OpenApiResponse(OpenApiTypes.OBJECT, description="A dependency is unreachable"),
@@ -49,8 +58,10 @@ def health(request):
     """Liveness and readiness: 200 when the database and the broker answer, else 503."""
     checks = {"database": _check_database(), "broker": _check_broker()}
     healthy = all(value == "ok" for value in checks.values())
+    # Which ones: SQLite and the filesystem broker serve one machine only (README).
+    kinds = {"database_engine": connection.vendor, "broker_transport": _broker_transport()}
     return Response(
-        {"status": "ok" if healthy else "unavailable", **checks},
+        {"status": "ok" if healthy else "unavailable", **checks, **kinds},
         status=status.HTTP_200_OK if healthy else status.HTTP_503_SERVICE_UNAVAILABLE,
     )
 

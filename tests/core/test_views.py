@@ -9,17 +9,30 @@ from apps.core.ids import parse_uuid
 pytestmark = pytest.mark.django_db
 
 
-def test_health_answers_without_a_token(anon):
+def _kinds():
+    from django.conf import settings
+    from django.db import connection
+
+    return {"database_engine": connection.vendor, "broker_transport": settings.CELERY_BROKER_URL.split("://")[0]}
+
+
+def test_health_answers_without_a_token_and_names_the_database_and_broker_in_use(anon):
     response = anon.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "broker": "ok", **_kinds()}
+    assert response.json()["database_engine"] in ("sqlite", "postgresql")
 
 
 def test_health_answers_503_naming_the_dependency_that_is_down(anon, monkeypatch):
     monkeypatch.setattr("config.celery.broker_answers", lambda timeout=2.0: False)
     response = anon.get("/health/")
     assert response.status_code == 503
-    assert response.json() == {"status": "unavailable", "database": "ok", "broker": "error: unreachable"}
+    assert response.json() == {
+        "status": "unavailable",
+        "database": "ok",
+        "broker": "error: unreachable",
+        **_kinds(),
+    }
 
 
 def test_a_path_no_route_matches_is_a_json_404(anon):

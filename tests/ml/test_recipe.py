@@ -66,10 +66,10 @@ def test_the_metrics_name_every_candidate_the_winner_and_the_history(tmp_path):
     result = fit(items, test_mask, LABELS, "multi_class", _config(candidates=("probe", "scratch")), tmp_path)
     m = result.metrics
     names = [c["name"] for c in m["candidates"]]
-    assert names == ["scratch:resnet10t@32", "probe:tf_efficientnet_lite0@224"]
+    assert names == ["probe:tf_efficientnet_lite0@224", "scratch:resnet10t@32"]
     assert m["selected"] in names and m["architecture"] in m["selected"]
     assert all(c["validation_score"] is not None and c["seconds"] > 0 for c in m["candidates"])
-    probe_row = m["candidates"][1]
+    probe_row = m["candidates"][0]
     assert (
         set(probe_row["hyper"]) == {"C", "flip"} and probe_row["hyper"]["flip"] is False
     )  # grey: no mirrors
@@ -145,9 +145,10 @@ def test_the_time_budget_bounds_the_whole_fit():
     items = [(image, int(t)) for image, t in zip(train, y_train, strict=True)]
     test_mask = [k % 5 == 0 for k in range(len(items))]
     labels = [{"id": str(d), "name": str(d)} for d in range(10)]
-    budget = 8.0
+    budget = 10.0
     result = fit(items, test_mask, labels, "multi_class", _config(time_budget_s=budget, epochs=50))
-    assert result.metrics["training_time"] <= budget + 2.0  # + one step that may overrun the deadline
+    # Checked between steps and chunks: one step, one chunk or one cross-validation may overrun.
+    assert result.metrics["training_time"] <= budget + 3.0
     assert result.metrics["time_budget"] == budget
     assert result.metrics["accuracy"] > 0.5  # chance is 0.1
 
