@@ -32,6 +32,9 @@ CLIENTS = 16
 SECONDS = 20.0  # the load runs this long, then every client finishes its current step
 
 
+API = "/recognition/v2/"
+
+
 def _call(base: str, token: str, method: str, path: str, body: dict | None = None):
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(
@@ -112,13 +115,14 @@ def stack(tmp_path):
 
 def test_sixteen_clients_get_no_server_error_and_lose_no_label(stack):
     base, token, log = stack
-    status, task = _call(base, token, "POST", "/recognition/v2/task/", {"name": "load", "type": "multi_class"})
+    status, task = _call(base, token, "POST", API + "task/", {"name": "load", "type": "multi_class"})
     assert status == 201, task
     labels = []
     for name in ("a", "b"):
-        status, label = _call(base, token, "POST", "/recognition/v2/label/", {"name": name, "type": "category"})
+        status, label = _call(base, token, "POST", API + "label/", {"name": name, "type": "category"})
         assert status == 201, label
-        status, body = _call(base, token, "POST", f"/recognition/v2/task/{task['id']}/add-label/", {"label_id": label["id"]})
+        path = f"{API}task/{task['id']}/add-label/"
+        status, body = _call(base, token, "POST", path, {"label_id": label["id"]})
         assert status == 200, body
         labels.append(label["id"])
 
@@ -140,12 +144,11 @@ def test_sixteen_clients_get_no_server_error_and_lose_no_label(stack):
         while time.monotonic() < stop_at:
             step += 1
             label = labels[step % 2]
-            status, image = _call(base, token, "POST", "/recognition/v2/training-image/", {"base64": _png(rng)})
+            status, image = _call(base, token, "POST", API + "training-image/", {"base64": _png(rng)})
             record("upload", status, image)
             if status == 201:
-                status, body = _call(
-                    base, token, "POST", f"/recognition/v2/training-image/{image['id']}/add-label/", {"label_id": label}
-                )
+                path = f"{API}training-image/{image['id']}/add-label/"
+                status, body = _call(base, token, "POST", path, {"label_id": label})
                 record("add-label", status, body)
                 if status < 300:
                     with lock:

@@ -13,7 +13,10 @@ def _kinds():
     from django.conf import settings
     from django.db import connection
 
-    return {"database_engine": connection.vendor, "broker_transport": settings.CELERY_BROKER_URL.split("://")[0]}
+    return {
+        "database_engine": connection.vendor,
+        "broker_transport": settings.CELERY_BROKER_URL.split("://")[0],
+    }
 
 
 def test_health_answers_without_a_token_and_names_the_database_and_broker_in_use(anon):
