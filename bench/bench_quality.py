@@ -145,8 +145,11 @@ class Features:
         return self.cache[key]
 
 
-def baselines(kind, name, images, y, train, test, features: Features) -> dict[str, float]:
-    """Hand-written scripts on the same split: what a data scientist would try first."""
+def baselines(kind, name, images, y, train, test, features: Features, subset=None) -> dict[str, float]:
+    """Hand-written scripts on the same split: what a data scientist would try first.
+
+    ``images`` is the whole set (features are computed once per set); ``subset`` the indices of
+    the images this run uses (``y``, ``train`` and ``test`` index into it)."""
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.multiclass import OneVsRestClassifier
     from sklearn.neighbors import KNeighborsClassifier
@@ -154,11 +157,12 @@ def baselines(kind, name, images, y, train, test, features: Features) -> dict[st
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import SVC, SVR
 
-    raw = pixels_of(images)
+    subset = np.arange(len(images)) if subset is None else np.asarray(subset)
+    raw = pixels_of([images[i] for i in subset])
     out: dict[str, float] = {}
     probes = {
-        "lite0@224 + logistic": features.get(name, images, "tf_efficientnet_lite0", 224),
-        "lite2@260 + logistic": features.get(name, images, "tf_efficientnet_lite2", 260),
+        "lite0@224 + logistic": features.get(name, images, "tf_efficientnet_lite0", 224)[subset],
+        "lite2@260 + logistic": features.get(name, images, "tf_efficientnet_lite2", 260)[subset],
     }
     if kind == "multi_class":
         out["1-NN pixels"] = KNeighborsClassifier(1).fit(raw[train], y[train]).score(raw[test], y[test])
@@ -284,7 +288,7 @@ def score_answers(kind, answers, y, test, label_ids) -> float:
 
     predicted = np.zeros((len(test), len(label_ids)), dtype=int)
     for row, answer in enumerate(answers):
-        for label in answer["labels"]:
+        for label in answer.get("best_labels", []):  # the labels over their trained thresholds
             predicted[row, label_ids.index(label["id"])] = 1
     return float(f1_score(y[test], predicted, average="macro"))
 
@@ -346,14 +350,15 @@ def main() -> None:
                 train, test = np.arange(len(train)), np.arange(len(train), len(sub))
                 names_s = [str(c) for c in PAIR]
             else:
-                images_s, y_s, names_s = images, y, names
+                images_s, y_s, names_s, sub = images, y, names, None
                 train, test = split(strata, seed)
             result = platform.run(kind, images_s, y_s, names_s, train, test, f"{name} {kind} seed {seed}")
             score = score_answers(kind, result["answers"], y_s, test, result["label_ids"])
             ours.append(score)
             walls.append(result["wall"])
             selected.append(result["version"].metrics.get("selected"))
-            for label, value in baselines(kind, name, images_s, y_s, train, test, features).items():
+            base = "fashion" if name == "fashion" else "digits"
+            for label, value in baselines(kind, base, images, y_s, train, test, features, sub).items():
                 theirs.setdefault(label, []).append(value)
             print(
                 f"  {name} {kind} seed {seed}: ours {score:.4f} ({selected[-1]}, {result['wall']:.0f} s), "
