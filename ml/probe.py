@@ -32,6 +32,8 @@ ALPHA_GRID: tuple[float, ...] = (10000.0, 1000.0, 100.0, 10.0, 1.0)
 CV_FOLDS = 3
 MAX_ITER = 200
 TOL = 1e-3
+FINAL_MAX_ITER = 2000
+FINAL_TOL = 1e-4
 # Bias of a multi_label output whose label is never (or always) present in the data it saw.
 CONSTANT_LOGIT = 8.0
 
@@ -51,8 +53,14 @@ def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(scale > 1e-6, scale, 1.0)
 
 
-def _logistic(strength: float, warm: LogisticRegression | None) -> LogisticRegression:
-    """A logistic regression at C=``strength``, warm-started from the previous C of the path."""
+def _logistic(strength: float, warm: LogisticRegression | None, final: bool) -> LogisticRegression:
+    """A logistic regression at C=``strength``, warm-started from the previous C of the path.
+
+    Cross-validation fits are quick and a little loose; the head that is kept (``final``) is
+    solved to convergence: a cold start at a weak regularisation needs many more iterations.
+    """
+    if final:
+        return LogisticRegression(C=strength, max_iter=FINAL_MAX_ITER, tol=FINAL_TOL)
     if warm is None:
         return LogisticRegression(C=strength, max_iter=MAX_ITER, tol=TOL, warm_start=True)
     warm.set_params(C=strength)
@@ -66,6 +74,7 @@ def _fit_raw(
     strength: float,
     num_outputs: int,
     warm: dict | None = None,
+    final: bool = False,
 ):
     """(weight, bias) on standardised features z. y: class index, multi-hot rows or a value.
 
@@ -89,7 +98,7 @@ def _fit_raw(
             if len(present) == 1:  # one class only: predict it
                 bias[present[0]] = CONSTANT_LOGIT
                 return weight, bias
-            model = warm[0] = _logistic(strength, warm.get(0)).fit(z, y)
+            model = warm[0] = _logistic(strength, warm.get(0), final).fit(z, y)
             if len(present) == 2:
                 # Binary logistic: softmax([0, t]) = sigmoid(t), so the first class gets zeros.
                 weight[present[1]], bias[present[1]] = model.coef_[0], model.intercept_[0]
@@ -106,7 +115,7 @@ def _fit_raw(
             if column.min() == column.max():
                 bias[j] = CONSTANT_LOGIT if column[0] > 0.5 else -CONSTANT_LOGIT
                 continue
-            model = warm[j] = _logistic(strength, warm.get(j)).fit(z, column.astype(int))
+            model = warm[j] = _logistic(strength, warm.get(j), final).fit(z, column.astype(int))
             weight[j], bias[j] = model.coef_[0], model.intercept_[0]
         return weight, bias
 
@@ -197,7 +206,7 @@ def fit_linear_head(
     if flip:
         x, y = np.concatenate([x, flipped]), np.concatenate([y, y])
     mean, scale = _standardise(x)
-    weight, bias = _fit_raw(task_type, (x - mean) / scale, y, strength, num_outputs)
+    weight, bias = _fit_raw(task_type, (x - mean) / scale, y, strength, num_outputs, final=True)
     # Fold the standardisation into the layer: W z + b with z = (x - mean) / scale.
     weight = weight / scale
     bias = bias - weight @ mean
