@@ -5,7 +5,9 @@ from __future__ import annotations
 from rest_framework import status
 
 from apps.core.errors import DomainError, NotFoundError
-from apps.labels.selectors import MSG_LABEL_NOT_FOUND
+
+# Images sit below labels (labels count and wipe images): the message lives here, labels import it.
+MSG_LABEL_NOT_FOUND = "Label not found."
 
 MSG_NOT_AN_IMAGE = "The file is not an image we can read (JPEG, PNG, WebP, GIF or BMP)."
 MSG_UNSUPPORTED_FORMAT = "Unsupported image format {format}; send JPEG, PNG, WebP, GIF or BMP."

@@ -14,6 +14,7 @@ import uuid
 import zipfile
 from collections.abc import Iterable, Mapping
 from functools import partial
+from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
@@ -21,7 +22,6 @@ from PIL import Image
 
 from apps.core.errors import DomainError
 from apps.core.ids import parse_uuid
-from apps.labels.models import Label
 from apps.workspaces.models import Workspace
 
 from . import storage
@@ -44,6 +44,9 @@ from .errors import (
 from .fetch import fetch_url
 from .models import ImageLabel, TrainingImage
 
+if TYPE_CHECKING:  # annotations only: images never import the labels app at run time
+    from apps.labels.models import Label
+
 logger = logging.getLogger(__name__)
 
 # The shorter side of a stored training image, unless the upload says noresize.
@@ -65,19 +68,26 @@ def _as_uuid(value, error: Exception) -> uuid.UUID:
     return parsed
 
 
+def _label_model() -> type[Label]:
+    """The Label model, reached through the image-label link images own: the labels app sits above
+    images (it counts and wipes images), so images never import it."""
+    return ImageLabel._meta.get_field("label").related_model
+
+
 def labels_resolve(*, workspace: Workspace, label_ids: Iterable) -> list[Label]:
     """The workspace's labels with these ids, in the given order; 404 if any is not there."""
     ids = [_as_uuid(label_id, LabelNotFoundError()) for label_id in label_ids]
     if not ids:
         return []
-    found = {label.id: label for label in Label.objects.filter(workspace=workspace, id__in=set(ids))}
+    labels = _label_model().objects.filter(workspace=workspace, id__in=set(ids))
+    found = {label.id: label for label in labels}
     if len(found) != len(set(ids)):
         raise LabelNotFoundError()
     return [found[label_id] for label_id in dict.fromkeys(ids)]
 
 
 def _check_value(label: Label, value) -> float | None:
-    if label.type == Label.Type.VALUE:
+    if label.type == _label_model().Type.VALUE:
         if value is None:
             raise ImageInputError(MSG_VALUE_REQUIRED)
         try:

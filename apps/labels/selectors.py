@@ -7,11 +7,12 @@ from django.db.models.functions import Coalesce
 
 from apps.core.errors import NotFoundError
 from apps.core.ids import parse_uuid
+from apps.images.errors import MSG_LABEL_NOT_FOUND
 from apps.images.models import ImageLabel
 
 from .models import Label
 
-MSG_LABEL_NOT_FOUND = "Label not found."
+__all__ = ["MSG_LABEL_NOT_FOUND", "label_annotate_counts", "label_list"]
 
 
 def _count_of(queryset: QuerySet, group_field: str) -> Coalesce:

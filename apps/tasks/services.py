@@ -8,9 +8,9 @@ import logging
 from django.db import transaction
 
 from apps.core.errors import DomainError, NotFoundError
+from apps.images.errors import MSG_LABEL_NOT_FOUND
 from apps.labels import services as label_services
 from apps.labels.models import Label
-from apps.labels.selectors import MSG_LABEL_NOT_FOUND
 
 from .models import Task
 
