@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "apps.core",
     "apps.workspaces",
     "apps.labels",
@@ -92,7 +93,25 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a login refused for too many failures into a 429.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# Failed logins (the token endpoint and the admin) are counted by django-axes per username and
+# per address; past the limit both are refused (429) for the cool-off time, even with the right
+# password. The address is the socket's unless VF_NUM_PROXIES proxies are in front.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+VF_NUM_PROXIES = env_int("VF_NUM_PROXIES", 0)
+AXES_FAILURE_LIMIT = env_int("VF_LOGIN_FAILURE_LIMIT", 10)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("VF_LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one past the limit locks
+AXES_CLIENT_IP_CALLABLE = "apps.core.clients.client_ip"
+AXES_LOCKOUT_CALLABLE = "apps.core.clients.lockout_response"
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -202,6 +221,9 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
+    # Throttles key anonymous callers by address: X-Forwarded-For counts only behind that many
+    # proxies (DRF reads the header from any client when NUM_PROXIES is unset).
+    "NUM_PROXIES": VF_NUM_PROXIES,
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.UserRateThrottle",
         "rest_framework.throttling.AnonRateThrottle",

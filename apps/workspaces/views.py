@@ -131,13 +131,19 @@ class TokenView(APIView):
     @extend_schema(
         tags=["account"],
         request=TokenRequestSerializer,
-        responses={200: TokenResponseSerializer, 400: ERRORS[400]},
+        responses={
+            200: TokenResponseSerializer,
+            400: ERRORS[400],
+            429: OpenApiResponse(description="Too many failed logins for this username or address"),
+        },
         auth=[],
     )
     def post(self, request):
         data = TokenRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = authenticate(request, **data.validated_data)
+        # Django's own request, not DRF's wrapper: django-axes marks a locked-out login on the
+        # request it is given, and its middleware (which sees only Django's) answers it with 429.
+        user = authenticate(request._request, **data.validated_data)
         if user is None or not user.is_active:
             raise exceptions.ValidationError({"non_field_errors": [MSG_BAD_CREDENTIALS]})
         services.workspace_ensure_default(user=user)
