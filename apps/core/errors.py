@@ -32,6 +32,12 @@ class PermissionDeniedError(DomainError):
     status_code = status.HTTP_403_FORBIDDEN
 
 
+class ConflictError(DomainError):
+    """The resource is busy (a training runs on it): try again when it is done."""
+
+    status_code = status.HTTP_409_CONFLICT
+
+
 class ServiceUnavailableError(DomainError):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
 

@@ -13,7 +13,6 @@ import logging
 import uuid
 import zipfile
 from collections.abc import Iterable, Mapping
-from functools import partial
 from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
@@ -328,10 +327,8 @@ def training_image_delete_many(*, queryset: QuerySet) -> int:
         rows = list(queryset.order_by().values_list("id", "file", "thumbnail"))
         if not rows:
             return 0
+        # The files go after the commit, with each row (apps/images/signals.py).
         TrainingImage.objects.filter(id__in=[row[0] for row in rows]).delete()
-        names = [name for _, file, thumb in rows for name in (file, thumb) if name]
-        # After the commit only: a rolled-back delete must find its files still there.
-        transaction.on_commit(partial(storage.delete_files, *names))
     return len(rows)
 
 

@@ -7,7 +7,7 @@ import logging
 
 from django.db import transaction
 
-from apps.core.errors import DomainError, NotFoundError
+from apps.core.errors import ConflictError, DomainError, NotFoundError
 from apps.images.errors import MSG_LABEL_NOT_FOUND
 from apps.labels import services as label_services
 from apps.labels.models import Label
@@ -30,6 +30,7 @@ LABEL_TYPE_FOR_TASK_TYPE: dict[str, str] = {
 MSG_LABEL_TYPE_MISMATCH = "A {task_type} task accepts only {expected} labels; this label is a {label_type}."
 MSG_NEGATIVE_LABEL_DETACH = "The negative label of a multi_label task cannot be removed from it."
 MSG_TASK_TYPE_LOCKED = "The type of a task with labels or trained versions cannot be changed."
+MSG_TASK_TRAINING = "A version of this task is training; delete the task when the training has finished."
 
 _EDITABLE_FIELDS = (
     "name",
@@ -157,13 +158,14 @@ def task_delete(*, task: Task) -> None:
 
     A negative label stays too (as a plain tag: its ``negative_for_task`` becomes null).
     """
-    versions = list(task.versions.all())
     task_id = task.pk
-    task.delete()
-    if versions:
-        # Imported only when there is something to delete: it loads the ML stack (seconds).
-        from apps.training.artifacts import delete_artifacts
-
-        # Files go only once the rows are gone for good: a rolled-back delete keeps working weights.
-        transaction.on_commit(lambda: [delete_artifacts(version) for version in versions])
-    logger.info("Deleted task %s with %d model version(s)", task_id, len(versions))
+    with transaction.atomic():
+        # Lock order everywhere: the task, then its versions. A worker finishing a training locks
+        # the same rows in the same order, so it either finishes first (and its files go with the
+        # cascade) or sees the version gone.
+        task = Task.objects.select_for_update().get(pk=task_id)
+        if task.versions.select_for_update().filter(train_status="IN_TRAINING").exists():
+            raise ConflictError(MSG_TASK_TRAINING)
+        # The versions go in the cascade; their files follow after the commit (apps/training/signals.py).
+        deleted, _ = task.delete()
+    logger.info("Deleted task %s (%d rows with it)", task_id, deleted)

@@ -100,7 +100,11 @@ class TaskViewSet(
 
     @extend_schema(
         summary="Delete a task and its model versions (labels and images stay)",
-        responses={204: None, **ERRORS},
+        responses={
+            204: None,
+            409: OpenApiResponse(description="A version of the task is training"),
+            **ERRORS,
+        },
     )
     def destroy(self, request, pk=None):
         services.task_delete(task=self.get_object())

@@ -30,7 +30,8 @@ class TaskWithVersionsAdmin(TaskAdmin):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    """Read-only: versions are made and changed by training, never by hand."""
+    """Read-only: versions are made and changed by training, never by hand; finished ones may be
+    deleted (with their files)."""
 
     list_display = [
         "task",
@@ -53,4 +54,12 @@ class ModelVersionAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
-        return False
+        # A version a worker may be training cannot go (nor its task, workspace or owner, which
+        # would take it in a cascade): its artifacts would land after the delete, orphaned.
+        # Finished versions go with their files (apps/training/signals.py).
+        if obj is not None and obj.train_status in (
+            ModelVersion.Status.QUEUED,
+            ModelVersion.Status.IN_TRAINING,
+        ):
+            return False
+        return super().has_delete_permission(request, obj)

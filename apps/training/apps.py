@@ -12,6 +12,6 @@ class TrainingConfig(AppConfig):
         # The image-classification trainer plugs into the lifecycle (apps/training/kinds.py).
         from apps.tasks.models import Task
 
-        from . import classification, kinds
+        from . import classification, kinds, signals  # noqa: F401 - signals: files go with their rows
 
         kinds.KINDS.register(Task.Type.values, classification.KIND)

@@ -22,7 +22,7 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from apps.core.errors import DomainError, ServiceUnavailableError
+from apps.core.errors import ConflictError, DomainError, ServiceUnavailableError
 from apps.tasks.models import Task
 from ml.config import finite
 
@@ -140,16 +140,8 @@ def model_version_delete(*, version: ModelVersion) -> None:
         if version.train_status == Status.TRAINED and task.production_version == version.version:
             raise DomainError(MSG_DELETE_PRODUCTION)
         if version.train_status in (Status.QUEUED, Status.IN_TRAINING):
-            raise DomainError(MSG_DELETE_ACTIVE)
-        # delete() clears the instance's pk: keep a copy that still knows where the files are.
-        files = ModelVersion(
-            pk=version.pk,
-            workspace_id=version.workspace_id,
-            task_id=version.task_id,
-            artifact_path=version.artifact_path,
-        )
-        version.delete()
-        transaction.on_commit(partial(artifacts.delete_artifacts, files))
+            raise ConflictError(MSG_DELETE_ACTIVE)
+        version.delete()  # its files go after the commit (apps/training/signals.py)
 
 
 # --------------------------------------------------------------------------- worker side
@@ -159,8 +151,24 @@ def _stale_before():
     return timezone.now() - timedelta(seconds=settings.VF_TRAINING_STALE_AFTER)
 
 
+def _lock_task_of(version_id) -> bool:
+    """Lock the task row of a version (False when the version is gone).
+
+    One lock order everywhere: the task, then its versions (task deletion, deployment, training
+    requests and the worker all take them so), so two of them never wait on each other in a circle.
+    """
+    task_id = ModelVersion.objects.filter(pk=version_id).values_list("task_id", flat=True).first()
+    if task_id is None:
+        return False
+    Task.objects.select_for_update().filter(pk=task_id).first()
+    return True
+
+
 def _lock_unfinished_version(version_id) -> ModelVersion | None:
-    """The version row locked until the transaction ends, or None if gone, TRAINED or FAILED."""
+    """The version row (its task's first) locked until the transaction ends, or None if gone,
+    TRAINED or FAILED."""
+    if not _lock_task_of(version_id):
+        return None
     version = (
         ModelVersion.objects.select_for_update(of=("self",))
         .select_related("task", "task__owner")
@@ -335,12 +343,13 @@ def model_version_finish(
     does not keep its deployed version. A version another run finished meanwhile is left as is.
     """
     with transaction.atomic():
+        _lock_task_of(version_id)
         version = (
             ModelVersion.objects.select_for_update(of=("self",))
             .select_related("task__owner")
             .get(pk=version_id)
         )
-        task = Task.objects.select_for_update().get(pk=version.task_id)
+        task = Task.objects.select_for_update().get(pk=version.task_id)  # held already: the order
         if version.train_status == Status.TRAINED:
             return version
         version.train_status = Status.TRAINED
@@ -384,6 +393,8 @@ def model_versions_sweep() -> dict[str, list]:
     )
     for version_id in list(candidates.values_list("pk", flat=True)):
         with transaction.atomic():
+            if not _lock_task_of(version_id):
+                continue
             version = (
                 ModelVersion.objects.select_for_update(of=("self",))
                 .select_related("task__owner")

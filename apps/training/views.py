@@ -51,11 +51,16 @@ class ModelVersionFilter(django_filters.FilterSet):
     destroy=extend_schema(
         summary="Delete a model version",
         description=(
-            "Deletes the version and its model files. The task's production version, and a version that "
-            "is queued or training, cannot be deleted (400)."
+            "Deletes the version and its model files. The task's production version cannot be deleted "
+            "(400), nor a version that is queued or training (409)."
         ),
         parameters=[WORKSPACE_PARAMETER],
-        responses={204: None, 400: BAD_REQUEST, **ERRORS},
+        responses={
+            204: None,
+            400: BAD_REQUEST,
+            409: OpenApiResponse(description="The version is queued or training"),
+            **ERRORS,
+        },
     ),
 )
 class ModelVersionViewSet(

@@ -7,6 +7,7 @@ from django.core import mail
 from django.core.files.storage import default_storage
 
 from apps.tasks.models import Task
+from apps.tasks.services import MSG_TASK_TRAINING
 from apps.training import artifacts
 from apps.training import classification as kind
 from apps.training import services as training
@@ -353,5 +354,10 @@ def test_a_version_in_training_cannot_be_deleted(api, user, workspace):
 
     response = api.delete(f"/recognition/v2/model/{version.pk}")
 
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert response.json() == {"detail": training.MSG_DELETE_ACTIVE}
+    # Nor its task, while the version trains: its artifacts would land after the delete.
+    response = api.delete(f"/recognition/v2/task/{task.pk}")
+    assert response.status_code == 409
+    assert response.json() == {"detail": MSG_TASK_TRAINING}
+    assert ModelVersion.objects.filter(pk=version.pk).exists()

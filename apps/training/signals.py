@@ -1,0 +1,31 @@
+"""A deleted model version takes its stored artifacts and local cache copy with it.
+
+Like images' files (apps/images/signals.py): a signal because a version also goes in cascades no
+service sees (its task, workspace or owner deleted in the admin or through the API).
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
+
+from .models import ModelVersion
+
+
+def _delete(version: ModelVersion) -> None:
+    from .artifacts import delete_artifacts  # loads the ML stack's constants: only when needed
+
+    delete_artifacts(version)
+
+
+@receiver(post_delete, sender=ModelVersion, dispatch_uid="training-delete-artifacts")
+def delete_version_files(sender, instance: ModelVersion, **kwargs) -> None:
+    # A copy that still knows where the files are (the collector clears the instance's pk later).
+    files = ModelVersion(
+        pk=instance.pk,
+        workspace_id=instance.workspace_id,
+        task_id=instance.task_id,
+        artifact_path=instance.artifact_path,
+    )
+    transaction.on_commit(lambda: _delete(files))
