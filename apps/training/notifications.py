@@ -10,6 +10,8 @@ import logging
 from django.conf import settings
 from django.core.mail import send_mail
 
+from apps.workspaces.models import Membership
+
 from .models import ModelVersion
 
 logger = logging.getLogger(__name__)
@@ -22,6 +24,10 @@ def _model_url(version: ModelVersion) -> str:
 def _send(version: ModelVersion, subject: str, body: str) -> bool:
     owner = version.task.owner
     if owner is None or not owner.email:
+        return False
+    # A task's owner removed from its workspace no longer hears about it: the mail would tell an
+    # outsider about the workspace's data.
+    if not Membership.objects.filter(workspace_id=version.task.workspace_id, user=owner).exists():
         return False
     try:
         send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [owner.email], fail_silently=False)

@@ -12,6 +12,7 @@ from apps.training import artifacts
 from apps.training import classification as kind
 from apps.training import services as training
 from apps.training.models import ModelVersion
+from apps.workspaces import services as workspace_services
 from ml.predictor import Predictor
 from tests.factories import add_trained_version, make_task
 
@@ -269,6 +270,23 @@ def test_a_mail_that_cannot_be_sent_does_not_fail_the_training(
     model_id = train(api, task, django_capture_on_commit_callbacks).json()["id"]
 
     assert ModelVersion.objects.get(pk=model_id).train_status == "TRAINED"
+
+
+def test_an_owner_removed_from_the_workspace_gets_no_more_training_mails(
+    other_api, user, other_user, shared_workspace, settings, django_capture_on_commit_callbacks
+):
+    from django.core import mail
+
+    settings.VF_TRAIN_EPOCHS = 1
+    task, _ = make_task(shared_workspace, user, per_label=5)  # the member owns the task
+    workspace_services.membership_remove(workspace=shared_workspace, actor=other_user, user_id=user.pk)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = other_api.post(f"/recognition/v2/task/{task.id}/train/?workspace={shared_workspace.id}")
+    assert response.status_code == 200, response.content
+
+    assert ModelVersion.objects.get(pk=response.json()["id"]).train_status == "TRAINED"
+    assert mail.outbox == []
 
 
 def test_model_list_is_filtered_by_task_paginated_and_needs_constant_queries(
