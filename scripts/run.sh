@@ -3,14 +3,26 @@
 # Embedded defaults (SQLite, media under var/, a filesystem broker); set DATABASE_URL and
 # CELERY_BROKER_URL to use PostgreSQL and Redis. HOST and PORT choose where the server listens.
 set -euo pipefail
-source "$(dirname "$0")/_venv.sh"
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
+# Beyond this machine, never with the development secret key or the demo/demo account, unless
+# told so explicitly: set DJANGO_SECRET_KEY and VF_DEMO_PASSWORD (or VF_ALLOW_INSECURE_DEMO=1).
+case "$HOST" in
+  127.*|localhost|::1) ;;
+  *)
+    if { [ -z "${DJANGO_SECRET_KEY:-}" ] || [ -z "${VF_DEMO_PASSWORD:-}" ]; } && [ "${VF_ALLOW_INSECURE_DEMO:-}" != "1" ]; then
+      echo "Refusing to listen on $HOST with the development secret key or the demo/demo account." >&2
+      echo "Set DJANGO_SECRET_KEY and VF_DEMO_PASSWORD, or VF_ALLOW_INSECURE_DEMO=1 to do it anyway." >&2
+      exit 2
+    fi
+    ;;
+esac
+source "$(dirname "$0")/_venv.sh"
 export VF_PUBLIC_URL=${VF_PUBLIC_URL:-http://$HOST:$PORT}
 
 "$PY" manage.py migrate --noinput
 "$PY" manage.py collectstatic --noinput -v 0
-"$PY" manage.py demo_setup
+"$PY" manage.py demo_setup --password "${VF_DEMO_PASSWORD:-demo}"
 
 # The worker consumes both queues here; on bigger installs run one worker per queue (README).
 # -B runs the periodic sweep of trainings left behind by a dead worker.

@@ -115,3 +115,15 @@ def test_the_run_command_starts_the_service_and_prints_a_working_token(running_s
         assert base + url in output
 
     assert _get(base + "/account/v2/workspace/")[0] == 401
+
+
+def test_the_run_command_refuses_a_public_address_with_the_development_secrets(tmp_path):
+    env = {**os.environ, "VF_VAR_DIR": str(tmp_path / "var"), "HOST": "0.0.0.0", "PORT": str(_free_port())}  # noqa: S104 - refused
+    for name in ("DJANGO_SECRET_KEY", "VF_DEMO_PASSWORD", "VF_ALLOW_INSECURE_DEMO"):
+        env.pop(name, None)
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "run.sh")], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 2
+    assert "Refusing to listen on 0.0.0.0" in result.stderr
+    assert not (tmp_path / "var").exists()  # nothing was started or written

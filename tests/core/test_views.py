@@ -47,3 +47,11 @@ def test_a_path_no_route_matches_is_a_json_404(anon):
 @pytest.mark.parametrize("value", [None, "", "x", 12, "0a8c8186-aee8-47c8-9eaf"])
 def test_a_malformed_id_parses_to_none_instead_of_raising(value):
     assert parse_uuid(value) is None
+
+
+def test_an_unresolvable_path_is_a_json_404_even_with_debug_on(anon, settings):
+    settings.DEBUG = True  # scripts/run.sh's development default: Django would answer its HTML page
+    response = anon.get("/account/v2/workspace/%C2%84/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json() == {"detail": "Not found."}

@@ -1,0 +1,36 @@
+"""The JSON error contract in every mode.
+
+With DEBUG on (``scripts/run.sh``'s development default) Django answers an unresolvable path or
+an uncaught error with its HTML debug page before any handler of ours runs. API clients parse
+JSON, so an HTML error page outside the admin and the API docs becomes a JSON ``detail`` with the
+same status; the traceback is still logged.
+"""
+
+from __future__ import annotations
+
+from django.http import JsonResponse
+
+HTML_PAGES = ("/admin", "/api/docs", "/api/redoc")
+DETAILS = {
+    400: "Bad request.",
+    403: "Forbidden.",
+    404: "Not found.",
+    405: "Method not allowed.",
+    500: "Server error.",
+}
+
+
+class JsonErrorsMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            response.status_code >= 400
+            and response.get("Content-Type", "").startswith("text/html")
+            and not request.path.startswith(HTML_PAGES)
+        ):
+            detail = DETAILS.get(response.status_code, "Error.")
+            return JsonResponse({"detail": detail}, status=response.status_code)
+        return response
