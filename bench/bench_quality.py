@@ -246,6 +246,14 @@ class Platform:
             label = self.post("label/", {"name": label_name, "type": label_type}, workspace)
             self.post(f"task/{task['id']}/add-label/", {"label_id": label["id"]}, workspace)
             label_ids.append(label["id"])
+        negative = None
+        if kind == "multi_label":
+            # Images with none of the tags carry the task's negative label, as a user marks them;
+            # without it they would not be training data at all.
+            task_labels = self.client.get(f"/recognition/v2/task/{task['id']}/?workspace={workspace}").json()[
+                "labels"
+            ]
+            negative = next(label["id"] for label in task_labels if label["id"] not in label_ids)
         is_test = np.zeros(len(images), dtype=bool)
         is_test[test] = True
         for i in np.concatenate([train, test]):
@@ -253,7 +261,7 @@ class Platform:
             if kind == "multi_class":
                 body["labels"] = [label_ids[int(y[i])]]
             elif kind == "multi_label":
-                body["labels"] = [label_ids[j] for j in np.flatnonzero(y[i])]
+                body["labels"] = [label_ids[j] for j in np.flatnonzero(y[i])] or [negative]
             image = self.post("training-image/", body, workspace)
             if kind == "regression":
                 self.post(
