@@ -144,6 +144,8 @@ def cv_loss(task_type: str, out: np.ndarray, y: np.ndarray) -> float:
 
 def _folds(task_type: str, y: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     n = len(y)
+    if n < 2:  # nothing to hold out: the first choice of the grid stands
+        return []
     k = min(CV_FOLDS, n)
     if task_type == "multi_class":
         smallest = np.bincount(y).astype(float)

@@ -539,16 +539,17 @@ def _probe(ctx: _Context, architecture: str, size: int, fit_pos: list[int], val_
         flipped = _features(ctx, model, cache.flip(-1), dcfg)
     x = feats
     y = probe.targets_array(ctx.task_type, ctx.y_train)
-    fit_idx, val_idx = np.asarray(fit_pos), np.asarray(val_pos)
+    fit_idx, val_idx = np.asarray(fit_pos, dtype=np.int64), np.asarray(val_pos, dtype=np.int64)
     head = probe.fit_linear_head(
         ctx.task_type, x[fit_idx], y[fit_idx], ctx.num_outputs,
         flipped=None if flipped is None else flipped[fit_idx], seed=ctx.config.seed,
     )  # fmt: skip
     out = probe.predict(ctx.task_type, head, x[val_idx])
-    candidate.nll = probe.cv_loss(ctx.task_type, out, y[val_idx]) if len(val_idx) else None
-    candidate.score, candidate.thresholds = probe.validation_score(
-        ctx.task_type, out, y[val_idx], ctx.target_std
-    )
+    if len(val_idx):  # else (a handful of images): nothing held out, nothing to score
+        candidate.nll = probe.cv_loss(ctx.task_type, out, y[val_idx])
+        candidate.score, candidate.thresholds = probe.validation_score(
+            ctx.task_type, out, y[val_idx], ctx.target_std
+        )
     candidate.hyper = head.hyper
 
     def finalize() -> None:

