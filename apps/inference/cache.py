@@ -79,13 +79,21 @@ class LRUCache:
 # --------------------------------------------------------------------------- loading a version
 
 
+# Torch work of this process, one at a time: a forward pass, or tracing and freezing a version
+# being loaded. TorchScript's trace/freeze is not safe beside inference running in other threads
+# (seen under load: bf16 freezing failed while requests classified with another version), and each
+# forward already uses all VF_INFERENCE_THREADS, so two at once would only oversubscribe the cores.
+TORCH_LOCK = threading.Lock()
+
+
 def load_predictor(version: ModelVersion):
     """Load a TRAINED version from storage through its kind: optimised for inference, warmed up."""
     started = time.perf_counter()
-    directory = artifacts.local_artifact_dir(version)
-    predictor = KINDS.get(version.task.type).load(
-        directory, mode=settings.VF_INFERENCE_MODE, num_threads=settings.VF_INFERENCE_THREADS or None
-    )
+    directory = artifacts.local_artifact_dir(version)  # the download runs outside the lock
+    with TORCH_LOCK:
+        predictor = KINDS.get(version.task.type).load(
+            directory, mode=settings.VF_INFERENCE_MODE, num_threads=settings.VF_INFERENCE_THREADS or None
+        )
     logger.info(
         "loaded model %s v%d (%s) in %.2f s",
         version.task_id,

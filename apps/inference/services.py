@@ -12,7 +12,6 @@ be read gets its own ``_status`` 400; the rest of the batch is still classified.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +37,7 @@ from apps.tasks.models import Task
 from apps.training.models import ModelVersion
 from apps.training.services import MSG_VERSION_NOT_TRAINED
 
-from .cache import predictor_get
+from .cache import TORCH_LOCK, predictor_get
 from .kinds import KINDS
 
 logger = logging.getLogger(__name__)
@@ -54,10 +53,6 @@ STATUS_OK = {"code": 200, "text": "OK"}
 EXIF_ORIENTATION = 0x0112
 ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 _RAW = object()  # record key of raw uploaded bytes (v1 multipart); never in a JSON body, never echoed
-
-# One forward pass at a time per process: each already uses all VF_INFERENCE_THREADS, so two at
-# once would only oversubscribe the cores (and slow both). Reading records stays concurrent.
-_FORWARD_LOCK = threading.Lock()
 
 
 # --------------------------------------------------------------------------- selectors
@@ -201,7 +196,7 @@ def task_classify(
     good = [i for i, read in enumerate(reads) if read.error is None]
     predictions: dict[int, dict] = {}
     if good:
-        with _FORWARD_LOCK:
+        with TORCH_LOCK:  # one forward (or model load) at a time; reading records stays concurrent
             outputs = predictor.predict_batch([reads[i].tensor for i in good], descriptor=descriptor)
         predictions = dict(zip(good, outputs, strict=True))
 
