@@ -12,10 +12,8 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import random
-import subprocess
-import sys
+import re
 import threading
 import time
 import urllib.error
@@ -26,7 +24,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.test_setup import ROOT, _free_port, _stop
+from tests.test_setup import run_stack
 
 CLIENTS = 16
 SECONDS = 20.0  # the load runs this long, then every client finishes its current step
@@ -62,13 +60,7 @@ def _png(rng: np.random.Generator) -> str:
 
 @pytest.fixture
 def stack(tmp_path):
-    port = _free_port()
-    env = {
-        **os.environ,
-        "VF_VENV": sys.prefix,
-        "VF_VAR_DIR": str(tmp_path / "var"),
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
+    fast = {
         "WEB_CONCURRENCY": "2",
         "GUNICORN_THREADS": "4",
         # Trainings that take a few seconds: the point is the writes they make, not the model.
@@ -79,38 +71,11 @@ def stack(tmp_path):
         "VF_MIN_IMAGES_PER_LABEL": "5",
         "VF_THROTTLE_USER": "100000/min",
     }
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    log = open(tmp_path / "run.log", "w+")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        ["bash", str(ROOT / "scripts" / "run.sh")],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        token = None
-        while time.monotonic() < deadline and process.poll() is None:
-            log.seek(0)
-            output = log.read()
-            marker = "API token:"
-            if marker in output:
-                token = output.split(marker, 1)[1].split()[0]
-                try:
-                    if _call(base, token, "GET", "/health")[0] == 200:
-                        break
-                except OSError:
-                    pass
-            time.sleep(0.5)
+    with run_stack(tmp_path, **fast) as (base, log):
         log.seek(0)
-        assert process.poll() is None and token, f"run.sh did not start:\n{log.read()}"
-        yield base, token, log
-    finally:
-        _stop(process)
-        log.close()
+        match = re.search(r"API token:\s+([0-9a-f]{40})", log.read())
+        assert match, "run.sh printed no token"
+        yield base, match.group(1), log
 
 
 def test_sixteen_clients_get_no_server_error_and_lose_no_label(stack):

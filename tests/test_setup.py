@@ -8,6 +8,7 @@ runs on PostgreSQL and Redis.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -39,8 +40,11 @@ def _get(url: str, token: str | None = None):
         return exc.code, json.loads(exc.read() or b"null")
 
 
-@pytest.fixture
-def running_service(tmp_path):
+@contextlib.contextmanager
+def run_stack(tmp_path, **extra_env):
+    """``scripts/run.sh`` on a fresh VF_VAR_DIR, up once /health answers; yields (base URL, log).
+
+    ``extra_env`` overrides the environment (workers, threads, training settings)."""
     port = _free_port()
     env = {
         **os.environ,
@@ -49,6 +53,7 @@ def running_service(tmp_path):
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "WEB_CONCURRENCY": "1",
+        **extra_env,
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)
     log = open(tmp_path / "run.log", "w+")  # noqa: SIM115 - closed below
@@ -73,12 +78,18 @@ def running_service(tmp_path):
                 pass
             time.sleep(0.5)
         log.seek(0)
-        output = log.read()
-        assert process.poll() is None, f"run.sh exited early:\n{output}"
-        yield base, output
+        assert process.poll() is None, f"run.sh exited early:\n{log.read()}"
+        yield base, log
     finally:
         _stop(process)
         log.close()
+
+
+@pytest.fixture
+def running_service(tmp_path):
+    with run_stack(tmp_path) as (base, log):
+        log.seek(0)
+        yield base, log.read()
 
 
 def _stop(process: subprocess.Popen) -> None:
