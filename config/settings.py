@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "apps.tasks",
     "apps.images",
     "apps.training",
+    "apps.detection",
     "apps.inference",
 ]
 

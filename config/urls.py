@@ -18,6 +18,8 @@ urlpatterns = [
     path("account/v2/", include("apps.workspaces.urls")),
     path("recognition/v2/", include("config.api_urls")),
     path("v2/", include(("config.api_urls", "v2"), namespace="v2")),
+    # Custom object detection (Ximilar's detection/v2/): tasks, labels, objects.
+    path("detection/v2/", include("apps.detection.urls")),
     # Vize v1 classify and the signed media URLs.
     path("v1/", include(v1_urlpatterns)),
     path("media/", include(media_urlpatterns)),

@@ -25,6 +25,7 @@ from django.conf import settings as django_settings
 from PIL import Image
 from rest_framework.schemas.generators import EndpointEnumerator
 
+from apps.detection.models import DetectionLabel, DetectionObject, NegativeImage, ObjectLabel
 from apps.images.models import ImageLabel, TrainingImage
 from apps.images.services import training_image_ingest
 from apps.labels.models import Label
@@ -62,7 +63,10 @@ OBJECT_KIND = {
     "label": "label",
     "training-image": "image",
     "model": "model",
+    "object": "detection_object",
 }
+# Under /detection/v2/ the same collection names are the detection ones.
+DETECTION_KIND = {"task": "detection_task", "label": "detection_label", "object": "detection_object"}
 
 
 def _endpoints():
@@ -103,6 +107,17 @@ class World:
         self.model = ModelVersion.objects.create(
             workspace=self.workspace, task=self.task, version=1, train_status=ModelVersion.Status.FAILED
         )
+        self.detection_task = Task.objects.create(
+            workspace=self.workspace, owner=self.owner, name="victim detector", type=Task.Type.DETECTION
+        )
+        self.detection_label = DetectionLabel.objects.create(workspace=self.workspace, name="victim car")
+        self.detection_label.tasks.add(self.detection_task)
+        self.detection_object = DetectionObject.objects.create(
+            workspace=self.workspace,
+            detection_label=self.detection_label,
+            image=self.image,
+            data=[1, 1, 20, 20],
+        )
 
     def ids(self) -> dict:
         return {
@@ -111,22 +126,26 @@ class World:
             "label": str(self.label.id),
             "image": str(self.image.id),
             "model": str(self.model.id),
+            "detection_task": str(self.detection_task.id),
+            "detection_label": str(self.detection_label.id),
+            "detection_object": str(self.detection_object.id),
         }
 
     def url(self, path: str) -> str:
         ids = self.ids()
         collection = path.strip("/").split("/")
         kind = None
+        kinds = DETECTION_KIND if path.startswith("/detection/") else OBJECT_KIND
         for part in collection:
-            if part in OBJECT_KIND:
-                kind = OBJECT_KIND[part]
+            if part in kinds:
+                kind = kinds[part]
                 break
         if "{pk}" in path:
             assert kind, f"{path}: add its collection to OBJECT_KIND in this test"
             path = path.replace("{pk}", ids[kind])
         return path.replace("{user_id}", str(self.owner.id))
 
-    def body(self, workspace: str | None) -> dict:
+    def body(self, workspace: str | None, path: str = "") -> dict:
         body = {
             "name": "changed",
             "type": "multi_class",
@@ -145,7 +164,14 @@ class World:
             "base64": base64.b64encode(_png((9, 9, 9))).decode(),
             "username": self.attacker.username,
             "value": 1.0,
+            # detection/v2/: objects, negative images.
+            "detection_label": str(self.detection_label.id),
+            "image": str(self.image.id),
+            "image_id": str(self.image.id),
+            "data": [2, 2, 30, 30],
         }
+        if path.startswith("/detection/v2/task/"):
+            body["label_id"] = str(self.detection_label.id)  # a detection task takes detection labels
         if workspace:
             body["workspace"] = workspace
         return body
@@ -165,6 +191,24 @@ class World:
                 ImageLabel.objects.filter(image__workspace=ws).values_list("image_id", "label_id", "value")
             ),
             "models": list(ModelVersion.objects.filter(workspace=ws).values().order_by("id")),
+            "detection_labels": list(DetectionLabel.objects.filter(workspace=ws).values().order_by("id")),
+            "detection_task_labels": sorted(
+                DetectionLabel.tasks.through.objects.filter(task__workspace=ws).values_list(
+                    "task_id", "detectionlabel_id"
+                )
+            ),
+            "detection_label_links": sorted(
+                DetectionLabel.recognition_tasks.through.objects.filter(task__workspace=ws).values_list(
+                    "task_id", "detectionlabel_id"
+                )
+            ),
+            "detection_objects": list(DetectionObject.objects.filter(workspace=ws).values().order_by("id")),
+            "object_labels": sorted(
+                ObjectLabel.objects.filter(object__workspace=ws).values_list("object_id", "label_id", "value")
+            ),
+            "negative_images": sorted(
+                NegativeImage.objects.filter(task__workspace=ws).values_list("task_id", "image_id")
+            ),
         }
         media = Path(django_settings.MEDIA_ROOT)
         rows["files"] = (
@@ -197,7 +241,7 @@ def test_every_route_is_classified():
 @pytest.mark.parametrize(("method", "path"), SCOPED + sorted(ACCOUNT), ids=lambda v: v)
 def test_no_token_is_a_401(anon, method, path):
     world = World()
-    response = _call(anon, method, world.url(path), None, world.body(None))
+    response = _call(anon, method, world.url(path), None, world.body(None, path))
     assert response.status_code == 401, response.content
 
 
@@ -211,12 +255,12 @@ def test_another_workspace_is_a_404_and_nothing_changes(client_for, method, path
     victim = str(world.workspace.id)
 
     # Naming the victim's workspace: always a 404.
-    response = _call(attacker, method, url, victim, world.body(victim))
+    response = _call(attacker, method, url, victim, world.body(victim, path))
     assert response.status_code == 404, (method, url, response.status_code, response.content)
 
     # In the attacker's own workspace with the victim's ids: a 404 for the victim's objects;
     # a collection route acts on the attacker's own workspace and must not reach the victim's.
-    response = _call(attacker, method, url, None, world.body(None))
+    response = _call(attacker, method, url, None, world.body(None, path))
     assert response.status_code < 500, response.content
     if "{pk}" in path or path.endswith(("/classify/", "/train/")):
         assert response.status_code == 404, (method, url, response.status_code, response.content)
@@ -230,7 +274,7 @@ def test_the_owner_and_members_are_allowed_through_the_workspace_parameter(clien
     world = World()
     client = client_for(getattr(world, who))
     victim = str(world.workspace.id)
-    response = _call(client, method, world.url(path), victim, world.body(victim))
+    response = _call(client, method, world.url(path), victim, world.body(victim, path))
     assert response.status_code < 500, response.content
     if who == "member" and OWNER_ONLY.search(f"{method} {path}"):
         assert response.status_code == 403, response.content

@@ -66,6 +66,10 @@ class TrainingImageFilter(django_filters.FilterSet):
     unlabelled = django_filters.BooleanFilter(
         method="filter_unlabelled", help_text="Images without any label."
     )
+    detection_labels = django_filters.CharFilter(
+        method="filter_detection_labels",
+        help_text="Images with an object of any of these detection label ids (apps/detection).",
+    )
     verified = django_filters.NumberFilter(
         field_name="verify_count", help_text="Images verified this many times."
     )
@@ -78,6 +82,15 @@ class TrainingImageFilter(django_filters.FilterSet):
         return queryset.filter(
             Exists(ImageLabel.objects.filter(image=OuterRef("pk"), label__tasks__id=value))
         )
+
+    def filter_detection_labels(self, queryset, name, value):
+        # Through the reverse relation of apps/detection's objects: images stay below detection in
+        # the layers, so no import of its models here.
+        raw = self.request.query_params.getlist(name) if self.request is not None else [value]
+        ids = _ids([item for item in raw if item] or [value])
+        if not ids:
+            return queryset
+        return queryset.filter(detection_objects__detection_label_id__in=ids).distinct()
 
     def filter_unlabelled(self, queryset, name, value):
         condition = Exists(ImageLabel.objects.filter(image=OuterRef("pk")))

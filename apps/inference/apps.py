@@ -10,8 +10,8 @@ class InferenceConfig(AppConfig):
 
     def ready(self) -> None:
         # Image classification plugs its predictor and answer shape into the cache and classify.
-        from apps.tasks.models import Task
+        from apps.tasks.models import RECOGNITION_TYPES
 
         from . import classification, kinds
 
-        kinds.KINDS.register(Task.Type.values, classification.KIND)
+        kinds.KINDS.register(RECOGNITION_TYPES, classification.KIND)

@@ -13,6 +13,8 @@ class Task(models.Model):
         MULTI_CLASS = "multi_class"
         MULTI_LABEL = "multi_label"
         REGRESSION = "regression"
+        # Object detection (apps/detection): boxes instead of image labels; not a recognition task.
+        DETECTION = "detection"
 
     class TrainStatus(models.TextChoices):
         NOT_TRAINED = "NOT_TRAINED"
@@ -49,3 +51,8 @@ class Task(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.type})"
+
+
+# The types the recognition API (``task/``, classify) creates and lists; detection tasks live under
+# ``detection/v2/task/`` (apps/detection).
+RECOGNITION_TYPES = (Task.Type.MULTI_CLASS, Task.Type.MULTI_LABEL, Task.Type.REGRESSION)

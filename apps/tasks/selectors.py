@@ -8,16 +8,18 @@ from apps.core.errors import NotFoundError
 from apps.core.ids import parse_uuid
 from apps.labels.models import Label
 
-from .models import Task
+from .models import RECOGNITION_TYPES, Task
 
 MSG_TASK_NOT_FOUND = "Task not found."
 
 
 def task_list(*, workspace) -> QuerySet:
-    """The workspace's tasks, oldest first, with their labels prefetched."""
+    """The workspace's recognition tasks, oldest first, with their labels prefetched.
+
+    Detection tasks are listed under ``detection/v2/task/`` (apps/detection), not here."""
     labels = Label.objects.only("id", "name", "type").order_by("created", "id")
     return (
-        Task.objects.filter(workspace=workspace)
+        Task.objects.filter(workspace=workspace, type__in=RECOGNITION_TYPES)
         .prefetch_related(Prefetch("labels", queryset=labels))
         .order_by("created", "id")
     )

@@ -6,7 +6,7 @@ from rest_framework import serializers
 from apps.labels.serializers import LabelBriefSerializer
 from ml.config import ALLOWED_ARCHITECTURES, MIN_INPUT_SIZE
 
-from .models import Task
+from .models import RECOGNITION_TYPES, Task
 
 # TrainConfig.validate accepts up to 1024; the nets downsample by 32, so sizes are multiples of it.
 MAX_TASK_INPUT_SIZE = 1024
@@ -17,10 +17,10 @@ MAX_TRAIN_TIME_BUDGET = 6 * 3600
 
 
 # Tasks and labels both have a ``type`` enum: name the component so the schema needs no override.
-@extend_schema_field({"type": "string", "enum": Task.Type.values}, component_name="TaskType")
+@extend_schema_field({"type": "string", "enum": list(RECOGNITION_TYPES)}, component_name="TaskType")
 class TaskTypeField(serializers.ChoiceField):
     def __init__(self, **kwargs):
-        super().__init__(choices=Task.Type.choices, **kwargs)
+        super().__init__(choices=[(t.value, t.label) for t in RECOGNITION_TYPES], **kwargs)
 
 
 class TaskSerializer(serializers.ModelSerializer):

@@ -10,8 +10,8 @@ class TrainingConfig(AppConfig):
 
     def ready(self) -> None:
         # The image-classification trainer plugs into the lifecycle (apps/training/kinds.py).
-        from apps.tasks.models import Task
+        from apps.tasks.models import RECOGNITION_TYPES
 
         from . import classification, kinds, signals  # noqa: F401 - signals: files go with their rows
 
-        kinds.KINDS.register(Task.Type.values, classification.KIND)
+        kinds.KINDS.register(RECOGNITION_TYPES, classification.KIND)

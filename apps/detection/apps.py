@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class DetectionConfig(AppConfig):
+    """Custom object detection: detection tasks, labels and objects (boxes on training images).
+
+    A detection task is a ``tasks.Task`` of type ``detection``, so it shares the training lifecycle
+    (apps/training) and the model cache (apps/inference); this app plugs its trainer in here.
+    """
+
+    name = "apps.detection"
+    label = "detection"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,220 @@
+"""Shapes of the detection API, as ``ximilar-client``'s DetectionClient reads and sends them."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from apps.core.fields import MetaDataField
+from apps.core.ids import parse_uuid
+from apps.images import storage
+from apps.images.models import TrainingImage
+from apps.tasks.models import Task
+
+from .models import DetectionLabel, DetectionObject, ObjectLabel
+
+MSG_ID = "Give an id (or an object with its id)."
+
+
+class DetectionLabelBriefSerializer(serializers.ModelSerializer):
+    output_name = serializers.CharField(source="answer_name", read_only=True)
+
+    class Meta:
+        model = DetectionLabel
+        fields = ["id", "name", "color", "output_name"]
+        read_only_fields = fields
+
+
+class DetectionTaskSerializer(serializers.ModelSerializer):
+    """A detection task; ``labels`` are its detection labels."""
+
+    labels = DetectionLabelBriefSerializer(source="detection_labels", many=True, read_only=True)
+
+    class Meta:
+        model = Task
+        fields = [
+            "id",
+            "name",
+            "type",
+            "description",
+            "production_version",
+            "last_train_status",
+            "workspace",
+            "labels",
+            "created",
+            "keep_deployed_version",
+            "train_time_budget",
+        ]
+        read_only_fields = fields
+
+
+class DetectionTaskInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=255)
+    description = serializers.CharField(required=False, allow_blank=True, allow_null=True, default="")
+    train_time_budget = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=10,
+        max_value=6 * 3600,
+        help_text="Seconds a training may take; null = the service default.",
+    )
+    workspace = serializers.UUIDField(required=False, write_only=True)
+
+
+class DetectionTaskUpdateSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=255, required=False)
+    description = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    keep_deployed_version = serializers.BooleanField(required=False)
+    train_time_budget = serializers.IntegerField(
+        required=False, allow_null=True, min_value=10, max_value=21600
+    )
+    production_version = serializers.IntegerField(required=False, min_value=1)
+    workspace = serializers.UUIDField(required=False, write_only=True)
+
+
+class IdBriefSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+
+
+class DetectionLabelSerializer(serializers.ModelSerializer):
+    """``output_name`` defaults to ``name``; ``recognition_tasks`` are the linked recognition tasks."""
+
+    output_name = serializers.CharField(source="answer_name", read_only=True)
+    recognition_tasks = IdBriefSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = DetectionLabel
+        fields = [
+            "id",
+            "name",
+            "description",
+            "color",
+            "output_name",
+            "workspace",
+            "recognition_tasks",
+            "created",
+        ]
+        read_only_fields = fields
+
+
+class DetectionLabelInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=255)
+    description = serializers.CharField(required=False, allow_blank=True, allow_null=True, default="")
+    color = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=32)
+    output_name = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=255)
+    workspace = serializers.UUIDField(required=False, write_only=True)
+
+
+class DetectionLabelUpdateSerializer(DetectionLabelInputSerializer):
+    name = serializers.CharField(max_length=255, required=False)
+    description = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+
+
+class TaskIdSerializer(serializers.Serializer):
+    task_id = serializers.UUIDField()
+
+
+class LabelIdSerializer(serializers.Serializer):
+    label_id = serializers.UUIDField()
+
+
+class ImageIdSerializer(serializers.Serializer):
+    image_id = serializers.UUIDField()
+
+
+class LabelValueSerializer(serializers.Serializer):
+    label_id = serializers.UUIDField()
+    value = serializers.FloatField(required=False, allow_null=True, default=None)
+
+
+class ObjectImageSerializer(serializers.ModelSerializer):
+    img_path = serializers.SerializerMethodField()
+    thumb_img_path = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TrainingImage
+        fields = ["id", "img_path", "thumb_img_path", "img_width", "img_height"]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_img_path(self, obj) -> str:
+        return storage.signed_url(obj.file, self.context.get("request"))
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_thumb_img_path(self, obj) -> str:
+        return storage.signed_url(obj.thumbnail, self.context.get("request"))
+
+
+class ObjectLabelSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="label.id", read_only=True)
+    name = serializers.CharField(source="label.name", read_only=True)
+    value = serializers.FloatField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = ObjectLabel
+        fields = ["id", "name", "value"]
+
+
+class DetectionObjectSerializer(serializers.ModelSerializer):
+    detection_label = DetectionLabelBriefSerializer(read_only=True)
+    image = ObjectImageSerializer(read_only=True)
+    data = serializers.ListField(
+        child=serializers.FloatField(),
+        read_only=True,
+        help_text="[xmin, ymin, xmax, ymax] in pixels of the stored image",
+    )
+    recognition_labels = ObjectLabelSerializer(source="object_labels", many=True, read_only=True)
+
+    class Meta:
+        model = DetectionObject
+        fields = [
+            "id",
+            "workspace",
+            "detection_label",
+            "image",
+            "data",
+            "meta_data",
+            "recognition_labels",
+            "created",
+        ]
+        read_only_fields = fields
+
+    def to_representation(self, instance):
+        answer = super().to_representation(instance)
+        answer["data"] = instance.data  # ints stay ints (the client crops with them)
+        return answer
+
+
+@extend_schema_field({"oneOf": [{"type": "string", "format": "uuid"}, {"type": "object"}]})
+class IdRefField(serializers.Field):
+    """An id, or the nested object an answer carried (the client's PUT echoes the image it got)."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            data = data.get("id")
+        uid = parse_uuid(data)
+        if uid is None:
+            raise serializers.ValidationError(MSG_ID)
+        return uid
+
+
+@extend_schema_field({"type": "array", "items": {"type": "number"}, "minItems": 4, "maxItems": 4})
+class BoxField(serializers.JSONField):
+    """``[xmin, ymin, xmax, ymax]``; checked against the image by the service."""
+
+
+class DetectionObjectInputSerializer(serializers.Serializer):
+    detection_label = IdRefField(help_text="The detection label's id.")
+    image = IdRefField(help_text="The training image's id (or an object with its id).")
+    data = BoxField()
+    meta_data = MetaDataField(required=False, allow_null=True)
+
+
+class DetectionObjectUpdateSerializer(serializers.Serializer):
+    detection_label = IdRefField(required=False)
+    image = IdRefField(required=False)
+    data = BoxField(required=False, allow_null=True)
+    meta_data = MetaDataField(required=False, allow_null=True)
