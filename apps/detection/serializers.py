@@ -74,7 +74,7 @@ class DetectionTaskUpdateSerializer(serializers.Serializer):
     workspace = serializers.UUIDField(required=False, write_only=True)
 
 
-class IdBriefSerializer(serializers.Serializer):
+class RecognitionTaskBriefSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     name = serializers.CharField()
 
@@ -83,7 +83,7 @@ class DetectionLabelSerializer(serializers.ModelSerializer):
     """``output_name`` defaults to ``name``; ``recognition_tasks`` are the linked recognition tasks."""
 
     output_name = serializers.CharField(source="answer_name", read_only=True)
-    recognition_tasks = IdBriefSerializer(many=True, read_only=True)
+    recognition_tasks = RecognitionTaskBriefSerializer(many=True, read_only=True)
 
     class Meta:
         model = DetectionLabel
@@ -113,19 +113,19 @@ class DetectionLabelUpdateSerializer(DetectionLabelInputSerializer):
     description = serializers.CharField(required=False, allow_blank=True, allow_null=True)
 
 
-class TaskIdSerializer(serializers.Serializer):
+class RecognitionTaskIdSerializer(serializers.Serializer):
     task_id = serializers.UUIDField()
 
 
-class LabelIdSerializer(serializers.Serializer):
+class DetectionLabelIdSerializer(serializers.Serializer):
     label_id = serializers.UUIDField()
 
 
-class ImageIdSerializer(serializers.Serializer):
+class NegativeImageIdSerializer(serializers.Serializer):
     image_id = serializers.UUIDField()
 
 
-class LabelValueSerializer(serializers.Serializer):
+class ObjectLabelValueSerializer(serializers.Serializer):
     label_id = serializers.UUIDField()
     value = serializers.FloatField(required=False, allow_null=True, default=None)
 

@@ -31,10 +31,10 @@ from .serializers import (
     DetectionTaskInputSerializer,
     DetectionTaskSerializer,
     DetectionTaskUpdateSerializer,
-    ImageIdSerializer,
-    LabelIdSerializer,
-    LabelValueSerializer,
-    TaskIdSerializer,
+    NegativeImageIdSerializer,
+    DetectionLabelIdSerializer,
+    ObjectLabelValueSerializer,
+    RecognitionTaskIdSerializer,
 )
 
 ERRORS = {
@@ -115,12 +115,12 @@ class DetectionTaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
         )
 
     def _label(self, request):
-        label_id = _valid(LabelIdSerializer, request)["label_id"]
+        label_id = _valid(DetectionLabelIdSerializer, request)["label_id"]
         return selectors.detection_label_get(workspace=self.workspace, label_id=label_id)
 
     @extend_schema(
         summary="Attach a detection label",
-        request=LabelIdSerializer,
+        request=DetectionLabelIdSerializer,
         responses={200: DetectionTaskSerializer, **ERRORS},
     )
     @action(detail=True, methods=["post"], url_path="add-label")
@@ -130,7 +130,7 @@ class DetectionTaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
 
     @extend_schema(
         summary="Detach a detection label",
-        request=LabelIdSerializer,
+        request=DetectionLabelIdSerializer,
         responses={200: DetectionTaskSerializer, **ERRORS},
     )
     @action(detail=True, methods=["post"], url_path="remove-label")
@@ -139,12 +139,12 @@ class DetectionTaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
         return self._answer(services.detection_label_detach(task=task, label=self._label(request)))
 
     def _image(self, request):
-        image_id = _valid(ImageIdSerializer, request)["image_id"]
+        image_id = _valid(NegativeImageIdSerializer, request)["image_id"]
         return selectors.image_get(workspace=self.workspace, image_id=image_id)
 
     @extend_schema(
         summary="Add a negative image (no objects: trains as background)",
-        request=ImageIdSerializer,
+        request=NegativeImageIdSerializer,
         responses={200: DetectionTaskSerializer, **ERRORS},
     )
     @action(detail=True, methods=["post"], url_path="add-image")
@@ -154,7 +154,7 @@ class DetectionTaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
 
     @extend_schema(
         summary="Remove a negative image from the task",
-        request=ImageIdSerializer,
+        request=NegativeImageIdSerializer,
         responses={200: DetectionTaskSerializer, **ERRORS},
     )
     @action(detail=True, methods=["post"], url_path="remove-image")
@@ -216,13 +216,13 @@ class DetectionLabelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wo
 
     def _link(self, request, link: bool) -> Response:
         label = self.get_object()
-        task_id = _valid(TaskIdSerializer, request)["task_id"]
+        task_id = _valid(RecognitionTaskIdSerializer, request)["task_id"]
         task = selectors.recognition_task_get(workspace=self.workspace, task_id=task_id)
         return self._answer(services.detection_label_link_task(label=label, task=task, link=link))
 
     @extend_schema(
         summary="Link a recognition task to the label",
-        request=TaskIdSerializer,
+        request=RecognitionTaskIdSerializer,
         responses={200: DetectionLabelSerializer, **ERRORS},
     )
     @action(detail=True, methods=["post"], url_path="add-task")
@@ -231,7 +231,7 @@ class DetectionLabelViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wo
 
     @extend_schema(
         summary="Unlink a recognition task from the label",
-        request=TaskIdSerializer,
+        request=RecognitionTaskIdSerializer,
         responses={200: DetectionLabelSerializer, **ERRORS},
     )
     @action(detail=True, methods=["post"], url_path="remove-task")
@@ -331,7 +331,7 @@ class DetectionObjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, W
 
     def _label_call(self, request, **kwargs) -> Response:
         obj = self.get_object()
-        data = _valid(LabelValueSerializer, request)
+        data = _valid(ObjectLabelValueSerializer, request)
         label = selectors.recognition_label_get(workspace=obj.workspace, label_id=data["label_id"])
         if kwargs.pop("remove", False):
             services.detection_object_label_remove(obj=obj, label=label)
@@ -341,7 +341,7 @@ class DetectionObjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, W
 
     @extend_schema(
         summary="Put a recognition label (and value) on the object",
-        request=LabelValueSerializer,
+        request=ObjectLabelValueSerializer,
         responses={200: DetectionObjectSerializer, **ERRORS},
     )
     @action(detail=True, methods=["post"], url_path="add-label")
@@ -350,7 +350,7 @@ class DetectionObjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, W
 
     @extend_schema(
         summary="Change the value of a recognition label on the object",
-        request=LabelValueSerializer,
+        request=ObjectLabelValueSerializer,
         responses={200: DetectionObjectSerializer, **ERRORS},
     )
     @action(detail=True, methods=["post"], url_path="update-label")
@@ -359,7 +359,7 @@ class DetectionObjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, W
 
     @extend_schema(
         summary="Take a recognition label off the object",
-        request=LabelIdSerializer,
+        request=DetectionLabelIdSerializer,
         responses={200: DetectionObjectSerializer, **ERRORS},
     )
     @action(detail=True, methods=["post"], url_path="remove-label")
