@@ -173,7 +173,7 @@ def _original_size(image: ImageInput) -> tuple[int, int]:
     try:
         if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):
             return height, width
-    except Exception:  # noqa: BLE001 - a broken EXIF block: the image is used as stored
+    except Exception:  # noqa: BLE001, S110 - a broken EXIF block: the image is used as stored
         pass
     return width, height
 

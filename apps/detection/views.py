@@ -22,6 +22,7 @@ from apps.workspaces.tenancy import DEFAULT_WORKSPACE_ALIAS, WORKSPACE_PARAMETER
 from . import selectors, services
 from .filters import DetectionLabelFilter, DetectionObjectFilter
 from .serializers import (
+    DetectionLabelIdSerializer,
     DetectionLabelInputSerializer,
     DetectionLabelSerializer,
     DetectionLabelUpdateSerializer,
@@ -32,7 +33,6 @@ from .serializers import (
     DetectionTaskSerializer,
     DetectionTaskUpdateSerializer,
     NegativeImageIdSerializer,
-    DetectionLabelIdSerializer,
     ObjectLabelValueSerializer,
     RecognitionTaskIdSerializer,
 )
