@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.core.views import health
 from apps.images.urls import media_urlpatterns
-from apps.inference.urls import v1_urlpatterns
+from apps.inference.urls import detection_urlpatterns, v1_urlpatterns
 
 # The recognition API (tasks, labels, images, models, classify) answers under both the Ximilar
 # prefix and the Vize prefix. Apps add their routes to config/api_urls.py.
@@ -20,6 +20,7 @@ urlpatterns = [
     path("v2/", include(("config.api_urls", "v2"), namespace="v2")),
     # Custom object detection (Ximilar's detection/v2/): tasks, labels, objects.
     path("detection/v2/", include("apps.detection.urls")),
+    path("detection/v2/", include(detection_urlpatterns)),  # detect/ (apps/inference)
     # Vize v1 classify and the signed media URLs.
     path("v1/", include(v1_urlpatterns)),
     path("media/", include(media_urlpatterns)),

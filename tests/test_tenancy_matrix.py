@@ -172,6 +172,8 @@ class World:
         }
         if path.startswith("/detection/v2/task/"):
             body["label_id"] = str(self.detection_label.id)  # a detection task takes detection labels
+        if path.startswith("/detection/v2/detect"):
+            body["task_id"] = body["task"] = str(self.detection_task.id)
         if workspace:
             body["workspace"] = workspace
         return body
@@ -262,7 +264,7 @@ def test_another_workspace_is_a_404_and_nothing_changes(client_for, method, path
     # a collection route acts on the attacker's own workspace and must not reach the victim's.
     response = _call(attacker, method, url, None, world.body(None, path))
     assert response.status_code < 500, response.content
-    if "{pk}" in path or path.endswith(("/classify/", "/train/")):
+    if "{pk}" in path or path.endswith(("/classify/", "/train/", "/detect/")):
         assert response.status_code == 404, (method, url, response.status_code, response.content)
     assert world.snapshot() == before
 

@@ -11,3 +11,12 @@ class DetectionConfig(AppConfig):
     name = "apps.detection"
     label = "detection"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # The detection trainer plugs into the shared lifecycle (apps/training/kinds.py).
+        from apps.tasks.models import Task
+        from apps.training.kinds import KINDS
+
+        from . import training
+
+        KINDS.register([Task.Type.DETECTION], training.KIND)

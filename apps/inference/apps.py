@@ -9,9 +9,11 @@ class InferenceConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Image classification plugs its predictor and answer shape into the cache and classify.
-        from apps.tasks.models import RECOGNITION_TYPES
+        # Image classification and object detection plug their predictors and answer shapes into
+        # the model cache and the one classify/detect service.
+        from apps.tasks.models import RECOGNITION_TYPES, Task
 
-        from . import classification, kinds
+        from . import classification, detection, kinds
 
         kinds.KINDS.register(RECOGNITION_TYPES, classification.KIND)
+        kinds.KINDS.register([Task.Type.DETECTION], detection.KIND)

@@ -7,9 +7,12 @@ kind of task plugs in:
 - ``load(directory, mode=, num_threads=)``: a predictor for the version saved in ``directory``
   (ml/ does the loading; ``mode`` is ``VF_INFERENCE_MODE``). The predictor has ``labels``,
   ``preprocess(image)`` and ``predict_batch(inputs, descriptor=)``;
-- ``answer(prediction, predictor, names, threshold)``: the response keys of one record.
+- ``answer(prediction, predictor, names, threshold)``: the response keys of one record;
+- ``names(labels=)`` (optional): the current names of the version's labels by id; default the
+  recognition labels' (``label_names`` in services.py).
 
-Image classification registers its three task types in ``InferenceConfig.ready``.
+Image classification registers its three task types in ``InferenceConfig.ready``; object
+detection its ``detection`` type (apps/inference/detection.py).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from apps.core.kinds import KindRegistry
 class InferenceKind:
     load: Callable[..., object]
     answer: Callable[..., dict]
+    names: Callable[..., dict] | None = None
 
 
 KINDS: KindRegistry[InferenceKind] = KindRegistry("predictor")

@@ -65,6 +65,39 @@ class ClassifyRequestSerializer(serializers.Serializer):
         return attrs
 
 
+class DetectRequestSerializer(serializers.Serializer):
+    """Body of ``POST detection/v2/detect/`` (``ximilar-client``'s ``detect_on_task``)."""
+
+    task_id = serializers.UUIDField(required=False, allow_null=True, help_text="The detection task.")
+    task = serializers.UUIDField(required=False, allow_null=True, help_text="Alias of `task_id` (docs).")
+    version = serializers.IntegerField(
+        required=False, allow_null=True, help_text="A TRAINED version; default the production version."
+    )
+    records = serializers.ListField(
+        child=RecordField(), allow_empty=True, help_text=f"1 to {settings.VF_CLASSIFY_MAX_RECORDS} records."
+    )
+    keep_prob = serializers.FloatField(
+        required=False,
+        allow_null=True,
+        min_value=0.0,
+        max_value=1.0,
+        help_text="Only objects with at least this probability are returned (default 0.3).",
+    )
+    store_images = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Store each record as a training image of the workspace and add `_stored_image_id`.",
+    )
+    workspace = serializers.UUIDField(required=False, help_text="Workspace of the task; default yours.")
+
+    def validate(self, attrs):
+        task_id = attrs.get("task_id") or attrs.get("task")
+        if task_id is None:
+            raise serializers.ValidationError({"task_id": [MSG_TASK_REQUIRED]})
+        attrs["task_id"] = task_id
+        return attrs
+
+
 class V1ClassifyRequestSerializer(serializers.Serializer):
     task = serializers.UUIDField(required=False, allow_null=True, help_text="The task.")
     task_id = serializers.UUIDField(required=False, allow_null=True, help_text="Alias of `task`.")
@@ -128,6 +161,33 @@ class ClassifyResponseSerializer(serializers.Serializer):
     status = StatusSerializer()
     statistics = StatisticsField()
     records = ClassifiedRecordSerializer(many=True)
+
+
+class DetectedObjectSerializer(serializers.Serializer):
+    name = serializers.CharField(help_text="The label's output_name (or name)")
+    id = serializers.UUIDField(help_text="The detection label's id")
+    bound_box = serializers.ListField(
+        child=serializers.IntegerField(), help_text="[xmin, ymin, xmax, ymax] in pixels of the image as sent"
+    )
+    prob = serializers.FloatField()
+
+
+class DetectedRecordSerializer(serializers.Serializer):
+    """One answered record; the request's other keys (not `_base64`) are echoed as well."""
+
+    _status = StatusSerializer(help_text="200 OK, or 400 with why the record could not be read.")
+    _width = serializers.IntegerField(required=False)
+    _height = serializers.IntegerField(required=False)
+    _objects = DetectedObjectSerializer(many=True, required=False, help_text="most probable first")
+    _stored_image_id = serializers.UUIDField(required=False)
+
+
+class DetectResponseSerializer(serializers.Serializer):
+    task_id = serializers.UUIDField()
+    version = serializers.IntegerField()
+    status = StatusSerializer()
+    statistics = StatisticsField()
+    records = DetectedRecordSerializer(many=True)
 
 
 class V1ClassifyResponseSerializer(serializers.Serializer):

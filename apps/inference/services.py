@@ -190,7 +190,7 @@ def task_classify(
     model_version = classify_version_get(task=task, version=version)
     predictor = predictor_get(model_version)
     kind = KINDS.get(task.type)
-    names = label_names(labels=predictor.labels)
+    names = (kind.names or label_names)(labels=predictor.labels)
 
     reads = _read_records(records, predictor)
     good = [i for i, read in enumerate(reads) if read.error is None]

@@ -16,6 +16,8 @@ from apps.workspaces.tenancy import WorkspaceScopedViewSet
 from .serializers import (
     ClassifyRequestSerializer,
     ClassifyResponseSerializer,
+    DetectRequestSerializer,
+    DetectResponseSerializer,
     V1ClassifyRequestSerializer,
     V1ClassifyResponseSerializer,
 )
@@ -88,6 +90,39 @@ class ClassifyViewSet(_ClassifyBase):
             version=data.get("version"),
             threshold=data.get("threshold"),
             descriptor=data["descriptor"],
+            store_images=data["store_images"],
+        )
+        return Response(result)
+
+
+class DetectViewSet(_ClassifyBase):
+    serializer_class = DetectRequestSerializer
+
+    def get_workspace_queryset(self, workspace):
+        return Task.objects.filter(type=Task.Type.DETECTION).select_related("workspace")
+
+    @extend_schema(
+        tags=["detection"],
+        summary="Detect objects",
+        description=(
+            "Run 1 to 10 records (`_url` or `_base64`) through a TRAINED version of a detection task "
+            "(`version`, default the production version) in one forward pass. Each record gets "
+            "`_objects`: `name`, `id`, `bound_box` ([xmin, ymin, xmax, ymax] in pixels of the image as "
+            "sent) and `prob`, for objects with `prob >= keep_prob` (default 0.3). A record that cannot "
+            "be read gets `_status` 400 and the others are still answered."
+        ),
+        request=DetectRequestSerializer,
+        responses={200: DetectResponseSerializer, **ERRORS},
+    )
+    def create(self, request):
+        serializer = DetectRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        result = task_classify(
+            task=self.task(data["task_id"]),
+            records=data["records"],
+            version=data.get("version"),
+            threshold=data.get("keep_prob"),
             store_images=data["store_images"],
         )
         return Response(result)

@@ -69,7 +69,7 @@ def task_validate_trainable(*, task: Task) -> None:
         raise DomainError(MSG_TOO_FEW_IMAGES.format(minimum=minimum, labels=_label_list(short, counts)))
 
 
-def _fit_budget(version: ModelVersion) -> float | None:
+def fit_budget(version: ModelVersion) -> float | None:
     """Seconds the fit may take so that the whole job, from the claim to TRAINED, keeps within
     the budget: what the job already spent (loading the examples, the split) and a reserve for
     uploading the artifacts and finishing are taken off. None = no budget."""
@@ -80,12 +80,12 @@ def _fit_budget(version: ModelVersion) -> float | None:
     return max(budget - spent - JOB_RESERVE_S, MIN_FIT_BUDGET_S)
 
 
-def _split_seed(task: Task, version: int) -> int:
+def split_seed(task: Task, version: int) -> int:
     digest = hashlib.sha256(f"{task.id}:{version}".encode()).digest()
     return int.from_bytes(digest[:4], "big")
 
 
-def _image_source(name: str):
+def image_source(name: str):
     """A path when the storage is local (ml decodes from disk, nothing held in memory), else bytes."""
     try:
         return default_storage.path(name)
@@ -195,7 +195,7 @@ def train(*, version: ModelVersion, out_dir: str, progress) -> TrainOutcome:
     examples, targets, strata, warnings = _examples_and_targets(task, outputs, negative)
     if not examples:
         raise ValueError(MSG_NO_IMAGES)
-    seed = _split_seed(task, version.version)
+    seed = split_seed(task, version.version)
     test_mask = stratified_split(
         [e.image_id for e in examples],
         strata,
@@ -213,12 +213,12 @@ def train(*, version: ModelVersion, out_dir: str, progress) -> TrainOutcome:
         architecture=task.architecture or settings.VF_TRAIN_ARCHITECTURE,
         input_size=task.input_size or None,
         epochs=settings.VF_TRAIN_EPOCHS,
-        time_budget_s=_fit_budget(version),
+        time_budget_s=fit_budget(version),
         pretrained=settings.VF_TRAIN_PRETRAINED,
         seed=seed,
         num_threads=settings.VF_TRAIN_THREADS or None,
     )
-    items = [(_image_source(e.file), target) for e, target in zip(examples, targets, strict=True)]
+    items = [(image_source(e.file), target) for e, target in zip(examples, targets, strict=True)]
     labels = [
         {"id": str(label.id), "name": label.name}
         for label in outputs[: 1 if task.type == "regression" else None]

@@ -1,0 +1,49 @@
+"""Object detection as a kind of inference: ml.detect's predictor and Ximilar's ``_objects`` answer.
+
+Each record gets ``_objects`` = ``[{"name", "id", "bound_box": [x1, y1, x2, y2], "prob"}]``, most
+probable first, only those with ``prob >= keep_prob`` (the ``threshold`` of the shared service),
+boxes in pixels of the image as received (upright).
+"""
+
+from __future__ import annotations
+
+from apps.detection.models import DetectionLabel
+
+from .kinds import InferenceKind
+
+PROB_DIGITS = 5
+DEFAULT_KEEP_PROB = 0.3  # Ximilar's documented default
+
+
+def load(directory, *, mode: str, num_threads: int | None = None):
+    """The detector saved in ``directory`` (``mode`` is for classification's traced modes)."""
+    from ml.detect import DetectionPredictor  # torch loads with the first model, not with Django
+
+    return DetectionPredictor.load(directory, num_threads=num_threads)
+
+
+def label_names(*, labels: list[dict]) -> dict[str, str]:
+    """Current answer names (``output_name`` or ``name``) of the version's detection labels."""
+    ids = [label["id"] for label in labels]
+    return {str(label.pk): label.answer_name for label in DetectionLabel.objects.filter(pk__in=ids)}
+
+
+def answer(prediction: dict, predictor, names: dict[str, str], threshold: float | None) -> dict:
+    keep = DEFAULT_KEEP_PROB if threshold is None else threshold
+    objects = []
+    for found in prediction["objects"]:
+        if found["prob"] < keep:
+            continue
+        label = predictor.labels[found["label"]]
+        objects.append(
+            {
+                "name": names.get(label["id"], label["name"]),
+                "id": label["id"],
+                "bound_box": [int(v) for v in found["bound_box"]],
+                "prob": round(float(found["prob"]), PROB_DIGITS),
+            }
+        )
+    return {"_objects": objects}
+
+
+KIND = InferenceKind(load=load, answer=answer, names=label_names)
