@@ -15,16 +15,17 @@ from ml.detect_eval import average_precision, evaluate_detections, iou
 from .scenes import png, scenes
 
 LABELS = [{"id": "sq", "name": "square"}, {"id": "di", "name": "disc"}]
-TINY = dict(input_size=128, epochs=10, batch_size=8, seed=3, num_threads=2)
+# One thread: on a busy 2-core machine two spinning OpenMP threads train several times slower.
+TINY = dict(input_size=96, epochs=8, batch_size=8, seed=3, num_threads=1)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    data = scenes(40, seed=11)
+    data = scenes(32, seed=11)
     examples = [
         DetectionExample(image=png(image), boxes=boxes, labels=labels) for image, boxes, labels in data
     ]
-    mask = [i >= 30 for i in range(40)]
+    mask = [i >= 24 for i in range(32)]
     out = tmp_path_factory.mktemp("detector")
     result = fit_detector(examples, mask, LABELS, DetectConfig(**TINY), out_dir=out)
     return result, out
@@ -33,7 +34,7 @@ def trained(tmp_path_factory):
 def test_a_trained_detector_finds_the_objects_of_unseen_scenes(trained):
     result, out = trained
     metrics = result.metrics
-    assert (metrics["train_images"], metrics["test_images"]) == (30, 10)
+    assert (metrics["train_images"], metrics["test_images"]) == (24, 8)
     assert metrics["map50"] >= 0.8, metrics
     assert metrics["recall"] >= 0.8, metrics
     assert [row["name"] for row in metrics["per_label"]] == ["square", "disc"]
@@ -58,9 +59,12 @@ def test_boxes_come_back_in_the_frame_of_the_image_given(trained):
     image, boxes, _ = scenes(1, seed=5)[0]
     big = image.resize((image.width * 4, image.height * 4), Image.Resampling.NEAREST)
     small_answer, big_answer = predictor.predict([png(image), png(big)])
-    top_small, top_big = small_answer["objects"][0], big_answer["objects"][0]
-    assert top_small["label"] == top_big["label"]
-    assert iou([v * 4 for v in top_small["bound_box"]], np.array([top_big["bound_box"]]))[0] > 0.8
+    confident = [o for o in small_answer["objects"] if o["prob"] >= 0.5]
+    assert confident
+    for small in confident:
+        same = [o["bound_box"] for o in big_answer["objects"] if o["label"] == small["label"]]
+        assert iou([v * 4 for v in small["bound_box"]], np.array(same)).max() > 0.8
+    top_big = big_answer["objects"][0]
     assert iou(top_big["bound_box"], np.array([[v * 4 for v in b] for b in boxes])).max() > 0.5
     assert all(0 <= v <= big.width for v in top_big["bound_box"][::2])
 
@@ -68,17 +72,17 @@ def test_boxes_come_back_in_the_frame_of_the_image_given(trained):
 def test_the_evaluation_lists_each_test_image_worst_first(trained):
     result, _ = trained
     images = result.predictions
-    assert len(images) == 10
+    assert len(images) == 8
     errors = [r["false_positives"] + r["false_negatives"] for r in images]
     assert errors == sorted(errors, reverse=True)
     assert {"true", "predicted", "index"} <= set(images[0])
-    assert all(i >= 30 for i in (r["index"] for r in images))
+    assert all(i >= 24 for i in (r["index"] for r in images))
 
 
 def test_the_same_seed_trains_the_same_detector():
     data = scenes(8, seed=4)
     examples = [DetectionExample(image=png(image), boxes=b, labels=lab) for image, b, lab in data]
-    config = DetectConfig(input_size=96, epochs=1, batch_size=4, seed=7, num_threads=2)
+    config = DetectConfig(input_size=64, epochs=1, batch_size=4, seed=7, num_threads=1)
     mask = [i >= 6 for i in range(8)]
     first = fit_detector(examples, mask, LABELS, config).metrics
     second = fit_detector(examples, mask, LABELS, config).metrics

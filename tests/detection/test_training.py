@@ -30,13 +30,19 @@ def detection_training(fast_training, settings):
     settings.VF_DETECTION_INPUT_SIZE = 128
     settings.VF_DETECTION_EPOCHS = 10
     settings.VF_TRAIN_TIME_BUDGET = 120
-    settings.VF_TRAIN_THREADS = 2
     cache.model_cache().clear()
     return settings
 
 
+FIXED_TASK_ID = "5f0c7c39-65a1-4c47-9c0b-1f0e2a0b7d11"
+
+
 def _task_with_scenes(api, workspace, n: int, seed: int = 21):
     task = api.post(f"{API}/task/", {"name": "Shapes"}, format="json").json()
+    # The split is seeded by the task id: a fixed id (set before anything refers to the task)
+    # makes the training, and so this test, the same on every run.
+    Task.objects.filter(pk=task["id"]).update(id=FIXED_TASK_ID)
+    task["id"] = FIXED_TASK_ID
     label_ids = []
     for name in ("square", "disc"):
         label = api.post(f"{API}/label/", {"name": name, "output_name": f"{name}!"}, format="json").json()
@@ -61,7 +67,7 @@ def test_training_is_refused_until_each_label_has_enough_images(api, workspace, 
 def test_a_detector_trained_through_the_api_finds_the_objects_of_unseen_scenes(
     api, workspace, detection_training, django_capture_on_commit_callbacks
 ):
-    task, label_ids = _task_with_scenes(api, workspace, 30)
+    task, label_ids = _task_with_scenes(api, workspace, 26)
     # Two negative images: background only.
     for colour in ((120, 130, 140), (90, 100, 110)):
         negative = training_image_ingest(workspace=workspace, data=png(Image.new("RGB", (96, 80), colour)))
@@ -76,8 +82,8 @@ def test_a_detector_trained_through_the_api_finds_the_objects_of_unseen_scenes(
     metrics = version.metrics
     assert metrics["map50"] >= 0.7, (metrics["history"], metrics["train_time_s"], version.warnings)
     assert {row["name"] for row in metrics["per_label"]} == {"square!", "disc!"}
-    assert len(version.split["test"]) == metrics["test_images"] >= 6
-    assert len(version.split["train"]) + len(version.split["test"]) == 32
+    assert len(version.split["test"]) == metrics["test_images"] >= 5
+    assert len(version.split["train"]) + len(version.split["test"]) == 28
     assert Task.objects.get(pk=task["id"]).production_version == 1
     evaluation = api.get(f"/recognition/v2/model/{version.pk}/evaluation/").json()
     assert evaluation["count"] == metrics["test_images"]
