@@ -13,6 +13,7 @@ stay exact; horizontal flips mirror them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -285,6 +286,7 @@ def _predict_tensors(model: FCOS, images: list[torch.Tensor], device: torch.devi
     return out
 
 
+@contextlib.contextmanager
 def _no_onednn():
     """oneDNN off for detection's forward and backward passes.
 
@@ -292,7 +294,12 @@ def _no_onednn():
     builds its kernels per shape: measured on 2 CPU cores, each new shape cost 2-6 s on lite0+FCOS
     (a first epoch of 20 s instead of 0.8 s) against ~0.2-0.5 s for the plain kernels.
     """
-    return torch.backends.mkldnn.flags(enabled=False)
+    previous = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = previous
 
 
 def fit_detector(
