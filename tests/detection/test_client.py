@@ -147,7 +147,7 @@ def test_train_and_detect_through_the_client(client, fast_training, settings, tm
     square, _ = client.create_label("square", output_name="Square")
     task.add_label(square.id)
     records = []
-    for image, boxes, labels in scenes(6, seed=9):
+    for image, boxes, _labels in scenes(6, seed=9):
         objects = [{"detection_label": square.id, "data": box, "meta_data": None} for box in boxes]
         records.append({"_base64": base64.b64encode(png(image)), "objects": objects})
     client.upload_images(records)
