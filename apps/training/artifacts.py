@@ -99,6 +99,18 @@ model.onnx         the same model for onnxruntime and other ONNX runtimes: input
 """
 
 
+DETECTION_README = """Model version {version} of task "{task}" (object detection).
+
+model.safetensors  the weights: torchvision FCOS with an FPN on timm's tf_efficientnet_lite0
+                   (ml/detect.py build_detector), loadable with safetensors
+model.json         labels in class order (class i+1 of the net is label i), input size, the
+                   training config and metrics; ml.detect.DetectionPredictor.load(folder) serves it
+(No ONNX export for detection yet: FCOS's decoding and NMS are not exported with parity.)
+"""
+# Task types whose bundle has no ONNX export (see DETECTION_README).
+NO_ONNX_TASK_TYPES = {"detection"}
+
+
 def onnx_file(version: ModelVersion) -> Path:
     """The version exported to ONNX, made once per cache folder (ml.export) and kept there."""
     directory = local_artifact_dir(version)
@@ -127,9 +139,10 @@ def bundle_file(version: ModelVersion) -> Path:
     import zipfile
 
     directory = local_artifact_dir(version)
-    onnx = onnx_file(version)
     meta = json.loads((directory / META_FILE).read_text())
-    readme = BUNDLE_README.format(
+    with_onnx = meta.get("task_type") not in NO_ONNX_TASK_TYPES
+    onnx = onnx_file(version) if with_onnx else None
+    readme = (BUNDLE_README if with_onnx else DETECTION_README).format(
         version=version.version,
         task=version.task.name,
         task_type=meta.get("task_type"),
@@ -141,7 +154,8 @@ def bundle_file(version: ModelVersion) -> Path:
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
         for name in ARTIFACT_FILES:
             bundle.write(directory / name, name)
-        bundle.write(onnx, ONNX_FILE)
+        if onnx is not None:
+            bundle.write(onnx, ONNX_FILE)
         bundle.writestr("README.txt", readme)
     return Path(path)
 

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import base64
+import io
+import zipfile
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from apps.images.services import training_image_ingest
 from apps.inference import cache
 from apps.tasks.models import Task
 from apps.training.models import ModelVersion
+from ml.detect import DetectionPredictor
 from ml.detect_eval import iou
 
 from .scenes import png, scenes
@@ -65,7 +68,7 @@ def test_training_is_refused_until_each_label_has_enough_images(api, workspace, 
 
 
 def test_a_detector_trained_through_the_api_finds_the_objects_of_unseen_scenes(
-    api, workspace, detection_training, django_capture_on_commit_callbacks
+    api, workspace, detection_training, django_capture_on_commit_callbacks, tmp_path
 ):
     task, label_ids = _task_with_scenes(api, workspace, 26)
     # Two negative images: background only.
@@ -126,6 +129,22 @@ def test_a_detector_trained_through_the_api_finds_the_objects_of_unseen_scenes(
     assert all(o["prob"] >= 0.999 for r in strict["records"] for o in r["_objects"])
     # The version went through the shared model cache once.
     assert cache.model_cache().loads == 1
+
+    # The download bundle: weights and model.json that load on their own (no ONNX for detection).
+    bundle = api.get(f"/recognition/v2/model/{version.pk}/download/")
+    assert bundle.status_code == 200
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(bundle.streaming_content)))
+    assert sorted(archive.namelist()) == ["README.txt", "model.json", "model.safetensors"]
+    archive.extractall(tmp_path / "bundle")
+    loaded = DetectionPredictor.load(tmp_path / "bundle")
+    again = loaded.predict([png(fresh[1][0])])[0]["objects"]
+    served = body["records"][1]["_objects"]
+    kept = [o for o in again if o["prob"] >= 0.3]
+    assert len(kept) == len(served)
+    for mine, theirs in zip(kept, served, strict=True):  # thread counts may differ: 1 px of slack
+        assert np.abs(np.array(mine["bound_box"]) - theirs["bound_box"]).max() <= 1
+    onnx = api.get(f"/recognition/v2/model/{version.pk}/download/?artifact=onnx")
+    assert onnx.status_code == 400
 
 
 def test_detect_refuses_a_recognition_task_and_a_task_never_trained(api):

@@ -1,8 +1,8 @@
 """A kind of task plugs into the lifecycle and the model cache with its own functions only.
 
-Detection will register a trainer, a predictor loader and an answer shape; here a stand-in kind
-takes the multi_class slot and goes through train -> TRAINED -> deployed -> classify without any
-of the image-classification code.
+Detection registers a trainer, a predictor loader and an answer shape (apps/detection,
+apps/inference/detection.py); here a stand-in kind takes the multi_class slot and goes through
+train -> TRAINED -> deployed -> classify without any of the image-classification code.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def test_a_kind_trains_deploys_and_classifies_through_the_shared_lifecycle_and_c
 
 
 def test_a_task_type_without_a_kind_is_a_clear_error():
-    with pytest.raises(ValueError, match="No trainer is registered for tasks of type 'detection'"):
-        TRAINERS.get("detection")
+    with pytest.raises(ValueError, match="No trainer is registered for tasks of type 'segmentation'"):
+        TRAINERS.get("segmentation")
     with pytest.raises(ValueError, match="No predictor is registered"):
-        PREDICTORS.get("detection")
+        PREDICTORS.get("segmentation")
