@@ -218,3 +218,27 @@ class DetectionObjectUpdateSerializer(serializers.Serializer):
     image = IdRefField(required=False)
     data = BoxField(required=False, allow_null=True)
     meta_data = MetaDataField(required=False, allow_null=True)
+
+
+class DetectionZipImportSerializer(serializers.Serializer):
+    """``POST detection/v2/task/{id}/import-zip/``: images with COCO JSON or Pascal VOC XML boxes."""
+
+    zip = serializers.FileField(help_text="Zip of images and COCO .json / Pascal VOC .xml annotation files.")
+    workspace = serializers.UUIDField(required=False, write_only=True)
+
+
+class ImportSkippedSerializer(serializers.Serializer):
+    file = serializers.CharField()
+    reason = serializers.CharField()
+    label = serializers.CharField(required=False)
+    box = serializers.ListField(child=serializers.FloatField(), required=False)
+
+
+class DetectionImportReportSerializer(serializers.Serializer):
+    images = serializers.IntegerField(help_text="Images stored")
+    objects = serializers.IntegerField(help_text="Boxes stored")
+    negative_images = serializers.IntegerField(
+        help_text="Images without boxes, added as the task's negatives"
+    )
+    labels_created = serializers.ListField(child=serializers.CharField())
+    skipped = ImportSkippedSerializer(many=True, help_text="What was not imported, and why")

@@ -8,15 +8,21 @@ from __future__ import annotations
 
 import logging
 import math
+import zipfile
+from collections.abc import Callable
+from pathlib import PurePosixPath
 
 from django.db import transaction
 
 from apps.core.errors import DomainError, NotFoundError
+from apps.images.decoding import max_image_bytes
 from apps.images.models import TrainingImage
+from apps.images.services import training_image_ingest, zip_limit
 from apps.labels.models import Label
 from apps.tasks import services as task_services
 from apps.tasks.models import Task
 
+from .formats import AnnotatedImage, parse_coco, parse_voc
 from .models import DEFAULT_COLOR, DetectionLabel, DetectionObject, NegativeImage, ObjectLabel
 
 logger = logging.getLogger(__name__)
@@ -234,3 +240,182 @@ def detection_object_label_remove(*, obj: DetectionObject, label: Label) -> Dete
     _recognition_label(obj, label)
     ObjectLabel.objects.filter(object=obj, label=label).delete()
     return obj
+
+
+# --------------------------------------------------------------------------- import (COCO, VOC)
+
+MSG_IMAGE_FILE_MISSING = "No image file of this name next to the annotations."
+MSG_NO_ANNOTATIONS = "No COCO .json or Pascal VOC .xml annotation file found."
+MSG_BAD_ZIP = "The file is not a zip archive we can read."
+MSG_ZIP_TOO_LARGE = "The zip archive is over {limit} bytes (unpacked)."
+# Annotators' boxes often end half a pixel or a pixel past the edge: that much is clipped, more
+# is refused with the reason.
+EDGE_SLACK_PX = 2.0
+
+
+def _fit_box(box: list[float], image: TrainingImage, declared: tuple[int | None, int | None]) -> list[float]:
+    """``box`` in the stored image's pixels: scaled when the annotation declared another size,
+    clipped by at most ``EDGE_SLACK_PX`` at the edges, then validated like any object."""
+    width, height = declared
+    if width and height and (width, height) != (image.img_width, image.img_height):
+        sx, sy = image.img_width / width, image.img_height / height
+        box = [box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy]
+    w, h = image.img_width, image.img_height
+    if -EDGE_SLACK_PX <= min(box[0], box[1]) and box[2] <= w + EDGE_SLACK_PX and box[3] <= h + EDGE_SLACK_PX:
+        box = [max(0.0, box[0]), max(0.0, box[1]), min(float(w), box[2]), min(float(h), box[3])]
+    box = [round(v, 2) for v in box]
+    return box_validate(data=box, width=w, height=h)
+
+
+def detection_import(
+    *,
+    workspace,
+    images: list[AnnotatedImage],
+    read: Callable[[str], bytes | None],
+    task: Task | None = None,
+    skipped: list[dict] | None = None,
+    progress: Callable[[AnnotatedImage], None] | None = None,
+) -> dict:
+    """Store annotated images as training images with their objects, and report what was skipped.
+
+    ``read(file_name)`` gives an image's bytes (None when there is no such file). Images are stored
+    as they are (``noresize``), so the boxes keep their pixels; labels are found by name in the
+    workspace or created (and attached to ``task``). An image with no boxes becomes a negative
+    image of ``task``. Each image is its own transaction: a bad one is skipped, never half stored.
+    Returns ``{"images", "objects", "negative_images", "labels_created", "skipped": [{"file",
+    "reason", ("label", "box")}]}``.
+    """
+    labels = {}
+    for label in DetectionLabel.objects.filter(workspace=workspace).order_by("created", "id"):
+        labels.setdefault(label.name, label)
+    report = {
+        "images": 0,
+        "objects": 0,
+        "negative_images": 0,
+        "labels_created": [],
+        "skipped": list(skipped or []),
+    }
+
+    def label_named(name: str) -> DetectionLabel:
+        if name not in labels:
+            labels[name] = detection_label_create(workspace=workspace, name=name)
+            report["labels_created"].append(name)
+        if task is not None:
+            labels[name].tasks.add(task)
+        return labels[name]
+
+    for item in images:
+        if progress:
+            progress(item)
+        data = read(item.file_name)
+        if data is None:
+            report["skipped"].append({"file": item.file_name, "reason": MSG_IMAGE_FILE_MISSING})
+            continue
+        try:
+            with transaction.atomic():
+                image = training_image_ingest(workspace=workspace, data=data, noresize=True)
+                kept = 0
+                for name, box in item.boxes:
+                    try:
+                        fitted = _fit_box(box, image, (item.width, item.height))
+                    except DomainError as exc:
+                        report["skipped"].append(
+                            {"file": item.file_name, "label": name, "box": box, "reason": exc.message}
+                        )
+                        continue
+                    DetectionObject.objects.create(
+                        workspace=workspace, detection_label=label_named(name), image=image, data=fitted
+                    )
+                    kept += 1
+                if not kept and task is not None:
+                    NegativeImage.objects.create(task=task, image=image)
+                    report["negative_images"] += 1
+        except DomainError as exc:  # unreadable, too large, already in the workspace
+            report["skipped"].append({"file": item.file_name, "reason": exc.message})
+            continue
+        report["images"] += 1
+        report["objects"] += kept
+    logger.info(
+        "imported %d images, %d objects into workspace %s (%d skipped)",
+        report["images"],
+        report["objects"],
+        workspace.pk,
+        len(report["skipped"]),
+    )
+    return report
+
+
+def parse_annotations(files: dict[str, bytes]) -> tuple[list[AnnotatedImage], list[dict]]:
+    """Every COCO ``.json`` and VOC ``.xml`` among ``files`` (name -> bytes), read."""
+    images, skipped = [], []
+    for name, content in sorted(files.items()):
+        suffix = PurePosixPath(name).suffix.lower()
+        if suffix == ".json":
+            parsed = parse_coco(content, source=name)
+        elif suffix == ".xml":
+            parsed = parse_voc(content, source=name)
+        else:
+            continue
+        images += parsed.images
+        skipped += parsed.skipped
+    return images, skipped
+
+
+def image_reader(names: dict[str, Callable[[], bytes]]) -> Callable[[str], bytes | None]:
+    """``read(file_name)`` over files known by path: the exact relative path first, else the one
+    file of that base name (COCO and VOC name images relative to folders that vary)."""
+    by_base: dict[str, list[str]] = {}
+    for name in names:
+        by_base.setdefault(PurePosixPath(name).name, []).append(name)
+
+    def read(file_name: str) -> bytes | None:
+        key = file_name.replace("\\", "/").lstrip("./")
+        if key in names:
+            return names[key]()
+        matches = by_base.get(PurePosixPath(key).name, [])
+        return names[matches[0]]() if len(matches) == 1 else None
+
+    return read
+
+
+def detection_import_zip(*, workspace, file, task: Task | None = None) -> dict:
+    """``detection_import`` of a zip holding images and COCO ``.json`` / VOC ``.xml`` annotations.
+
+    The archive is bounded like the training-image zip import: its size and unpacked total, and
+    each member read with a limit, not trusting the sizes its header declares.
+    """
+    limit = zip_limit()
+    if (file.size or 0) > limit:
+        raise DomainError(MSG_ZIP_TOO_LARGE.format(limit=limit))
+    try:
+        archive = zipfile.ZipFile(file)
+        members = [
+            info
+            for info in archive.infolist()
+            if not info.is_dir()
+            and not any(p.startswith((".", "__MACOSX")) for p in info.filename.split("/"))
+        ]
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise DomainError(MSG_BAD_ZIP) from exc
+    if sum(info.file_size for info in members) > limit:
+        raise DomainError(MSG_ZIP_TOO_LARGE.format(limit=limit))
+
+    def reader(info):
+        def read() -> bytes:
+            with archive.open(info) as member:
+                return member.read(max_image_bytes() + 1)
+
+        return read
+
+    annotations, files = {}, {}
+    for info in members:
+        if PurePosixPath(info.filename).suffix.lower() in (".json", ".xml"):
+            annotations[info.filename] = reader(info)()
+        else:
+            files[info.filename] = reader(info)
+    images, skipped = parse_annotations(annotations)
+    if not annotations:
+        raise DomainError(MSG_NO_ANNOTATIONS)
+    return detection_import(
+        workspace=workspace, images=images, read=image_reader(files), task=task, skipped=skipped
+    )

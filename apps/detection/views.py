@@ -22,6 +22,7 @@ from apps.workspaces.tenancy import DEFAULT_WORKSPACE_ALIAS, WORKSPACE_PARAMETER
 from . import selectors, services
 from .filters import DetectionLabelFilter, DetectionObjectFilter
 from .serializers import (
+    DetectionImportReportSerializer,
     DetectionLabelIdSerializer,
     DetectionLabelInputSerializer,
     DetectionLabelSerializer,
@@ -32,6 +33,7 @@ from .serializers import (
     DetectionTaskInputSerializer,
     DetectionTaskSerializer,
     DetectionTaskUpdateSerializer,
+    DetectionZipImportSerializer,
     NegativeImageIdSerializer,
     ObjectLabelValueSerializer,
     RecognitionTaskIdSerializer,
@@ -163,6 +165,24 @@ class DetectionTaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
         return self._answer(
             services.detection_task_remove_negative_image(task=task, image=self._image(request))
         )
+
+    @extend_schema(
+        summary="Import images with their boxes (COCO JSON or Pascal VOC XML in a zip)",
+        description=(
+            "A zip of images and annotation files: COCO `.json` (bbox `[x, y, w, h]`) and/or Pascal VOC "
+            "`.xml` (1-based `bndbox`). Images are stored at their own size; labels are found by name "
+            "or created and attached to the task; images without boxes become negatives. The report "
+            "lists what was skipped and why (missing image files, duplicates, boxes outside the image)."
+        ),
+        request={"multipart/form-data": DetectionZipImportSerializer},
+        responses={201: DetectionImportReportSerializer, **ERRORS},
+    )
+    @action(detail=True, methods=["post"], url_path="import-zip")
+    def import_zip(self, request, pk=None):
+        task = self.get_object()
+        data = _valid(DetectionZipImportSerializer, request)
+        report = services.detection_import_zip(workspace=self.workspace, file=data["zip"], task=task)
+        return Response(report, status=status.HTTP_201_CREATED)
 
 
 @extend_schema(tags=["detection"], parameters=[WORKSPACE_PARAMETER])

@@ -19,7 +19,7 @@ from apps.images.errors import DuplicateImageError, ImageInputError
 from apps.images.services import training_image_ingest
 from apps.labels.models import Label
 from apps.labels.services import label_create
-from apps.tasks.models import Task
+from apps.tasks.models import RECOGNITION_TYPES, Task
 from apps.tasks.services import LABEL_TYPE_FOR_TASK_TYPE, label_attach
 from apps.workspaces.models import Workspace
 
@@ -52,7 +52,9 @@ class Command(BaseCommand):
         task_obj = None
         if task:
             task_obj = (
-                Task.objects.filter(pk=task, workspace=workspace_obj).first() if _is_uuid(task) else None
+                Task.objects.filter(pk=task, workspace=workspace_obj, type__in=RECOGNITION_TYPES).first()
+                if _is_uuid(task)
+                else None
             )
             if task_obj is None:
                 raise CommandError(f"No task {task} in workspace {workspace_obj.id}.")
