@@ -251,3 +251,15 @@ def test_objects_are_found_in_every_workspace_of_the_caller_and_nowhere_else(
 def test_no_token_is_a_401(anon):
     assert anon.get(f"{API}/object/").status_code == 401
     assert anon.post(f"{API}/task/", {"name": "x"}, format="json").status_code == 401
+
+
+def test_boxes_live_in_the_frame_of_the_image_as_stored(api):
+    """A server-side resized upload: img_width / img_height and the boxes agree on the stored size."""
+    upload = io.BytesIO(png(1200, 900))
+    upload.name = "big.png"
+    image = api.post("/recognition/v2/training-image/", {"img_path": upload}, format="multipart").json()
+    assert (image["img_width"], image["img_height"]) == (683, 512)  # shorter side scaled to 512
+    label = make_label(api)
+    assert make_object(api, label["id"], image["id"], [600, 400, 683, 512]).status_code == 201
+    outside = make_object(api, label["id"], image["id"], [600, 400, 1200, 900])
+    assert outside.status_code == 400

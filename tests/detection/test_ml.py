@@ -135,3 +135,16 @@ def test_a_prediction_of_the_wrong_label_is_not_a_hit():
     result = evaluate_detections(truth, predicted, num_labels=2, threshold=0.5)
     assert result["map50"] == 0.0
     assert (result["precision"], result["recall"]) == (0.0, 0.0)
+
+
+def test_boxes_declared_in_another_frame_are_scaled_to_the_decoded_image():
+    from ml.detect import _load_examples
+
+    image, boxes, labels = scenes(1, seed=12)[0]  # 96 x 80
+    doubled = [[2 * v for v in box] for box in boxes]
+    ((tensor, scaled, kept_labels),) = _load_examples(
+        [DetectionExample(image=png(image), boxes=doubled, labels=labels, size=(192, 160))], longest=96
+    )
+    assert tuple(tensor.shape) == (3, 80, 96)
+    assert scaled.tolist() == [[float(v) for v in box] for box in boxes]
+    assert kept_labels.tolist() == labels
