@@ -1,0 +1,122 @@
+"""Detection through the API: ``POST detection/v2/task/{id}/train/`` to TRAINED, mAP@0.5 on the unseen
+test side, then ``POST detection/v2/detect/`` latency for 1 and 10 records.
+
+    .venv/bin/python bench/bench_detection_api.py [--scenes 300] [--size 256] [--budget 600]
+
+Prepares everything itself: a temporary VF_VAR_DIR with a SQLite database (migrated), eager jobs
+(the job runs inside the request, so its wall time is train-to-TRAINED), a user, a detection task
+with two labels and ``--scenes`` seeded scenes (tests/detection/scenes.py: red squares and blue
+discs on noise) stored through the ingest service with their boxes. Uses the project's settings
+otherwise (VF_DETECTION_INPUT_SIZE, VF_DETECTION_EPOCHS, VF_TRAIN_THREADS); ``--budget`` is the
+task's ``train_time_budget``. Goal (issue 13): mAP@0.5 >= 0.90 within 10 minutes on 2 cores.
+Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scenes", type=int, default=300)
+    parser.add_argument("--size", type=int, default=256, help="scene width (height is 3/4 of it)")
+    parser.add_argument("--budget", type=int, default=600, help="the task's train_time_budget (s)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    var = tempfile.mkdtemp(prefix="vf-bench-detect-")
+    os.environ.update(
+        {"VF_VAR_DIR": var, "CELERY_TASK_ALWAYS_EAGER": "true", "DJANGO_SETTINGS_MODULE": "config.settings"}
+    )
+    os.environ.pop("DATABASE_URL", None)
+    os.environ.setdefault("VF_LOG_LEVEL", "WARNING")
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.core.management import call_command
+    from rest_framework.test import APIClient
+
+    from apps.detection.services import (
+        detection_label_attach,
+        detection_label_create,
+        detection_object_create,
+        detection_task_create,
+    )
+    from apps.images.services import training_image_ingest
+    from apps.training.models import ModelVersion
+    from apps.workspaces import services as workspace_services
+    from tests.detection.scenes import png, scenes
+    from tests.factories import UserFactory
+
+    call_command("migrate", verbosity=0)
+    user = UserFactory()
+    workspace = workspace_services.workspace_ensure_default(user=user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {workspace_services.token_get_or_create(user=user)}")
+
+    task = detection_task_create(
+        workspace=workspace, owner=user, name="Shapes", train_time_budget=args.budget
+    )
+    labels = []
+    for name in ("square", "disc"):
+        label = detection_label_create(workspace=workspace, name=name)
+        detection_label_attach(task=task, label=label)
+        labels.append(label)
+    drawn = scenes(args.scenes, seed=args.seed, size=(args.size, args.size * 3 // 4))
+    for image, boxes, box_labels in drawn:
+        stored = training_image_ingest(workspace=workspace, data=png(image), noresize=True)
+        for box, index in zip(boxes, box_labels, strict=True):
+            detection_object_create(label=labels[index], image=stored, data=box)
+    print(
+        f"{args.scenes} scenes of {args.size} px; input {settings.VF_DETECTION_INPUT_SIZE} px, epochs <= "
+        f"{settings.VF_DETECTION_EPOCHS}, budget {args.budget} s, "
+        f"threads {settings.VF_TRAIN_THREADS or 'default'}"
+    )
+
+    started = time.perf_counter()
+    response = client.post(f"/detection/v2/task/{task.id}/train/")
+    wall = time.perf_counter() - started
+    version = ModelVersion.objects.get(pk=response.json()["id"])
+    metrics = version.metrics
+    if version.train_status != "TRAINED":
+        print(f"FAILED: {metrics.get('error')}")
+        return
+    print(
+        f"train to TRAINED {wall:.1f} s (fit {metrics['train_time_s']:.1f} s, {metrics['epochs']} epochs); "
+        f"mAP@0.5 {metrics['map50']:.3f} on {metrics['test_images']} unseen scenes; "
+        f"precision {metrics['precision']}, recall {metrics['recall']} at {metrics['threshold']}"
+    )
+    for row in metrics["per_label"]:
+        print(f"  {row['name']:>8}: AP {row['ap']}, precision {row['precision']}, recall {row['recall']}")
+
+    fresh = scenes(10, seed=args.seed + 1000, size=(args.size, args.size * 3 // 4))
+    records = [{"_base64": base64.b64encode(png(image)).decode()} for image, _, _ in fresh]
+    for count in (1, 10):
+        body = {"task_id": str(task.id), "records": records[:count]}
+        client.post("/detection/v2/detect/", body, format="json")  # the first call loads the model
+        times = []
+        for _ in range(10):
+            t = time.perf_counter()
+            answer = client.post("/detection/v2/detect/", body, format="json")
+            times.append(time.perf_counter() - t)
+            assert answer.status_code == 200, answer.content
+        print(
+            f"detect {count:>2} record(s): median {statistics.median(times) * 1000:.0f} ms "
+            "(in-process API call)"
+        )
+
+
+if __name__ == "__main__":
+    main()
