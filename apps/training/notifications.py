@@ -58,6 +58,8 @@ def training_finished(*, version: ModelVersion) -> bool:
             score = f"Accuracy on the test images: {version.accuracy:.1%}."
         elif metrics.get("mae") is not None:
             score = f"Mean absolute error on the test images: {metrics['mae']:.4g}."
+        elif metrics.get("map50") is not None:  # object detection
+            score = f"mAP@0.5 on the test images: {metrics['map50']:.3f}."
         else:
             score = "No test images were available to measure it."
         deployed = (

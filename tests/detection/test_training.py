@@ -9,6 +9,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from django.core import mail
 from PIL import Image
 
 from apps.detection.models import DetectionLabel, DetectionObject, NegativeImage
@@ -88,6 +89,8 @@ def test_a_detector_trained_through_the_api_finds_the_objects_of_unseen_scenes(
     assert len(version.split["test"]) == metrics["test_images"] >= 5
     assert len(version.split["train"]) + len(version.split["test"]) == 28
     assert Task.objects.get(pk=task["id"]).production_version == 1
+    # The shared lifecycle's e-mails: started, and finished with the detection score.
+    assert any(f"mAP@0.5 on the test images: {metrics['map50']:.3f}" in m.body for m in mail.outbox)
     evaluation = api.get(f"/recognition/v2/model/{version.pk}/evaluation/").json()
     assert evaluation["count"] == metrics["test_images"]
     assert {"image_id", "true_objects", "predicted_objects"} <= set(evaluation["records"][0])
