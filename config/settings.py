@@ -359,8 +359,10 @@ VF_MIN_IMAGES_PER_LABEL = env_int("VF_MIN_IMAGES_PER_LABEL", 20)
 # Detection (apps/detection): images with an object of each label before a detection task may
 # train; the longer side the detector sees (px); epochs at most (the time budget may stop sooner).
 VF_MIN_DETECTION_IMAGES_PER_LABEL = env_int("VF_MIN_DETECTION_IMAGES_PER_LABEL", 10)
-VF_DETECTION_INPUT_SIZE = env_int("VF_DETECTION_INPUT_SIZE", 320)
+VF_DETECTION_INPUT_SIZE = env_int("VF_DETECTION_INPUT_SIZE", 256)
 VF_DETECTION_EPOCHS = env_int("VF_DETECTION_EPOCHS", 30)
+# The train_time_budget (s) a new detection task gets when it names none.
+VF_DETECTION_TIME_BUDGET = env_int("VF_DETECTION_TIME_BUDGET", 600)
 # Architecture when a task sets none: "auto" (the trainer tries candidates and keeps the best on
 # validation, see ml/recipe.py) or one of ml.config.ALLOWED_ARCHITECTURES.
 VF_TRAIN_ARCHITECTURE = env("VF_TRAIN_ARCHITECTURE", "auto")

@@ -51,7 +51,7 @@ ANCHOR_SIZES = ((8,), (16,), (32,), (64,), (128,))  # FCOS: one "anchor" per loc
 class DetectConfig:
     """How a detector is trained; saved in model.json next to the weights."""
 
-    input_size: int = 320  # longer side of the image the net sees, in pixels
+    input_size: int = 256  # longer side of the image the net sees, in pixels
     fpn_channels: int = 64  # FPN and head width (torchvision's default 256 is 4x slower on a CPU)
     head_convs: int = 2  # conv layers per FCOS head branch (torchvision's default is 4)
     epochs: int = 30

@@ -12,6 +12,7 @@ import zipfile
 from collections.abc import Callable
 from pathlib import PurePosixPath
 
+from django.conf import settings
 from django.db import transaction
 
 from apps.core.errors import DomainError, NotFoundError
@@ -70,14 +71,17 @@ def box_validate(*, data, width: int, height: int) -> list[float]:
 def detection_task_create(
     *, workspace, owner, name: str, description: str = "", train_time_budget: int | None = None
 ) -> Task:
-    """A detection task: a Task of type ``detection`` (one training lifecycle for every kind)."""
+    """A detection task: a Task of type ``detection`` (one training lifecycle for every kind).
+
+    Without a ``train_time_budget`` it gets ``VF_DETECTION_TIME_BUDGET``: a detector needs minutes
+    where a classifier's probe needs seconds (the task shows it and may change it)."""
     return task_services.task_create(
         workspace=workspace,
         owner=owner,
         name=name,
         type=Task.Type.DETECTION,
         description=description or "",
-        train_time_budget=train_time_budget,
+        train_time_budget=train_time_budget or settings.VF_DETECTION_TIME_BUDGET,
     )
 
 

@@ -46,6 +46,7 @@ def test_it_creates_a_detection_task_apart_from_recognition_tasks(api, workspace
     assert (body["name"], body["description"], body["type"]) == ("Cars", "street", "detection")
     assert (body["production_version"], body["last_train_status"], body["labels"]) == (-1, "NOT_TRAINED", [])
     assert body["workspace"] == str(workspace.pk)
+    assert body["train_time_budget"] == 600  # VF_DETECTION_TIME_BUDGET: detectors need minutes
     assert Task.objects.get(pk=body["id"]).type == Task.Type.DETECTION
     # Listed with detection tasks, not with recognition tasks.
     assert [t["id"] for t in api.get(f"{API}/task/").json()["results"]] == [body["id"]]
