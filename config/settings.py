@@ -370,8 +370,10 @@ VF_TRAIN_THREADS = env_int("VF_TRAIN_THREADS", 0)
 # A running training writes a heartbeat this often (s); the sweep treats one silent for
 # VF_TRAINING_STALE_AFTER (s) as left by a dead worker and requeues it (up to VF_TRAINING_MAX_ATTEMPTS
 # starts) or fails it. A version QUEUED longer than VF_TRAINING_QUEUED_MAX_AGE (s) fails.
-VF_TRAINING_HEARTBEAT_INTERVAL = env_int("VF_TRAINING_HEARTBEAT_INTERVAL", 30)
-VF_TRAINING_STALE_AFTER = env_int("VF_TRAINING_STALE_AFTER", 600)
+# A worker process that died on the machine of its successor is noticed at once, without waiting
+# (apps/training/claims.py); the stale window covers a whole machine that is gone.
+VF_TRAINING_HEARTBEAT_INTERVAL = env_int("VF_TRAINING_HEARTBEAT_INTERVAL", 15)
+VF_TRAINING_STALE_AFTER = env_int("VF_TRAINING_STALE_AFTER", 180)
 VF_TRAINING_MAX_ATTEMPTS = env_int("VF_TRAINING_MAX_ATTEMPTS", 2)
 VF_TRAINING_QUEUED_MAX_AGE = env_int("VF_TRAINING_QUEUED_MAX_AGE", 24 * 3600)
 # Local copies of model artifacts, downloaded from storage on first use (keyed by version id).

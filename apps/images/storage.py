@@ -48,11 +48,6 @@ def save_bytes(name: str, data: bytes) -> str:
     return default_storage.save(name, ContentFile(data))
 
 
-def read_bytes(name: str) -> bytes:
-    with default_storage.open(name, "rb") as handle:
-        return handle.read()
-
-
 def delete_files(*names: str) -> None:
     """Delete files, logging (not raising) failures: a leftover file must not fail a request."""
     for name in names:
