@@ -221,7 +221,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": [
         "apps.core.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
+        "apps.core.parsers.MultiPartParser",
     ],
     # Throttles key anonymous callers by address: X-Forwarded-For counts only behind that many
     # proxies (DRF reads the header from any client when NUM_PROXIES is unset).
@@ -332,6 +332,14 @@ SESSION_COOKIE_AGE = int(timedelta(days=14).total_seconds())
 VF_MAX_IMAGE_BYTES = env_int("VF_MAX_IMAGE_BYTES", 10 * 1024 * 1024)
 # Largest meta_data (training image, workspace), in bytes of compact JSON.
 VF_MAX_META_DATA_BYTES = env_int("VF_MAX_META_DATA_BYTES", 64 * 1024)
+# Memory under large but valid images (apps/images/decoding.py): the pixels one process decodes at
+# once, across all its requests and threads (a request waits its turn, up to VF_DECODE_WAIT_S,
+# then answers 503; at least one largest image, 50 M pixels), and the pixels one classify call
+# may decode in all (records past it get their own 413; a JPEG counts at the reduced scale it is
+# decoded at).
+VF_DECODE_PIXELS_AT_ONCE = env_int("VF_DECODE_PIXELS_AT_ONCE", 64_000_000)
+VF_DECODE_WAIT_S = env_int("VF_DECODE_WAIT_S", 30)
+VF_MAX_REQUEST_PIXELS = env_int("VF_MAX_REQUEST_PIXELS", 150_000_000)
 # Records per classify call (the Ximilar limit).
 VF_CLASSIFY_MAX_RECORDS = 10
 # Django refuses larger request bodies (DRF applies it to JSON too); the API answers a JSON 413.
