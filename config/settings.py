@@ -357,8 +357,9 @@ VF_MODEL_CACHE_SIZE = env_int("VF_MODEL_CACHE_SIZE", 4)
 VF_INFERENCE_THREADS = env_int(
     "VF_INFERENCE_THREADS", max(1, (os.cpu_count() or 1) // max(1, env_int("WEB_CONCURRENCY", 2)))
 )
-# How a loaded version runs (BENCHMARKS.md, classify): "auto" (bf16 on a CPU with AMX, else jit),
-# "jit" (TorchScript trace + freeze, float32), "bf16" (traced, bfloat16 weights) or "eager".
+# How a loaded version runs (BENCHMARKS.md, classify; README, "Inference modes"): "auto" (= jit),
+# "jit" (TorchScript trace + freeze, float32: the ONNX export's answers within 1e-4), "bf16"
+# (traced, bfloat16 weights: faster on AMX CPUs and GPUs, probabilities within ~0.05) or "eager".
 VF_INFERENCE_MODE = env("VF_INFERENCE_MODE", "auto")
 
 # Training (apps/training). Images each label needs before a task may train.
