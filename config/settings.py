@@ -204,6 +204,15 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+# The S3 endpoint as clients reach it, when that differs from the one the service uses (compose:
+# the service talks to http://minio:9000, a browser to http://localhost:9000). Presigned image URLs
+# are signed for this host (the signature covers it), through a second storage of the same bucket.
+AWS_S3_PUBLIC_ENDPOINT_URL = env("AWS_S3_PUBLIC_ENDPOINT_URL", "")
+if AWS_STORAGE_BUCKET_NAME and AWS_S3_PUBLIC_ENDPOINT_URL:
+    STORAGES["public"] = {
+        **_default_storage,
+        "OPTIONS": {**_default_storage["OPTIONS"], "endpoint_url": AWS_S3_PUBLIC_ENDPOINT_URL},
+    }
 
 # --- REST framework -------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -139,3 +139,36 @@ def test_on_s3_the_heartbeat_beats_while_the_images_stream_to_the_worker(
     assert all(beating for beating, _ in reads)
     assert max(beat for _, beat in reads) > claimed_at  # it beat while the images came in
     assert trained.metrics["number_of_training_images"] + trained.metrics["number_of_testing_images"] == 12
+
+
+@pytest.mark.django_db
+def test_presigned_urls_name_the_endpoint_clients_reach(api, user, workspace, s3_storage, settings):
+    """AWS_S3_PUBLIC_ENDPOINT_URL: the service talks to S3 at one address (compose: minio:9000),
+    clients at another (localhost:9000); the URLs it hands out are signed for the public one."""
+    from django.core.files.storage import storages
+
+    internal = settings.STORAGES["default"]["OPTIONS"]["endpoint_url"]
+    public = internal.replace("127.0.0.1", "localhost")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "public": {
+            **settings.STORAGES["default"],
+            "OPTIONS": {**settings.STORAGES["default"]["OPTIONS"], "endpoint_url": public},
+        },
+    }
+    storages._storages.pop("public", None)
+    try:
+        png = solid(COLOURS[1], np.random.default_rng(3))
+        response = api.post(
+            f"{API}training-image/", {"base64": base64.b64encode(png).decode()}, format="json"
+        )
+        assert response.status_code == 201, response.content
+        image = response.json()
+        for field in ("img_path", "thumb_img_path"):
+            assert image[field].startswith(public + "/"), image[field]
+            fetched = requests.get(image[field], timeout=10)
+            assert fetched.status_code == 200, fetched.text  # the signature holds for that host
+        stored = next(o for o in s3_storage.objects.all() if "/thumbs/" not in o.key)
+        assert requests.get(image["img_path"], timeout=10).content == stored.get()["Body"].read()
+    finally:
+        storages._storages.pop("public", None)

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.core import signing
 from django.core.files.base import ContentFile
-from django.core.files.storage import FileSystemStorage, default_storage
+from django.core.files.storage import FileSystemStorage, default_storage, storages
 from django.urls import reverse
 
 logger = logging.getLogger(__name__)
@@ -96,6 +96,8 @@ def signed_link(name: str) -> str:
         return ""
     storage = default_storage
     if not _is_local(storage):
+        if "public" in settings.STORAGES:  # the endpoint clients reach (AWS_S3_PUBLIC_ENDPOINT_URL)
+            storage = storages["public"]
         try:
             # django-storages' S3 storage presigns with ``expire``.
             return storage.url(name, expire=settings.VF_SIGNED_URL_TTL)
