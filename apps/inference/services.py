@@ -156,7 +156,8 @@ def _open_record(read: _Read, record, predictor) -> None:
     read.data = _record_bytes(record)
     image, _ = open_image(read.data, load=False)
     read.width, read.height = _oriented_size(image)
-    read.image = predictor.draft(image)  # a large JPEG decodes at a reduced scale
+    draft = getattr(predictor, "draft", None)  # a predictor that decodes JPEGs at a reduced scale
+    read.image = draft(image) if draft is not None else image
     read.pixels = read.image.size[0] * read.image.size[1]
 
 
