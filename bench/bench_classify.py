@@ -1,4 +1,5 @@
-"""Classify benchmark: the whole HTTP round trip under gunicorn against decode + raw timm forward.
+"""Classify benchmark: the whole HTTP round trip under gunicorn against the same model run the same
+way in-process (like for like: jit server against jit in-process, bf16 against bf16).
 
     VF_INFERENCE_THREADS=1 .venv/bin/python bench/bench_classify.py [--modes jit,eager,bf16]
         [--repeats 30] [--seconds 15] [--clients 4]
@@ -13,11 +14,14 @@ free loopback port for each inference mode and measures, with the server otherwi
 
 - latency p50/p99 of ``POST /recognition/v2/classify/`` with 1 and with 10 base64 records
   (512 px JPEGs), and throughput (records/s) under concurrent clients for a bounded time;
-- in the same run, with the server idle, the baseline: decoding + resizing the same JPEGs
-  (``ml.data.preprocess``) and the raw eager timm forward of the same batch, same thread count.
+- in the same run, with the server idle, the baseline of each mode: decoding + resizing the same
+  JPEGs (``ml.data.preprocess``) and the forward of the same batch by a predictor loaded in this
+  process with the same inference mode (``Predictor.load(..., mode=...)``) and thread count; and,
+  for reference, the raw eager timm forward.
 
-Each figure is printed with its ratio to the baseline. Goal: 10 records round trip <= 1.25 x
-(decode + forward). Not part of the test suite; takes a few minutes.
+Each server figure is printed with its ratio to the baseline of its own mode. A mode the machine
+cannot run (bf16 without AMX) falls back to jit in both, and the report says so. Goal: 10 records
+round trip <= 1.25 x (decode + forward). Not part of the test suite; takes a few minutes.
 """
 
 from __future__ import annotations
@@ -126,16 +130,20 @@ def prepare(var_dir: Path, images: list[bytes]) -> dict:
 
 
 class Baseline:
-    """Decode + resize (ml.data.preprocess, with Image.draft) and the raw eager timm forward."""
+    """In-process: decode + resize (ml.data.preprocess, with Image.draft), then the forward of a
+    predictor loaded with each server's inference mode; the raw eager timm forward for reference."""
 
-    def __init__(self, model_dir: str):
+    def __init__(self, model_dir: str, modes: list[str]):
         import torch
 
+        from ml.inference import amx_available
         from ml.predictor import Predictor
 
         torch.set_num_threads(THREADS)
         self.torch = torch
-        self.predictor = Predictor.load(model_dir, device="cpu")
+        self.predictor = Predictor.load(model_dir, device="cpu")  # eager, untouched: the raw forward
+        self.modes = {mode: Predictor.load(model_dir, device="cpu", mode=mode) for mode in modes}
+        self.fallback = {mode: mode in ("bf16", "auto") and not amx_available() for mode in modes}
 
     def decode(self, batch: list[bytes], draft: bool = True):
         from PIL import Image
@@ -147,8 +155,9 @@ class Baseline:
             batch = [Image.open(io.BytesIO(data)).convert("RGB") for data in batch]
         return self.torch.stack([preprocess(data, p.input_size, p.interpolation) for data in batch])
 
-    def run(self, batch: list[bytes]) -> tuple[float, float, object]:
-        """(decode seconds, forward seconds, probabilities)."""
+    def run(self, batch: list[bytes], mode: str | None = None) -> tuple[float, float, object]:
+        """(decode seconds, forward seconds, probabilities): the raw eager forward, or ``mode``'s
+        predictor (its forward, softmax included, as the server runs it)."""
         from ml.data import normalize
 
         p = self.predictor
@@ -156,9 +165,12 @@ class Baseline:
             t0 = time.perf_counter()
             x = self.decode(batch)
             t1 = time.perf_counter()
-            logits = p.model(normalize(x, p.mean, p.std))
+            if mode is None:
+                probs = p.model(normalize(x, p.mean, p.std)).softmax(1).numpy()
+            else:
+                probs = np.array([row["probs"] for row in self.modes[mode].predict_tensor(x)])
             t2 = time.perf_counter()
-        return t1 - t0, t2 - t1, logits.softmax(1).numpy()
+        return t1 - t0, t2 - t1, probs
 
 
 # --------------------------------------------------------------------------- server and client
@@ -257,7 +269,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     images = [photo(rng) for _ in range(10)]
     ids = prepare(var_dir, images)
-    base = Baseline(ids["model_dir"])
+    base = Baseline(ids["model_dir"], modes)
     label_ids = [label["id"] for label in base.predictor.labels]
     bodies = {count: body_for(ids["task_id"], images[:count]) for count in (1, 10)}
 
@@ -271,11 +283,14 @@ def main() -> None:
 
         # Rounds interleave the baseline and every server, so a noisy neighbour on the machine
         # weighs on all of them alike.
-        timing: dict = {(who, n): [] for n in (1, 10) for who in ["decode", "forward", "nodraft", *modes]}
+        who_all = ["decode", "forward", "nodraft", *modes, *(f"local-{mode}" for mode in modes)]
+        timing: dict = {(who, n): [] for n in (1, 10) for who in who_all}
         agreement = {}
         for count in (1, 10):
             for _ in range(3):
                 base.run(images[:count])
+                for mode in modes:
+                    base.run(images[:count], mode)
         for _ in range(args.repeats):
             for count in (1, 10):
                 settle()
@@ -288,6 +303,9 @@ def main() -> None:
                 timing[("nodraft", count)].append(time.perf_counter() - started)
                 for mode in modes:
                     settle()
+                    decode_s, forward_s, _ = base.run(images[:count], mode)
+                    timing[(f"local-{mode}", count)].append(decode_s + forward_s)
+                    settle()
                     elapsed, result = call(servers[mode][0], ids["token"], bodies[count])
                     timing[(mode, count)].append(elapsed)
                     if count == 10:
@@ -299,33 +317,36 @@ def main() -> None:
 
         print(f"\nload average (1, 5, 15 min) after the latency rounds: {os.getloadavg()}")
         print(f"{ARCHITECTURE} at 224 px, 512 px JPEGs, {THREADS} torch threads per process;")
-        print("server: gunicorn 1 worker x 4 gthreads per mode; median (p50) of interleaved rounds\n")
+        print("server: gunicorn 1 worker x 4 gthreads per mode; median (p50) of interleaved rounds")
+        print("ratio: the server's p50 / the p50 of decode + forward in-process in the same mode\n")
         p50 = {key: percentile(values, 50) for key, values in timing.items()}
         for count in (1, 10):
             total = p50[("decode", count)] + p50[("forward", count)]
             print(
-                f"{count:2d} records baseline: decode {p50[('decode', count)] * 1000:6.1f} ms "
-                f"(no Image.draft: {p50[('nodraft', count)] * 1000:.1f} ms) + raw forward "
+                f"{count:2d} records, reference: decode {p50[('decode', count)] * 1000:6.1f} ms "
+                f"(no Image.draft: {p50[('nodraft', count)] * 1000:.1f} ms) + raw eager forward "
                 f"{p50[('forward', count)] * 1000:6.1f} ms = {total * 1000:6.1f} ms"
             )
             for mode in modes:
                 times = timing[(mode, count)]
+                local = p50[(f"local-{mode}", count)]
+                note = " (no AMX: runs as jit)" if base.fallback[mode] else ""
                 print(
-                    f"   HTTP {mode:5s}: p50 {p50[(mode, count)] * 1000:7.1f} ms  p99 "
-                    f"{percentile(times, 99) * 1000:7.1f} ms  p50 / (decode + forward) = "
-                    f"{p50[(mode, count)] / total:.2f}"
+                    f"   {mode:5s}{note}: in-process {local * 1000:7.1f} ms; HTTP p50 "
+                    f"{p50[(mode, count)] * 1000:7.1f} ms  p99 {percentile(times, 99) * 1000:7.1f} ms;"
+                    f" ratio {p50[(mode, count)] / local:.2f}"
                 )
         print()
         for mode in modes:
             same, diff = agreement[mode]
             print(f"predictions {mode:5s} vs eager baseline: same top-1 {same}, max |prob diff| {diff:.5f}")
         print()
-        base_rate = 10 / (p50[("decode", 10)] + p50[("forward", 10)])
         for mode in modes:
+            base_rate = 10 / p50[(f"local-{mode}", 10)]
             rate = throughput(servers[mode][0], ids["token"], bodies[10], 10, args.clients, args.seconds)
             print(
                 f"throughput {mode:5s}, {args.clients} clients x 10 records for {args.seconds:g} s: "
-                f"{rate:6.1f} records/s; baseline decode + forward {base_rate:6.1f} records/s; "
+                f"{rate:6.1f} records/s; in-process {mode} decode + forward {base_rate:6.1f} records/s; "
                 f"ratio {rate / base_rate:.2f}"
             )
     finally:

@@ -6,12 +6,15 @@ queue (GPU machines take it); everything else goes to ``default``.
 
 from __future__ import annotations
 
+import logging
 import os
 
 from celery import Celery
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+logger = logging.getLogger(__name__)
 
 app = Celery("visionforge")
 
@@ -63,7 +66,7 @@ def _configure(app: Celery) -> None:
         task_queues=(Queue("default"), Queue("training")),
         task_routes={TRAIN_JOB: {"queue": "training"}},
         beat_schedule={
-            "sweep-stuck-trainings": {"task": SWEEP_JOB, "schedule": 300.0},
+            "sweep-stuck-trainings": {"task": SWEEP_JOB, "schedule": 60.0},
         },
         worker_hijack_root_logger=False,
     )
@@ -78,6 +81,26 @@ app.autodiscover_tasks(related_name="jobs")
 def broker_reachable(timeout: float = 2.0) -> bool:
     """True when jobs can be sent: eager mode, or the broker answers within ``timeout`` seconds."""
     return app.conf.task_always_eager or broker_answers(timeout)
+
+
+def waiting_messages(queue: str = "training", timeout: float = 2.0) -> int | None:
+    """How many messages wait in ``queue`` (sent, not yet taken by a worker); None when the broker
+    cannot be asked. Works for the brokers we document (filesystem, Redis, RabbitMQ)."""
+    from kombu.exceptions import ChannelError
+
+    if app.conf.task_always_eager:
+        return 0
+    try:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=timeout)
+            with conn.channel() as channel:
+                try:
+                    return int(channel.queue_declare(queue=queue, passive=True).message_count)
+                except ChannelError:
+                    return 0  # the queue does not exist (Redis drops an empty one): nothing waits
+    except Exception:  # noqa: BLE001 - any failure means "cannot tell"
+        logger.warning("could not count the messages waiting in %s", queue, exc_info=True)
+        return None
 
 
 def broker_answers(timeout: float = 2.0) -> bool:

@@ -205,6 +205,15 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+# The S3 endpoint as clients reach it, when that differs from the one the service uses (compose:
+# the service talks to http://minio:9000, a browser to http://localhost:9000). Presigned image URLs
+# are signed for this host (the signature covers it), through a second storage of the same bucket.
+AWS_S3_PUBLIC_ENDPOINT_URL = env("AWS_S3_PUBLIC_ENDPOINT_URL", "")
+if AWS_STORAGE_BUCKET_NAME and AWS_S3_PUBLIC_ENDPOINT_URL:
+    STORAGES["public"] = {
+        **_default_storage,
+        "OPTIONS": {**_default_storage["OPTIONS"], "endpoint_url": AWS_S3_PUBLIC_ENDPOINT_URL},
+    }
 
 # --- REST framework -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -222,7 +231,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": [
         "apps.core.parsers.JSONParser",
         "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
+        "apps.core.parsers.MultiPartParser",
     ],
     # Throttles key anonymous callers by address: X-Forwarded-For counts only behind that many
     # proxies (DRF reads the header from any client when NUM_PROXIES is unset).
@@ -333,6 +342,14 @@ SESSION_COOKIE_AGE = int(timedelta(days=14).total_seconds())
 VF_MAX_IMAGE_BYTES = env_int("VF_MAX_IMAGE_BYTES", 10 * 1024 * 1024)
 # Largest meta_data (training image, workspace), in bytes of compact JSON.
 VF_MAX_META_DATA_BYTES = env_int("VF_MAX_META_DATA_BYTES", 64 * 1024)
+# Memory under large but valid images (apps/images/decoding.py): the pixels one process decodes at
+# once, across all its requests and threads (a request waits its turn, up to VF_DECODE_WAIT_S,
+# then answers 503; at least one largest image, 50 M pixels), and the pixels one classify call
+# may decode in all (records past it get their own 413; a JPEG counts at the reduced scale it is
+# decoded at).
+VF_DECODE_PIXELS_AT_ONCE = env_int("VF_DECODE_PIXELS_AT_ONCE", 64_000_000)
+VF_DECODE_WAIT_S = env_int("VF_DECODE_WAIT_S", 30)
+VF_MAX_REQUEST_PIXELS = env_int("VF_MAX_REQUEST_PIXELS", 150_000_000)
 # Records per classify call (the Ximilar limit).
 VF_CLASSIFY_MAX_RECORDS = 10
 # Django refuses larger request bodies (DRF applies it to JSON too); the API answers a JSON 413.
@@ -350,8 +367,9 @@ VF_MODEL_CACHE_SIZE = env_int("VF_MODEL_CACHE_SIZE", 4)
 VF_INFERENCE_THREADS = env_int(
     "VF_INFERENCE_THREADS", max(1, (os.cpu_count() or 1) // max(1, env_int("WEB_CONCURRENCY", 2)))
 )
-# How a loaded version runs (BENCHMARKS.md, classify): "auto" (bf16 on a CPU with AMX, else jit),
-# "jit" (TorchScript trace + freeze, float32), "bf16" (traced, bfloat16 weights) or "eager".
+# How a loaded version runs (BENCHMARKS.md, classify; README, "Inference modes"): "auto" (= jit),
+# "jit" (TorchScript trace + freeze, float32: the ONNX export's answers within 1e-4), "bf16"
+# (traced, bfloat16 weights: faster on AMX CPUs and GPUs, probabilities within ~0.05) or "eager".
 VF_INFERENCE_MODE = env("VF_INFERENCE_MODE", "auto")
 
 # Training (apps/training). Images each label needs before a task may train.
@@ -378,8 +396,10 @@ VF_TRAIN_THREADS = env_int("VF_TRAIN_THREADS", 0)
 # A running training writes a heartbeat this often (s); the sweep treats one silent for
 # VF_TRAINING_STALE_AFTER (s) as left by a dead worker and requeues it (up to VF_TRAINING_MAX_ATTEMPTS
 # starts) or fails it. A version QUEUED longer than VF_TRAINING_QUEUED_MAX_AGE (s) fails.
-VF_TRAINING_HEARTBEAT_INTERVAL = env_int("VF_TRAINING_HEARTBEAT_INTERVAL", 30)
-VF_TRAINING_STALE_AFTER = env_int("VF_TRAINING_STALE_AFTER", 600)
+# A worker process that died on the machine of its successor is noticed at once, without waiting
+# (apps/training/claims.py); the stale window covers a whole machine that is gone.
+VF_TRAINING_HEARTBEAT_INTERVAL = env_int("VF_TRAINING_HEARTBEAT_INTERVAL", 15)
+VF_TRAINING_STALE_AFTER = env_int("VF_TRAINING_STALE_AFTER", 180)
 VF_TRAINING_MAX_ATTEMPTS = env_int("VF_TRAINING_MAX_ATTEMPTS", 2)
 VF_TRAINING_QUEUED_MAX_AGE = env_int("VF_TRAINING_QUEUED_MAX_AGE", 24 * 3600)
 # Local copies of model artifacts, downloaded from storage on first use (keyed by version id).

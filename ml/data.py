@@ -57,13 +57,22 @@ def to_rgb(img: Image.Image) -> Image.Image:
         pass
     if img.mode == "RGB":
         return img
-    if img.mode in ("RGBA", "LA", "P", "PA") or "transparency" in img.info:
+    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
         # Transparent areas become white rather than whatever colour hides under alpha.
         rgba = img.convert("RGBA")
         img = Image.new("RGB", rgba.size, (255, 255, 255))
         img.paste(rgba, mask=rgba.getchannel("A"))
         return img
     return img.convert("RGB")
+
+
+def draft(img: Image.Image, size: int) -> Image.Image:
+    """Have a JPEG decoded at the smallest scale (1/2, 1/4, 1/8) that still covers ``size`` on
+    both sides: up to 64x fewer pixels to decode, and quality unaffected. ``img.size`` is then what
+    decoding will produce; other formats decode whole. Before ``load``; a second call does nothing."""
+    if img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK"):
+        img.draft("RGB", (size, size))
+    return img
 
 
 def preprocess(image: ImageInput, size: int, interpolation: str = "bicubic") -> torch.Tensor:
@@ -74,11 +83,7 @@ def preprocess(image: ImageInput, size: int, interpolation: str = "bicubic") -> 
     with ``Image.draft`` first (up to 8x less work on a large photo); EXIF orientation
     is applied so phone photos are upright.
     """
-    img = open_image(image)
-    if img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK"):
-        # draft keeps both sides >= the requested size, so quality is unaffected.
-        img.draft("RGB", (size, size))
-    img = to_rgb(img)
+    img = to_rgb(draft(open_image(image), size))
     w, h = img.size
     scale = size / min(w, h)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))

@@ -152,16 +152,19 @@ def build_detector(num_labels: int, config: DetectConfig, pretrained: bool | Non
 
 def _decode(image: ImageInput, longest: int) -> tuple[torch.Tensor, tuple[int, int]]:
     """The image upright in RGB, shrunk (never enlarged) so its longer side is at most ``longest``:
-    a uint8 (3, H, W) tensor and the decoded image's own (width, height)."""
+    a uint8 (3, H, W) tensor and the image's own upright (width, height), read before a JPEG is
+    drafted (decoded at 1/2, 1/4 or 1/8 scale, which changes ``img.size``): boxes are answered in
+    the frame of the image as it came, not of its draft."""
     img = open_image(image)
+    size = _original_size(img)
     if img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK"):
         img.draft("RGB", (longest, longest))
     img = to_rgb(img)
-    size = img.size
-    scale = longest / max(size)
+    scale = longest / max(img.size)
     if scale < 1.0:
         img = img.resize(
-            (max(1, round(size[0] * scale)), max(1, round(size[1] * scale))), Image.Resampling.BILINEAR
+            (max(1, round(img.size[0] * scale)), max(1, round(img.size[1] * scale))),
+            Image.Resampling.BILINEAR,
         )
     array = np.asarray(img, dtype=np.uint8)
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous(), size
@@ -482,6 +485,9 @@ class DetectionPredictor:
         model = build_detector(len(meta["labels"]), config, pretrained=False)
         model.load_state_dict(artifacts.load_weights(directory, "cpu"), strict=True)
         return cls(model.to(dev), meta, dev)
+
+    # No ``draft(image)`` for the classify service to call first: a drafted JPEG no longer knows
+    # its own size, and the boxes must come back in that frame (preprocess drafts after reading it).
 
     def preprocess(self, image: ImageInput) -> tuple[torch.Tensor, tuple[int, int]]:
         """The image at the model's scale (longer side at most ``input_size``) and its own size."""

@@ -6,9 +6,11 @@ import os
 from collections.abc import Sequence
 
 import torch
+from PIL import Image
 
 from ml import artifacts
 from ml.data import ImageInput, normalize
+from ml.data import draft as draft_image
 from ml.data import preprocess as preprocess_image
 from ml.inference import accelerate
 from ml.models import create_empty_model, features_and_logits, postprocess
@@ -66,6 +68,11 @@ class Predictor:
     def preprocess(self, image: ImageInput) -> torch.Tensor:
         """Decode + resize one image to the version's uint8 (3, S, S) input."""
         return preprocess_image(image, self.input_size, self.interpolation)
+
+    def draft(self, image: Image.Image) -> Image.Image:
+        """Prepare an opened, not yet decoded image for ``preprocess``: a JPEG decodes at a reduced
+        scale. Its ``size`` is then the pixels decoding will produce (for memory budgets)."""
+        return draft_image(image, self.input_size)
 
     def predict(self, images: Sequence[ImageInput], descriptor: bool = False) -> list[dict]:
         """Preprocess ``images`` and run them as one batch; see ``predict_tensor``."""

@@ -19,6 +19,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import KFold, StratifiedKFold
+from threadpoolctl import threadpool_limits
 
 from ml import metrics
 
@@ -156,7 +157,15 @@ def _folds(task_type: str, y: np.ndarray, seed: int) -> list[tuple[np.ndarray, n
     return list(KFold(n_splits=max(2, k), shuffle=True, random_state=seed).split(np.zeros(n)))
 
 
-def fit_linear_head(
+def fit_linear_head(*args, **kwargs) -> LinearHead:
+    """``_fit_linear_head`` with BLAS (scikit-learn, SciPy) on as many threads as torch: the
+    trainer's thread setting holds for the whole fit. Left to itself OpenBLAS spins one thread per
+    core, and on a busy machine those spinning threads made a 7 s probe take 40 s."""
+    with threadpool_limits(limits=max(torch.get_num_threads(), 1), user_api="blas"):
+        return _fit_linear_head(*args, **kwargs)
+
+
+def _fit_linear_head(
     task_type: str,
     features: np.ndarray,
     targets: np.ndarray,

@@ -97,3 +97,78 @@ def test_training_emails_go_through_a_real_smtp_server(
     assert finished["Subject"] == f"Training finished: {task.name} (version 1)"
     body = finished.get_payload(decode=True).decode(finished.get_content_charset() or "utf-8")
     assert f"Accuracy on the test images: {version['accuracy']:.1%}" in body, body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_s3_the_heartbeat_beats_while_the_images_stream_to_the_worker(
+    user, workspace, s3_storage, fast_training, settings, monkeypatch
+):
+    """A set on S3 is streamed to local files while the heartbeat already runs, so a slow read of
+    many images never looks like a dead worker to the sweep."""
+    import threading
+    import time
+
+    from django.db import connection
+    from storages.backends.s3 import S3Storage
+
+    from apps.training import services as training
+
+    settings.VF_TRAINING_HEARTBEAT_INTERVAL = 0.2
+    task, _ = make_task(workspace, user, per_label=6)
+    queued = ModelVersion.objects.create(workspace=workspace, task=task, version=1, train_status="QUEUED")
+    version = training.model_version_claim(version_id=queued.pk)
+    claimed_at = version.heartbeat
+    reads: list[tuple[bool, object]] = []
+    original_open = S3Storage.open
+
+    def slow_open(storage, name, mode="rb"):
+        if name.startswith("training-images/"):
+            time.sleep(0.25)  # a remote store far away
+            beating = any(t.name == f"heartbeat-{version.pk}" and t.is_alive() for t in threading.enumerate())
+            reads.append(
+                (beating, ModelVersion.objects.values_list("heartbeat", flat=True).get(pk=version.pk))
+            )
+            connection.close()  # this reader thread's own connection
+        return original_open(storage, name, mode)
+
+    monkeypatch.setattr(S3Storage, "open", slow_open)
+    trained = training.model_version_train(version=version, heartbeat_thread=True)
+
+    assert trained.train_status == "TRAINED", trained.metrics
+    assert len(reads) == 12
+    assert all(beating for beating, _ in reads)
+    assert max(beat for _, beat in reads) > claimed_at  # it beat while the images came in
+    assert trained.metrics["number_of_training_images"] + trained.metrics["number_of_testing_images"] == 12
+
+
+@pytest.mark.django_db
+def test_presigned_urls_name_the_endpoint_clients_reach(api, user, workspace, s3_storage, settings):
+    """AWS_S3_PUBLIC_ENDPOINT_URL: the service talks to S3 at one address (compose: minio:9000),
+    clients at another (localhost:9000); the URLs it hands out are signed for the public one."""
+    from django.core.files.storage import storages
+
+    internal = settings.STORAGES["default"]["OPTIONS"]["endpoint_url"]
+    public = internal.replace("127.0.0.1", "localhost")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "public": {
+            **settings.STORAGES["default"],
+            "OPTIONS": {**settings.STORAGES["default"]["OPTIONS"], "endpoint_url": public},
+        },
+    }
+    storages._storages.pop("public", None)
+    try:
+        png = solid(COLOURS[1], np.random.default_rng(3))
+        response = api.post(
+            f"{API}training-image/", {"base64": base64.b64encode(png).decode()}, format="json"
+        )
+        assert response.status_code == 201, response.content
+        image = response.json()
+        for field in ("img_path", "thumb_img_path"):
+            assert image[field].startswith(public + "/"), image[field]
+            fetched = requests.get(image[field], timeout=10)
+            assert fetched.status_code == 200, fetched.text  # the signature holds for that host
+        stored = next(o for o in s3_storage.objects.all() if "/thumbs/" not in o.key)
+        assert requests.get(image["img_path"], timeout=10).content == stored.get()["Body"].read()
+    finally:
+        storages._storages.pop("public", None)

@@ -9,6 +9,7 @@ e-mails are the shared lifecycle of apps/training/services.py.
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections import Counter
 
 from django.conf import settings
@@ -16,7 +17,7 @@ from django.utils import timezone
 
 from apps.core.errors import DomainError
 from apps.tasks.models import Task
-from apps.training.classification import TEST_FRACTION, fit_budget, image_source, split_seed
+from apps.training.classification import TEST_FRACTION, fit_budget, image_sources, split_seed
 from apps.training.kinds import TrainingKind, TrainOutcome
 from apps.training.models import ModelVersion
 
@@ -88,15 +89,6 @@ def train(*, version: ModelVersion, out_dir: str, progress) -> TrainOutcome:
     task = version.task
     labels, boxes, negatives = task_training_objects(task=task)
     images = list(boxes) + negatives
-    examples = [
-        DetectionExample(
-            image=image_source(image.file),
-            boxes=[box for _, box in boxes.get(image, [])],
-            labels=[label for label, _ in boxes.get(image, [])],
-            size=(image.img_width, image.img_height),
-        )
-        for image in images
-    ]
     strata = [
         ",".join(str(i) for i in sorted({label for label, _ in boxes[image]}))
         if image in boxes
@@ -126,7 +118,21 @@ def train(*, version: ModelVersion, out_dir: str, progress) -> TrainOutcome:
         pretrained=settings.VF_TRAIN_PRETRAINED != "none",
     )
     label_list = [{"id": str(label.pk), "name": label.answer_name} for label in labels]
-    result = fit_detector(examples, test_mask, label_list, config=config, out_dir=out_dir, progress=progress)
+    # Local files for ml to decode (a remote storage's images are streamed to a spool folder).
+    with tempfile.TemporaryDirectory(prefix="vf-images-") as spool_dir:
+        sources = image_sources([image.file for image in images], spool_dir)
+        examples = [
+            DetectionExample(
+                image=source,
+                boxes=[box for _, box in boxes.get(image, [])],
+                labels=[label for label, _ in boxes.get(image, [])],
+                size=(image.img_width, image.img_height),
+            )
+            for image, source in zip(images, sources, strict=True)
+        ]
+        result = fit_detector(
+            examples, test_mask, label_list, config=config, out_dir=out_dir, progress=progress
+        )
     return TrainOutcome(
         metrics=result.metrics,
         warnings=list(result.warnings),

@@ -24,7 +24,7 @@ from apps.core.ids import parse_uuid
 from apps.workspaces.models import Workspace
 
 from . import storage
-from .decoding import check_size, decode_base64, max_image_bytes, open_image
+from .decoding import DECODE_GATE, check_size, decode, decode_base64, max_image_bytes, open_image
 from .errors import (
     MSG_LABEL_NOT_ON_IMAGE,
     MSG_MANY_SOURCES,
@@ -118,18 +118,22 @@ def prepare_image(data: bytes, *, noresize: bool) -> tuple[bytes, str, bytes, tu
     """Validate and convert upload bytes: (stored bytes, extension, thumbnail bytes, (w, h))."""
     from ml.data import to_rgb  # the model's own RGB/EXIF rule; loads torch with the first upload
 
-    original, image_format = open_image(data)
-    rgb = to_rgb(original)
-    oriented_as_is = rgb.size == original.size and original.getexif().get(0x0112, 1) in (1, None)
-    if noresize and image_format in _KEEP_AS_IS and oriented_as_is:
-        stored, extension = data, _KEEP_AS_IS[image_format]
-        final = rgb
-    else:
-        final = rgb if noresize else _scaled(rgb, MAX_SHORTER_SIDE)
-        stored, extension = _encode(final), "jpg"
-    thumbnail = final.copy()
-    thumbnail.thumbnail(THUMBNAIL_SIZE, Image.Resampling.LANCZOS)
-    return stored, extension, _encode(thumbnail, quality=THUMBNAIL_QUALITY), final.size
+    original, image_format = open_image(data, load=False)
+    width, height = original.size
+    with DECODE_GATE.hold(width * height):  # the decoded pixels live only inside this block
+        decode(original)
+        rgb = to_rgb(original)
+        oriented_as_is = rgb.size == original.size and original.getexif().get(0x0112, 1) in (1, None)
+        if noresize and image_format in _KEEP_AS_IS and oriented_as_is:
+            stored, extension = data, _KEEP_AS_IS[image_format]
+            final = rgb
+        else:
+            final = rgb if noresize else _scaled(rgb, MAX_SHORTER_SIDE)
+            stored, extension = _encode(final), "jpg"
+        del original, rgb
+        thumbnail = final.copy()
+        thumbnail.thumbnail(THUMBNAIL_SIZE, Image.Resampling.LANCZOS)
+        return stored, extension, _encode(thumbnail, quality=THUMBNAIL_QUALITY), final.size
 
 
 # --- ingestion --------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.core import signing
 from django.core.files.base import ContentFile
-from django.core.files.storage import FileSystemStorage, default_storage
+from django.core.files.storage import FileSystemStorage, default_storage, storages
 from django.urls import reverse
 
 logger = logging.getLogger(__name__)
@@ -46,11 +46,6 @@ def new_names(workspace_id, extension: str) -> tuple[str, str]:
 def save_bytes(name: str, data: bytes) -> str:
     """Store ``data`` under ``name`` (or a free variant of it); return the name used."""
     return default_storage.save(name, ContentFile(data))
-
-
-def read_bytes(name: str) -> bytes:
-    with default_storage.open(name, "rb") as handle:
-        return handle.read()
 
 
 def delete_files(*names: str) -> None:
@@ -101,6 +96,8 @@ def signed_link(name: str) -> str:
         return ""
     storage = default_storage
     if not _is_local(storage):
+        if "public" in settings.STORAGES:  # the endpoint clients reach (AWS_S3_PUBLIC_ENDPOINT_URL)
+            storage = storages["public"]
         try:
             # django-storages' S3 storage presigns with ``expire``.
             return storage.url(name, expire=settings.VF_SIGNED_URL_TTL)

@@ -9,15 +9,17 @@ from django.http import FileResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.core.parsers import JSONParser
+from apps.core.parsers import JSONParser, MultiPartParser
 from apps.workspaces.tenancy import WORKSPACE_PARAMETER, WorkspaceScopedViewSet
 
 from . import selectors, services, storage
+from .decoding import max_image_bytes
+from .errors import MSG_TOO_LARGE
 from .filters import TrainingImageFilter
 from .serializers import (
     BulkUpdateResultSerializer,
@@ -76,6 +78,12 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
 
     def get_workspace_queryset(self, workspace):
         return selectors.training_image_list(workspace=workspace)
+
+    upload_too_large_message = MSG_TOO_LARGE
+
+    def upload_part_limit(self) -> int:
+        """Largest file part a request may stream in (apps/core/parsers.py): an archive or an image."""
+        return services.zip_limit() if self.action == "import_zip" else max_image_bytes()
 
     def _detail(self, image, status_code=status.HTTP_200_OK) -> Response:
         image = selectors.training_image_get(workspace=self.workspace, image_id=image.pk)

@@ -6,7 +6,9 @@ kind of task plugs in:
 
 - ``load(directory, mode=, num_threads=)``: a predictor for the version saved in ``directory``
   (ml/ does the loading; ``mode`` is ``VF_INFERENCE_MODE``). The predictor has ``labels``,
-  ``preprocess(image)`` and ``predict_batch(inputs, descriptor=)``;
+  ``preprocess(image)`` and ``predict_batch(inputs, descriptor=)``, and may have ``draft(image)``
+  (prepare an opened image to decode at the reduced scale ``preprocess`` needs; its ``size`` is
+  then what the request's pixel budget counts);
 - ``answer(prediction, predictor, names, threshold)``: the response keys of one record;
 - ``names(labels=)`` (optional): the current names of the version's labels by id; default the
   recognition labels' (``label_names`` in services.py).

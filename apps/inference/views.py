@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser
 from rest_framework.response import Response
 
 from apps.core.errors import NotFoundError
-from apps.core.parsers import JSONParser
+from apps.core.parsers import JSONParser, MultiPartParser
 from apps.images.decoding import check_size
+from apps.images.errors import MSG_TOO_LARGE
 from apps.tasks.models import Task
 from apps.tasks.selectors import MSG_TASK_NOT_FOUND
 from apps.workspaces.tenancy import WorkspaceScopedViewSet
@@ -50,6 +51,7 @@ EXAMPLE_REQUEST = OpenApiExample(
 
 class _ClassifyBase(WorkspaceScopedViewSet):
     parser_classes = [JSONParser, FormParser, MultiPartParser]
+    upload_too_large_message = MSG_TOO_LARGE  # v1's image_file: one image, VF_MAX_IMAGE_BYTES
 
     def get_workspace_queryset(self, workspace):
         return Task.objects.select_related("workspace")

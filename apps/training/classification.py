@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
 from apps.core.errors import DomainError
-from apps.images.storage import read_bytes
 from apps.tasks.models import Task
 
 from .kinds import TrainingKind, TrainOutcome
@@ -41,7 +44,8 @@ TEST_FRACTION = 0.2
 # the least a fit gets however late it starts.
 JOB_RESERVE_S = 2.0
 MIN_FIT_BUDGET_S = 5.0
-REGRESSION_BINS = 5  # regression targets are stratified by quantile bins of the value
+REGRESSION_BINS = 5
+SPOOL_CHUNK_BYTES = 1 << 20  # regression targets are stratified by quantile bins of the value
 
 
 def _label_list(labels, counts) -> str:
@@ -85,17 +89,32 @@ def split_seed(task: Task, version: int) -> int:
     return int.from_bytes(digest[:4], "big")
 
 
-def image_source(name: str):
-    """A path when the storage is local (ml decodes from disk, nothing held in memory), else bytes."""
+SPOOL_THREADS = 8  # images fetched from a remote storage at once
+
+
+def _spool(name: str, folder: str) -> str:
+    """Stream one stored image into ``folder``; its local path ('' when it cannot be read: ml
+    skips it with a warning rather than failing the training)."""
+    target = os.path.join(folder, hashlib.sha256(name.encode()).hexdigest())
     try:
-        return default_storage.path(name)
+        with default_storage.open(name, "rb") as source, open(target, "wb") as sink:
+            shutil.copyfileobj(source, sink, SPOOL_CHUNK_BYTES)
+    except Exception:
+        logger.warning("cannot read training image %s", name, exc_info=True)
+        return ""
+    return target
+
+
+def image_sources(names: list[str], spool_dir: str) -> list[str]:
+    """Local paths for ml to decode: the files themselves on local storage; on a remote storage
+    (S3) each image streamed to a file under ``spool_dir``, a few at a time, so memory does not grow
+    with the set (the heartbeat already runs: apps/training/services.py starts it first)."""
+    try:
+        return [default_storage.path(name) for name in names]
     except NotImplementedError:
         pass
-    try:
-        return read_bytes(name)
-    except Exception:  # an unreadable image is skipped by ml with a warning, not a failed training
-        logger.warning("cannot read training image %s", name, exc_info=True)
-        return b""
+    with ThreadPoolExecutor(max_workers=SPOOL_THREADS, thread_name_prefix="spool") as pool:
+        return list(pool.map(lambda name: _spool(name, spool_dir), names))
 
 
 def _examples_and_targets(task: Task, outputs, negative):
@@ -218,12 +237,14 @@ def train(*, version: ModelVersion, out_dir: str, progress) -> TrainOutcome:
         seed=seed,
         num_threads=settings.VF_TRAIN_THREADS or None,
     )
-    items = [(image_source(e.file), target) for e, target in zip(examples, targets, strict=True)]
     labels = [
         {"id": str(label.id), "name": label.name}
         for label in outputs[: 1 if task.type == "regression" else None]
     ]
-    result = fit(items, test_mask, labels, task.type, config=config, out_dir=out_dir, progress=progress)
+    with tempfile.TemporaryDirectory(prefix="vf-images-") as spool_dir:
+        sources = image_sources([e.file for e in examples], spool_dir)
+        items = list(zip(sources, targets, strict=True))
+        result = fit(items, test_mask, labels, task.type, config=config, out_dir=out_dir, progress=progress)
     return TrainOutcome(
         metrics=result.metrics,
         warnings=warnings + list(result.warnings),

@@ -39,6 +39,9 @@ class ModelVersion(models.Model):
     # Set when a worker picks the job up; the sweep uses it to find versions left by a dead worker.
     heartbeat = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # Which worker process holds the claim ("host/pid/start ticks", apps/training/claims.py): a
+    # redelivered job takes over at once from a worker process that died on the same machine.
+    claimed_by = models.CharField(max_length=255, blank=True, default="")
 
     class Meta:
         # The table kept its name when the model moved here from apps.tasks (migrations

@@ -26,7 +26,7 @@ from apps.core.errors import ConflictError, DomainError, ServiceUnavailableError
 from apps.tasks.models import Task
 from ml.config import finite
 
-from . import artifacts, kinds
+from . import artifacts, claims, kinds
 from .models import ModelVersion
 from .selectors import model_version_active
 
@@ -46,6 +46,7 @@ MSG_QUEUE_DOWN = (
 MSG_EXPORT_NOT_TRAINED = "Only a TRAINED model version can be downloaded."
 MSG_NO_ONNX = "ONNX export is not available for {task_type} models; download the bundle instead."
 
+TRAINING_QUEUE = "training"  # config/celery.py routes the training job there
 PROGRESS_MIN_INTERVAL_S = 1.0  # at most one progress write per second
 
 
@@ -184,11 +185,12 @@ def _lock_unfinished_version(version_id) -> ModelVersion | None:
 
 
 def model_version_claim(*, version_id) -> ModelVersion | None:
-    """Mark a version IN_TRAINING for this worker; None when there is nothing to do.
+    """Mark a version IN_TRAINING for this worker process; None when there is nothing to do.
 
     Safe to call twice for one version: TRAINED/FAILED versions and versions another live worker
-    is training (fresh heartbeat) are skipped. A version out of attempts is failed and returned
-    (FAILED) so the caller can tell its owner.
+    is training (fresh heartbeat) are skipped. A fresh heartbeat of a worker process that died on
+    this machine does not count: its redelivered job takes over at once (apps/training/claims.py).
+    A version out of attempts is failed and returned (FAILED) so the caller can tell its owner.
     """
     with transaction.atomic():
         version = _lock_unfinished_version(version_id)
@@ -199,8 +201,12 @@ def model_version_claim(*, version_id) -> ModelVersion | None:
             and version.heartbeat
             and version.heartbeat > _stale_before()
         ):
-            logger.info("model version %s is being trained by a live worker; skipping", version_id)
-            return None
+            if not claims.claim_holder_is_gone(version.claimed_by):
+                logger.info("model version %s is being trained by a live worker; skipping", version_id)
+                return None
+            logger.warning(
+                "model version %s: its worker process %s is gone; taking over", version_id, version.claimed_by
+            )
         if version.attempts >= settings.VF_TRAINING_MAX_ATTEMPTS:
             return _fail_locked(version, MSG_WORKER_LOST.format(attempts=version.attempts))
         now = timezone.now()
@@ -210,6 +216,7 @@ def model_version_claim(*, version_id) -> ModelVersion | None:
         version.progress = 0.0
         version.epoch = version.loss = None
         version.attempts += 1
+        version.claimed_by = claims.worker_identity()
         version.save(
             update_fields=[
                 "train_status",
@@ -220,6 +227,7 @@ def model_version_claim(*, version_id) -> ModelVersion | None:
                 "epoch",
                 "loss",
                 "attempts",
+                "claimed_by",
             ]
         )
         Task.objects.filter(pk=version.task_id).update(last_train_status=Task.TrainStatus.IN_TRAINING)
@@ -382,15 +390,26 @@ def model_versions_sweep() -> dict[str, list]:
     """Rescue versions left behind: never leave one QUEUED or IN_TRAINING for good.
 
     IN_TRAINING with a heartbeat older than VF_TRAINING_STALE_AFTER (its worker died): back to
-    QUEUED and enqueued again while it has attempts left, else FAILED. QUEUED whose message may
-    be lost (enqueued longer than VF_TRAINING_STALE_AFTER ago): enqueued again (a duplicate message is
-    harmless, the job skips a version that is no longer QUEUED); QUEUED for longer than
-    VF_TRAINING_QUEUED_MAX_AGE: FAILED. Returns the ids it requeued and the FAILED versions.
+    QUEUED and enqueued again while it has attempts left, else FAILED. QUEUED for longer than
+    VF_TRAINING_QUEUED_MAX_AGE: FAILED. QUEUED for longer than VF_TRAINING_STALE_AFTER is enqueued
+    again only when its message must be lost: the training queue holds no waiting message (with
+    ``acks_late`` and a prefetch of one, a message taken by a worker is claimed at once, so an
+    empty queue means nobody will start it). While messages wait, a version that waits too is
+    left alone: one version, one message. Returns the ids it requeued and the FAILED versions.
     """
+    from config.celery import waiting_messages
+
     stale = _stale_before()
     now = timezone.now()
     too_old = now - timedelta(seconds=settings.VF_TRAINING_QUEUED_MAX_AGE)
     requeued, failed = [], []
+    waiting: list[int | None] = []
+
+    def queue_holds_messages() -> bool:
+        if not waiting:  # asked once per sweep, and only when a QUEUED version needs the answer
+            waiting.append(waiting_messages(TRAINING_QUEUE))
+        return waiting[0] != 0  # None: the broker cannot tell, so do not risk a second message
+
     candidates = ModelVersion.objects.filter(
         train_status__in=(Status.QUEUED, Status.IN_TRAINING), heartbeat__lt=stale
     )
@@ -416,6 +435,8 @@ def model_versions_sweep() -> dict[str, list]:
             elif version.train_status == Status.QUEUED and version.created < too_old:
                 hours = settings.VF_TRAINING_QUEUED_MAX_AGE / 3600
                 failed.append(_fail_locked(version, MSG_NEVER_STARTED.format(hours=hours)))
+            elif version.train_status == Status.QUEUED and queue_holds_messages():
+                continue  # its message is most likely among those waiting
             else:
                 if version.train_status == Status.IN_TRAINING:
                     logger.warning("model version %s lost its worker; requeueing", version.pk)

@@ -501,6 +501,44 @@ class TestClassify:
         assert response.status_code == 413
         assert response.json() == {"detail": "Request body is too large."}
 
+    def test_a_request_decodes_at_most_its_pixel_budget_and_jpegs_count_at_their_draft_scale(
+        self, api, make_task, settings
+    ):
+        task = make_task("multi_class")
+        rng = np.random.default_rng(31)
+        settings.VF_MAX_REQUEST_PIXELS = 100_000
+        png = solid(RED, rng, size=200)  # 40,000 pixels decoded
+        # 1,600 x 1,600 = 2.56 M pixels, but decoded at 1/8 scale for a 32 px model: 40,000.
+        jpeg = solid(BLUE, rng, size=1600, fmt="JPEG")
+        records = [
+            {"_base64": b64(png)},
+            {"_base64": b64(jpeg)},
+            {"_base64": b64(png)},
+            {"_base64": b64(jpeg)},
+        ]
+
+        result = post(api, {"task_id": str(task.pk), "records": records}).json()
+
+        codes = [r["_status"]["code"] for r in result["records"]]
+        assert codes == [200, 200, 413, 413]  # in record order: 80,000 fit, the third would not
+        assert result["records"][2]["_status"]["text"] == (
+            "This request's images hold more than 100000 pixels in all; send fewer or smaller images."
+        )
+        assert [r["best_label"]["name"] for r in result["records"][:2]] == ["red", "blue"]
+
+    def test_a_record_waits_for_the_decode_gate_then_answers_503(self, api, make_task, settings):
+        from apps.images.decoding import DECODE_GATE, MSG_DECODER_BUSY
+
+        task = make_task("multi_class")
+        settings.VF_DECODE_WAIT_S = 0
+        record = {"_base64": b64(solid(RED, np.random.default_rng(5)))}
+        with DECODE_GATE.hold(settings.VF_DECODE_PIXELS_AT_ONCE):  # other requests decode huge images
+            busy = post(api, {"task_id": str(task.pk), "records": [record]}).json()["records"][0]
+        assert busy["_status"] == {"code": 503, "text": MSG_DECODER_BUSY}
+        assert DECODE_GATE.in_use == 0
+        free = post(api, {"task_id": str(task.pk), "records": [record]}).json()["records"][0]
+        assert free["best_label"]["name"] == "red"
+
     def test_a_renamed_label_answers_with_its_new_name(self, api, make_task):
         task = make_task("multi_class")
         Label.objects.filter(pk=MC_LABELS[0]["id"]).update(name="crimson")

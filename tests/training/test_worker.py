@@ -93,7 +93,8 @@ def _database_url() -> str:
 
 
 class Worker:
-    """``celery worker`` as a subprocess in its own process group (so SIGKILL takes all of it)."""
+    """``celery worker`` with the pool production runs (prefork, as scripts/run.sh and compose start
+    it), as a subprocess in its own process group (so SIGKILL takes all of it)."""
 
     def __init__(self, broker_url: str, log: Path, **env):
         self.log = log
@@ -119,7 +120,8 @@ class Worker:
         self.output = open(log, "ab")  # closed in stop()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default,training",
-             "--pool", "solo", "--loglevel", "INFO", "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
+             "--pool", "prefork", "--concurrency", "1", "--loglevel", "INFO",
+             "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
              "--without-gossip", "--without-mingle", "--without-heartbeat"],
             cwd=django_settings.BASE_DIR, env=environment, stdout=self.output, stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -242,11 +244,72 @@ def test_a_worker_killed_during_training_leaves_no_stuck_version_and_version_1_k
     rescuer = workers()
     version = wait_for(lambda: finished(v2["id"]), "version 2 to finish", rescuer)
 
-    assert version.train_status in ("TRAINED", "FAILED")
+    assert version.train_status == "TRAINED", version.metrics  # rescued, not given up
     assert version.attempts == 2
     assert training.model_versions_sweep() == {"requeued": [], "failed": []}
     assert not ModelVersion.objects.filter(train_status__in=("QUEUED", "IN_TRAINING")).exists()
     task.refresh_from_db()
-    assert task.last_train_status == version.train_status
-    assert task.production_version == (2 if version.train_status == "TRAINED" else 1)
+    assert task.last_train_status == "TRAINED"
+    assert task.production_version == 2
     assert Task.objects.get(pk=task.pk).versions.count() == 2
+
+
+def test_a_killed_pool_process_is_replaced_and_its_training_finishes_without_waiting(
+    api, user, workspace, workers
+):
+    """SIGKILL of the pool process that trains (the OOM killer's way): Celery redelivers the job
+    to the new pool process, which sees that the claim's process is gone and trains at once, well
+    before the heartbeat could go stale (the production window here, not the tests' short one)."""
+    task, _ = make_task(workspace, user, per_label=8)
+    worker = workers(VF_TRAINING_STALE_AFTER="600", VF_TRAIN_EPOCHS="500", VF_TRAIN_TIME_BUDGET="20")
+    queued = api.post(f"/recognition/v2/task/{task.id}/train/").json()
+    training_version = wait_for(
+        lambda: ModelVersion.objects.filter(
+            pk=queued["id"], train_status="IN_TRAINING", epoch__gte=1
+        ).first(),
+        "the training to be under way",
+        worker,
+    )
+    host, pid, _ = training_version.claimed_by.rsplit("/", 2)
+    assert int(pid) != worker.process.pid  # a pool process, not the worker's main process
+    os.kill(int(pid), signal.SIGKILL)
+    killed_at = time.monotonic()
+
+    version = wait_for(lambda: finished(queued["id"]), "the rescued training", worker)
+    rescued_after = time.monotonic() - killed_at
+
+    assert version.train_status == "TRAINED", version.metrics
+    assert version.attempts == 2
+    assert version.claimed_by.rsplit("/", 2)[1] != pid
+    own_time = (version.finished - version.started).total_seconds()
+    assert rescued_after <= own_time + 60, (rescued_after, own_time)
+    assert "taking over" in worker.text()
+    assert worker.process.poll() is None  # the worker itself lived on
+
+
+def test_the_sweep_sends_a_queued_version_again_only_when_its_message_is_lost(broker, user, workspace):
+    """One version, one message: while messages wait in the training queue the sweep sends none;
+    once the queue is empty (the message was lost) it sends exactly one."""
+    import redis
+
+    from apps.training.jobs import train_model_version
+
+    queue = redis.Redis.from_url(broker)
+    task, _ = make_task(workspace, user, per_label=5)
+    long_ago = timezone.now() - timedelta(seconds=django_settings.VF_TRAINING_STALE_AFTER + 5)
+    version = ModelVersion.objects.create(
+        workspace=workspace, task=task, version=1, train_status="QUEUED", heartbeat=long_ago
+    )
+    train_model_version.delay(str(version.pk))  # its message, waiting behind a busy worker
+    assert queue.llen("training") == 1
+
+    assert training.model_versions_sweep() == {"requeued": [], "failed": []}
+    assert queue.llen("training") == 1
+
+    queue.delete("training")  # lost: e.g. Redis restarted without persistence
+    assert training.model_versions_sweep()["requeued"] == [version.pk]
+    assert queue.llen("training") == 1
+
+    ModelVersion.objects.filter(pk=version.pk).update(heartbeat=long_ago)
+    assert training.model_versions_sweep()["requeued"] == []  # its new message waits: no third one
+    assert queue.llen("training") == 1
