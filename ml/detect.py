@@ -177,7 +177,7 @@ def _original_size(image: ImageInput) -> tuple[int, int]:
     try:
         if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):
             return height, width
-    except Exception:  # noqa: BLE001, S110 - a broken EXIF block: the image is used as stored
+    except Exception:  # noqa: BLE001, S110  # nosec B110 - a broken EXIF block: the image is used as stored
         pass
     return width, height
 
@@ -261,7 +261,7 @@ def _seed_everything(seed: int) -> random.Random:
     random.seed(seed)  # torchvision's transform picks its training size with ``random``
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
-    return random.Random(seed)  # noqa: S311 - augmentation draws, not secrets
+    return random.Random(seed)  # noqa: S311  # nosec B311 - augmentation draws, not secrets
 
 
 def _lr_at(step: int, total: int, config: DetectConfig) -> float:

@@ -9,7 +9,7 @@ import zipfile
 import pytest
 from django.core.management import call_command
 
-from apps.detection.formats import MSG_UNKNOWN_CATEGORY, parse_coco, parse_voc
+from apps.detection.formats import MSG_DTD, MSG_UNKNOWN_CATEGORY, parse_coco, parse_voc
 from apps.detection.models import DetectionLabel, DetectionObject, NegativeImage
 from apps.detection.services import MSG_BOX_OUTSIDE, MSG_IMAGE_FILE_MISSING
 from apps.images.errors import MSG_DUPLICATE
@@ -73,7 +73,8 @@ def test_voc_one_based_pixels_become_zero_based_corners():
     assert parsed.images[0].boxes == [("disc", [0.0, 0.0, 96.0, 80.0])]
     assert parse_voc("<annotation></annotation>").skipped[0]["reason"].startswith("Not a Pascal VOC")
     bomb = '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x SYSTEM "file:///etc/passwd">]><annotation><filename>&x;</filename></annotation>'
-    assert not parse_voc(bomb).images  # no external entity is read
+    refused = parse_voc(bomb)  # no DTD, so no entity is ever expanded or read
+    assert not refused.images and refused.skipped[0]["reason"] == MSG_DTD
 
 
 def test_the_command_imports_coco_and_voc_with_a_report(tmp_path, workspace, user, capsys):
