@@ -394,5 +394,7 @@ VF_TRAINING_HEARTBEAT_INTERVAL = env_int("VF_TRAINING_HEARTBEAT_INTERVAL", 15)
 VF_TRAINING_STALE_AFTER = env_int("VF_TRAINING_STALE_AFTER", 180)
 VF_TRAINING_MAX_ATTEMPTS = env_int("VF_TRAINING_MAX_ATTEMPTS", 2)
 VF_TRAINING_QUEUED_MAX_AGE = env_int("VF_TRAINING_QUEUED_MAX_AGE", 24 * 3600)
+# How often (s) celery beat runs that sweep.
+VF_TRAINING_SWEEP_INTERVAL = env_int("VF_TRAINING_SWEEP_INTERVAL", 60)
 # Local copies of model artifacts, downloaded from storage on first use (keyed by version id).
 VF_MODEL_CACHE_DIR = Path(env("VF_MODEL_CACHE_DIR", str(VF_VAR_DIR / "model-cache")))
