@@ -349,6 +349,9 @@ VF_MAX_META_DATA_BYTES = env_int("VF_MAX_META_DATA_BYTES", 64 * 1024)
 VF_DECODE_PIXELS_AT_ONCE = env_int("VF_DECODE_PIXELS_AT_ONCE", 64_000_000)
 VF_DECODE_WAIT_S = env_int("VF_DECODE_WAIT_S", 30)
 VF_MAX_REQUEST_PIXELS = env_int("VF_MAX_REQUEST_PIXELS", 150_000_000)
+# DELETE label/{id}/wipe deletes up to this many images within the request (204); a larger label is
+# wiped by a job in committed batches (202).
+VF_WIPE_INLINE_MAX = env_int("VF_WIPE_INLINE_MAX", 2000)
 # Records per classify call (the Ximilar limit).
 VF_CLASSIFY_MAX_RECORDS = 10
 # Django refuses larger request bodies (DRF applies it to JSON too); the API answers a JSON 413.
