@@ -66,7 +66,10 @@ def _configure(app: Celery) -> None:
         task_queues=(Queue("default"), Queue("training")),
         task_routes={TRAIN_JOB: {"queue": "training"}},
         beat_schedule={
-            "sweep-stuck-trainings": {"task": SWEEP_JOB, "schedule": 60.0},
+            "sweep-stuck-trainings": {
+                "task": SWEEP_JOB,
+                "schedule": float(settings.VF_TRAINING_SWEEP_INTERVAL),
+            },
         },
         worker_hijack_root_logger=False,
     )

@@ -350,6 +350,9 @@ VF_MAX_META_DATA_BYTES = env_int("VF_MAX_META_DATA_BYTES", 64 * 1024)
 VF_DECODE_PIXELS_AT_ONCE = env_int("VF_DECODE_PIXELS_AT_ONCE", 64_000_000)
 VF_DECODE_WAIT_S = env_int("VF_DECODE_WAIT_S", 30)
 VF_MAX_REQUEST_PIXELS = env_int("VF_MAX_REQUEST_PIXELS", 150_000_000)
+# DELETE label/{id}/wipe deletes up to this many images within the request (204); a larger label is
+# wiped by a job in committed batches (202).
+VF_WIPE_INLINE_MAX = env_int("VF_WIPE_INLINE_MAX", 2000)
 # Records per classify call (the Ximilar limit).
 VF_CLASSIFY_MAX_RECORDS = 10
 # Django refuses larger request bodies (DRF applies it to JSON too); the API answers a JSON 413.
@@ -402,5 +405,7 @@ VF_TRAINING_HEARTBEAT_INTERVAL = env_int("VF_TRAINING_HEARTBEAT_INTERVAL", 15)
 VF_TRAINING_STALE_AFTER = env_int("VF_TRAINING_STALE_AFTER", 180)
 VF_TRAINING_MAX_ATTEMPTS = env_int("VF_TRAINING_MAX_ATTEMPTS", 2)
 VF_TRAINING_QUEUED_MAX_AGE = env_int("VF_TRAINING_QUEUED_MAX_AGE", 24 * 3600)
+# How often (s) celery beat runs that sweep.
+VF_TRAINING_SWEEP_INTERVAL = env_int("VF_TRAINING_SWEEP_INTERVAL", 60)
 # Local copies of model artifacts, downloaded from storage on first use (keyed by version id).
 VF_MODEL_CACHE_DIR = Path(env("VF_MODEL_CACHE_DIR", str(VF_VAR_DIR / "model-cache")))

@@ -31,5 +31,7 @@ export VF_PUBLIC_URL=${VF_PUBLIC_URL:-http://$HOST:$PORT}
 WORKER=$!
 trap 'kill $WORKER 2>/dev/null; wait $WORKER 2>/dev/null' EXIT INT TERM
 
+# No control socket: its default path is per user, shared by every gunicorn of this user.
 "$VENV/bin/gunicorn" config.wsgi:application --bind "$HOST:$PORT" \
-  --workers "${WEB_CONCURRENCY:-2}" --threads "${GUNICORN_THREADS:-4}" --timeout 120 --access-logfile -
+  --workers "${WEB_CONCURRENCY:-2}" --threads "${GUNICORN_THREADS:-4}" --timeout 120 --access-logfile - \
+  --no-control-socket

@@ -41,8 +41,9 @@ def _get(url: str, token: str | None = None):
 
 
 @contextlib.contextmanager
-def run_stack(tmp_path, **extra_env):
-    """``scripts/run.sh`` on a fresh VF_VAR_DIR, up once /health answers; yields (base URL, log).
+def run_stack(tmp_path, with_process: bool = False, **extra_env):
+    """``scripts/run.sh`` on a fresh VF_VAR_DIR, up once /health answers; yields (base URL, log),
+    and its process (the leader of its process group) too ``with_process``.
 
     ``extra_env`` overrides the environment (workers, threads, training settings)."""
     port = _free_port()
@@ -56,7 +57,9 @@ def run_stack(tmp_path, **extra_env):
         **extra_env,
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    log = open(tmp_path / "run.log", "w+")  # noqa: SIM115 - closed below
+    # Append mode: the children share this file offset, and the tests seek it to read the log;
+    # O_APPEND keeps every write at the end whatever the offset.
+    log = open(tmp_path / "run.log", "a+")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         ["bash", str(ROOT / "scripts" / "run.sh")],
         cwd=ROOT,
@@ -79,7 +82,7 @@ def run_stack(tmp_path, **extra_env):
             time.sleep(0.5)
         log.seek(0)
         assert process.poll() is None, f"run.sh exited early:\n{log.read()}"
-        yield base, log
+        yield (base, log, process) if with_process else (base, log)
     finally:
         _stop(process)
         log.close()

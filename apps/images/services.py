@@ -116,9 +116,11 @@ def _scaled(image: Image.Image, shorter_side: int) -> Image.Image:
 
 def prepare_image(data: bytes, *, noresize: bool) -> tuple[bytes, str, bytes, tuple[int, int]]:
     """Validate and convert upload bytes: (stored bytes, extension, thumbnail bytes, (w, h))."""
-    from ml.data import to_rgb  # the model's own RGB/EXIF rule; loads torch with the first upload
+    from ml.data import draft, to_rgb  # the model's own RGB/EXIF rule; loads torch with the first upload
 
     original, image_format = open_image(data, load=False)
+    if not noresize:  # a large JPEG decodes at 1/2, 1/4 or 1/8 scale, still >= 512 px on both sides
+        original = draft(original, MAX_SHORTER_SIDE)
     width, height = original.size
     with DECODE_GATE.hold(width * height):  # the decoded pixels live only inside this block
         decode(original)

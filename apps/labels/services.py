@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from django.db import transaction
 
-from apps.core.errors import DomainError
+from apps.core.errors import DomainError, ServiceUnavailableError
 
 from .models import Label
 
@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MSG_LABEL_TYPE_LOCKED = "The type of a label attached to a task cannot be changed; detach it first."
+MSG_QUEUE_DOWN = (
+    "The job queue is unreachable, so the wipe cannot start; nothing was deleted. Try again later."
+)
 MSG_NEGATIVE_LABEL_DELETE = "This is the negative label of a multi_label task; delete the task first."
 
 _EDITABLE_FIELDS = ("name", "type", "description", "output_name")
@@ -73,22 +76,57 @@ def label_delete(*, label: Label) -> None:
     label.delete()
 
 
-@transaction.atomic
-def label_wipe(*, label: Label) -> int:
-    """Delete a label and every training image that carries it (rows and files); return the count."""
+WIPE_BATCH = 500  # images deleted per committed transaction
+
+
+def _wiped_images(label: Label):
+    from apps.images.models import TrainingImage  # the images app sits below; see label_wipe
+
+    return TrainingImage.objects.filter(workspace_id=label.workspace_id, image_labels__label=label)
+
+
+def label_wipe(*, label: Label, batch: int | None = None) -> int:
+    """Delete a label and every training image that carries it (rows and files); return the count.
+
+    In committed batches of ``batch`` images, each one's files deleted after its commit: a label
+    of a million images never holds one transaction (or its locks) for minutes, and what was
+    deleted stays deleted if the work stops half-way (a second wipe finishes it).
+    """
     # Imported here: the images app owns image deletion (files included) and imports labels itself.
     from apps.images.models import TrainingImage
     from apps.images.services import training_image_delete_many
 
     _refuse_negative_label(label)
-    # Ids first: the queryset handed over must not depend on the label rows it is about to delete.
-    image_ids = list(
-        TrainingImage.objects.filter(workspace_id=label.workspace_id, image_labels__label=label).values_list(
-            "pk", flat=True
-        )
-    )
-    count = len(image_ids)
-    training_image_delete_many(queryset=TrainingImage.objects.filter(pk__in=image_ids))
+    batch = batch or WIPE_BATCH
+    count = 0
+    while True:
+        # Ids first: the queryset handed over must not depend on the label rows it is about to delete.
+        ids = list(_wiped_images(label).order_by().values_list("pk", flat=True)[:batch])
+        if not ids:
+            break
+        count += training_image_delete_many(queryset=TrainingImage.objects.filter(pk__in=ids))
     label.delete()
     logger.info("Wiped label %s with %d image(s)", label.pk, count)
     return count
+
+
+def label_wipe_start(*, label: Label) -> dict | None:
+    """``DELETE label/{id}/wipe``: a label with up to ``VF_WIPE_INLINE_MAX`` images is wiped now
+    (None: answered 204); a larger one by a job, in the same batches, and this returns what the
+    202 answer says. The label's image count shows the progress until the label is gone."""
+    from django.conf import settings
+
+    from config.celery import broker_reachable
+
+    _refuse_negative_label(label)
+    images = _wiped_images(label).count()
+    if images <= settings.VF_WIPE_INLINE_MAX:
+        label_wipe(label=label)
+        return None
+    if not broker_reachable():
+        raise ServiceUnavailableError(MSG_QUEUE_DOWN)
+    from .jobs import wipe_label  # jobs import this module
+
+    transaction.on_commit(lambda: wipe_label.delay(str(label.pk)))
+    logger.info("Queued the wipe of label %s with %d image(s)", label.pk, images)
+    return {"id": str(label.pk), "images": images, "status": "wiping"}

@@ -89,10 +89,18 @@ class LabelViewSet(
     @extend_schema(
         summary="Delete a label and every training image that carries it",
         request=None,
-        responses={204: None, **ERRORS},
+        responses={
+            204: None,
+            202: OpenApiResponse(description="A large label: wiped by a job; `{id, images, status}`"),
+            **ERRORS,
+        },
     )
     @action(detail=True, methods=["delete"])
     def wipe(self, request, pk=None):
-        """Delete the label and every training image that carries it (with their files)."""
-        services.label_wipe(label=self.get_object())
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        """Delete the label and every training image that carries it (with their files).
+
+        Up to ``VF_WIPE_INLINE_MAX`` images now (204); more by a job in committed batches (202)."""
+        queued = services.label_wipe_start(label=self.get_object())
+        if queued is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(queued, status=status.HTTP_202_ACCEPTED)

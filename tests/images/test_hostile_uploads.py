@@ -234,3 +234,27 @@ def test_an_oversized_part_is_stopped_while_it_streams_in_not_spooled_whole(
     assert 0 < sum(spooled) <= limit  # stopped at the limit, not after 30 times as much
     assert list(tmp_path.iterdir()) == []  # the temporary file is gone
     assert_nothing_stored(settings)
+
+
+def test_a_large_jpeg_upload_decodes_at_a_reduced_scale_within_the_decode_gate(api, settings, monkeypatch):
+    """Stored images are scaled to a shorter side of 512 px, so a 4,000 x 3,000 JPEG need not be
+    decoded whole: Image.draft decodes it at 1/4 (1,000 x 750), and the decode gate counts that."""
+    held = []
+    original_hold = decoding.DECODE_GATE.hold
+
+    def recording(pixels):
+        held.append(pixels)
+        return original_hold(pixels)
+
+    monkeypatch.setattr(decoding.DECODE_GATE, "hold", recording)
+    big = picture(size=(4000, 3000), fmt="JPEG")
+    response = api.post(BASE, {"base64": b64(big)}, format="json")
+    assert response.status_code == 201, response.content
+    assert (response.json()["img_width"], response.json()["img_height"]) == (683, 512)
+    assert held == [1000 * 750]
+    assert decoding.DECODE_GATE.in_use == 0
+
+    other = picture(size=(4000, 3000), fmt="JPEG", color=(10, 200, 30))
+    response = api.post(BASE, {"base64": b64(other), "noresize": True}, format="json")
+    assert response.status_code == 201, response.content
+    assert held[-1] == 4000 * 3000  # kept as sent: decoded whole

@@ -368,3 +368,35 @@ def test_a_workspace_the_caller_is_not_a_member_of_is_a_404(api, workspace, othe
     assert response.status_code == 404
     assert not Label.objects.filter(name="intruder").exists()
     assert Label.objects.filter(pk=label.pk).exists()
+
+
+def test_wiping_a_large_label_is_a_job_in_committed_batches(
+    api, workspace, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Past VF_WIPE_INLINE_MAX images the wipe answers 202 and a job deletes the images in batches,
+    each its own transaction with its files deleted after its commit (here the job runs eagerly)."""
+    from apps.images import services as image_services
+
+    settings.VF_WIPE_INLINE_MAX = 3
+    monkeypatch.setattr(label_services, "WIPE_BATCH", 2)
+    label, other = LabelFactory(workspace=workspace), LabelFactory(workspace=workspace)
+    wiped = add_images(workspace, [label], 5)
+    kept = add_images(workspace, [other], 1, start=9)
+    batches = []
+    original = image_services.training_image_delete_many
+
+    def counting(*, queryset):
+        batches.append(original(queryset=queryset))
+        return batches[-1]
+
+    monkeypatch.setattr(image_services, "training_image_delete_many", counting)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api.delete(f"/recognition/v2/label/{label.pk}/wipe")
+
+    assert response.status_code == 202, response.content
+    assert response.json() == {"id": str(label.pk), "images": 5, "status": "wiping"}
+    assert batches == [2, 2, 1]
+    assert not Label.objects.filter(pk=label.pk).exists()
+    assert not TrainingImage.objects.filter(pk__in=[image.pk for image in wiped]).exists()
+    assert not any(default_storage.exists(image.file) for image in wiped)
+    assert TrainingImage.objects.get() == kept[0]

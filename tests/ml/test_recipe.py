@@ -73,7 +73,13 @@ def test_the_metrics_name_every_candidate_the_winner_and_the_history(tmp_path):
     assert (
         set(probe_row["hyper"]) == {"C", "flip"} and probe_row["hyper"]["flip"] is False
     )  # grey: no mirrors
-    assert m["validation"] == {"images": 12, "fraction": 0.2, "metric": "accuracy"}
+    assert m["validation"] == {
+        "images": 12,
+        "fraction": 0.2,
+        "metric": "accuracy",
+        # 12 images are too few for the log loss to mean anything; small grey glyphs: scratch first
+        "ties": {"loss": False, "order": ["scratch", "finetune", "probe"]},
+    }
     if m["selected"].startswith("scratch"):
         assert [h["epoch"] for h in m["history"]] == list(range(1, 7))
         assert all({"loss", "val_loss", "val_score"} <= set(h) for h in m["history"])
@@ -251,3 +257,22 @@ def test_a_handful_of_images_trains_without_a_validation_slice():
     assert result.metrics["validation"]["images"] == 0 and "note" in result.metrics["validation"]
     assert result.metrics["selected"] == "probe:tf_efficientnet_lite0@224"
     assert result.metrics["number_of_testing_images"] == 1
+
+
+def test_ties_on_a_small_slice_ignore_the_loss_and_go_by_the_kind_the_data_favours():
+    from ml.recipe import TIE_ORDER, TIE_ORDER_SMALL_GREY, Candidate, choose
+
+    def candidate(kind, score, nll):
+        c = Candidate(f"{kind}:x@32", kind, "x", 32)
+        c.score, c.nll = score, nll
+        return c
+
+    probe, scratch = candidate("probe", 1.0, 0.01), candidate("scratch", 1.0, 0.09)
+    # A 10-image slice: both perfect; the probe's head is merely more confident.
+    assert choose([probe, scratch], TIE_ORDER_SMALL_GREY, use_loss=False) is scratch
+    assert choose([probe, scratch], TIE_ORDER, use_loss=False) is probe
+    # A slice large enough to measure the loss: the lower loss breaks the tie.
+    assert choose([probe, scratch], TIE_ORDER_SMALL_GREY, use_loss=True) is probe
+    # A better score always wins.
+    worse = candidate("scratch", 0.9, 0.001)
+    assert choose([probe, worse], TIE_ORDER_SMALL_GREY, use_loss=False) is probe
