@@ -21,6 +21,8 @@ urlpatterns = [
     # Custom object detection (Ximilar's detection/v2/): tasks, labels, objects.
     path("detection/v2/", include("apps.detection.urls")),
     path("detection/v2/", include(detection_urlpatterns)),  # detect/ (apps/inference)
+    # ... and detect/ on the short prefix too, as recognition answers on both.
+    path("v2/", include((detection_urlpatterns, "v2-detect"), namespace="v2-detect")),
     # Vize v1 classify and the signed media URLs.
     path("v1/", include(v1_urlpatterns)),
     path("media/", include(media_urlpatterns)),
