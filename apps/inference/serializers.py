@@ -31,7 +31,9 @@ class RecordField(serializers.JSONField):
     """Any JSON value: a record that is not an object gets its own 400 ``_status``."""
 
 
-class ClassifyRequestSerializer(serializers.Serializer):
+class _RecordsRequestSerializer(serializers.Serializer):
+    """What classify and detect share: the task, the version and 1 to 10 records."""
+
     task_id = serializers.UUIDField(required=False, allow_null=True, help_text="The task (or send `task`).")
     task = serializers.UUIDField(
         required=False, allow_null=True, help_text="Alias of `task_id` (Ximilar docs)."
@@ -44,12 +46,6 @@ class ClassifyRequestSerializer(serializers.Serializer):
         allow_empty=True,  # the service answers 0 records with a detail, like 11
         help_text=f"1 to {settings.VF_CLASSIFY_MAX_RECORDS} records.",
     )
-    threshold = serializers.FloatField(
-        required=False, allow_null=True, help_text="Leave labels with a lower probability out of `labels`."
-    )
-    descriptor = serializers.BooleanField(
-        required=False, default=False, help_text="Add `_descriptor`: the L2-normalised feature vector."
-    )
     store_images = serializers.BooleanField(
         required=False,
         default=False,
@@ -65,17 +61,18 @@ class ClassifyRequestSerializer(serializers.Serializer):
         return attrs
 
 
-class DetectRequestSerializer(serializers.Serializer):
+class ClassifyRequestSerializer(_RecordsRequestSerializer):
+    threshold = serializers.FloatField(
+        required=False, allow_null=True, help_text="Leave labels with a lower probability out of `labels`."
+    )
+    descriptor = serializers.BooleanField(
+        required=False, default=False, help_text="Add `_descriptor`: the L2-normalised feature vector."
+    )
+
+
+class DetectRequestSerializer(_RecordsRequestSerializer):
     """Body of ``POST detection/v2/detect/`` (``ximilar-client``'s ``detect_on_task``)."""
 
-    task_id = serializers.UUIDField(required=False, allow_null=True, help_text="The detection task.")
-    task = serializers.UUIDField(required=False, allow_null=True, help_text="Alias of `task_id` (docs).")
-    version = serializers.IntegerField(
-        required=False, allow_null=True, help_text="A TRAINED version; default the production version."
-    )
-    records = serializers.ListField(
-        child=RecordField(), allow_empty=True, help_text=f"1 to {settings.VF_CLASSIFY_MAX_RECORDS} records."
-    )
     keep_prob = serializers.FloatField(
         required=False,
         allow_null=True,
@@ -83,19 +80,6 @@ class DetectRequestSerializer(serializers.Serializer):
         max_value=1.0,
         help_text="Only objects with at least this probability are returned (default 0.3).",
     )
-    store_images = serializers.BooleanField(
-        required=False,
-        default=False,
-        help_text="Store each record as a training image of the workspace and add `_stored_image_id`.",
-    )
-    workspace = serializers.UUIDField(required=False, help_text="Workspace of the task; default yours.")
-
-    def validate(self, attrs):
-        task_id = attrs.get("task_id") or attrs.get("task")
-        if task_id is None:
-            raise serializers.ValidationError({"task_id": [MSG_TASK_REQUIRED]})
-        attrs["task_id"] = task_id
-        return attrs
 
 
 class V1ClassifyRequestSerializer(serializers.Serializer):
