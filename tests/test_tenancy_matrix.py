@@ -172,7 +172,7 @@ class World:
         }
         if path.startswith("/detection/v2/task/"):
             body["label_id"] = str(self.detection_label.id)  # a detection task takes detection labels
-        if path.startswith("/detection/v2/detect"):
+        if path.startswith(("/detection/v2/detect", "/v2/detect")):
             body["task_id"] = body["task"] = str(self.detection_task.id)
         if workspace:
             body["workspace"] = workspace
