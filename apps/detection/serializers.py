@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.core.fields import MetaDataField
 from apps.core.ids import parse_uuid
-from apps.images import storage
 from apps.images.models import TrainingImage
+from apps.images.serializers import SignedImagePathsMixin
 from apps.tasks.models import Task
 
 from .models import DetectionLabel, DetectionObject, ObjectLabel
@@ -130,7 +129,7 @@ class ObjectLabelValueSerializer(serializers.Serializer):
     value = serializers.FloatField(required=False, allow_null=True, default=None)
 
 
-class ObjectImageSerializer(serializers.ModelSerializer):
+class ObjectImageSerializer(SignedImagePathsMixin, serializers.ModelSerializer):
     img_path = serializers.SerializerMethodField()
     thumb_img_path = serializers.SerializerMethodField()
 
@@ -138,14 +137,6 @@ class ObjectImageSerializer(serializers.ModelSerializer):
         model = TrainingImage
         fields = ["id", "img_path", "thumb_img_path", "img_width", "img_height"]
         read_only_fields = fields
-
-    @extend_schema_field(OpenApiTypes.URI)
-    def get_img_path(self, obj) -> str:
-        return storage.signed_url(obj.file, self.context.get("request"))
-
-    @extend_schema_field(OpenApiTypes.URI)
-    def get_thumb_img_path(self, obj) -> str:
-        return storage.signed_url(obj.thumbnail, self.context.get("request"))
 
 
 class ObjectLabelSerializer(serializers.ModelSerializer):

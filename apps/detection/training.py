@@ -13,11 +13,10 @@ import tempfile
 from collections import Counter
 
 from django.conf import settings
-from django.utils import timezone
 
 from apps.core.errors import DomainError
 from apps.tasks.models import Task
-from apps.training.classification import TEST_FRACTION, fit_budget, image_sources, split_seed
+from apps.training.classification import fit_budget, image_sources, split_and_record
 from apps.training.kinds import TrainingKind, TrainOutcome
 from apps.training.models import ModelVersion
 
@@ -84,7 +83,6 @@ def train(*, version: ModelVersion, out_dir: str, progress) -> TrainOutcome:
     task's time budget and evaluates it on the test side.
     """
     from ml.detect import DetectConfig, DetectionExample, fit_detector
-    from ml.split import stratified_split
 
     task = version.task
     labels, boxes, negatives = task_training_objects(task=task)
@@ -95,20 +93,12 @@ def train(*, version: ModelVersion, out_dir: str, progress) -> TrainOutcome:
         else NEGATIVE_STRATUM
         for image in images
     ]
-    seed = split_seed(task, version.version)
-    test_mask = stratified_split(
-        [str(image.pk) for image in images],
-        strata,
-        [image.test_image for image in images],
-        test_fraction=TEST_FRACTION,
-        seed=seed,
+    test_mask, seed = split_and_record(
+        version=version,
+        image_ids=[str(image.pk) for image in images],
+        strata=strata,
+        test_images=[image.test_image for image in images],
     )
-    split = {
-        "seed": seed,
-        "train": [str(image.pk) for image, test in zip(images, test_mask, strict=True) if not test],
-        "test": [str(image.pk) for image, test in zip(images, test_mask, strict=True) if test],
-    }
-    ModelVersion.objects.filter(pk=version.pk).update(split=split, heartbeat=timezone.now())
     config = DetectConfig(
         input_size=settings.VF_DETECTION_INPUT_SIZE,
         epochs=settings.VF_DETECTION_EPOCHS,

@@ -31,7 +31,19 @@ class ImageLabelSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "type", "value"]
 
 
-class TrainingImageSerializer(serializers.ModelSerializer):
+class SignedImagePathsMixin:
+    """``img_path`` and ``thumb_img_path`` of a ``TrainingImage`` as signed, expiring URLs."""
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_img_path(self, obj) -> str:
+        return storage.signed_url(obj.file, self.context.get("request"))
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_thumb_img_path(self, obj) -> str:
+        return storage.signed_url(obj.thumbnail, self.context.get("request"))
+
+
+class TrainingImageSerializer(SignedImagePathsMixin, serializers.ModelSerializer):
     img_path = serializers.SerializerMethodField(
         help_text="Signed, expiring URL of the image (no token needed)."
     )
@@ -56,14 +68,6 @@ class TrainingImageSerializer(serializers.ModelSerializer):
             "created",
         ]
         read_only_fields = fields
-
-    @extend_schema_field(OpenApiTypes.URI)
-    def get_img_path(self, obj) -> str:
-        return storage.signed_url(obj.file, self.context.get("request"))
-
-    @extend_schema_field(OpenApiTypes.URI)
-    def get_thumb_img_path(self, obj) -> str:
-        return storage.signed_url(obj.thumbnail, self.context.get("request"))
 
 
 @extend_schema_field({"type": "array", "items": {"type": "string", "format": "uuid"}})

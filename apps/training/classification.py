@@ -89,6 +89,24 @@ def split_seed(task: Task, version: int) -> int:
     return int.from_bytes(digest[:4], "big")
 
 
+def split_and_record(
+    *, version: ModelVersion, image_ids: list[str], strata: list, test_images: list[bool]
+) -> tuple[list[bool], int]:
+    """The version's 80/20 split: stratified, seeded by task and version, ``test_image`` always
+    test; recorded on the version (``split``). Returns the test mask and the seed."""
+    from ml.split import stratified_split
+
+    seed = split_seed(version.task, version.version)
+    test_mask = stratified_split(image_ids, strata, test_images, test_fraction=TEST_FRACTION, seed=seed)
+    split = {
+        "seed": seed,
+        "train": [i for i, test in zip(image_ids, test_mask, strict=True) if not test],
+        "test": [i for i, test in zip(image_ids, test_mask, strict=True) if test],
+    }
+    ModelVersion.objects.filter(pk=version.pk).update(split=split, heartbeat=timezone.now())
+    return test_mask, seed
+
+
 SPOOL_THREADS = 8  # images fetched from a remote storage at once
 
 
@@ -207,27 +225,18 @@ def train(*, version: ModelVersion, out_dir: str, progress) -> TrainOutcome:
     """
     from ml.config import TrainConfig
     from ml.recipe import fit
-    from ml.split import stratified_split
 
     task = version.task
     outputs, negative = task_training_labels(task=task)
     examples, targets, strata, warnings = _examples_and_targets(task, outputs, negative)
     if not examples:
         raise ValueError(MSG_NO_IMAGES)
-    seed = split_seed(task, version.version)
-    test_mask = stratified_split(
-        [e.image_id for e in examples],
-        strata,
-        [e.test_image for e in examples],
-        test_fraction=TEST_FRACTION,
-        seed=seed,
+    test_mask, seed = split_and_record(
+        version=version,
+        image_ids=[e.image_id for e in examples],
+        strata=strata,
+        test_images=[e.test_image for e in examples],
     )
-    split = {
-        "seed": seed,
-        "train": [e.image_id for e, test in zip(examples, test_mask, strict=True) if not test],
-        "test": [e.image_id for e, test in zip(examples, test_mask, strict=True) if test],
-    }
-    ModelVersion.objects.filter(pk=version.pk).update(split=split, heartbeat=timezone.now())
     config = TrainConfig(
         architecture=task.architecture or settings.VF_TRAIN_ARCHITECTURE,
         input_size=task.input_size or None,
