@@ -265,9 +265,12 @@ def _seed_everything(seed: int) -> random.Random:
 
 
 def _lr_at(step: int, total: int, config: DetectConfig) -> float:
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    progress = min(1.0, (step - config.warmup_steps) / max(1, total - config.warmup_steps))
+    # The warm-up takes at most a fifth of the steps: on a few dozen images (3 steps an epoch) the
+    # full 20 would leave the cosine almost nothing and the detector under-trained.
+    warmup = max(1, min(config.warmup_steps, total // 5))
+    if step < warmup:
+        return config.lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
     return config.lr * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import uuid
 import zipfile
 
 import numpy as np
@@ -14,6 +15,7 @@ from PIL import Image
 
 from apps.detection.models import DetectionLabel, DetectionObject, NegativeImage
 from apps.detection.training import MSG_TOO_FEW_IMAGES
+from apps.images.models import TrainingImage
 from apps.images.services import training_image_ingest
 from apps.inference import cache
 from apps.tasks.models import Task
@@ -34,11 +36,24 @@ def detection_training(fast_training, settings):
     settings.VF_DETECTION_INPUT_SIZE = 128
     settings.VF_DETECTION_EPOCHS = 10
     settings.VF_TRAIN_TIME_BUDGET = 120
+    # One thread: with two, torch's CPU kernels may sum in another order from run to run, and ten
+    # epochs on 21 scenes amplify that (one CI run ended on a plateau at mAP 0.47). With one
+    # thread, the fixed task and image ids below, the training is the same on every run.
+    settings.VF_TRAIN_THREADS = 1
     cache.model_cache().clear()
     return settings
 
 
 FIXED_TASK_ID = "5f0c7c39-65a1-4c47-9c0b-1f0e2a0b7d11"
+
+
+def _with_fixed_id(image: TrainingImage) -> TrainingImage:
+    """The image under an id made from its content: the split and the training order follow the
+    image ids, so random ones would make every run of a training test a different training."""
+    fixed = uuid.uuid5(uuid.UUID(FIXED_TASK_ID), image.content_hash)
+    TrainingImage.objects.filter(pk=image.pk).update(id=fixed)
+    image.pk = image.id = fixed
+    return image
 
 
 def _task_with_scenes(api, workspace, n: int, seed: int = 21):
@@ -53,7 +68,7 @@ def _task_with_scenes(api, workspace, n: int, seed: int = 21):
         api.post(f"{API}/task/{task['id']}/add-label/", {"label_id": label["id"]}, format="json")
         label_ids.append(label["id"])
     for image, boxes, labels in scenes(n, seed=seed):
-        stored = training_image_ingest(workspace=workspace, data=png(image), noresize=True)
+        stored = _with_fixed_id(training_image_ingest(workspace=workspace, data=png(image), noresize=True))
         for box, label in zip(boxes, labels, strict=True):
             body = {"detection_label": label_ids[label], "image": str(stored.pk), "data": box}
             assert api.post(f"{API}/object/", body, format="json").status_code == 201
@@ -74,7 +89,9 @@ def test_a_detector_trained_through_the_api_finds_the_objects_of_unseen_scenes(
     task, label_ids = _task_with_scenes(api, workspace, 26)
     # Two negative images: background only.
     for colour in ((120, 130, 140), (90, 100, 110)):
-        negative = training_image_ingest(workspace=workspace, data=png(Image.new("RGB", (96, 80), colour)))
+        negative = _with_fixed_id(
+            training_image_ingest(workspace=workspace, data=png(Image.new("RGB", (96, 80), colour)))
+        )
         api.post(f"{API}/task/{task['id']}/add-image/", {"image_id": str(negative.pk)}, format="json")
     assert NegativeImage.objects.count() == 2
 
