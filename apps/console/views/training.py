@@ -104,12 +104,14 @@ def task_try(request, task_id):
     if record["_status"]["code"] != 200:
         context = {"error": record["_status"]["text"]}
         return render(request, "console/_try_result.html", context, status=record["_status"]["code"])
-    for found in record.get("_objects") or []:
+    objects = record.get("_objects") or []  # templates cannot read names that start with "_"
+    for found in objects:
         found["style"] = charts.box_style(found["bound_box"], record["_width"], record["_height"])
     shown_type = form.cleaned_data["image"].content_type
     shown_type = shown_type if shown_type in SHOWN_TYPES else "image/jpeg"
     context = {
         "record": record,
+        "objects": objects,
         "version": result["version"],
         "image_src": f"data:{shown_type};base64,{encoded}",
         "is_detection": task.type == Task.Type.DETECTION,
