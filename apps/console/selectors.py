@@ -54,16 +54,18 @@ def task_labels(*, task: Task) -> list:
             .annotate(objects_count=Count("detection_objects"))
             .order_by("created", "id")
         )
-    return list(label_selectors.label_list(workspace=task.workspace).filter(tasks=task))
+    return list(label_selectors.label_list(workspace=task.workspace_id).filter(tasks=task))
 
 
 def task_versions(*, task: Task) -> list[ModelVersion]:
     """The task's versions, newest first, ``is_production`` annotated."""
-    return list(training_selectors.model_version_list(workspace=task.workspace).filter(task=task))
+    return list(training_selectors.model_version_list(workspace=task.workspace_id).filter(task=task))
 
 
 def version_get(*, task: Task, version: int) -> ModelVersion:
-    found = training_selectors.model_version_list(workspace=task.workspace).filter(task=task, version=version)
+    found = training_selectors.model_version_list(workspace=task.workspace_id).filter(
+        task=task, version=version
+    )
     found = found.first()
     if found is None:
         raise NotFoundError(MSG_VERSION_NOT_FOUND)
@@ -78,7 +80,7 @@ class ImageFilter:
 
 
 def _task_images(task: Task, labels: list, chosen: ImageFilter) -> QuerySet:
-    images = image_selectors.training_image_list(workspace=task.workspace)
+    images = image_selectors.training_image_list(workspace=task.workspace_id)
     if task.type == Task.Type.DETECTION:
         boxes = DetectionObject.objects.filter(image=OuterRef("pk"))
         labelled = Exists(ImageLabel.objects.filter(image=OuterRef("pk")))
@@ -133,7 +135,7 @@ def image_next(*, image: TrainingImage) -> TrainingImage | None:
 
 def image_boxes(*, task: Task, image: TrainingImage) -> list[dict]:
     """The boxes drawn on ``image`` with labels of the detection task, as the editor loads them."""
-    objects = detection_selectors.detection_object_list(workspaces=[task.workspace]).filter(
+    objects = detection_selectors.detection_object_list(workspaces=[task.workspace_id]).filter(
         image=image, detection_label__tasks=task
     )
     return [{"id": str(o.pk), "label": str(o.detection_label_id), "box": o.data} for o in objects]

@@ -24,11 +24,11 @@ def _task_and_image(request, task_id, image_id):
     task = selectors.task_get(workspace=request.workspace, task_id=task_id)
     if task.type != Task.Type.DETECTION:
         raise NotFoundError(MSG_NOT_DETECTION)
-    return task, selectors.image_get(workspace=task.workspace, image_id=image_id)
+    return task, selectors.image_get(workspace=task.workspace_id, image_id=image_id)
 
 
 def _object(task, image, object_id):
-    objects = detection_selectors.detection_object_list(workspaces=[task.workspace])
+    objects = detection_selectors.detection_object_list(workspaces=[task.workspace_id])
     found = objects.filter(pk=object_id, image=image).first()
     if found is None:
         raise NotFoundError(detection_services.MSG_LABEL_NOT_FOUND)
@@ -37,7 +37,7 @@ def _object(task, image, object_id):
 
 def _label(task, form: BoxForm):
     label = detection_selectors.detection_label_get(
-        workspace=task.workspace, label_id=form.cleaned_data["label"]
+        workspace=task.workspace_id, label_id=form.cleaned_data["label"]
     )
     return label
 

@@ -58,7 +58,7 @@ def image_grid(request, task_id):
 def image_upload(request, task_id):
     """One file onto a label (or none): JSON ``{id, thumb_url}`` or ``{error}`` with the service's
     status (400 not an image or a duplicate, 413 too large)."""
-    task = selectors.task_get(workspace=request.workspace, task_id=task_id)
+    selectors.task_get(workspace=request.workspace, task_id=task_id)  # 404 for another workspace's task
     form = UploadForm(request.POST, request.FILES)
     if not form.is_valid():
         return JsonResponse({"error": form.errors.as_text()}, status=400)
@@ -68,7 +68,7 @@ def image_upload(request, task_id):
     try:
         raw = image_services.upload_bytes(file=data.get("file"))
         image = image_services.training_image_ingest(
-            workspace=task.workspace,
+            workspace=request.workspace,
             data=raw,
             label_ids=[label] if label and value is None else [],
             values={label: value} if label and value is not None else None,
@@ -96,11 +96,11 @@ def image_bulk(request, task_id):
     ids, action, label = data["images"], data["action"], data.get("label")
     try:
         if action == "delete":
-            scoped = image_selectors.training_image_list(workspace=task.workspace).filter(pk__in=ids)
+            scoped = image_selectors.training_image_list(workspace=request.workspace).filter(pk__in=ids)
             count = image_services.training_image_delete_many(queryset=scoped)
         else:
             count = image_services.training_image_bulk_update(
-                workspace=task.workspace,
+                workspace=request.workspace,
                 image_ids=ids,
                 add_label_ids=[label] if action == "label" else [],
                 remove_label_ids=[label] if action == "unlabel" else [],

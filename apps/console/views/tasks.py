@@ -90,11 +90,11 @@ def label_create(request, task_id):
     name = form.cleaned_data["name"]
     with transaction.atomic():
         if task.type == Task.Type.DETECTION:
-            label = detection_services.detection_label_create(workspace=task.workspace, name=name)
+            label = detection_services.detection_label_create(workspace=request.workspace, name=name)
             detection_services.detection_label_attach(task=task, label=label)
         else:
             label_type = task_services.LABEL_TYPE_FOR_TASK_TYPE[task.type]
-            label = label_services.label_create(workspace=task.workspace, name=name, type=label_type)
+            label = label_services.label_create(workspace=request.workspace, name=name, type=label_type)
             task_services.label_attach(label=label, task=task)
     messages.success(request, f"Label {name} added.")
     return redirect("console:task-detail", task_id=task.pk)
