@@ -422,3 +422,5 @@ VF_TRAINING_SWEEP_INTERVAL = env_int("VF_TRAINING_SWEEP_INTERVAL", 60)
 VF_MODEL_CACHE_DIR = Path(env("VF_MODEL_CACHE_DIR", str(VF_VAR_DIR / "model-cache")))
 # Thumbnails per page of the console's image grid.
 VF_CONSOLE_PAGE_SIZE = env_int("VF_CONSOLE_PAGE_SIZE", 60)
+# Files a browser uploads at once when many are dropped on a label (each file is its own request).
+VF_CONSOLE_PARALLEL_UPLOADS = env_int("VF_CONSOLE_PARALLEL_UPLOADS", 3)

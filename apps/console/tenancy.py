@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from functools import wraps
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import render
@@ -64,5 +65,9 @@ def workspace_view(view):
 def page(request, template: str, context: dict | None = None, status: int = 200):
     """Render a console page with what the header needs (the workspace switcher)."""
     workspaces = list(workspace_list_for_user(user=request.user))
-    base = {"workspace": request.workspace, "workspaces": workspaces}
+    base = {
+        "workspace": request.workspace,
+        "workspaces": workspaces,
+        "parallel_uploads": settings.VF_CONSOLE_PARALLEL_UPLOADS,
+    }
     return render(request, template, {**base, **(context or {})}, status=status)

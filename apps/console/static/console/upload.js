@@ -1,9 +1,9 @@
-// Drag and drop of many image files onto a label: one request per file (three at a time), each
-// file listed with its progress, then "stored" or the server's reason (duplicate, not an image,
-// too large).
+// Drag and drop of many image files onto a label: one request per file (VF_CONSOLE_PARALLEL_UPLOADS
+// at a time), each file listed with its progress, then "stored" or the server's reason (duplicate,
+// not an image, too large).
 "use strict";
 (function () {
-  const PARALLEL = 3;
+  const PARALLEL = Number(document.body.dataset.parallelUploads) || 3;
 
   function uploadAll(zone, files) {
     const list = zone.querySelector(".upload-list");
