@@ -36,18 +36,21 @@ def _object(task, image, object_id):
 
 
 def _label(task, form: BoxForm):
-    label = detection_selectors.detection_label_get(
+    return detection_selectors.detection_label_get(
         workspace=task.workspace_id, label_id=form.cleaned_data["label"]
     )
-    return label
 
 
-def _answer(obj) -> JsonResponse:
+def _saved(form: BoxForm, save) -> JsonResponse:
+    """Validate the box form, then ``save()`` through a detection service: the saved box, or the
+    reason it was refused (the form's, or the service's with its status)."""
+    if not form.is_valid():
+        return JsonResponse({"error": form.errors.as_text()}, status=400)
+    try:
+        obj = save()
+    except DomainError as exc:
+        return JsonResponse({"error": exc.message}, status=exc.status_code)
     return JsonResponse({"id": str(obj.pk), "label": str(obj.detection_label_id), "box": obj.data})
-
-
-def _refused(exc: DomainError) -> JsonResponse:
-    return JsonResponse({"error": exc.message}, status=exc.status_code)
 
 
 @workspace_view
@@ -70,15 +73,12 @@ def box_editor(request, task_id, image_id):
 def box_create(request, task_id, image_id):
     task, image = _task_and_image(request, task_id, image_id)
     form = BoxForm(request.POST)
-    if not form.is_valid():
-        return JsonResponse({"error": form.errors.as_text()}, status=400)
-    try:
-        obj = detection_services.detection_object_create(
+    return _saved(
+        form,
+        lambda: detection_services.detection_object_create(
             label=_label(task, form), image=image, data=form.box()
-        )
-    except DomainError as exc:
-        return _refused(exc)
-    return _answer(obj)
+        ),
+    )
 
 
 @require_POST
@@ -87,13 +87,12 @@ def box_update(request, task_id, image_id, object_id):
     task, image = _task_and_image(request, task_id, image_id)
     obj = _object(task, image, object_id)
     form = BoxForm(request.POST)
-    if not form.is_valid():
-        return JsonResponse({"error": form.errors.as_text()}, status=400)
-    try:
-        obj = detection_services.detection_object_update(obj=obj, label=_label(task, form), data=form.box())
-    except DomainError as exc:
-        return _refused(exc)
-    return _answer(obj)
+    return _saved(
+        form,
+        lambda: detection_services.detection_object_update(
+            obj=obj, label=_label(task, form), data=form.box()
+        ),
+    )
 
 
 @require_POST
