@@ -239,3 +239,44 @@ def test_a_person_draws_a_box_on_a_detection_image_and_it_is_saved(
 
     page.reload()  # drawn boxes come back with the page
     expect(page.locator("#box-editor .box")).to_have_count(1)
+
+
+def test_the_version_page_follows_a_training_live_and_shows_the_metrics_when_it_ends(
+    page, live_server, transactional_db
+):
+    """htmx polls the progress partial: the numbers move without a reload, and the end reloads
+    the page once to show the metrics (a worker's writes, made here by the test)."""
+    from playwright.sync_api import expect
+
+    from apps.training.models import ModelVersion
+    from tests.factories import TaskFactory
+
+    user = UserFactory()
+    task = TaskFactory(workspace=user.owned_workspaces.get(), name="Live")
+    version = ModelVersion.objects.create(
+        workspace=task.workspace,
+        task=task,
+        version=1,
+        train_status="IN_TRAINING",
+        progress=5,
+        epoch=1,
+        loss=0.9,
+    )
+    _sign_in(page, user)
+    page.goto(f"/console/tasks/{task.id}/versions/1/")
+    expect(page.locator("#progress")).to_contain_text("5% · epoch 1 · loss 0.9000")
+    page.evaluate("window.notReloaded = true")
+
+    ModelVersion.objects.filter(pk=version.pk).update(progress=60, epoch=3, loss=0.25)
+    expect(page.locator("#progress")).to_contain_text("60% · epoch 3 · loss 0.2500", timeout=10_000)
+    assert page.evaluate("window.notReloaded") is True  # updated in place
+    _shot(page, "progress")
+
+    ModelVersion.objects.filter(pk=version.pk).update(
+        train_status="TRAINED",
+        progress=100,
+        metrics={"accuracy": 1.0, "confusion_matrix": {"labels": ["a", "b"], "matrix": [[2, 0], [0, 2]]}},
+    )
+    expect(page.get_by_role("table", name="Confusion matrix")).to_be_visible(timeout=10_000)
+    expect(page.locator("#progress .status")).to_have_text("TRAINED")
+    assert page.evaluate("window.notReloaded") is None  # the end reloaded the page once
