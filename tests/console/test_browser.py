@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +137,14 @@ def _drop(page, zone_name: str, paths: list[Path]) -> None:
     zone.dispatch_event("drop", {"dataTransfer": transfer})
 
 
+def _eventually(check, seconds: float = 10.0) -> None:
+    """Wait until ``check()`` (a look at the database) holds: the page saves in the background."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "the page did not save in time"
+        time.sleep(0.1)
+
+
 def _train(page, expected_version: int) -> None:
     with page.expect_navigation(timeout=180_000):
         page.get_by_role("button", name="Train").click()
@@ -204,7 +213,7 @@ def test_a_person_signs_in_uploads_trains_tries_and_switches_versions(
     page.get_by_role("heading", name="Sign in").wait_for()
 
 
-def test_a_person_draws_a_box_on_a_detection_image_and_it_is_saved(
+def test_a_person_draws_moves_relabels_and_deletes_boxes_with_mouse_and_keys(
     page, live_server, transactional_db, tmp_path
 ):
     from playwright.sync_api import expect
@@ -214,31 +223,61 @@ def test_a_person_draws_a_box_on_a_detection_image_and_it_is_saved(
     page.get_by_label("Name").fill("Cars")
     page.get_by_label("Type").select_option("detection")
     page.get_by_role("button", name="Create task").click()
-    page.get_by_label("New label").fill("car")
-    page.get_by_role("button", name="Add label").click()
-    path = tmp_path / "street.png"
-    path.write_bytes(solid(COLOURS[2], np.random.default_rng(4), size=96))
-    page.get_by_label("Files for new images").set_input_files(str(path))
-    expect(page.locator(".upload-list li.ok")).to_have_count(1)
+    for name in ("car", "sign"):
+        page.get_by_label("New label").fill(name)
+        page.get_by_role("button", name="Add label").click()
+        expect(page.get_by_label(f"Drop images on {name}")).to_be_visible()
+    paths = []
+    for n in range(2):
+        path = tmp_path / f"street{n}.png"
+        path.write_bytes(solid(COLOURS[2 + n], np.random.default_rng(4 + n), size=96))
+        paths.append(str(path))
+    page.get_by_label("Files for new images").set_input_files(paths)
+    expect(page.locator(".upload-list li.ok")).to_have_count(2)
 
     page.get_by_role("link", name="Images").click()
-    page.get_by_role("link", name="0 boxes").click()
-    editor = page.locator("#box-editor")
+    page.get_by_role("link", name="0 boxes").first.click()
     page.locator("#box-editor img").wait_for()
-    area = editor.bounding_box()
-    page.mouse.move(area["x"] + area["width"] * 0.2, area["y"] + area["height"] * 0.2)
+    area = page.locator("#box-editor").bounding_box()
+
+    def at(fx, fy):
+        return area["x"] + area["width"] * fx, area["y"] + area["height"] * fy
+
+    # Draw a box with the mouse.
+    page.mouse.move(*at(0.2, 0.2))
     page.mouse.down()
-    page.mouse.move(area["x"] + area["width"] * 0.6, area["y"] + area["height"] * 0.7, steps=5)
+    page.mouse.move(*at(0.6, 0.7), steps=5)
     page.mouse.up()
     expect(page.locator("#box-status")).to_have_text("Saved. 1 box saved.")
-    _shot(page, "boxes")
     (box,) = DetectionObject.objects.all()
     x1, y1, x2, y2 = box.data
     assert box.detection_label.name == "car"
-    assert 10 <= x1 < x2 <= 96 and 10 <= y1 < y2 <= 96 and x2 - x1 > 20
+    assert 15 <= x1 < x2 <= 62 and 15 <= y1 < y2 <= 72 and x2 - x1 > 30
+    _shot(page, "boxes")
+
+    # Move it by dragging its middle; key 2 relabels the selected box.
+    page.mouse.move(*at(0.4, 0.45))
+    page.mouse.down()
+    page.mouse.move(*at(0.5, 0.55), steps=5)
+    page.mouse.up()
+    page.keyboard.press("2")
+    expect(page.locator("#box-editor .box span")).to_have_text("sign")
+    _eventually(lambda: DetectionObject.objects.get(pk=box.pk).detection_label.name == "sign")
+    box.refresh_from_db()
+    assert box.data[0] > x1 + 5 and box.data[1] > y1 + 5  # moved right and down
+    assert round(box.data[2] - box.data[0]) == round(x2 - x1)  # same size
 
     page.reload()  # drawn boxes come back with the page
     expect(page.locator("#box-editor .box")).to_have_count(1)
+    page.locator("#box-editor .box").click()
+    page.keyboard.press("Delete")
+    expect(page.locator("#box-status")).to_have_text("Deleted. 0 boxes saved.")
+    assert not DetectionObject.objects.exists()
+
+    first = page.url
+    page.keyboard.press("n")  # the next image
+    page.wait_for_url(lambda url: url != first)
+    assert page.url.endswith("/boxes/")
 
 
 def test_the_version_page_follows_a_training_live_and_shows_the_metrics_when_it_ends(

@@ -9,12 +9,15 @@ import zipfile
 import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.template.loader import render_to_string
 
+from apps.console import charts
 from apps.images.models import TrainingImage
+from apps.tasks.models import Task
 from apps.training.models import ModelVersion
 from apps.workspaces.services import workspace_ensure_default
 from tests.factories import TaskFactory, TrainingImageFactory, add_trained_version, make_task
-from tests.pictures import COLOURS, solid
+from tests.pictures import COLOURS, picture, solid
 
 
 def test_the_progress_partial_shows_percent_epoch_and_loss_and_keeps_polling(console, workspace):
@@ -155,3 +158,55 @@ def test_another_workspaces_versions_are_404s(console, other_user, tmp_path):
         console.get(f"/console/tasks/{TaskFactory(workspace=task.workspace).id}/versions/9/").status_code
         == 404
     )
+
+
+def test_a_detection_versions_page_shows_ap_per_label_and_the_boxes_on_the_test_images(
+    console, workspace, tmp_path
+):
+    task = Task.objects.create(workspace=workspace, name="cars", type="detection", owner=workspace.owner)
+    image = TrainingImageFactory(workspace=workspace, data=picture(size=(200, 100), color=(3, 4, 5)))
+    version = add_trained_version(task, 1, tmp_path)
+    version.metrics = {
+        "map50": 0.81,
+        "precision": 0.9,
+        "recall": 0.7,
+        "test_images": 1,
+        "per_label": [
+            {"name": "car", "ap": 0.81, "precision": 0.9, "recall": 0.7, "true": 3, "predicted": 2}
+        ],
+        "history": [{"epoch": 1, "loss": 2.0}, {"epoch": 2, "loss": 1.5}],
+    }
+    car = {"id": "x", "name": "car"}
+    version.evaluation = [
+        {
+            "image_id": str(image.id),
+            "true_objects": [{**car, "bound_box": [0, 0, 100, 50]}],
+            "predicted_objects": [{**car, "bound_box": [100, 50, 200, 100], "prob": 0.9, "correct": False}],
+            "false_positives": 1,
+            "false_negatives": 1,
+            "correct": False,
+        }
+    ]
+    version.save()
+    html = console.get(f"/console/tasks/{task.id}/versions/1/").content.decode()
+    assert "mAP@0.5 <strong>0.81</strong>" in html and "<th>AP</th>" in html
+    assert 'class="box true" style="left:0.00%;top:0.00%;width:50.00%;height:50.00%"' in html
+    assert 'class="box predicted" style="left:50.00%;top:50.00%;width:50.00%;height:50.00%"' in html
+    assert "1 false +, 1 missed" in html
+
+
+def test_the_try_answer_of_a_detector_draws_its_boxes_over_the_image():
+    found = {"name": "car", "prob": 0.876, "bound_box": [10, 20, 60, 70]}
+    found["style"] = charts.box_style(found["bound_box"], 200, 100)
+    html = render_to_string(
+        "console/_try_result.html",
+        {
+            "record": {},
+            "objects": [found],
+            "version": 3,
+            "image_src": "data:image/png;base64,AA==",
+            "is_detection": True,
+        },
+    )
+    assert "Version 3 says" in html and "1 object found." in html and "car: 0.876" in html
+    assert 'style="left:5.00%;top:20.00%;width:25.00%;height:50.00%"' in html

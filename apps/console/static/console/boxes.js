@@ -115,7 +115,10 @@
       moved(e);
       const big = box.box[2] - box.box[0] >= 2 && box.box[3] - box.box[1] >= 2;
       if (mode === "draw" && !big) { box.el.remove(); boxes.splice(boxes.indexOf(box), 1); return; }
-      if (box.box.join() !== origin.join() || mode === "draw") save(box);
+      // A click (no real movement) saves nothing: compare with a tolerance, not the float sums.
+      const changed = box.box.some((v, i) => Math.abs(v - origin[i]) > 0.05);
+      if (changed || mode === "draw") save(box);
+      else { box.box = origin; place(box); }
     }
     document.addEventListener("mousemove", moved);
     document.addEventListener("mouseup", done);
