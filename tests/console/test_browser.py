@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -137,6 +138,11 @@ def _drop(page, zone_name: str, paths: list[Path]) -> None:
     zone.dispatch_event("drop", {"dataTransfer": transfer})
 
 
+def _stored(page):
+    """The upload list's lines of the files stored, as the person reads them ("name: stored")."""
+    return page.get_by_role("listitem").filter(has_text=re.compile(r": stored$"))
+
+
 def _eventually(check, seconds: float = 10.0) -> None:
     """Wait until ``check()`` (a look at the database) holds: the page saves in the background."""
     deadline = time.monotonic() + seconds
@@ -149,7 +155,7 @@ def _train(page, expected_version: int) -> None:
     with page.expect_navigation(timeout=180_000):
         page.get_by_role("button", name="Train").click()
     page.get_by_role("heading", name=f"version {expected_version}").wait_for()
-    page.locator("#progress .status").filter(has_text="TRAINED").wait_for(timeout=180_000)
+    page.get_by_text("Status: TRAINED").wait_for(timeout=180_000)
 
 
 def test_a_person_signs_in_uploads_trains_tries_and_switches_versions(
@@ -172,24 +178,36 @@ def test_a_person_signs_in_uploads_trains_tries_and_switches_versions(
     reds = _pictures(tmp_path, COLOURS[0], PER_LABEL, seed=1)
     blues = _pictures(tmp_path, COLOURS[1], PER_LABEL, seed=2)
     page.get_by_label("Files for red").set_input_files([str(p) for p in reds])
-    expect(page.locator(".upload-list li.ok")).to_have_count(PER_LABEL, timeout=60_000)
+    expect(_stored(page)).to_have_count(PER_LABEL, timeout=60_000)
     _drop(page, "Drop images on blue", blues)
-    expect(page.locator(".upload-list li.ok")).to_have_count(2 * PER_LABEL, timeout=60_000)
+    expect(_stored(page)).to_have_count(2 * PER_LABEL, timeout=60_000)
     # The same file again is refused, and says why, next to its name.
     _drop(page, "Drop images on blue", blues[:1])
-    expect(page.locator(".upload-list li.error")).to_contain_text("already exists")
+    expect(
+        page.get_by_role("listitem").filter(
+            has_text=f"{blues[0].name}: Training image with this content already exists"
+        )
+    ).to_be_visible()
     _shot(page, "task-upload")
     page.reload()
     expect(page.get_by_text(f"{PER_LABEL} images")).to_have_count(2)
 
     page.get_by_role("link", name="Images").click()
-    expect(page.locator("ul.thumbs img")).to_have_count(2 * PER_LABEL)
+    expect(page.get_by_role("checkbox", name=re.compile("^Select image"))).to_have_count(2 * PER_LABEL)
+    boxes = page.get_by_role("checkbox", name=re.compile("^Select image"))
+    boxes.nth(0).check()
+    boxes.nth(1).check()
+    page.get_by_label("With the selected").select_option("test")
+    page.get_by_role("button", name="Apply").click()
+    expect(page.get_by_text("Mark as test: 2 image(s).")).to_be_visible()
+    page.get_by_label("Test flag").select_option("1")  # htmx swaps the grid in place
+    expect(page.get_by_role("checkbox", name=re.compile("^Select image"))).to_have_count(2)
     _shot(page, "images")
     page.get_by_role("link", name="Colours").click()
 
     _train(page, 1)
     expect(page.get_by_role("table", name="Confusion matrix")).to_be_visible()
-    expect(page.locator("#per-label")).to_contain_text("red")
+    expect(page.get_by_role("row", name=re.compile(r"^red \d"))).to_be_visible()  # its per-label scores
     _shot(page, "version")
 
     page.get_by_role("link", name="Colours").click()
@@ -197,7 +215,7 @@ def test_a_person_signs_in_uploads_trains_tries_and_switches_versions(
         str(_pictures(tmp_path, COLOURS[1], 1, seed=3)[0])
     )
     expect(page.get_by_text("Version 1 says")).to_be_visible(timeout=60_000)
-    expect(page.locator(".try-answer .best")).to_contain_text("Best label")
+    expect(page.get_by_text("Best label: blue")).to_be_visible()  # a blue picture, a learned model
     _shot(page, "try")
 
     _train(page, 2)  # a second version: it is deployed when trained
@@ -233,12 +251,13 @@ def test_a_person_draws_moves_relabels_and_deletes_boxes_with_mouse_and_keys(
         path.write_bytes(solid(COLOURS[2 + n], np.random.default_rng(4 + n), size=96))
         paths.append(str(path))
     page.get_by_label("Files for new images").set_input_files(paths)
-    expect(page.locator(".upload-list li.ok")).to_have_count(2)
+    expect(_stored(page)).to_have_count(2)
 
     page.get_by_role("link", name="Images").click()
     page.get_by_role("link", name="0 boxes").first.click()
-    page.locator("#box-editor img").wait_for()
-    area = page.locator("#box-editor").bounding_box()
+    picture = page.get_by_role("img", name="Training image")
+    picture.wait_for()
+    area = picture.bounding_box()
 
     def at(fx, fy):
         return area["x"] + area["width"] * fx, area["y"] + area["height"] * fy
@@ -248,7 +267,7 @@ def test_a_person_draws_moves_relabels_and_deletes_boxes_with_mouse_and_keys(
     page.mouse.down()
     page.mouse.move(*at(0.6, 0.7), steps=5)
     page.mouse.up()
-    expect(page.locator("#box-status")).to_have_text("Saved. 1 box saved.")
+    expect(page.get_by_text("Saved. 1 box saved.")).to_be_visible()
     (box,) = DetectionObject.objects.all()
     x1, y1, x2, y2 = box.data
     assert box.detection_label.name == "car"
@@ -261,17 +280,17 @@ def test_a_person_draws_moves_relabels_and_deletes_boxes_with_mouse_and_keys(
     page.mouse.move(*at(0.5, 0.55), steps=5)
     page.mouse.up()
     page.keyboard.press("2")
-    expect(page.locator("#box-editor .box span")).to_have_text("sign")
+    expect(page.get_by_role("button", name="Box")).to_have_text("sign")
     _eventually(lambda: DetectionObject.objects.get(pk=box.pk).detection_label.name == "sign")
     box.refresh_from_db()
     assert box.data[0] > x1 + 5 and box.data[1] > y1 + 5  # moved right and down
     assert round(box.data[2] - box.data[0]) == round(x2 - x1)  # same size
 
     page.reload()  # drawn boxes come back with the page
-    expect(page.locator("#box-editor .box")).to_have_count(1)
-    page.locator("#box-editor .box").click()
+    expect(page.get_by_role("button", name="Box")).to_have_count(1)
+    page.get_by_role("button", name="Box").click()
     page.keyboard.press("Delete")
-    expect(page.locator("#box-status")).to_have_text("Deleted. 0 boxes saved.")
+    expect(page.get_by_text("Deleted. 0 boxes saved.")).to_be_visible()
     assert not DetectionObject.objects.exists()
 
     first = page.url
@@ -303,11 +322,11 @@ def test_the_version_page_follows_a_training_live_and_shows_the_metrics_when_it_
     )
     _sign_in(page, user)
     page.goto(f"/console/tasks/{task.id}/versions/1/")
-    expect(page.locator("#progress")).to_contain_text("5% · epoch 1 · loss 0.9000")
+    expect(page.get_by_text("5% · epoch 1 · loss 0.9000")).to_be_visible()
     page.evaluate("window.notReloaded = true")
 
     ModelVersion.objects.filter(pk=version.pk).update(progress=60, epoch=3, loss=0.25)
-    expect(page.locator("#progress")).to_contain_text("60% · epoch 3 · loss 0.2500", timeout=10_000)
+    expect(page.get_by_text("60% · epoch 3 · loss 0.2500")).to_be_visible(timeout=10_000)
     assert page.evaluate("window.notReloaded") is True  # updated in place
     _shot(page, "progress")
 
@@ -317,5 +336,5 @@ def test_the_version_page_follows_a_training_live_and_shows_the_metrics_when_it_
         metrics={"accuracy": 1.0, "confusion_matrix": {"labels": ["a", "b"], "matrix": [[2, 0], [0, 2]]}},
     )
     expect(page.get_by_role("table", name="Confusion matrix")).to_be_visible(timeout=10_000)
-    expect(page.locator("#progress .status")).to_have_text("TRAINED")
+    expect(page.get_by_text("Status: TRAINED")).to_be_visible()
     assert page.evaluate("window.notReloaded") is None  # the end reloaded the page once

@@ -134,3 +134,13 @@ def test_another_workspaces_task_has_no_image_pages(console, other_user):
     response = _upload(console, task, picture(color=(8, 1, 1)), label=str(cat.id))
     assert response.status_code == 404
     assert not TrainingImage.objects.exists()
+
+
+def test_a_bulk_action_returns_to_the_grid_as_it_was_filtered(console, workspace):
+    task, (cat,) = _task(workspace, "cat")
+    image = TrainingImageFactory(workspace=workspace, label_ids=[cat.id])
+    url = f"/console/tasks/{task.id}/images/bulk/"
+    body = {"images": [str(image.id)], "action": "test", "query": f"label={cat.id}&test=0"}
+    assert console.post(url, body)["Location"] == f"/console/tasks/{task.id}/images/?label={cat.id}&test=0"
+    hostile = console.post(url, {**body, "query": "page=2\r\nSet-Cookie: x=1"})
+    assert hostile["Location"] == f"/console/tasks/{task.id}/images/?page=2%0D%0ASet-Cookie%3A+x%3D1"

@@ -4,7 +4,7 @@ call (one request per file, so each file shows its own progress and error), and 
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import JsonResponse
+from django.http import JsonResponse, QueryDict
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
@@ -85,9 +85,9 @@ def image_bulk(request, task_id):
     """Label, unlabel, mark or unmark as test, or delete the selected images of the workspace."""
     task = selectors.task_get(workspace=request.workspace, task_id=task_id)
     form = BulkForm(request.POST)
-    back = reverse("console:image-grid", kwargs={"task_id": task.pk})
-    if request.POST.get("query"):
-        back += "?" + request.POST["query"]
+    # Back to the grid as it was filtered; the query is parsed and re-encoded, never passed through.
+    query = QueryDict(request.POST.get("query", "")).urlencode()
+    back = reverse("console:image-grid", kwargs={"task_id": task.pk}) + (f"?{query}" if query else "")
     if not form.is_valid():
         for errors in form.errors.values():
             messages.error(request, " ".join(errors))

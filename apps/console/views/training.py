@@ -115,5 +115,6 @@ def task_try(request, task_id):
         "version": result["version"],
         "image_src": f"data:{shown_type};base64,{encoded}",
         "is_detection": task.type == Task.Type.DETECTION,
+        "is_regression": task.type == Task.Type.REGRESSION,
     }
     return render(request, "console/_try_result.html", context)

@@ -1,4 +1,5 @@
-// The image grid: "select all on page" and shift-click to select a run of thumbnails.
+// The image grid: "select all on page", shift-click to select a run of thumbnails, and a
+// confirmation before the selected images are deleted.
 "use strict";
 (function () {
   let last = null;
@@ -17,5 +18,11 @@
       }
       last = e.target;
     }
+  });
+  document.addEventListener("submit", (e) => {
+    const form = e.target;
+    if (!form.matches("form.bulk") || form.querySelector("[name=action]").value !== "delete") return;
+    const count = form.querySelectorAll("input[name=images]:checked").length;
+    if (!window.confirm("Delete " + count + " image(s) and their files? This cannot be undone.")) e.preventDefault();
   });
 })();
