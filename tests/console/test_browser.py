@@ -207,7 +207,8 @@ def test_a_person_signs_in_uploads_trains_tries_and_switches_versions(
 
     _train(page, 1)
     expect(page.get_by_role("table", name="Confusion matrix")).to_be_visible()
-    expect(page.get_by_role("row", name=re.compile(r"^red \d"))).to_be_visible()  # its per-label scores
+    scores = re.compile(r"^red (\d\.\d+ ){3}")  # red's precision, recall and F1
+    expect(page.get_by_role("row", name=scores)).to_be_visible()
     _shot(page, "version")
 
     page.get_by_role("link", name="Colours").click()
