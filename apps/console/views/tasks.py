@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.db import transaction
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 from apps.core.errors import DomainError
 from apps.detection import services as detection_services
-from apps.labels import services as label_services
 from apps.tasks import services as task_services
 from apps.tasks.models import Task
 from apps.training import services as training_services
@@ -88,14 +86,10 @@ def label_create(request, task_id):
         context = task_context(task, label_form=form)
         return page(request, "console/task_detail.html", context, status=400)
     name = form.cleaned_data["name"]
-    with transaction.atomic():
-        if task.type == Task.Type.DETECTION:
-            label = detection_services.detection_label_create(workspace=request.workspace, name=name)
-            detection_services.detection_label_attach(task=task, label=label)
-        else:
-            label_type = task_services.LABEL_TYPE_FOR_TASK_TYPE[task.type]
-            label = label_services.label_create(workspace=request.workspace, name=name, type=label_type)
-            task_services.label_attach(label=label, task=task)
+    if task.type == Task.Type.DETECTION:
+        detection_services.detection_task_label_create(task=task, name=name)
+    else:
+        task_services.task_label_create(task=task, name=name)
     messages.success(request, f"Label {name} added.")
     return redirect("console:task-detail", task_id=task.pk)
 
