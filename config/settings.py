@@ -122,10 +122,9 @@ AXES_LOCKOUT_CALLABLE = "apps.console.views.account.lockout_response"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 
-# The console's session sign-in (apps/console); the admin keeps its own login page.
+# Where a page that needs a session sends a visitor: the console's sign-in (apps/console). The
+# admin keeps its own login and logout pages; the console's views name their own redirects.
 LOGIN_URL = "console:login"
-LOGIN_REDIRECT_URL = "console:home"
-LOGOUT_REDIRECT_URL = "console:login"
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"

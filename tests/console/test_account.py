@@ -149,3 +149,19 @@ def test_a_member_who_is_not_the_owner_cannot_change_the_members(console, shared
     console.post(f"/console/workspace/members/{other_user.pk}/remove/")
     assert set(shared_workspace.memberships.values_list("user_id", flat=True)) == before
     assert third.pk not in before
+
+
+def test_the_admin_keeps_its_own_sign_out_page(admin_client):
+    response = admin_client.post("/admin/logout/")
+    assert response.status_code == 200
+    assert b"Logged out" in response.content
+
+
+def test_signing_in_returns_to_the_page_asked_for_but_never_to_another_site(user):
+    client = Client()
+    body = {"username": user.username, "password": PASSWORD}
+    assert client.post("/console/login/?next=/console/workspace/members/", body)["Location"] == (
+        "/console/workspace/members/"
+    )
+    client = Client()
+    assert client.post("/console/login/?next=https://evil.example/", body)["Location"] == "/console/"

@@ -35,10 +35,11 @@ def lockout_response(request, original_response=None, credentials=None):
 class LoginView(auth_views.LoginView):
     template_name = "console/login.html"
     redirect_authenticated_user = True
+    next_page = "console:home"  # unless a safe ?next= says where
 
 
 class LogoutView(auth_views.LogoutView):
-    pass
+    next_page = "console:login"
 
 
 class PasswordChangeView(auth_views.PasswordChangeView):
