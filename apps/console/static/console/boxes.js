@@ -45,9 +45,16 @@
     return data;
   }
 
+  // Saves in flight: the status says "Saving…" until the last one has answered.
+  let pending = 0;
+  let failure = null;
+
   async function save(box) {
     const url = box.id ? editor.dataset.baseUrl + box.id + "/" : editor.dataset.createUrl;
+    pending += 1;
+    say("Saving…");
     const answer = await window.vfConsole.post(url, form(box));
+    pending -= 1;
     if (answer.status === 200) {
       const isNew = !box.id;
       box.id = answer.body.id;
@@ -55,9 +62,12 @@
       box.el.dataset.id = box.id;
       if (isNew) saved += 1;
       place(box);
-      say("Saved. " + saved + " box" + (saved === 1 ? "" : "es") + " saved.");
     } else {
-      say("Not saved: " + ((answer.body && answer.body.error) || "HTTP " + answer.status));
+      failure = "Not saved: " + ((answer.body && answer.body.error) || "HTTP " + answer.status);
+    }
+    if (pending === 0) {
+      say(failure || "Saved. " + saved + " box" + (saved === 1 ? "" : "es") + " saved.");
+      failure = null;
     }
   }
 
