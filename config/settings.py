@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
+    "django_htmx",
     "apps.core",
     "apps.workspaces",
     "apps.labels",
@@ -83,6 +84,8 @@ INSTALLED_APPS = [
     "apps.training",
     "apps.detection",
     "apps.inference",
+    # The web console (/console/): templates and views over the same services and selectors.
+    "apps.console",
 ]
 
 MIDDLEWARE = [
@@ -96,11 +99,13 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # request.htmx for the console's partial pages.
+    "django_htmx.middleware.HtmxMiddleware",
     # Last, as django-axes asks: it turns a login refused for too many failures into a 429.
     "axes.middleware.AxesMiddleware",
 ]
 
-# Failed logins (the token endpoint and the admin) are counted by django-axes per username and
+# Failed logins (the token endpoint, the admin and the console) are counted by django-axes per username and
 # per address; past the limit both are refused (429) for the cool-off time, even with the right
 # password. The address is the socket's unless VF_NUM_PROXIES proxies are in front.
 AUTHENTICATION_BACKENDS = [
@@ -112,9 +117,14 @@ AXES_FAILURE_LIMIT = env_int("VF_LOGIN_FAILURE_LIMIT", 10)
 AXES_COOLOFF_TIME = timedelta(minutes=env_int("VF_LOGIN_COOLOFF_MINUTES", 15))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]  # either one past the limit locks
 AXES_CLIENT_IP_CALLABLE = "apps.core.clients.client_ip"
-AXES_LOCKOUT_CALLABLE = "apps.core.clients.lockout_response"
+# JSON 429 for the API and the admin; the console's sign-in page gets a page (same message).
+AXES_LOCKOUT_CALLABLE = "apps.console.views.account.lockout_response"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+
+# Where a page that needs a session sends a visitor: the console's sign-in (apps/console). The
+# admin keeps its own login and logout pages; the console's views name their own redirects.
+LOGIN_URL = "console:login"
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -409,3 +419,7 @@ VF_TRAINING_QUEUED_MAX_AGE = env_int("VF_TRAINING_QUEUED_MAX_AGE", 24 * 3600)
 VF_TRAINING_SWEEP_INTERVAL = env_int("VF_TRAINING_SWEEP_INTERVAL", 60)
 # Local copies of model artifacts, downloaded from storage on first use (keyed by version id).
 VF_MODEL_CACHE_DIR = Path(env("VF_MODEL_CACHE_DIR", str(VF_VAR_DIR / "model-cache")))
+# Thumbnails per page of the console's image grid.
+VF_CONSOLE_PAGE_SIZE = env_int("VF_CONSOLE_PAGE_SIZE", 60)
+# Files a browser uploads at once when many are dropped on a label (each file is its own request).
+VF_CONSOLE_PARALLEL_UPLOADS = env_int("VF_CONSOLE_PARALLEL_UPLOADS", 3)

@@ -1,4 +1,4 @@
-"""One URLconf: the account API, the recognition API under both prefixes, docs, admin, health."""
+"""One URLconf: the account API, the recognition API under both prefixes, docs, admin, health, console."""
 
 from django.contrib import admin
 from django.urls import include, path, re_path
@@ -26,6 +26,8 @@ urlpatterns = [
     # Vize v1 classify and the signed media URLs.
     path("v1/", include(v1_urlpatterns)),
     path("media/", include(media_urlpatterns)),
+    # The web console: server-rendered pages over the same services (apps/console).
+    path("console/", include("apps.console.urls")),
 ]
 
 handler400 = "apps.core.views.bad_request"

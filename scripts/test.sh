@@ -5,6 +5,16 @@
 set -euo pipefail
 source "$(dirname "$0")/_venv.sh"
 
+# The console's browser tests (tests/console/test_browser.py) drive the distribution's Chromium,
+# never a browser Playwright downloads. Install it when it is missing and this shell can (root
+# with apt-get, as on CI machines); without it those tests skip on a laptop and fail with CI=true.
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "Installing Chromium for the browser tests"
+  apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; } \
+    || echo "Could not install Chromium; the browser tests will skip (or fail with CI=true)" >&2
+fi
+
 run_pytest() {
   # pytest's exit code 5 means "no tests collected": with a filter that is not a failure.
   "$PY" -m pytest "$@" || { rc=$?; [ $rc -eq 5 ] && return 0; return $rc; }

@@ -125,10 +125,15 @@ def test_the_run_command_starts_the_service_and_prints_a_working_token(running_s
     assert status == 200
     assert [w["name"] for w in workspaces] == ["Default"]
     assert workspaces[0]["is_default"] is True
-    for url in ("/api/docs/", "/api/schema/", "/admin/", "/health"):
+    for url in ("/api/docs/", "/api/schema/", "/admin/", "/health", "/console/"):
         assert base + url in output
 
     assert _get(base + "/account/v2/workspace/")[0] == 401
+    # The console's sign-in page and its static files, as gunicorn serves them (collectstatic).
+    with urllib.request.urlopen(base + "/console/login/", timeout=5) as page:  # noqa: S310 - loopback
+        assert page.status == 200 and b"Sign in" in page.read()
+    with urllib.request.urlopen(base + "/static/console/vendor/htmx.min.js", timeout=5) as script:  # noqa: S310
+        assert script.status == 200 and b"htmx 2.0.11" in script.read(200)
 
 
 def test_the_run_command_refuses_a_public_address_with_the_development_secrets(tmp_path):

@@ -11,6 +11,7 @@ here until it is classified. For each route and method:
   except the owner-only member management, a 403 for the member);
 
 and after the attacker's calls every row and stored file of the victim workspace is unchanged.
+The web console's routes (apps/console/urls.py) are walked the same way at the end of this file.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from django.test import Client
+from django.urls import reverse
 from PIL import Image
 from rest_framework.schemas.generators import EndpointEnumerator
 
+from apps.console import urls as console_urls
 from apps.detection.models import DetectionLabel, DetectionObject, NegativeImage, ObjectLabel
 from apps.images.models import ImageLabel, TrainingImage
 from apps.images.services import training_image_ingest
@@ -287,3 +291,132 @@ def test_the_owner_and_members_are_allowed_through_the_workspace_parameter(clien
             response.status_code,
             response.content,
         )
+
+
+# --------------------------------------------------------------------------- the web console
+# Its pages are Django views, not API endpoints, so the enumerator above does not see them; every
+# route of apps/console/urls.py is walked here with the same World: a signed-in user of another
+# workspace gets a 404 for the victim's task, image, box or version, and nothing changes.
+
+CONSOLE_PUBLIC = {
+    "login": "the sign-in page",
+    "logout": "ends the caller's own session",
+}
+# The signed-in user's own account and current workspace: no id of anybody else's object in them
+# (the switcher checks membership: tests/console/test_account.py).
+CONSOLE_ACCOUNT = {
+    "home",
+    "password-change",
+    "password-change-done",
+    "workspace-switch",
+    "members",
+    "member-remove",
+    "task-list",
+}
+CONSOLE_ROUTES = sorted((pattern.name, pattern) for pattern in console_urls.urlpatterns)
+CONSOLE_SCOPED = [
+    name for name, _ in CONSOLE_ROUTES if name not in CONSOLE_PUBLIC and name not in CONSOLE_ACCOUNT
+]
+# GET answers 405 on these (they change something): the attacker's POST is what matters there.
+CONSOLE_POST_ONLY = {
+    "workspace-switch",
+    "member-remove",
+    "label-create",
+    "task-deploy",
+    "task-train",
+    "task-try",
+    "image-upload",
+    "image-bulk",
+    "box-create",
+    "box-update",
+    "box-delete",
+}
+
+
+def _console_url(world: World, name: str) -> str:
+    pattern = dict(CONSOLE_ROUTES)[name]
+    task = world.detection_task if name.startswith("box-") else world.task
+    values = {
+        "task_id": task.id,
+        "image_id": world.image.id,
+        "object_id": world.detection_object.id,
+        "version": world.model.version,
+        "user_id": world.owner.id,
+    }
+    kwargs = {key: values[key] for key in pattern.pattern.converters}
+    return reverse(f"console:{name}", kwargs=kwargs)
+
+
+def _console_body(world: World) -> dict:
+    return {
+        "name": "changed",
+        "type": "multi_class",
+        "version": world.model.version,
+        "label": str(world.label.id),
+        "images": [str(world.image.id)],
+        "action": "delete",
+        "x1": 1,
+        "y1": 1,
+        "x2": 5,
+        "y2": 5,
+        "username_or_email": world.attacker.username,
+        "workspace": str(world.workspace.id),
+    }
+
+
+def _signed_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_every_console_route_is_classified():
+    assert CONSOLE_ROUTES, "no console routes found"
+    for name, pattern in CONSOLE_ROUTES:
+        if name in CONSOLE_PUBLIC or name in CONSOLE_ACCOUNT:
+            assert not set(pattern.pattern.converters) - {"user_id"}, name
+        else:
+            assert set(pattern.pattern.converters) <= {"task_id", "image_id", "object_id", "version"}, name
+            assert "task_id" in pattern.pattern.converters, name
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", [n for n, _ in CONSOLE_ROUTES if n not in CONSOLE_PUBLIC])
+def test_a_console_page_without_a_session_sends_to_the_sign_in_page(name):
+    world = World()
+    url = _console_url(world, name)
+    response = Client().post(url, _console_body(world))
+    assert response.status_code == 302, (url, response.status_code)
+    assert response["Location"].startswith("/console/login/"), url
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", CONSOLE_SCOPED)
+def test_another_workspaces_object_is_a_404_in_the_console_and_nothing_changes(name):
+    world = World()
+    before = world.snapshot()
+    attacker = _signed_in(world.attacker)
+    url = _console_url(world, name)
+    # The attacker's session even names the victim's workspace: the switcher refuses it (404).
+    assert (
+        attacker.post(reverse("console:workspace-switch"), {"workspace": str(world.workspace.id)}).status_code
+        == 404
+    )
+    if name not in CONSOLE_POST_ONLY:
+        assert attacker.get(url).status_code == 404, url
+    response = attacker.post(url, _console_body(world))
+    assert response.status_code == 404, (url, response.status_code)
+    assert world.snapshot() == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("who", ["owner", "member"])
+@pytest.mark.parametrize("name", [n for n in CONSOLE_SCOPED if n not in CONSOLE_POST_ONLY])
+def test_the_owner_and_members_see_the_console_pages_of_the_workspace(name, who):
+    world = World()
+    client = _signed_in(getattr(world, who))
+    client.post(reverse("console:workspace-switch"), {"workspace": str(world.workspace.id)})
+    url = _console_url(world, name)
+    response = client.get(url)
+    # 400: the download of the World's FAILED version is refused for that reason, not tenancy.
+    assert response.status_code in (200, 400), (url, response.status_code)

@@ -2,15 +2,15 @@
 
 With DEBUG on (``scripts/run.sh``'s development default) Django answers an unresolvable path or
 an uncaught error with its HTML debug page before any handler of ours runs. API clients parse
-JSON, so an HTML error page outside the admin and the API docs becomes a JSON ``detail`` with the
-same status; the traceback is still logged.
+JSON, so an HTML error page outside the admin, the API docs and the web console becomes a JSON
+``detail`` with the same status; the traceback is still logged.
 """
 
 from __future__ import annotations
 
 from django.http import JsonResponse
 
-HTML_PAGES = ("/admin", "/api/docs", "/api/redoc")
+HTML_PAGES = ("/admin", "/api/docs", "/api/redoc", "/console")
 DETAILS = {
     400: "Bad request.",
     403: "Forbidden.",

@@ -97,6 +97,14 @@ def detection_label_attach(*, task: Task, label: DetectionLabel) -> Task:
     return task
 
 
+@transaction.atomic
+def detection_task_label_create(*, task: Task, name: str) -> DetectionLabel:
+    """A new detection label attached to the detection task: both or neither."""
+    label = detection_label_create(workspace=task.workspace, name=name)
+    detection_label_attach(task=task, label=label)
+    return label
+
+
 def detection_label_detach(*, task: Task, label: DetectionLabel) -> Task:
     """Detach a label from the task (idempotent); the label and its objects stay."""
     _same_workspace(task, label)

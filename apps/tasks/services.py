@@ -68,6 +68,16 @@ def label_attach(*, label: Label, task: Task) -> Task:
     return task
 
 
+@transaction.atomic
+def task_label_create(*, task: Task, name: str) -> Label:
+    """A new label of the type the task takes (category, tag or value), attached to it: both or neither."""
+    label = label_services.label_create(
+        workspace=task.workspace, name=name, type=LABEL_TYPE_FOR_TASK_TYPE[task.type]
+    )
+    label_attach(label=label, task=task)
+    return label
+
+
 def label_detach(*, label: Label, task: Task) -> Task:
     """Detach a label from a task (idempotent); the label and its images stay."""
     if label.workspace_id != task.workspace_id:

@@ -26,6 +26,16 @@ ERRORS = {
 BAD_REQUEST = OpenApiResponse(description='Refused, with `{"detail": "..."}` saying why')
 
 
+def download_response(*, version: ModelVersion, artifact: str = "bundle") -> FileResponse:
+    """The download of a TRAINED version as a file answer (the API's and the console's)."""
+    path, filename, temporary = services.model_version_download(version=version, artifact=artifact)
+    handle = open(path, "rb")  # noqa: SIM115 - FileResponse closes it
+    if temporary:
+        path.unlink()  # the open handle keeps the data until the response is sent (POSIX)
+    content_type = "application/zip" if artifact == "bundle" else "application/octet-stream"
+    return FileResponse(handle, as_attachment=True, filename=filename, content_type=content_type)
+
+
 class ModelVersionFilter(django_filters.FilterSet):
     task = django_filters.UUIDFilter(field_name="task_id", help_text="only this task's versions")
 
@@ -100,14 +110,7 @@ class ModelVersionViewSet(
         artifact = request.query_params.get("artifact", "bundle")
         if artifact not in ("bundle", "onnx"):
             raise ValidationError({"artifact": ['Choose "bundle" or "onnx".']})
-        path, filename, temporary = services.model_version_download(
-            version=self.get_object(), artifact=artifact
-        )
-        handle = open(path, "rb")  # noqa: SIM115 - FileResponse closes it
-        if temporary:
-            path.unlink()  # the open handle keeps the data until the response is sent (POSIX)
-        content_type = "application/zip" if artifact == "bundle" else "application/octet-stream"
-        return FileResponse(handle, as_attachment=True, filename=filename, content_type=content_type)
+        return download_response(version=self.get_object(), artifact=artifact)
 
     @extend_schema(
         summary="Evaluation of a model version",

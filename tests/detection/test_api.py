@@ -264,3 +264,12 @@ def test_boxes_live_in_the_frame_of_the_image_as_stored(api):
     assert make_object(api, label["id"], image["id"], [600, 400, 683, 512]).status_code == 201
     outside = make_object(api, label["id"], image["id"], [600, 400, 1200, 900])
     assert outside.status_code == 400
+
+
+def test_a_label_created_for_a_detection_task_is_attached_to_it(workspace):
+    from apps.detection import services as detection_services
+
+    task = Task.objects.create(workspace=workspace, name="cars", type="detection")
+    label = detection_services.detection_task_label_create(task=task, name="car")
+    assert (label.workspace, label.name, label.color) == (workspace, "car", "#FFFFFF")
+    assert list(task.detection_labels.all()) == [label]

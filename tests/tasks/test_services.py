@@ -57,3 +57,16 @@ def test_detaching_keeps_the_label_but_never_the_negative_one(user, workspace):
     with pytest.raises(DomainError) as refused:
         services.label_detach(label=negative, task=task)
     assert refused.value.message == services.MSG_NEGATIVE_LABEL_DETACH
+
+
+@pytest.mark.parametrize(
+    ("task_type", "label_type"),
+    [("multi_class", "category"), ("multi_label", "tag"), ("regression", "value")],
+)
+def test_a_label_created_for_a_task_has_the_type_the_task_takes_and_is_attached(
+    workspace, task_type, label_type
+):
+    task = TaskFactory(workspace=workspace, type=task_type)
+    label = services.task_label_create(task=task, name="cat")
+    assert (label.workspace, label.name, label.type) == (workspace, "cat", label_type)
+    assert task.labels.filter(pk=label.pk).exists()

@@ -27,7 +27,8 @@ class Command(BaseCommand):
             "\n".join(
                 [
                     "",
-                    f"Demo user:   {username} / {password}   (admin login)",
+                    f"Demo user:   {username} / {password}   (console and admin login)",
+                    f"Console:     {base}/console/",
                     f"API token:   {token}",
                     f"API:         {base}/recognition/v2/   and   {base}/v2/",
                     f"Swagger UI:  {base}/api/docs/",

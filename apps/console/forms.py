@@ -1,0 +1,100 @@
+"""The console's input forms: shapes and types only. The rules (limits, tenancy, label types) are
+the services' and answer their own messages."""
+
+from __future__ import annotations
+
+from django import forms
+
+from apps.core.ids import parse_uuid
+from apps.tasks.models import Task
+
+TASK_TYPES = [
+    (Task.Type.MULTI_CLASS, "Categorization (one label per image)"),
+    (Task.Type.MULTI_LABEL, "Tagging (any number of tags per image)"),
+    (Task.Type.REGRESSION, "Regression (a value per image)"),
+    (Task.Type.DETECTION, "Object detection (boxes)"),
+]
+
+
+class TaskForm(forms.Form):
+    name = forms.CharField(max_length=255, strip=True)
+    type = forms.ChoiceField(choices=TASK_TYPES, initial=Task.Type.MULTI_CLASS)
+
+
+class LabelForm(forms.Form):
+    name = forms.CharField(max_length=255, strip=True)
+
+
+class MemberForm(forms.Form):
+    username_or_email = forms.CharField(max_length=254, strip=True, label="Username or e-mail")
+
+
+class WorkspaceSwitchForm(forms.Form):
+    workspace = forms.UUIDField()
+
+
+class DeployForm(forms.Form):
+    version = forms.IntegerField(min_value=1)
+
+
+class ImageFilterForm(forms.Form):
+    label = forms.UUIDField(required=False)
+    test = forms.ChoiceField(
+        choices=[("", "all"), ("1", "test only"), ("0", "training only")], required=False
+    )
+    unlabelled = forms.BooleanField(required=False)
+    page = forms.IntegerField(min_value=1, required=False)
+
+
+class BulkForm(forms.Form):
+    ACTIONS = [
+        ("label", "Add label"),
+        ("unlabel", "Remove label"),
+        ("test", "Mark as test"),
+        ("untest", "Unmark test"),
+        ("delete", "Delete"),
+    ]
+    images = forms.TypedMultipleChoiceField(coerce=str, choices=(), required=True)
+    action = forms.ChoiceField(choices=ACTIONS)
+    label = forms.UUIDField(required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Any ids: the service scopes them to the workspace (another tenant's id is a 404).
+        self.fields["images"].valid_value = lambda value: True
+
+    def clean_images(self) -> list[str]:
+        ids = [parse_uuid(value) for value in self.cleaned_data["images"]]
+        if None in ids:
+            raise forms.ValidationError("Select images from the grid.")
+        return [str(value) for value in ids]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("action") in ("label", "unlabel") and not data.get("label"):
+            self.add_error("label", "Choose the label.")
+        return data
+
+
+class UploadForm(forms.Form):
+    file = forms.FileField(required=False)
+    label = forms.UUIDField(required=False)
+    value = forms.FloatField(required=False)
+    test_image = forms.BooleanField(required=False)
+
+
+class TryForm(forms.Form):
+    image = forms.FileField()
+    version = forms.IntegerField(min_value=1, required=False)
+
+
+class BoxForm(forms.Form):
+    label = forms.UUIDField()
+    x1 = forms.FloatField()
+    y1 = forms.FloatField()
+    x2 = forms.FloatField()
+    y2 = forms.FloatField()
+
+    def box(self) -> list[float]:
+        data = self.cleaned_data
+        return [data["x1"], data["y1"], data["x2"], data["y2"]]

@@ -1,0 +1,170 @@
+// The box editor: draw, move, resize, relabel and delete boxes with the mouse and the keyboard.
+// Boxes live in the stored image's pixels ([x1, y1, x2, y2]); every change is saved at once through
+// the console's box endpoints (the detection services validate it), and the status line says so.
+"use strict";
+(function () {
+  const editor = document.getElementById("box-editor");
+  if (!editor) return;
+  const image = editor.querySelector("img");
+  const status = document.getElementById("box-status");
+  const natural = { w: Number(editor.dataset.width), h: Number(editor.dataset.height) };
+  const boxes = JSON.parse(document.getElementById("box-data").textContent);
+  const colours = ["#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6", "#bcf60c", "#008080"];
+  const labelInputs = Array.from(document.querySelectorAll("input[name=box-label]"));
+  let selected = null;
+  let saved = boxes.length;
+
+  const scale = () => editor.clientWidth / natural.w;
+  const chosenLabel = () => (labelInputs.find((i) => i.checked) || {}).value;
+  const colourOf = (label) => colours[Math.max(0, labelInputs.findIndex((i) => i.value === label)) % colours.length];
+  const clamp = (v, lo, hi) => Math.min(Math.max(v, lo), hi);
+
+  function say(text) { status.textContent = text; }
+
+  function place(box) {
+    const s = scale();
+    const [x1, y1, x2, y2] = box.box;
+    Object.assign(box.el.style, {
+      left: x1 * s + "px", top: y1 * s + "px", width: (x2 - x1) * s + "px", height: (y2 - y1) * s + "px",
+      borderColor: colourOf(box.label),
+    });
+    const input = labelInputs.find((i) => i.value === box.label);
+    box.el.querySelector("span").textContent = input ? input.dataset.name : "?";
+  }
+
+  function select(box) {
+    if (selected) selected.el.classList.remove("selected");
+    selected = box;
+    if (box) box.el.classList.add("selected");
+  }
+
+  function form(box) {
+    const data = new FormData();
+    data.append("label", box.label);
+    ["x1", "y1", "x2", "y2"].forEach((k, i) => data.append(k, String(Math.round(box.box[i] * 10) / 10)));
+    return data;
+  }
+
+  // Saves in flight: the status says "Saving…" until the last one has answered.
+  let pending = 0;
+  let failure = null;
+
+  async function save(box) {
+    const url = box.id ? editor.dataset.baseUrl + box.id + "/" : editor.dataset.createUrl;
+    pending += 1;
+    say("Saving…");
+    const answer = await window.vfConsole.post(url, form(box));
+    pending -= 1;
+    if (answer.status === 200) {
+      const isNew = !box.id;
+      box.id = answer.body.id;
+      box.box = answer.body.box;
+      box.el.dataset.id = box.id;
+      if (isNew) saved += 1;
+      place(box);
+    } else {
+      failure = "Not saved: " + ((answer.body && answer.body.error) || "HTTP " + answer.status);
+    }
+    if (pending === 0) {
+      say(failure || "Saved. " + saved + " box" + (saved === 1 ? "" : "es") + " saved.");
+      failure = null;
+    }
+  }
+
+  async function remove(box) {
+    if (box.id) {
+      const answer = await window.vfConsole.post(editor.dataset.baseUrl + box.id + "/delete/", new FormData());
+      if (answer.status !== 200) { say("Not deleted: HTTP " + answer.status); return; }
+      saved -= 1;
+    }
+    box.el.remove();
+    boxes.splice(boxes.indexOf(box), 1);
+    select(null);
+    say("Deleted. " + saved + " box" + (saved === 1 ? "" : "es") + " saved.");
+  }
+
+  function render(box) {
+    box.el = document.createElement("div");
+    box.el.className = "box editable";
+    box.el.innerHTML = "<span></span><i class='handle' title='Resize'></i>";
+    box.el.setAttribute("role", "button");
+    box.el.setAttribute("aria-label", "Box");
+    editor.appendChild(box.el);
+    place(box);
+    box.el.addEventListener("mousedown", (e) => {
+      e.stopPropagation();
+      e.preventDefault();
+      select(box);
+      drag(e, box, e.target.classList.contains("handle") ? "resize" : "move");
+    });
+  }
+
+  function point(e) {
+    const rect = editor.getBoundingClientRect();
+    const s = scale();
+    return [clamp((e.clientX - rect.left) / s, 0, natural.w), clamp((e.clientY - rect.top) / s, 0, natural.h)];
+  }
+
+  function drag(start, box, mode) {
+    const [sx, sy] = point(start);
+    const origin = box.box.slice();
+    function moved(e) {
+      const [x, y] = point(e);
+      if (mode === "draw") box.box = [Math.min(sx, x), Math.min(sy, y), Math.max(sx, x), Math.max(sy, y)];
+      else if (mode === "resize") box.box = [origin[0], origin[1], Math.max(origin[0] + 1, x), Math.max(origin[1] + 1, y)];
+      else {
+        const w = origin[2] - origin[0], h = origin[3] - origin[1];
+        const x1 = clamp(origin[0] + x - sx, 0, natural.w - w), y1 = clamp(origin[1] + y - sy, 0, natural.h - h);
+        box.box = [x1, y1, x1 + w, y1 + h];
+      }
+      place(box);
+    }
+    function done(e) {
+      document.removeEventListener("mousemove", moved);
+      document.removeEventListener("mouseup", done);
+      moved(e);
+      const big = box.box[2] - box.box[0] >= 2 && box.box[3] - box.box[1] >= 2;
+      if (mode === "draw" && !big) { box.el.remove(); boxes.splice(boxes.indexOf(box), 1); return; }
+      // A click (no real movement) saves nothing: compare with a tolerance, not the float sums.
+      const changed = box.box.some((v, i) => Math.abs(v - origin[i]) > 0.05);
+      if (changed || mode === "draw") save(box);
+      else { box.box = origin; place(box); }
+    }
+    document.addEventListener("mousemove", moved);
+    document.addEventListener("mouseup", done);
+  }
+
+  editor.addEventListener("mousedown", (e) => {
+    if (e.button !== 0 || !chosenLabel()) return;
+    e.preventDefault();
+    const [x, y] = point(e);
+    const box = { id: null, label: chosenLabel(), box: [x, y, x, y] };
+    boxes.push(box);
+    render(box);
+    select(box);
+    drag(e, box, "draw");
+  });
+
+  document.addEventListener("keydown", (e) => {
+    if (e.target.matches("input[type=text], input[type=number], textarea, select")) return;
+    if (/^[1-9]$/.test(e.key) && labelInputs[Number(e.key) - 1]) {
+      labelInputs[Number(e.key) - 1].checked = true;
+      if (selected) { selected.label = chosenLabel(); place(selected); save(selected); }
+    } else if ((e.key === "Delete" || e.key === "Backspace") && selected) {
+      e.preventDefault();
+      remove(selected);
+    } else if (e.key === "n" || e.key === "N" || e.key === "ArrowRight") {
+      const next = document.getElementById("next-image");
+      if (next) window.location.href = next.href;
+    } else if (e.key === "Escape") {
+      select(null);
+    }
+  });
+  labelInputs.forEach((input) => input.addEventListener("change", () => {
+    if (selected) { selected.label = input.value; place(selected); save(selected); }
+  }));
+
+  function start() { boxes.forEach(render); }
+  if (image.complete) start(); else image.addEventListener("load", start);
+  window.addEventListener("resize", () => boxes.forEach(place));
+})();
