@@ -4,7 +4,8 @@
         [--list-clients 2] [--upload-clients 2] [--workers 2] [--threads 4]
 
 Prepares its own world like bench/bench_classify.py (whose helpers it reuses): a temporary
-VF_VAR_DIR with a migrated SQLite database, a user with a token, a multi_class task with a TRAINED
+VF_VAR_DIR with a migrated SQLite database (with DATABASE_URL=postgres://..., a throw-away
+PostgreSQL database ``test_<name>`` instead, dropped at the end), a user with a token, a multi_class task with a TRAINED
 version (one short ``ml.recipe.fit`` epoch: the weights do not matter for load, the shapes do). Then
 it starts gunicorn (``--workers`` x gthread ``--threads``) on a free loopback port and, for
 ``--seconds`` (at most 600):
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import http.client
 import json
 import os
@@ -32,6 +34,7 @@ import threading
 import time
 from collections import defaultdict
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
@@ -39,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_classify import body_for, free_port, percentile, photo, prepare  # noqa: E402
+from bench.postgres import throwaway_database  # noqa: E402
 
 MAX_SECONDS = 600
 THREADS = int(os.environ.get("VF_INFERENCE_THREADS", "1"))
@@ -103,19 +107,28 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=4, help="gthreads per worker")
     args = parser.parse_args()
-    seconds = min(args.seconds, MAX_SECONDS)
 
     var_dir = Path(tempfile.mkdtemp(prefix="vf-load-"))
-    env = {
-        **os.environ,
-        "VF_VAR_DIR": str(var_dir),
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "VF_INFERENCE_THREADS": str(THREADS),
-        "WEB_CONCURRENCY": str(args.workers),
-        "VF_THROTTLE_USER": "1000000/min",
-        "VF_LOG_LEVEL": "WARNING",
-    }
-    os.environ.update(env)
+    os.environ.update(
+        {
+            "VF_VAR_DIR": str(var_dir),
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "VF_INFERENCE_THREADS": str(THREADS),
+            "WEB_CONCURRENCY": str(args.workers),
+            "VF_THROTTLE_USER": "1000000/min",
+            "VF_LOG_LEVEL": "WARNING",
+        }
+    )
+    database_url = os.environ.get("DATABASE_URL", "")
+    postgres = database_url.startswith(("postgres://", "postgresql://"))
+    with throwaway_database() if postgres else contextlib.nullcontext() as database:
+        if database:  # the server works on the throw-away database too
+            os.environ["DATABASE_URL"] = urlunsplit(urlsplit(database_url)._replace(path=f"/{database}"))
+        run(args, var_dir, dict(os.environ))
+
+
+def run(args, var_dir: Path, env: dict) -> None:
+    seconds = min(args.seconds, MAX_SECONDS)
     rng = np.random.default_rng(0)
     images = [photo(rng) for _ in range(10)]
     ids = prepare(var_dir, images)
@@ -170,7 +183,8 @@ def main() -> None:
 
     print(
         f"\n{seconds:g} s against gunicorn {args.workers} workers x {args.threads} gthreads, "
-        f"{THREADS} torch thread(s) per worker, {os.cpu_count()} cores, load average {os.getloadavg()}"
+        f"{THREADS} torch thread(s) per worker, {os.cpu_count()} cores, load average {os.getloadavg()}, "
+        f"database {'PostgreSQL' if os.environ.get('DATABASE_URL') else 'SQLite'}"
     )
     print(
         f"clients: {args.classify_clients} classify (10 records each), {args.list_clients} list, "
