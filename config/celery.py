@@ -107,10 +107,17 @@ def waiting_messages(queue: str = "training", timeout: float = 2.0) -> int | Non
 
 
 def broker_answers(timeout: float = 2.0) -> bool:
-    """True when the broker accepts a connection within ``timeout`` seconds."""
+    """True when the broker answers within ``timeout`` seconds.
+
+    Through the app's connection pool, so a health check every second does not open (and tear
+    down) a broker connection each time; on Redis a ``PING`` proves the pooled connection is
+    still answered, not merely open."""
     try:
-        with app.connection_for_write() as conn:
+        with app.pool.acquire(block=True, timeout=timeout) as conn:
             conn.ensure_connection(max_retries=1, timeout=timeout)
+            client = getattr(conn.default_channel, "client", None)
+            if callable(getattr(client, "ping", None)):
+                client.ping()
         return True
     except Exception:  # noqa: BLE001 - any failure means "unreachable"
         return False
