@@ -19,8 +19,17 @@ def test_a_tiny_list_reads_the_token_once_then_only_the_workspace_and_the_count(
 ):
     with django_assert_num_queries(3):  # token (joined to its user), default workspace, count
         assert api.get(TASKS).json() == {"count": 0, "next": None, "previous": None, "results": []}
-    with django_assert_num_queries(2):  # the token's user comes from the cache
+    with django_assert_num_queries(1):  # the token's user and default workspace come from the cache
         assert api.get(TASKS).status_code == 200
+
+
+def test_a_cached_default_workspace_follows_its_changes(api, workspace):
+    assert api.get(TASKS).status_code == 200  # cached now
+    workspace.name = "Renamed"
+    workspace.save()
+    assert api.get("/account/v2/user/").json()["default_workspace"] == str(workspace.id)
+    listed = {item["id"]: item["name"] for item in api.get("/account/v2/workspace/").json()}
+    assert listed[str(workspace.id)] == "Renamed"
 
 
 def test_health_asks_the_database_once(anon, django_assert_num_queries):
@@ -50,7 +59,7 @@ def test_a_deactivated_user_is_refused_at_once(api, user):
 def test_the_cache_never_holds_the_password_hash_and_a_cached_user_cannot_erase_it(api, user, token):
     assert api.get(TASKS).status_code == 200
     cached = cache.get(token_cache_key(token))
-    assert cached["id"] == user.pk and "password" not in cached
+    assert cached["user"]["id"] == user.pk and "password" not in cached["user"]
     assert token not in token_cache_key(token)  # keyed by a hash, not the token itself
 
     from_cache, _ = CachedTokenAuthentication().authenticate_credentials(token)
