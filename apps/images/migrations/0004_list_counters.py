@@ -2,78 +2,24 @@
 """ImageCount (images per workspace), kept by triggers on the images table; the list index that
 holds the whole ordering.
 
-Triggers for the reason given in labels' 0003: images also go in cascades and bulk SQL. On
-PostgreSQL statement-level triggers add up the rows of one statement (one upsert per workspace);
-SQLite has row-level triggers only. ``workspace_id`` never changes on an existing image.
+Triggers rather than services (apps/core/counters.py says why); ``workspace_id`` never changes on
+an existing image.
 """
 
 import django.db.models.deletion
 from django.db import migrations, models
 
-POSTGRESQL = [
-    """
-    CREATE FUNCTION images_count_added() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        INSERT INTO images_imagecount (workspace_id, images)
-        SELECT workspace_id, count(*) FROM added GROUP BY workspace_id ORDER BY workspace_id
-        ON CONFLICT (workspace_id) DO UPDATE SET images = images_imagecount.images + EXCLUDED.images;
-        RETURN NULL;
-    END $$
-    """,
-    """
-    CREATE FUNCTION images_count_removed() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        UPDATE images_imagecount AS c SET images = c.images - d.n
-        FROM (SELECT workspace_id, count(*) AS n FROM removed GROUP BY workspace_id) AS d
-        WHERE c.workspace_id = d.workspace_id;
-        RETURN NULL;
-    END $$
-    """,
-    """
-    CREATE TRIGGER images_count_added AFTER INSERT ON images_trainingimage
-    REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION images_count_added()
-    """,
-    """
-    CREATE TRIGGER images_count_removed AFTER DELETE ON images_trainingimage
-    REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION images_count_removed()
-    """,
-]
-POSTGRESQL_REVERSE = [
-    "DROP TRIGGER IF EXISTS images_count_added ON images_trainingimage",
-    "DROP TRIGGER IF EXISTS images_count_removed ON images_trainingimage",
-    "DROP FUNCTION IF EXISTS images_count_added()",
-    "DROP FUNCTION IF EXISTS images_count_removed()",
-]
-SQLITE = [
-    """
-    CREATE TRIGGER images_count_added AFTER INSERT ON images_trainingimage BEGIN
-        INSERT INTO images_imagecount (workspace_id, images) VALUES (NEW.workspace_id, 1)
-        ON CONFLICT (workspace_id) DO UPDATE SET images = images + 1;
-    END
-    """,
-    """
-    CREATE TRIGGER images_count_removed AFTER DELETE ON images_trainingimage BEGIN
-        UPDATE images_imagecount SET images = images - 1 WHERE workspace_id = OLD.workspace_id;
-    END
-    """,
-]
-SQLITE_REVERSE = ["DROP TRIGGER IF EXISTS images_count_added", "DROP TRIGGER IF EXISTS images_count_removed"]
-BACKFILL = """
-    INSERT INTO images_imagecount (workspace_id, images)
-    SELECT workspace_id, count(*) FROM images_trainingimage GROUP BY workspace_id
-"""
+from apps.core.counters import RowCounter
 
-
-def install(apps, schema_editor):
-    statements = POSTGRESQL if schema_editor.connection.vendor == "postgresql" else SQLITE
-    for sql in [*statements, BACKFILL]:
-        schema_editor.execute(sql)
-
-
-def uninstall(apps, schema_editor):
-    statements = POSTGRESQL_REVERSE if schema_editor.connection.vendor == "postgresql" else SQLITE_REVERSE
-    for sql in statements:
-        schema_editor.execute(sql)
+IMAGES_PER_WORKSPACE = RowCounter(
+    name="images_count",
+    source="images_trainingimage",
+    group="workspace_id",
+    target="images_imagecount",
+    key="workspace_id",
+    column="images",
+    upsert=True,
+)
 
 
 class Migration(migrations.Migration):
@@ -99,5 +45,5 @@ class Migration(migrations.Migration):
             model_name='trainingimage',
             index=models.Index(fields=['workspace', '-created', 'id'], include=('test_image', 'real', 'verify_count'), name='image_workspace_created_id'),
         ),
-        migrations.RunPython(install, uninstall),
+        migrations.RunPython(IMAGES_PER_WORKSPACE.install, IMAGES_PER_WORKSPACE.uninstall),
     ]
