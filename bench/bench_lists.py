@@ -82,24 +82,18 @@ def main() -> None:
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--repeats", type=int, default=25)
     args = parser.parse_args()
-    if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
-        sys.exit("Set DATABASE_URL=postgres://... (the benchmark creates and drops test_<name>)")
 
-    import django
+    from bench.postgres import throwaway_database
 
-    django.setup()
-    from django.db import connection
-    from django.test.utils import setup_test_environment
-    from rest_framework.test import APIClient
+    with throwaway_database() as database:
+        from django.db import connection
+        from rest_framework.test import APIClient
 
-    from apps.labels.models import Label
-    from apps.workspaces import services
-    from tests.bulk import fill_images
+        from apps.labels.models import Label
+        from apps.workspaces import services
+        from tests.bulk import fill_images
 
-    setup_test_environment()
-    database = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    print(f"database {database} (PostgreSQL {connection.pg_version})")
-    try:
+        print(f"database {database} (PostgreSQL {connection.pg_version})")
         user, token = services.user_create(username="bench")
         workspace = services.workspace_ensure_default(user=user)
         label = Label.objects.create(workspace=workspace, name="all")
@@ -115,8 +109,6 @@ def main() -> None:
             print(f"filled {size:,} images in {time.monotonic() - started:.0f} s", flush=True)
             filled = size
             measure(client, label.id, size, args.repeats)
-    finally:
-        connection.creation.destroy_test_db(database, verbosity=0)
 
 
 if __name__ == "__main__":

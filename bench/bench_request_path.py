@@ -119,28 +119,20 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=300)
     args = parser.parse_args()
-    if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
-        sys.exit("Set DATABASE_URL=postgres://... (the benchmark creates and drops test_<name>)")
 
-    import django
+    from bench.postgres import throwaway_database
 
-    django.setup()
-    from django.core.cache import cache
-    from django.db import connection
-    from django.test.utils import setup_test_environment
+    with throwaway_database() as database:
+        from django.core.cache import cache
+        from django.db import connection
 
-    from apps.workspaces import services
+        from apps.workspaces import services
 
-    setup_test_environment()
-    database = connection.creation.create_test_db(verbosity=0, autoclobber=True)
-    try:
         cache.clear()
         _, token = services.user_create(username="bench")
         in_process(token, args.repeats)
         connection.close()
         under_gunicorn(token, database, args.repeats)
-    finally:
-        connection.creation.destroy_test_db(database, verbosity=0)
 
 
 if __name__ == "__main__":
