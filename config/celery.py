@@ -106,6 +106,17 @@ def waiting_messages(queue: str = "training", timeout: float = 2.0) -> int | Non
         return None
 
 
+_POOLS: dict = {}
+
+
+def _broker_pool():
+    """A small pool of connections per broker URL (the URL is fixed in a server; tests change it)."""
+    url = app.conf.broker_url
+    if url not in _POOLS:
+        _POOLS[url] = app.connection_for_write(url).Pool(limit=2)
+    return _POOLS[url]
+
+
 def broker_answers(timeout: float = 2.0) -> bool:
     """True when the broker answers within ``timeout`` seconds.
 
@@ -113,7 +124,7 @@ def broker_answers(timeout: float = 2.0) -> bool:
     down) a broker connection each time; on Redis a ``PING`` proves the pooled connection is
     still answered, not merely open."""
     try:
-        with app.pool.acquire(block=True, timeout=timeout) as conn:
+        with _broker_pool().acquire(block=True, timeout=timeout) as conn:
             conn.ensure_connection(max_retries=1, timeout=timeout)
             client = getattr(conn.default_channel, "client", None)
             if callable(getattr(client, "ping", None)):
