@@ -110,10 +110,14 @@ _POOLS: dict = {}
 
 
 def _broker_pool():
-    """A small pool of connections per broker URL (the URL is fixed in a server; tests change it)."""
-    url = app.conf.broker_url
+    """A small pool of connections per broker URL (the URL is fixed in a server; tests change it).
+
+    The URL comes from ``connection_for_write`` (no I/O), which reads the configuration the way
+    Celery expects on first use."""
+    connection = app.connection_for_write()
+    url = connection.as_uri(include_password=True)
     if url not in _POOLS:
-        _POOLS[url] = app.connection_for_write(url).Pool(limit=2)
+        _POOLS[url] = connection.Pool(limit=2)
     return _POOLS[url]
 
 
