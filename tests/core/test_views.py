@@ -59,8 +59,8 @@ def test_an_unresolvable_path_is_a_json_404_even_with_debug_on(anon, settings):
 
 def test_the_first_broker_check_of_a_fresh_process_configures_celery_cleanly(tmp_path):
     """The health check may be the first thing in a web process to touch Celery: its pooled
-    connection must let Celery read its configuration once (a recursion there was logged and
-    half-applied the settings)."""
+    connection must let Celery read its configuration once (with Redis as the broker, reading
+    ``app.conf`` first recursed into Celery's lazy configure: logged, settings half-applied)."""
     import os
     import subprocess
     import sys
