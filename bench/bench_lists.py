@@ -6,9 +6,10 @@
 PostgreSQL only. Creates its own database (``test_<name>`` of DATABASE_URL, migrated, dropped at
 the end), one user with a token and one label, then fills the workspace in bulk SQL
 (``tests/bulk.py``: every image carries the label, so it holds them all) up to each size,
-``VACUUM ANALYZE`` (what autovacuum does on a live server) and ``CHECKPOINT`` (superuser), and times each call in-process with
-DRF's test client (the full Django stack: middleware, token, workspace, throttle, query,
-serialisation; no socket): p50 and p90 over ``--repeats`` calls after two warm-ups.
+``VACUUM ANALYZE`` (what autovacuum does on a live server) and ``CHECKPOINT`` (superuser: the
+fill's writes stay out of the timings), and times each call in-process with DRF's test client
+(the full Django stack: middleware, token, workspace, throttle, query, serialisation; no socket):
+p50 and p90 over ``--repeats`` calls after two warm-ups.
 
 The calls: the first page; ``page=N`` in the middle and at the end (25 per page); the page after
 the middle one through its ``next`` link (a cursor, where the code hands one out); ``page_size=100``;
