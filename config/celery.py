@@ -106,11 +106,33 @@ def waiting_messages(queue: str = "training", timeout: float = 2.0) -> int | Non
         return None
 
 
+_POOLS: dict = {}
+
+
+def _broker_pool():
+    """A small pool of connections per broker URL (the URL is fixed in a server; tests change it).
+
+    The URL comes from ``connection_for_write`` (no I/O), which reads the configuration the way
+    Celery expects on first use."""
+    connection = app.connection_for_write()
+    url = connection.as_uri(include_password=True)
+    if url not in _POOLS:
+        _POOLS[url] = connection.Pool(limit=2)
+    return _POOLS[url]
+
+
 def broker_answers(timeout: float = 2.0) -> bool:
-    """True when the broker accepts a connection within ``timeout`` seconds."""
+    """True when the broker answers within ``timeout`` seconds.
+
+    Through the app's connection pool, so a health check every second does not open (and tear
+    down) a broker connection each time; on Redis a ``PING`` proves the pooled connection is
+    still answered, not merely open."""
     try:
-        with app.connection_for_write() as conn:
+        with _broker_pool().acquire(block=True, timeout=timeout) as conn:
             conn.ensure_connection(max_retries=1, timeout=timeout)
+            client = getattr(conn.default_channel, "client", None)
+            if callable(getattr(client, "ping", None)):
+                client.ping()
         return True
     except Exception:  # noqa: BLE001 - any failure means "unreachable"
         return False

@@ -149,10 +149,14 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------------
 # DATABASE_URL, e.g. postgres://user:pass@host:5432/name; default a SQLite file under var/.
+# Connections persist for DATABASE_CONN_MAX_AGE seconds (opening one to PostgreSQL cost more than
+# the rest of a small request, BENCHMARKS.md), checked before reuse so a restarted server is
+# noticed; 0 closes each at the end of its request.
 DATABASES = {
     "default": dj_database_url.parse(
         env("DATABASE_URL", f"sqlite:///{VF_VAR_DIR / 'db.sqlite3'}"),
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 0),
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_health_checks=True,
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -228,7 +232,8 @@ if AWS_STORAGE_BUCKET_NAME and AWS_S3_PUBLIC_ENDPOINT_URL:
 # --- REST framework -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # DRF's token authentication with the lookup cached and forgotten on revocation.
+        "apps.workspaces.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -246,9 +251,10 @@ REST_FRAMEWORK = {
     # Throttles key anonymous callers by address: X-Forwarded-For counts only behind that many
     # proxies (DRF reads the header from any client when NUM_PROXIES is unset).
     "NUM_PROXIES": VF_NUM_PROXIES,
+    # DRF's throttles with one counter per caller and window (apps/core/throttling.py).
     "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.UserRateThrottle",
-        "rest_framework.throttling.AnonRateThrottle",
+        "apps.core.throttling.UserRateThrottle",
+        "apps.core.throttling.AnonRateThrottle",
     ],
     # Per-token request rates; raise or lower them with the environment.
     "DEFAULT_THROTTLE_RATES": {

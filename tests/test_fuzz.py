@@ -28,7 +28,6 @@ from drf_spectacular.renderers import OpenApiJsonRenderer
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from PIL import Image
-from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -36,6 +35,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from apps.core.throttling import AnonRateThrottle, UserRateThrottle
 from apps.images.errors import MSG_URL_UNREACHABLE, UrlFetchError
 from apps.images.services import training_image_ingest
 from apps.labels.services import label_create

@@ -26,8 +26,16 @@ class TrainingImage(models.Model):
 
     class Meta:
         ordering = ["-created", "id"]
-        # The list endpoint pages a workspace's images newest first.
-        indexes = [models.Index(fields=["workspace", "-created"], name="image_workspace_created")]
+        # The list endpoint pages a workspace's images newest first, by keyset (apps/core/pagination.py):
+        # this index holds the whole ordering (the id breaks ties) and, on PostgreSQL, the flags the
+        # list filters on, so a page, an offset and a filtered count read the index, never the table.
+        indexes = [
+            models.Index(
+                fields=["workspace", "-created", "id"],
+                name="image_workspace_created_id",
+                include=["test_image", "real", "verify_count"],
+            )
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["workspace", "content_hash"], name="unique_image_content_per_workspace"
@@ -51,3 +59,20 @@ class ImageLabel(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label_id} on {self.image_id}"
+
+
+class ImageCount(models.Model):
+    """How many training images a workspace holds, so a list never counts a million rows.
+
+    Kept by database triggers on the images table (migration 0004): every insert and delete adds
+    or subtracts, whichever path it takes (services, cascades from a workspace or user delete, the
+    admin, bulk SQL). A workspace without a row has no images.
+    """
+
+    workspace = models.OneToOneField(
+        "workspaces.Workspace", on_delete=models.CASCADE, primary_key=True, related_name="image_count"
+    )
+    images = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.images} image(s) in {self.workspace_id}"

@@ -41,7 +41,7 @@ from .errors import (
     StorageUnavailableError,
 )
 from .fetch import fetch_url
-from .models import ImageLabel, TrainingImage
+from .models import ImageCount, ImageLabel, TrainingImage
 
 if TYPE_CHECKING:  # annotations only: images never import the labels app at run time
     from apps.labels.models import Label
@@ -330,9 +330,18 @@ def training_image_delete_many(*, queryset: QuerySet) -> int:
     being wiped); this function does not filter by workspace.
     """
     with transaction.atomic():
-        rows = list(queryset.order_by().values_list("id", "file", "thumbnail"))
+        rows = list(queryset.order_by().values_list("id", "workspace_id"))
         if not rows:
             return 0
+        # The counters the delete triggers update, in the order an upload takes them (the
+        # workspace's image count, then its labels): a wipe beside an upload never deadlocks.
+        workspaces = sorted({row[1] for row in rows})
+        list(
+            ImageCount.objects.select_for_update()
+            .filter(workspace_id__in=workspaces)
+            .order_by("pk")
+            .values_list("pk")
+        )
         # The files go after the commit, with each row (apps/images/signals.py).
         TrainingImage.objects.filter(id__in=[row[0] for row in rows]).delete()
     return len(rows)

@@ -14,6 +14,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.core.ids import parse_uuid
+from apps.core.pagination import KeysetPagination
 from apps.core.parsers import JSONParser, MultiPartParser
 from apps.workspaces.tenancy import WORKSPACE_PARAMETER, WorkspaceScopedViewSet
 
@@ -73,11 +75,26 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
 
     serializer_class = TrainingImageSerializer
     filterset_class = TrainingImageFilter
+    pagination_class = KeysetPagination
     parser_classes = [JSONParser, MultiPartParser, FormParser]
     lookup_value_regex = "[0-9a-fA-F-]{32,36}"
 
     def get_workspace_queryset(self, workspace):
         return selectors.training_image_list(workspace=workspace)
+
+    def list_count(self, queryset) -> int | None:
+        """The list's count from a counter when one answers it (KeysetPagination asks): no filter,
+        or one label id only; None lets the paginator count the filtered rows."""
+        params = self.request.query_params
+        filters = set(params) - KeysetPagination.not_filters - {"workspace"}
+        if not filters:
+            return selectors.training_image_count(workspace=self.workspace)
+        if len(filters) == 1 and filters <= {"labels", "label"}:
+            values = params.getlist(next(iter(filters)))
+            label_id = parse_uuid(values[0]) if len(values) == 1 and "," not in values[0] else None
+            if label_id is not None:
+                return selectors.training_image_count(workspace=self.workspace, label_id=label_id)
+        return None
 
     upload_too_large_message = MSG_TOO_LARGE
 

@@ -23,12 +23,8 @@ class LabelAdmin(admin.ModelAdmin):
     readonly_fields = ["id", "created"]
 
     def get_queryset(self, request):
-        # One query for the change list, counts included.
+        # One query for the change list, counts included (images_count is a kept column).
         return label_annotate_counts(super().get_queryset(request))
-
-    @admin.display(ordering="images_count")
-    def images_count(self, label):
-        return label.images_count
 
     @admin.display(ordering="tasks_count")
     def tasks_count(self, label):

@@ -23,6 +23,9 @@ class Label(models.Model):
     negative_for_task = models.ForeignKey(
         "tasks.Task", null=True, blank=True, on_delete=models.SET_NULL, related_name="negative_labels"
     )
+    # How many training images carry the label: kept by database triggers on the image-label table
+    # (migration 0003), so a label list never counts its images per request.
+    images_count = models.BigIntegerField(default=0, editable=False)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -42,6 +42,10 @@ def workspace_ensure_default(*, user) -> Workspace:
     default lazily means every user has one the first time it matters. The unique constraint settles
     a race between two first requests.
     """
+    # Token authentication may have brought it along from its cache (apps/workspaces/authentication.py).
+    workspace = getattr(user, "cached_default_workspace", None)
+    if workspace is not None:
+        return workspace
     workspace = Workspace.objects.filter(owner=user, is_default=True).first()
     if workspace is not None:
         return workspace

@@ -6,8 +6,9 @@ from rest_framework import exceptions, mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
+
+from apps.core.throttling import AnonRateThrottle
 
 from . import selectors, services
 from .models import Workspace

@@ -55,3 +55,33 @@ def test_an_unresolvable_path_is_a_json_404_even_with_debug_on(anon, settings):
     assert response.status_code == 404
     assert response["Content-Type"].startswith("application/json")
     assert response.json() == {"detail": "Not found."}
+
+
+def test_the_first_broker_check_of_a_fresh_process_configures_celery_cleanly(tmp_path):
+    """The health check may be the first thing in a web process to touch Celery: its pooled
+    connection must let Celery read its configuration once (with Redis as the broker, reading
+    ``app.conf`` first recursed into Celery's lazy configure: logged, settings half-applied)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import django; django.setup()\n"
+        "from config.celery import app, broker_answers\n"
+        "assert broker_answers()\n"
+        "print(app.conf.task_default_queue)\n"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "VF_VAR_DIR": str(tmp_path)}
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Error" not in result.stderr and result.stdout.strip() == "default"

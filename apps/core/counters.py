@@ -1,0 +1,111 @@
+"""Counts the database keeps itself: triggers that add and subtract as rows come and go.
+
+A list of a million rows cannot count them on every request; a counter column can answer instead,
+if every insert and delete moves it. Services are not enough for that: rows also go in cascades (a
+workspace or user deleted, the admin) and in bulk SQL. So a migration installs a ``RowCounter``:
+on PostgreSQL one statement-level trigger per insert and per delete adds up the rows the statement
+touched per group (a delete of 500 rows is one UPDATE per group, not 500); SQLite has row-level
+triggers only. The grouping column must never change on an existing row.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+# Templates over the counter's identifiers (checked: lower-case SQL names only, never input).
+_COUNTED = "SELECT {group} AS grp, count(*) AS n FROM changed GROUP BY {group} ORDER BY 1"
+_PG_UPSERT = (
+    "INSERT INTO {target} ({key}, {column}) {counted} ON CONFLICT ({key}) DO UPDATE "
+    "SET {column} = {target}.{column} + EXCLUDED.{column}"
+)
+_PG_UPDATE = (
+    "UPDATE {target} AS t SET {column} = t.{column} {sign} d.n FROM ({counted}) AS d WHERE t.{key} = d.grp"
+)
+_PG_FUNCTION = (
+    "CREATE FUNCTION {trigger}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN {body}; RETURN NULL; END $$"
+)
+_PG_TRIGGER = (
+    "CREATE TRIGGER {trigger} AFTER {event} ON {source} REFERENCING {rows} TABLE AS changed "
+    "FOR EACH STATEMENT EXECUTE FUNCTION {trigger}()"
+)
+_PG_DROP = ["DROP TRIGGER IF EXISTS {trigger} ON {source}", "DROP FUNCTION IF EXISTS {trigger}()"]
+_LITE_UPSERT = (
+    "INSERT INTO {target} ({key}, {column}) VALUES (NEW.{group}, 1) "
+    "ON CONFLICT ({key}) DO UPDATE SET {column} = {column} + 1"
+)
+_LITE_UPDATE = "UPDATE {target} SET {column} = {column} {sign} 1 WHERE {key} = {rows}.{group}"
+_LITE_TRIGGER = "CREATE TRIGGER {trigger} AFTER {event} ON {source} BEGIN {body}; END"
+_LITE_DROP = ["DROP TRIGGER IF EXISTS {trigger}"]
+_BACKFILL_UPSERT = (
+    "INSERT INTO {target} ({key}, {column}) SELECT {group}, count(*) FROM {source} GROUP BY {group}"
+)
+_BACKFILL_UPDATE = (
+    "UPDATE {target} SET {column} = (SELECT count(*) FROM {source} WHERE {source}.{group} = {target}.{key})"
+)
+# (trigger name suffix, event, transition rows, sign)
+_EVENTS = (("added", "INSERT", "NEW", "+"), ("removed", "DELETE", "OLD", "-"))
+
+
+@dataclass(frozen=True)
+class RowCounter:
+    """Keep ``target.column`` = the number of ``source`` rows whose ``group`` is ``target.key``.
+
+    With ``upsert`` the target row is created by the first source row of its group (a table of
+    counters); without, it must exist already (a counter column on the group's own row).
+    """
+
+    name: str
+    source: str
+    group: str
+    target: str
+    key: str
+    column: str
+    upsert: bool = False
+
+    def __post_init__(self):
+        names = {key: value for key, value in asdict(self).items() if key != "upsert"}
+        if not all(_IDENTIFIER.match(value) for value in names.values()):
+            raise ValueError(f"not SQL identifiers: {names}")
+
+    def _sql(self, template: str, **more) -> str:
+        names = asdict(self)
+        return template.format(**names, counted=_COUNTED.format(**names), **more)
+
+    def postgresql(self) -> list[str]:
+        statements = []
+        for suffix, event, rows, sign in _EVENTS:
+            body = _PG_UPSERT if self.upsert and sign == "+" else _PG_UPDATE
+            trigger = f"{self.name}_{suffix}"
+            statements.append(self._sql(_PG_FUNCTION, trigger=trigger, body=self._sql(body, sign=sign)))
+            statements.append(self._sql(_PG_TRIGGER, trigger=trigger, event=event, rows=rows))
+        return statements
+
+    def sqlite(self) -> list[str]:
+        statements = []
+        for suffix, event, rows, sign in _EVENTS:
+            body = _LITE_UPSERT if self.upsert and sign == "+" else _LITE_UPDATE
+            body = self._sql(body, sign=sign, rows=rows)
+            statements.append(
+                self._sql(_LITE_TRIGGER, trigger=f"{self.name}_{suffix}", event=event, body=body)
+            )
+        return statements
+
+    def backfill(self) -> str:
+        """Set every counter from the rows already there (when the triggers are installed)."""
+        return self._sql(_BACKFILL_UPSERT if self.upsert else _BACKFILL_UPDATE)
+
+    # --- migrations.RunPython(counter.install, counter.uninstall) ---------------------------------
+
+    def install(self, apps, schema_editor) -> None:
+        postgresql = schema_editor.connection.vendor == "postgresql"
+        for sql in [*(self.postgresql() if postgresql else self.sqlite()), self.backfill()]:
+            schema_editor.execute(sql)
+
+    def uninstall(self, apps, schema_editor) -> None:
+        drops = _PG_DROP if schema_editor.connection.vendor == "postgresql" else _LITE_DROP
+        for suffix, *_ in _EVENTS:
+            for template in drops:
+                schema_editor.execute(self._sql(template, trigger=f"{self.name}_{suffix}"))
