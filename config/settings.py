@@ -301,6 +301,10 @@ CACHES = {
     if VF_CACHE_URL
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
+# Seconds a token's user and default workspace are kept in the cache (apps/workspaces/
+# authentication.py). Only with a cache every process shares: a revocation forgets the entry in
+# that cache, which the in-process default cannot do for the other gunicorn workers.
+VF_TOKEN_CACHE_SECONDS = env_int("VF_TOKEN_CACHE_SECONDS", 300 if VF_CACHE_URL else 0)
 
 # --- E-mail ---------------------------------------------------------------------------------------
 EMAIL_BACKEND = env(

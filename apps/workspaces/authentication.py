@@ -3,7 +3,9 @@
 Every API call presents a token, and most act on the caller's default workspace: two queries on
 each request before any work. Both rows are kept in the Django cache (Redis when configured, so
 shared by every process and machine) under a hash of the key, never the key itself, for
-``TOKEN_CACHE_SECONDS``; the user's password hash is never cached.
+``VF_TOKEN_CACHE_SECONDS``; the user's password hash is never cached. Without a shared cache
+(the embedded default keeps one per process) nothing is cached: a revocation could not reach the
+other processes' copies.
 
 Revocation stays immediate: deleting a token (API, admin, or the cascade of a user's deletion),
 saving its user (deactivated, renamed) and saving or deleting its default workspace delete the
@@ -17,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import DEFAULT_DB_ALIAS
@@ -27,7 +30,6 @@ from .models import Workspace
 
 logger = logging.getLogger(__name__)
 
-TOKEN_CACHE_SECONDS = 300
 # The attribute of a request's user holding its default workspace when the token cache had it
 # (services.workspace_ensure_default reads it).
 CACHED_DEFAULT_WORKSPACE = "cached_default_workspace"
@@ -65,9 +67,10 @@ class CachedTokenAuthentication(TokenAuthentication):
     """DRF's ``Authorization: Token <key>``, answered from the cache when the key was seen lately."""
 
     def authenticate_credentials(self, key):
+        seconds = settings.VF_TOKEN_CACHE_SECONDS
         cache_key = token_cache_key(key)
         try:
-            cached = cache.get(cache_key)
+            cached = cache.get(cache_key) if seconds else None
         except Exception:  # noqa: BLE001 - a cache outage must not lock everyone out
             logger.warning("token cache unreachable", exc_info=True)
             cached = None
@@ -82,9 +85,11 @@ class CachedTokenAuthentication(TokenAuthentication):
         workspace = Workspace.objects.filter(owner=user, is_default=True).first()
         if workspace is not None:
             setattr(user, CACHED_DEFAULT_WORKSPACE, workspace)
+        if not seconds:
+            return user, token
         entry = {"user": _row(user), "workspace": _row(workspace) if workspace is not None else None}
         try:
-            cache.set(cache_key, entry, TOKEN_CACHE_SECONDS)
+            cache.set(cache_key, entry, seconds)
         except Exception:  # noqa: BLE001
             logger.warning("token cache unreachable", exc_info=True)
         return user, token

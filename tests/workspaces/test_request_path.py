@@ -14,6 +14,13 @@ pytestmark = pytest.mark.django_db
 TASKS = "/recognition/v2/task/"
 
 
+@pytest.fixture(autouse=True)
+def token_cache(settings):
+    """A token cache as with Redis (the default is none without a shared cache; see the last test)."""
+    settings.VF_TOKEN_CACHE_SECONDS = 300
+    cache.clear()
+
+
 def test_a_tiny_list_reads_the_token_once_then_only_the_workspace_and_the_count(
     api, workspace, django_assert_num_queries
 ):
@@ -67,3 +74,13 @@ def test_the_cache_never_holds_the_password_hash_and_a_cached_user_cannot_erase_
     from_cache.save()  # the password is deferred on a cached user: only loaded fields are written
     user.refresh_from_db()
     assert user.first_name == "Ada" and user.check_password("pw-123456")
+
+
+def test_without_a_shared_cache_no_token_is_cached(api, token, settings, django_assert_num_queries):
+    # The embedded default keeps a cache per process: a token deleted through one gunicorn worker
+    # could not be forgotten by the others, so nothing is cached there.
+    settings.VF_TOKEN_CACHE_SECONDS = 0
+    for _ in range(2):
+        with django_assert_num_queries(3):  # token and user, default workspace, count: every call
+            assert api.get(TASKS).status_code == 200
+    assert cache.get(token_cache_key(token)) is None
