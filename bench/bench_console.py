@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.postgres import bench_user, timed_get  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("DJANGO_DEBUG", "false")  # no query log: as a production server runs
 
@@ -39,19 +40,6 @@ PAGES = [
     ("version progress (htmx partial)", "/console/tasks/{task}/versions/1/progress/"),
     ("members", "/console/workspace/members/"),
 ]
-
-
-def timed(client, url: str, repeats: int) -> tuple[float, float]:
-    for _ in range(2):
-        response = client.get(url)
-        assert response.status_code == 200, (url, response.status_code, response.content[:300])
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        client.get(url)
-        times.append((time.perf_counter() - started) * 1000)
-    times.sort()
-    return statistics.median(times), times[int(len(times) * 0.9) - 1]
 
 
 def version_with_metrics(task, labels, image_ids: list[str]):
@@ -94,20 +82,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=25)
     args = parser.parse_args()
 
-    from bench.postgres import throwaway_database
-
-    with throwaway_database() as database:
+    with bench_user() as (_, user, _, workspace):
         from django.db import connection
         from django.test import Client
 
         from apps.labels.models import Label
         from apps.tasks.models import Task
-        from apps.workspaces import services
         from tests.bulk import fill_images, image_id
 
-        print(f"database {database} (PostgreSQL {connection.pg_version}), {args.images:,} images")
-        user, _ = services.user_create(username="bench")
-        workspace = services.workspace_ensure_default(user=user)
         task = Task.objects.create(workspace=workspace, owner=user, name="bench", type="multi_class")
         labels = [Label.objects.create(workspace=workspace, name=f"label {n}") for n in range(4)]
         task.labels.add(*labels)
@@ -119,9 +101,10 @@ def main() -> None:
 
         client = Client()
         client.force_login(user)
+        print(f"{args.images:,} images in the task")
         worst = 0.0
         for name, url in PAGES:
-            p50, p90 = timed(client, url.format(task=task.pk, label=labels[0].pk), args.repeats)
+            p50, p90, _ = timed_get(client, url.format(task=task.pk, label=labels[0].pk), args.repeats)
             worst = max(worst, p50)
             print(f"  {name:<46} p50 {p50:7.1f} ms  p90 {p90:7.1f} ms", flush=True)
         verdict = "met" if worst <= GOAL_MS else "NOT met"

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -29,23 +28,13 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.postgres import bench_user, timed_get  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("DJANGO_DEBUG", "false")  # no query log: as a production server runs
 
 BASE = "/recognition/v2/training-image/"
-
-
-def timed(client, url: str, repeats: int) -> tuple[float, float, dict]:
-    for _ in range(2):
-        response = client.get(url)
-        assert response.status_code == 200, (url, response.status_code, response.content[:300])
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        response = client.get(url)
-        times.append((time.perf_counter() - started) * 1000)
-    times.sort()
-    return statistics.median(times), times[int(len(times) * 0.9) - 1], response.json()
 
 
 def relative(link: str) -> str:
@@ -57,7 +46,8 @@ def measure(client, label_id, size: int, repeats: int) -> list[tuple[str, float,
     rows = []
 
     def run(name: str, url: str) -> dict:
-        p50, p90, body = timed(client, url, repeats)
+        p50, p90, response = timed_get(client, url, repeats)
+        body = response.json()
         rows.append((name, p50, p90))
         print(f"  {size:>9,} images  {name:<44} p50 {p50:7.1f} ms  p90 {p90:7.1f} ms", flush=True)
         return body
@@ -84,19 +74,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=25)
     args = parser.parse_args()
 
-    from bench.postgres import throwaway_database
-
-    with throwaway_database() as database:
+    with bench_user() as (_, _, token, workspace):
         from django.db import connection
         from rest_framework.test import APIClient
 
         from apps.labels.models import Label
-        from apps.workspaces import services
         from tests.bulk import fill_images
 
-        print(f"database {database} (PostgreSQL {connection.pg_version})")
-        user, token = services.user_create(username="bench")
-        workspace = services.workspace_ensure_default(user=user)
         label = Label.objects.create(workspace=workspace, name="all")
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
