@@ -28,7 +28,15 @@ SIGNATURE_PARAM = "sig"
 
 
 def _signer() -> signing.TimestampSigner:
-    return signing.TimestampSigner(salt=SIGNING_SALT)
+    return _signer_for(settings.SECRET_KEY, tuple(settings.SECRET_KEY_FALLBACKS))
+
+
+@functools.lru_cache(maxsize=4)
+def _signer_for(secret: str, fallbacks: tuple[str, ...]) -> signing.TimestampSigner:
+    """One signer per key set (a list page signs two links per image; building a signer each time
+    read and checked the settings 200 times for 100 images). Keyed by the keys themselves, so a
+    rotated SECRET_KEY takes effect at once."""
+    return signing.TimestampSigner(key=secret, fallback_keys=list(fallbacks), salt=SIGNING_SALT)
 
 
 def _is_local(storage) -> bool:
@@ -87,8 +95,16 @@ def signed_url(name: str, request=None) -> str:
     if not link or not link.startswith("/"):
         return link
     if request is not None:
-        return request.build_absolute_uri(link)
+        return _request_origin(request) + link
     return settings.VF_PUBLIC_URL.rstrip("/") + link
+
+
+def _request_origin(request) -> str:
+    """``scheme://host`` of ``request``, worked out (host validation included) once per request."""
+    origin = getattr(request, "_vf_origin", None)
+    if origin is None:
+        origin = request._vf_origin = request.build_absolute_uri("/")[:-1]
+    return origin
 
 
 def signed_link(name: str) -> str:

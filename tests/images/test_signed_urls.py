@@ -81,3 +81,16 @@ def test_a_presigning_storage_is_asked_for_an_expiring_url(settings):
 
     with mock.patch.object(storage, "default_storage", Presigning()):
         assert storage.signed_url("a/b.jpg") == "https://bucket.s3.example.com/a/b.jpg?X-Amz-Expires=123"
+
+
+def test_a_rotated_secret_key_takes_effect_at_once(settings):
+    # The signer is kept per key set: a link signed under the old key verifies only while that key
+    # is among the fallbacks.
+    settings.SECRET_KEY = "old-key-" + "x" * 50
+    signature = storage.sign("training-images/a.jpg")
+    assert storage.verify("training-images/a.jpg", signature)
+    settings.SECRET_KEY = "new-key-" + "y" * 50
+    assert not storage.verify("training-images/a.jpg", signature)
+    settings.SECRET_KEY_FALLBACKS = ["old-key-" + "x" * 50]
+    assert storage.verify("training-images/a.jpg", signature)
+    assert storage.sign("training-images/a.jpg") != signature  # new links use the new key
