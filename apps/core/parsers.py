@@ -25,7 +25,7 @@ class JSONParser(parsers.JSONParser):
 MSG_PART_TOO_LARGE = "The uploaded file {field!r} is larger than {limit} bytes."
 
 
-class _PartLimitHandler(FileUploadHandler):
+class PartLimitHandler(FileUploadHandler):
     """First in the chain of upload handlers: passes each file's chunks on until the file passes
     ``limit`` bytes, then stops the upload. Without it Django spools a file part of any size to
     memory or to a temporary file before a view can look at its size."""
@@ -69,7 +69,7 @@ class MultiPartParser(parsers.MultiPartParser):
         view = parser_context.get("view")
         limiter = getattr(view, "upload_part_limit", None)
         limit = int(limiter() if callable(limiter) else settings.VF_MAX_IMAGE_BYTES)
-        guard = _PartLimitHandler(request, limit)
+        guard = PartLimitHandler(request, limit)
         meta = request.META.copy()
         meta["CONTENT_TYPE"] = media_type
         encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)

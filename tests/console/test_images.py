@@ -45,7 +45,7 @@ def test_each_file_gets_its_own_error_duplicate_not_an_image_too_large(console, 
     assert junk.json()["error"] == MSG_NOT_AN_IMAGE
     settings.VF_MAX_IMAGE_BYTES = 100
     large = _upload(console, task, picture(size=(300, 300), color=(5, 6, 7)), label=str(cat.id))
-    assert large.status_code == 413
+    assert large.status_code == 413, large.content
     assert large.json()["error"] == "The image is larger than 100 bytes."
     assert TrainingImage.objects.filter(workspace=workspace).count() == 1
 
@@ -144,3 +144,43 @@ def test_a_bulk_action_returns_to_the_grid_as_it_was_filtered(console, workspace
     assert console.post(url, body)["Location"] == f"/console/tasks/{task.id}/images/?label={cat.id}&test=0"
     hostile = console.post(url, {**body, "query": "page=2\r\nSet-Cookie: x=1"})
     assert hostile["Location"] == f"/console/tasks/{task.id}/images/?page=2%0D%0ASet-Cookie%3A+x%3D1"
+
+
+def test_an_oversized_file_is_stopped_while_it_streams_in_and_csrf_still_holds(
+    user, workspace, settings, tmp_path, monkeypatch
+):
+    """The drop zone's upload and try-it stop a file part at the image limit as the API does
+    (apps/console/uploads.py), instead of Django spooling it whole first; the CSRF check, which
+    has to run after the size guard is in place, still refuses a post without a token."""
+    from django.core.files import uploadhandler
+    from django.test import Client
+
+    task, (cat,) = _task(workspace, "cat")
+    settings.VF_MAX_IMAGE_BYTES = 100_000
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1000  # every part goes to a temporary file
+    spooled = []
+    original = uploadhandler.TemporaryFileUploadHandler.receive_data_chunk
+
+    def counting(handler, raw_data, start):
+        spooled.append(len(raw_data))
+        return original(handler, raw_data, start)
+
+    monkeypatch.setattr(uploadhandler.TemporaryFileUploadHandler, "receive_data_chunk", counting)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    client.get(f"/console/tasks/{task.id}/")  # sets the CSRF cookie
+    token = client.cookies["csrftoken"].value
+    big = b"\0" * (30 * settings.VF_MAX_IMAGE_BYTES)
+    for path, field in (("images/upload/", "file"), ("try/", "image")):
+        body = {field: SimpleUploadedFile("big.jpg", big, content_type="image/jpeg"), "label": str(cat.id)}
+        refused = client.post(f"/console/tasks/{task.id}/{path}", body)
+        assert refused.status_code == 403  # no CSRF token: refused before the view
+        spooled.clear()
+        body[field].seek(0)
+        response = client.post(f"/console/tasks/{task.id}/{path}", body, HTTP_X_CSRFTOKEN=token)
+        assert response.status_code == 413, response.content
+        assert b"The image is larger than 100000 bytes." in response.content
+        assert 0 < sum(spooled) <= settings.VF_MAX_IMAGE_BYTES  # not 30 times as much
+    assert list(tmp_path.iterdir()) == []
+    assert not TrainingImage.objects.filter(workspace=workspace).exists()

@@ -18,6 +18,7 @@ from apps.tasks.models import Task
 from .. import selectors
 from ..forms import BulkForm, ImageFilterForm, UploadForm
 from ..tenancy import page, workspace_view
+from ..uploads import upload_limited
 
 
 def _filter(form: ImageFilterForm, labels: list) -> selectors.ImageFilter:
@@ -53,7 +54,12 @@ def image_grid(request, task_id):
     return page(request, template, context)
 
 
+def _too_large(request, message: str) -> JsonResponse:
+    return JsonResponse({"error": message}, status=413)
+
+
 @require_POST
+@upload_limited(_too_large)
 @workspace_view
 def image_upload(request, task_id):
     """One file onto a label (or none): JSON ``{id, thumb_url}`` or ``{error}`` with the service's

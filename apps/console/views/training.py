@@ -16,6 +16,7 @@ from apps.training.views import download_response
 from .. import charts, selectors
 from ..forms import TryForm
 from ..tenancy import page, workspace_view
+from ..uploads import upload_limited
 
 ACTIVE = ("QUEUED", "IN_TRAINING")
 # The dropped image is shown back as a data: URL; only with an image type a browser renders as such.
@@ -83,7 +84,12 @@ def version_download(request, task_id, version: int):
         return page(request, "console/error.html", {"message": exc.message}, status=exc.status_code)
 
 
+def _try_too_large(request, message: str):
+    return render(request, "console/_try_result.html", {"error": message}, status=413)
+
+
 @require_POST
+@upload_limited(_try_too_large)
 @workspace_view
 def task_try(request, task_id):
     """Run one dropped image through the deployed (or the chosen) version: a partial with the
