@@ -117,3 +117,22 @@ def fast_training(settings, tmp_path):
     threads = torch.get_num_threads()
     yield settings.VF_MODEL_CACHE_DIR
     torch.set_num_threads(threads)  # a training sets it process-wide; later tests get theirs back
+
+
+@pytest.fixture
+def spooled(settings, tmp_path, monkeypatch) -> list[int]:
+    """The sizes of the chunks Django's temporary-file upload handler receives, every file part
+    going to a temporary file under ``tmp_path``: what an upload limit must keep small."""
+    from django.core.files import uploadhandler
+
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1000  # every part goes to a temporary file
+    chunks: list[int] = []
+    original = uploadhandler.TemporaryFileUploadHandler.receive_data_chunk
+
+    def counting(handler, raw_data, start):
+        chunks.append(len(raw_data))
+        return original(handler, raw_data, start)
+
+    monkeypatch.setattr(uploadhandler.TemporaryFileUploadHandler, "receive_data_chunk", counting)
+    return chunks

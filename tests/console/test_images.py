@@ -147,26 +147,15 @@ def test_a_bulk_action_returns_to_the_grid_as_it_was_filtered(console, workspace
 
 
 def test_an_oversized_file_is_stopped_while_it_streams_in_and_csrf_still_holds(
-    user, workspace, settings, tmp_path, monkeypatch
+    user, workspace, settings, tmp_path, spooled
 ):
     """The drop zone's upload and try-it stop a file part at the image limit as the API does
     (apps/console/uploads.py), instead of Django spooling it whole first; the CSRF check, which
     has to run after the size guard is in place, still refuses a post without a token."""
-    from django.core.files import uploadhandler
     from django.test import Client
 
     task, (cat,) = _task(workspace, "cat")
     settings.VF_MAX_IMAGE_BYTES = 100_000
-    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
-    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1000  # every part goes to a temporary file
-    spooled = []
-    original = uploadhandler.TemporaryFileUploadHandler.receive_data_chunk
-
-    def counting(handler, raw_data, start):
-        spooled.append(len(raw_data))
-        return original(handler, raw_data, start)
-
-    monkeypatch.setattr(uploadhandler.TemporaryFileUploadHandler, "receive_data_chunk", counting)
     client = Client(enforce_csrf_checks=True)
     client.force_login(user)
     client.get(f"/console/tasks/{task.id}/")  # sets the CSRF cookie
