@@ -13,7 +13,7 @@ from ml.data import ImageInput, normalize
 from ml.data import draft as draft_image
 from ml.data import preprocess as preprocess_image
 from ml.inference import accelerate
-from ml.models import create_empty_model, features_and_logits, postprocess
+from ml.models import features_and_logits, model_from_meta, postprocess
 
 
 class Predictor:
@@ -57,7 +57,7 @@ class Predictor:
             torch.set_num_threads(num_threads)
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         meta = artifacts.load_meta(directory)
-        model = create_empty_model(meta["architecture"], int(meta["num_outputs"]))
+        model = model_from_meta(meta)
         model.load_state_dict(artifacts.load_weights(directory, "cpu"), strict=True)
         model = model.to(dev).to(memory_format=torch.channels_last).eval()
         predictor = cls(model, meta, dev)

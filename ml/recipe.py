@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ml import artifacts, metrics, probe
+from ml import artifacts, blend, metrics, probe
 from ml.config import (
     AUTO_ARCHITECTURE,
     CANDIDATE_KINDS,
@@ -65,13 +65,13 @@ SMALL_IMAGE_SIDE = 64
 PRIOR_FORWARD_IMAGES_PER_S = {"tf_efficientnet_lite0": 45.0, "tf_efficientnet_lite2": 20.0}
 NATIVE_SIZE = {"tf_efficientnet_lite0": 224, "tf_efficientnet_lite1": 240, "tf_efficientnet_lite2": 260}
 PROBE_SIZES = (260, 224, 192, 160, 128)
-# Equal validation scores: the first kind here wins.
-TIE_ORDER = ("probe", "finetune", "scratch")
+# Equal validation scores: the first kind here wins (a blend only when it is strictly better).
+TIE_ORDER = ("probe", "finetune", "scratch", "blend")
 # ... except on small grey images (scans, digits), where a net trained on the images themselves
 # generalises best: measured on two digit classes x 25 images, the scratch net scored 0.994-0.997
 # on the test side, fine-tuning 0.981-0.987, the linear probes 0.935-0.974, while all of them tied
 # at 1.0 on the 10-image validation slice.
-TIE_ORDER_SMALL_GREY = ("scratch", "finetune", "probe")
+TIE_ORDER_SMALL_GREY = ("scratch", "finetune", "probe", "blend")
 # Below this many validation images the log loss does not break ties: on a slice this small it
 # only says which model is the most confident, and the probes' confident heads won every tie.
 MIN_VALIDATION_FOR_LOSS = 30
@@ -97,12 +97,12 @@ class TrainResult:
     out_dir: str | None = None
 
 
-@dataclass
+@dataclass(eq=False)
 class Candidate:
     """One model tried: where it came from, its validation score and the net to serve if it wins."""
 
     name: str
-    kind: str  # probe | scratch | finetune | fixed
+    kind: str  # probe | scratch | finetune | fixed | blend
     architecture: str
     input_size: int
     model: nn.Module | None = None
@@ -117,6 +117,13 @@ class Candidate:
     config: TrainConfig | None = None
     finalize: Callable[[], None] | None = None  # refit on the whole training side (probes)
     note: str | None = None
+    # Validation outputs (probabilities, or standardised values for regression): blends mix them.
+    val_outputs: np.ndarray | None = None
+    # (size, interpolation) of the cache this net's input is average-pooled from (a net from
+    # scratch trained on the probe's cache), so it can be served blended with the probe.
+    source: tuple[int, str] | None = None
+    members: list[Candidate] = field(default_factory=list)  # a blend's nets, in input order
+    blend_spec: dict | None = None  # model.json's "blend" once the served module is a Blend
 
     def summary(self) -> dict:
         return {
@@ -129,6 +136,7 @@ class Candidate:
             "seconds": round(self.seconds, 2),
             "epochs": len(self.history) or None,
             **({"hyper": self.hyper} if self.hyper else {}),
+            **({"members": [m.name for m in self.members]} if self.members else {}),
             **({"note": self.note} if self.note else {}),
         }
 
@@ -199,6 +207,22 @@ class Images:
             if len(self._caches) >= 3:
                 self._caches.pop(next(iter(self._caches)))
             self._caches[key] = cache
+        return self._caches[key]
+
+    def pooled(self, source: tuple[int, str], size: int) -> torch.Tensor:
+        """The ``source`` cache average-pooled to ``size`` (a whole factor), as a Blend member sees
+        it at serving (rounded back to uint8: at most half a grey level apart)."""
+        key = (size, f"pool{source[0]}:{source[1]}")
+        if key not in self._caches:
+            big = self.cache(*source)
+            factor = source[0] // size
+            rows = [
+                torch.nn.functional.avg_pool2d(big[i : i + 256].float(), factor).round_().to(torch.uint8)
+                for i in range(0, big.shape[0], 256)
+            ]
+            if len(self._caches) >= 3:
+                self._caches.pop(next(iter(self._caches)))
+            self._caches[key] = torch.cat(rows) if rows else big[:, :, :size, :size].clone()
         return self._caches[key]
 
 
@@ -354,7 +378,8 @@ def fit(
 
     if out_dir is not None:
         meta = {
-            "architecture": winner.architecture,
+            "architecture": blend.BLEND_ARCHITECTURE if winner.blend_spec else winner.architecture,
+            **({"blend": winner.blend_spec} if winner.blend_spec else {}),
             "input_size": winner.input_size,
             "num_outputs": num_outputs,
             "mean": prep["mean"],
@@ -555,6 +580,7 @@ def _probe(ctx: _Context, architecture: str, size: int, fit_pos: list[int], val_
     )  # fmt: skip
     out = probe.predict(ctx.task_type, head, x[val_idx])
     if len(val_idx):  # else (a handful of images): nothing held out, nothing to score
+        candidate.val_outputs = out
         candidate.nll = probe.cv_loss(ctx.task_type, out, y[val_idx])
         candidate.score, candidate.thresholds = probe.validation_score(
             ctx.task_type, out, y[val_idx], ctx.target_std
@@ -589,10 +615,13 @@ def _net(
     val_pos: list[int],
     deadline: float | None,
     epochs: int | None = None,
+    source: tuple[int, str] | None = None,
 ) -> Candidate:
     """Train a whole net (fine-tune or from scratch) on the fit part, scored on the validation part.
 
-    ``epochs`` overrides the epoch count (a refit repeats the epochs the validation run kept)."""
+    ``epochs`` overrides the epoch count (a refit repeats the epochs the validation run kept).
+    ``source`` (size, interpolation): the net learns from that cache average-pooled to ``size``
+    instead of the images resized to it, so it can be served inside a Blend."""
     t0 = time.monotonic()
     model, used, dcfg, warnings = _build(ctx, architecture, pretrained)
     ctx.warnings.extend(warnings)
@@ -609,7 +638,7 @@ def _net(
         cfg.lr = 1e-4 if used else 2e-3
     if cfg.freeze_bn is None:
         cfg.freeze_bn = used is not None
-    cache = ctx.images.cache(size, dcfg["interpolation"])
+    cache = ctx.images.pooled(source, size) if source else ctx.images.cache(size, dcfg["interpolation"])
     generator = seed_everything(ctx.config.seed)
     fit_t = torch.as_tensor(fit_pos, dtype=torch.long)
     val_t = torch.as_tensor(val_pos, dtype=torch.long)
@@ -627,10 +656,12 @@ def _net(
     candidate = Candidate(name, kind, architecture, size, model=model.eval(), pretrained=used)
     candidate.preprocessing = dcfg
     candidate.config = cfg
+    candidate.source = source
     candidate.history = run.history
     candidate.hyper = {"lr": cfg.lr, "best_epoch": run.best_epoch, "flip": ctx.flip}
     if run.validation is not None:
         candidate.score, candidate.thresholds = run.validation["score"], run.validation["thresholds"]
+        candidate.val_outputs = run.validation["outputs"]
         truth = probe.targets_array(ctx.task_type, ctx.y_train[val_t])
         candidate.nll = probe.cv_loss(ctx.task_type, run.validation["outputs"], truth)
     candidate.seconds = time.monotonic() - t0
@@ -677,11 +708,74 @@ def _refit(ctx: _Context, winner: Candidate, fit_pos: list[int], left: Callable[
     deadline = None if ctx.budget.deadline is None else time.monotonic() + left()
     pretrained = winner.config.pretrained if winner.config else "none"
     again = _net(
-        ctx, winner.kind, winner.architecture, winner.input_size, pretrained, everything, [], deadline, epochs
-    )
+        ctx, winner.kind, winner.architecture, winner.input_size, pretrained, everything, [], deadline, epochs,
+        source=winner.source,
+    )  # fmt: skip
     winner.model, winner.config = again.model, again.config
     winner.hyper["refit"] = True
     winner.seconds += again.seconds
+
+
+def _pool_source(tried: list[Candidate], size: int) -> tuple[int, str] | None:
+    """The first probe's cache, when ``size`` divides its side: a net from scratch then learns from
+    it average-pooled, and can be served blended with that probe from the probe's input."""
+    for c in tried:
+        if c.kind == "probe" and c.model is not None and c.input_size > size and c.input_size % size == 0:
+            return c.input_size, c.preprocessing["interpolation"]
+    return None
+
+
+def _blend(ctx: _Context, first: Candidate, second: Candidate, val_pos: list[int], use_loss: bool) -> Candidate:
+    """The weighted mean of two candidates' outputs, its weight chosen on the validation slice
+    (score, then log loss when the slice is large enough, then the weight nearest an even mix)."""
+    t0 = time.monotonic()
+    truth = probe.targets_array(ctx.task_type, ctx.y_train[torch.as_tensor(val_pos, dtype=torch.long)])
+    best = None
+    for w in blend.WEIGHT_GRID:
+        out = blend.mix_outputs([first.val_outputs, second.val_outputs], [w, 1.0 - w])
+        score, thresholds = probe.validation_score(ctx.task_type, out, truth, ctx.target_std)
+        nll = probe.cv_loss(ctx.task_type, out, truth)
+        key = (score, -nll if use_loss else 0.0, -abs(w - 0.5))
+        if best is None or key > best[0]:
+            best = (key, w, score, nll, thresholds)
+    _, w, score, nll, thresholds = best
+    candidate = Candidate(f"blend:{first.name}+{second.name}", "blend", blend.BLEND_ARCHITECTURE, first.input_size)
+    candidate.score, candidate.nll, candidate.thresholds = score, nll, thresholds
+    candidate.members = [first, second]
+    candidate.hyper = {"weights": [w, round(1.0 - w, 6)]}
+    candidate.preprocessing, candidate.pretrained, candidate.config = (
+        first.preprocessing, first.pretrained, first.config
+    )
+    _assemble(ctx, candidate)
+    candidate.seconds = time.monotonic() - t0
+    return candidate
+
+
+def _assemble(ctx: _Context, candidate: Candidate) -> None:
+    """Make ``candidate.model`` the module to serve: a Blend of its members, or, for a net trained
+    on a pooled cache, that net behind the pooling (its input is then the source's size)."""
+    members = candidate.members or [candidate]
+    size = candidate.input_size if candidate.members else candidate.source[0]
+    module = blend.Blend(
+        [m.model for m in members],
+        task_type=ctx.task_type,
+        weights=candidate.hyper.get("weights", [1.0]) if candidate.members else [1.0],
+        pools=[size // m.input_size for m in members],
+        means=[m.preprocessing["mean"] for m in members],
+        stds=[m.preprocessing["std"] for m in members],
+    )
+    candidate.model = module.to(ctx.device).eval()
+    candidate.blend_spec = blend.spec(
+        module,
+        [m.architecture for m in members],
+        [m.input_size for m in members],
+        [m.preprocessing["mean"] for m in members],
+        [m.preprocessing["std"] for m in members],
+    )
+    if not candidate.members:
+        candidate.input_size = size
+        candidate.preprocessing = {**candidate.preprocessing, "interpolation": candidate.source[1]}
+        candidate.source = None
 
 
 def _validation_split(ctx: _Context) -> tuple[list[int], list[int]]:
@@ -756,7 +850,8 @@ def _auto(ctx: _Context) -> tuple[Candidate, list[Candidate]]:
         # A small net from scratch at the images' own size: strong on scans, digits and icons.
         size = auto_input_size([int(ctx.median_side)])
         deadline = None if ctx.budget.deadline is None else time.monotonic() + share * left()
-        done(_net(ctx, "scratch", SCRATCH_ARCHITECTURE, size, "none", fit_pos, val_pos, deadline))
+        source = _pool_source(tried, size) if "blend" in kinds else None
+        done(_net(ctx, "scratch", SCRATCH_ARCHITECTURE, size, "none", fit_pos, val_pos, deadline, source=source))
 
     def lite_probe(arch: str, share: float, fallback: bool) -> None:
         # The largest ImageNet-like size whose feature extraction (mirrored copies included)
@@ -799,19 +894,44 @@ def _auto(ctx: _Context) -> tuple[Candidate, list[Candidate]]:
         deadline = None if ctx.budget.deadline is None else time.monotonic() + max(left(), 1.0)
         done(_net(ctx, "scratch", SCRATCH_ARCHITECTURE, size, "none", fit_pos, val_pos, deadline))
 
+    use_loss = len(val_pos) >= MIN_VALIDATION_FOR_LOSS
+    if "blend" in kinds and val_pos:
+        # A probe and a net from scratch are wrong on different images: their mixed outputs.
+        for net in [c for c in tried if c.source and c.model is not None and c.val_outputs is not None]:
+            for base in tried:
+                if base.kind == "probe" and base.model is not None and base.val_outputs is not None \
+                        and base.input_size == net.source[0]:  # fmt: skip
+                    done(_blend(ctx, base, net, val_pos, use_loss))
+                    break
+
     usable = [c for c in tried if c.model is not None]
     # Highest validation score wins. Ties (frequent on a small validation slice) go by the log
     # loss when the slice is large enough to measure it, then to the kind that is steadier on
     # such data: a linear head before a fine-tuned or a scratch net, but on small grey images
     # the net trained on the images themselves first.
     order = TIE_ORDER_SMALL_GREY if small and ctx.grey else TIE_ORDER
-    use_loss = len(val_pos) >= MIN_VALIDATION_FOR_LOSS
     ctx.validation_info["ties"] = {"loss": use_loss, "order": list(order)}
     winner = choose(usable, order, use_loss)
-    if winner.kind in ("scratch", "finetune") and val_pos:
+    if winner.kind == "blend":
+        # Each member learns from the whole training side as it would alone, then the mix is rebuilt.
+        for member in winner.members:
+            if member.kind in ("scratch", "finetune"):
+                _refit(ctx, member, fit_pos, left)
+        finalizers = [m.finalize for m in winner.members if m.finalize is not None]
+
+        def finalize() -> None:
+            for member_finalize in finalizers:
+                member_finalize()
+
+        winner.finalize = finalize
+        winner.hyper["refit"] = [m.hyper.get("refit", m.kind == "probe") for m in winner.members]
+        _assemble(ctx, winner)
+    elif winner.kind in ("scratch", "finetune") and val_pos:
         _refit(ctx, winner, fit_pos, left)
+    if winner.source:  # a net trained on a probe's pooled cache is served behind the pooling
+        _assemble(ctx, winner)
     for candidate in usable:  # free the losers' nets before the winner is evaluated
-        if candidate is not winner:
+        if candidate is not winner and all(candidate is not m for m in winner.members):
             candidate.model = None
             candidate.finalize = None
     return winner, tried
