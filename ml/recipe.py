@@ -701,19 +701,24 @@ def _refit(ctx: _Context, winner: Candidate, fit_pos: list[int], left: Callable[
     the epochs its validation run kept, when that fits in the budget; else keep it as it is."""
     everything = list(range(len(ctx.y_train)))
     epochs = winner.hyper.get("best_epoch") or len(winner.history)
-    estimate = winner.seconds * len(everything) / max(len(fit_pos), 1) * epochs / max(len(winner.history), 1)
-    if ctx.budget.deadline is not None and estimate > left():
+    if ctx.budget.deadline is not None and _refit_seconds(winner, len(fit_pos), len(everything)) > left():
         winner.hyper["refit"] = False
         return
     deadline = None if ctx.budget.deadline is None else time.monotonic() + left()
     pretrained = winner.config.pretrained if winner.config else "none"
     again = _net(
-        ctx, winner.kind, winner.architecture, winner.input_size, pretrained, everything, [], deadline, epochs,
-        source=winner.source,
+        ctx, winner.kind, winner.architecture, winner.input_size, pretrained, everything, [], deadline,
+        epochs, source=winner.source,
     )  # fmt: skip
     winner.model, winner.config = again.model, again.config
     winner.hyper["refit"] = True
     winner.seconds += again.seconds
+
+
+def _refit_seconds(net: Candidate, n_fit: int, n_all: int) -> float:
+    """What retraining ``net`` on all ``n_all`` images for its kept epochs should take."""
+    epochs = net.hyper.get("best_epoch") or len(net.history)
+    return net.seconds * n_all / max(n_fit, 1) * epochs / max(len(net.history), 1)
 
 
 def _pool_source(tried: list[Candidate], size: int) -> tuple[int, str] | None:
@@ -725,7 +730,9 @@ def _pool_source(tried: list[Candidate], size: int) -> tuple[int, str] | None:
     return None
 
 
-def _blend(ctx: _Context, first: Candidate, second: Candidate, val_pos: list[int], use_loss: bool) -> Candidate:
+def _blend(
+    ctx: _Context, first: Candidate, second: Candidate, val_pos: list[int], use_loss: bool
+) -> Candidate:
     """The weighted mean of two candidates' outputs, its weight chosen on the validation slice
     (score, then log loss when the slice is large enough, then the weight nearest an even mix)."""
     t0 = time.monotonic()
@@ -739,13 +746,13 @@ def _blend(ctx: _Context, first: Candidate, second: Candidate, val_pos: list[int
         if best is None or key > best[0]:
             best = (key, w, score, nll, thresholds)
     _, w, score, nll, thresholds = best
-    candidate = Candidate(f"blend:{first.name}+{second.name}", "blend", blend.BLEND_ARCHITECTURE, first.input_size)
+    name = f"blend:{first.name}+{second.name}"
+    candidate = Candidate(name, "blend", blend.BLEND_ARCHITECTURE, first.input_size)
     candidate.score, candidate.nll, candidate.thresholds = score, nll, thresholds
     candidate.members = [first, second]
     candidate.hyper = {"weights": [w, round(1.0 - w, 6)]}
-    candidate.preprocessing, candidate.pretrained, candidate.config = (
-        first.preprocessing, first.pretrained, first.config
-    )
+    candidate.preprocessing = first.preprocessing
+    candidate.pretrained, candidate.config = first.pretrained, first.config
     _assemble(ctx, candidate)
     candidate.seconds = time.monotonic() - t0
     return candidate
@@ -851,16 +858,23 @@ def _auto(ctx: _Context) -> tuple[Candidate, list[Candidate]]:
         size = auto_input_size([int(ctx.median_side)])
         deadline = None if ctx.budget.deadline is None else time.monotonic() + share * left()
         source = _pool_source(tried, size) if "blend" in kinds else None
-        done(_net(ctx, "scratch", SCRATCH_ARCHITECTURE, size, "none", fit_pos, val_pos, deadline, source=source))
+        arch = SCRATCH_ARCHITECTURE
+        done(_net(ctx, "scratch", arch, size, "none", fit_pos, val_pos, deadline, source=source))
 
-    def lite_probe(arch: str, share: float, fallback: bool) -> None:
+    def lite_probe(arch: str, share: float, fallback: bool, at_least: int = 0) -> None:
         # The largest ImageNet-like size whose feature extraction (mirrored copies included)
         # costs at most ``share`` of what is left; the smallest size anyway when ``fallback``.
+        # Not below ``at_least`` (small images): upscaled scans hold no more detail for a larger
+        # net at a smaller size (measured on Fashion-MNIST: lite2 at 128 px under lite0 at 224 on
+        # 2 of 2 slices), and it takes the time the net from scratch needs to be retrained.
         sizes = [s for s in PROBE_SIZES if s <= NATIVE_SIZE[arch]]
         factor = 2 if ctx.flip else 1
         size = next((s for s in sizes if ctx.seconds_for(arch, s, n * factor) <= share * left()), None)
         if size is None and fallback:
             size = sizes[-1]
+        if size is not None and size < at_least:
+            logger.info("%s probe skipped: %d px affordable, the probe before saw %d", arch, size, at_least)
+            size = None
         if size is not None:
             done(_probe(ctx, arch, size, fit_pos, val_pos))
 
@@ -880,12 +894,19 @@ def _auto(ctx: _Context) -> tuple[Candidate, list[Candidate]]:
     if pretrained_ok and "probe" in kinds:
         lite_probe(PROBE_ARCHITECTURES[0], 0.35, fallback=True)
         reserve = RESERVE_S + ctx.seconds_for(PROBE_ARCHITECTURES[0], 224, ctx.n_test)
+    base_reserve = reserve
     if "scratch" in kinds and val_pos and (small or asked):
         scratch(0.6 if pretrained_ok and len(kinds) > 1 else 1.0)
+        if tried[-1].model is not None and tried[-1].source:
+            # The net will most likely be served (alone or blended): keep the time to retrain it
+            # on the whole training side before trying more.
+            reserve += _refit_seconds(tried[-1], len(fit_pos), n)
+    first_probe = next((c.input_size for c in tried if c.kind == "probe" and c.model is not None), 0)
     if pretrained_ok and val_pos and "probe_large" in kinds:
-        lite_probe(PROBE_ARCHITECTURES[1], 0.5, fallback=not tried)
+        lite_probe(PROBE_ARCHITECTURES[1], 0.5, fallback=not tried, at_least=first_probe if small else 0)
     if pretrained_ok and val_pos and "finetune" in kinds:
         finetune()
+    reserve = base_reserve
 
     if not tried or all(c.model is None for c in tried):
         # No pretrained weights anywhere (or pretrained="none" with large images): a net from

@@ -89,7 +89,7 @@ def local_artifact_dir(version: ModelVersion) -> Path:
 
 BUNDLE_README = """Model version {version} of task "{task}" ({task_type}).
 
-model.safetensors  the weights (timm architecture {architecture}), loadable with safetensors
+model.safetensors  the weights ({architecture}), loadable with safetensors
 model.json         architecture, input size, normalisation, labels in output order, thresholds,
                    training config and metrics
 model.onnx         the same model for onnxruntime and other ONNX runtimes: input "images" is a
@@ -130,6 +130,19 @@ def onnx_file(version: ModelVersion) -> Path:
     return target
 
 
+def _describe_architecture(meta: dict) -> str:
+    """The bundle README's words for the net: one timm net, or a blend of several (ml/blend.py)."""
+    blend = meta.get("blend")
+    if not blend:
+        return f"timm architecture {meta.get('architecture')}"
+    members = " and ".join(
+        f"{m['architecture']} at {m['input_size']} px (weight {w:.2f})"
+        for m, w in zip(blend["members"], blend["weights"], strict=True)
+    )
+    prefixes = ", ".join(f"members.{i}." for i in range(len(blend["members"])))
+    return f"a blend (ml/blend.py) of the timm nets {members}, their weights under {prefixes}"
+
+
 def bundle_file(version: ModelVersion) -> Path:
     """A zip of the version's weights, model.json, ONNX export and a README, in a temp file.
 
@@ -146,7 +159,7 @@ def bundle_file(version: ModelVersion) -> Path:
         version=version.version,
         task=version.task.name,
         task_type=meta.get("task_type"),
-        architecture=meta.get("architecture"),
+        architecture=_describe_architecture(meta),
         size=meta.get("input_size"),
     )
     fd, path = tempfile.mkstemp(prefix="model-bundle-", suffix=".zip")

@@ -78,7 +78,7 @@ def test_the_metrics_name_every_candidate_the_winner_and_the_history(tmp_path):
         "fraction": 0.2,
         "metric": "accuracy",
         # 12 images are too few for the log loss to mean anything; small grey glyphs: scratch first
-        "ties": {"loss": False, "order": ["scratch", "finetune", "probe"]},
+        "ties": {"loss": False, "order": ["scratch", "finetune", "probe", "blend"]},
     }
     if m["selected"].startswith("scratch"):
         assert [h["epoch"] for h in m["history"]] == list(range(1, 7))
