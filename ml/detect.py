@@ -38,6 +38,7 @@ from ml import artifacts
 from ml.data import ImageInput, open_image, to_rgb
 from ml.detect_eval import evaluate_detections
 from ml.models import PACKAGE_ARCHITECTURE, PretrainedLoadError, load_package_weights
+from ml.train import torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -323,14 +324,13 @@ def fit_detector(
     from the first epoch). ``progress`` gets ``{"percent", "epoch", "loss"}`` after each epoch.
     Same examples, config and seed give the same model as long as the budget does not cut it short.
     """
-    with _no_onednn():
-        return _fit(examples, test_mask, labels, config or DetectConfig(), out_dir, progress)
+    config = config or DetectConfig()
+    with _no_onednn(), torch_threads(config.num_threads):
+        return _fit(examples, test_mask, labels, config, out_dir, progress)
 
 
 def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -> DetectionResult:
     started = time.perf_counter()
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
     rng = _seed_everything(config.seed)
     device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     warnings: list[str] = []

@@ -48,7 +48,7 @@ from ml.config import (
 from ml.data import ImageInput, auto_input_size, build_cache, image_shorter_sides, is_grey
 from ml.models import build_model, data_config, postprocess
 from ml.split import stratified_split
-from ml.train import forward_outputs, resolve_device, seed_everything, train_net
+from ml.train import forward_outputs, resolve_device, seed_everything, torch_threads, train_net
 
 logger = logging.getLogger(__name__)
 
@@ -269,8 +269,14 @@ def fit(
     (regression). ``labels`` ({"id", "name"}) fix the output order. Unreadable images are
     skipped with a warning. Returns metrics on the test side (with the candidates tried),
     warnings, and one prediction per test item; writes model.safetensors and model.json when
-    ``out_dir`` is given. ``config.time_budget_s`` bounds the whole call.
+    ``out_dir`` is given. ``config.time_budget_s`` bounds the whole call. It runs on
+    ``config.num_threads`` torch threads (one per core when unset), whatever the process had.
     """
+    with torch_threads(config.num_threads if config else None):
+        return _fit(items, test_mask, labels, task_type, config, out_dir, progress)
+
+
+def _fit(items, test_mask, labels, task_type, config, out_dir, progress) -> TrainResult:
     started = time.monotonic()
     config = dataclasses.replace(config or TrainConfig())
     config.validate()
@@ -288,8 +294,6 @@ def fit(
     seed_everything(config.seed)
     device = resolve_device(config.device)
     config.device = str(device)
-    if config.num_threads:
-        torch.set_num_threads(config.num_threads)
     # The two sides are decoded apart: nothing of the test side is read before the winner is fixed.
     train_items = [i for i, test in enumerate(test_mask) if not test]
     test_items = [i for i, test in enumerate(test_mask) if test]

@@ -276,3 +276,22 @@ def test_ties_on_a_small_slice_ignore_the_loss_and_go_by_the_kind_the_data_favou
     # A better score always wins.
     worse = candidate("scratch", 0.9, 0.001)
     assert choose([probe, worse], TIE_ORDER_SMALL_GREY, use_loss=False) is probe
+
+
+def test_a_training_runs_on_its_own_threads_whatever_a_predictor_set_before(tmp_path):
+    from ml.train import default_threads
+
+    items, test_mask = _glyphs(n=40)
+    seen = []
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)  # what Predictor.load(num_threads=1) does in a web process
+        fit(
+            items, test_mask, LABELS, "multi_class",
+            _config(candidates=("probe",), num_threads=None),
+            progress=lambda info: seen.append(torch.get_num_threads()),
+        )  # fmt: skip
+        assert seen and set(seen) == {default_threads()}
+        assert torch.get_num_threads() == 1  # given back as it was
+    finally:
+        torch.set_num_threads(before)
