@@ -297,7 +297,8 @@ VF_TASK_TIME_LIMIT = env_int("VF_TASK_TIME_LIMIT", 600)
 # to the broker when that is Redis (a separate database number is wise in production).
 VF_CACHE_URL = env("VF_CACHE_URL", CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "")
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": VF_CACHE_URL}
+    # Django's Redis cache, reusing its Redis client (apps/core/cache.py).
+    "default": {"BACKEND": "apps.core.cache.RedisCache", "LOCATION": VF_CACHE_URL}
     if VF_CACHE_URL
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
