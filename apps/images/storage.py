@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import secrets
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from django.conf import settings
 from django.core import signing
@@ -121,11 +121,15 @@ def signed_link(name: str) -> str:
         except TypeError:
             return storage.url(name)
     return (
-        _media_prefix(get_script_prefix())
-        + quote(name, safe=_NAME_SAFE)
-        + "?"
-        + urlencode({SIGNATURE_PARAM: sign(name)})
+        _media_prefix(get_script_prefix()) + quote(name, safe=_NAME_SAFE) + "?" + _signature_query(sign(name))
     )
+
+
+def _signature_query(signature: str) -> str:
+    """``urlencode({SIGNATURE_PARAM: signature})`` without its generic quoting, a fifth of a link's
+    cost: a signature is ``<base 62 timestamp>:<URL-safe base 64>``, whose only character that
+    ``quote_plus`` changes is the colon (tests/images/test_signed_urls.py checks them equal)."""
+    return f"{SIGNATURE_PARAM}={signature.replace(':', '%3A')}"
 
 
 # What ``reverse`` leaves unquoted in a path argument (django.urls.resolvers).

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+import uuid
 from unittest import mock
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 
@@ -94,3 +95,14 @@ def test_a_rotated_secret_key_takes_effect_at_once(settings):
     settings.SECRET_KEY_FALLBACKS = ["old-key-" + "x" * 50]
     assert storage.verify("training-images/a.jpg", signature)
     assert storage.sign("training-images/a.jpg") != signature  # new links use the new key
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["training-images/ws/abc.jpg", "training-images/ws/thumbs/ü ber#?&.jpg", "a:b", ""],
+)
+def test_the_signature_query_is_what_urlencode_makes(name):
+    for offset in (0, 1, 61, 3600 * 24 * 365 * 40):
+        with mock.patch("django.core.signing.time.time", return_value=1_700_000_000 + offset):
+            signature = storage.sign(name + uuid.uuid4().hex)
+        assert storage._signature_query(signature) == urlencode({storage.SIGNATURE_PARAM: signature})
