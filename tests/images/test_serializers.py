@@ -8,12 +8,13 @@ import time
 from unittest import mock
 
 import pytest
+from django.db.models import Prefetch
 from rest_framework import serializers
 from rest_framework.test import APIRequestFactory
 
 from apps.images import selectors
 from apps.images.models import ImageLabel, TrainingImage
-from apps.images.serializers import TrainingImageSerializer
+from apps.images.serializers import SignedImagePathsMixin, TrainingImageSerializer
 from apps.labels.models import Label
 
 pytestmark = pytest.mark.django_db
@@ -24,6 +25,37 @@ BASE = "/recognition/v2/training-image/"
 def drf_walk(self, instance):
     """DRF's generic ``Serializer.to_representation``, the reference."""
     return serializers.ModelSerializer.to_representation(self, instance)
+
+
+class PlainImageLabelSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="label.id", read_only=True)
+    name = serializers.CharField(source="label.name", read_only=True)
+    type = serializers.CharField(source="label.type", read_only=True)
+    value = serializers.FloatField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = ImageLabel
+        fields = ["id", "name", "type", "value"]
+
+
+class PlainTrainingImageSerializer(SignedImagePathsMixin, serializers.ModelSerializer):
+    """The serializer as it was declared before it was written out, for DRF to walk: the labels
+    from the ``image_labels`` manager, prefetched there by ``plain_images``."""
+
+    img_path = serializers.SerializerMethodField()
+    thumb_img_path = serializers.SerializerMethodField()
+    verifyCount = serializers.IntegerField(source="verify_count", read_only=True)  # noqa: N815
+    labels = PlainImageLabelSerializer(source="image_labels", many=True, read_only=True)
+
+    class Meta:
+        model = TrainingImage
+        fields = TrainingImageSerializer.Meta.fields
+        read_only_fields = fields
+
+
+def plain_images(workspace):
+    links = Prefetch("image_labels", queryset=selectors.image_labels_queryset())
+    return TrainingImage.objects.filter(workspace=workspace).prefetch_related(links)
 
 
 @pytest.fixture
@@ -70,6 +102,19 @@ def test_it_answers_what_drfs_walk_answers_for_each_image(workspace, images, fro
         1,
         2,
     }
+
+
+def test_it_answers_what_the_declared_serializer_answered_before(workspace, images, frozen_signatures):
+    request = APIRequestFactory().get(BASE, HTTP_HOST="testserver")
+    context = {"request": request}
+    fast = TrainingImageSerializer(
+        selectors.training_image_list(workspace=workspace), many=True, context=context
+    )
+    plain = PlainTrainingImageSerializer(plain_images(workspace), many=True, context=context)
+    assert json.dumps(fast.data, default=str) == json.dumps(plain.data, default=str)
+    assert [[type(v) for v in row.values()] for row in fast.data] == [
+        [type(v) for v in row.values()] for row in plain.data
+    ]
 
 
 def test_the_list_answers_the_same_json_as_with_drfs_walk(api, images, frozen_signatures):
