@@ -239,7 +239,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "apps.core.pagination.PageNumberPagination",
     "PAGE_SIZE": env_int("VF_PAGE_SIZE", 25),
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # django-filter, skipped when no filter parameter is given (apps/core/filters.py).
+    "DEFAULT_FILTER_BACKENDS": ["apps.core.filters.FilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "apps.core.errors.exception_handler",
     # DRF's parsers, with JSON nested too deeply for Python's parser answered as a 400.
@@ -297,7 +298,8 @@ VF_TASK_TIME_LIMIT = env_int("VF_TASK_TIME_LIMIT", 600)
 # to the broker when that is Redis (a separate database number is wise in production).
 VF_CACHE_URL = env("VF_CACHE_URL", CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else "")
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": VF_CACHE_URL}
+    # Django's Redis cache, reusing its Redis client (apps/core/cache.py).
+    "default": {"BACKEND": "apps.core.cache.RedisCache", "LOCATION": VF_CACHE_URL}
     if VF_CACHE_URL
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+import uuid
 from unittest import mock
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 
@@ -94,3 +95,61 @@ def test_a_rotated_secret_key_takes_effect_at_once(settings):
     settings.SECRET_KEY_FALLBACKS = ["old-key-" + "x" * 50]
     assert storage.verify("training-images/a.jpg", signature)
     assert storage.sign("training-images/a.jpg") != signature  # new links use the new key
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["training-images/ws/abc.jpg", "training-images/ws/thumbs/ü ber#?&.jpg", "a:b", ""],
+)
+def test_the_signature_query_is_what_urlencode_makes(name):
+    for offset in (0, 1, 61, 3600 * 24 * 365 * 40):
+        with mock.patch("django.core.signing.time.time", return_value=1_700_000_000 + offset):
+            signature = storage.sign(name + uuid.uuid4().hex)
+        assert storage._signature_query(signature) == urlencode({storage.SIGNATURE_PARAM: signature})
+
+
+@pytest.mark.parametrize("fallbacks", [(), ("old-key-" + "y" * 50,)])
+def test_the_media_signer_signs_what_djangos_signer_signs(settings, fallbacks):
+    from django.core import signing
+
+    settings.SECRET_KEY_FALLBACKS = list(fallbacks)
+    django_signer = signing.TimestampSigner(
+        key=settings.SECRET_KEY, fallback_keys=list(fallbacks), salt=storage.SIGNING_SALT
+    )
+    for now in (1_700_000_000.0, 1_700_000_000.9, 1_700_000_001.0, 2_500_000_000.5):
+        with mock.patch("django.core.signing.time.time", return_value=now):
+            for name in ("training-images/ws/abc.jpg", "ü ber:#?.jpg", ""):
+                assert storage._signer().sign(name) == django_signer.sign(name)
+                assert storage.sign(name) == django_signer.sign(name)[len(name) + 1 :]
+                assert storage._signer().signature(name, "other-key") == django_signer.signature(
+                    name, "other-key"
+                )
+
+
+def test_a_link_signed_with_a_fallback_key_still_verifies(settings):
+    from django.core import signing
+
+    old_key = "old-key-" + "z" * 50
+    old = signing.TimestampSigner(key=old_key, salt=storage.SIGNING_SALT).sign("training-images/b.jpg")
+    assert not storage.verify("training-images/b.jpg", old.split(":", 1)[1])
+    settings.SECRET_KEY_FALLBACKS = [old_key]
+    assert storage.verify("training-images/b.jpg", old.split(":", 1)[1])
+
+
+@pytest.mark.parametrize("script_prefix", ["/", "/vision/"])
+def test_a_link_for_a_request_is_its_origin_then_the_host_relative_link(script_prefix):
+    from django.test import RequestFactory
+    from django.urls import get_script_prefix, set_script_prefix
+
+    previous = get_script_prefix()
+    set_script_prefix(script_prefix)
+    try:
+        request = RequestFactory().get("/", HTTP_HOST="testserver")
+        with mock.patch("django.core.signing.time.time", return_value=1_700_000_000.0):
+            for name in ("training-images/ws/abc.jpg", "training-images/ws/thumbs/ü ber#?&.jpg"):
+                link = storage.signed_url(name, request)
+                assert link == "http://testserver" + storage.signed_link(name)
+                assert link.startswith(f"http://testserver{script_prefix}media/")
+            assert storage.signed_url("", request) == ""
+    finally:
+        set_script_prefix(previous)
