@@ -21,7 +21,8 @@ with ``test_image`` set on the test side, so the platform's split is this split)
 ``POST task/{id}/train/`` (eager job: the request's wall time is train-to-TRAINED, job included)
 and ``POST /v2/classify`` on the test images, 10 records a call; the accuracy reported is the one
 computed from those classify answers. In the same process, on the same split and threads (after
-the platform's runs of the set, so their work does not slow the training), the baselines: 1-nearest-neighbour and an RBF SVC on raw pixels, and linear probes (StandardScaler +
+the platform's runs of the set, so their work does not slow the training), the baselines:
+1-nearest-neighbour and an RBF SVC on raw pixels, and linear probes (StandardScaler +
 LogisticRegression, scikit-learn defaults) on frozen ImageNet ``tf_efficientnet_lite0`` features
 at 224 px and ``tf_efficientnet_lite2`` features at 260 px.
 
