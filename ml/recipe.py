@@ -65,7 +65,8 @@ SMALL_IMAGE_SIDE = 64
 PRIOR_FORWARD_IMAGES_PER_S = {"tf_efficientnet_lite0": 45.0, "tf_efficientnet_lite2": 20.0}
 NATIVE_SIZE = {"tf_efficientnet_lite0": 224, "tf_efficientnet_lite1": 240, "tf_efficientnet_lite2": 260}
 PROBE_SIZES = (260, 224, 192, 160, 128)
-# Equal validation scores: the first kind here wins (a blend only when it is strictly better).
+# Equal validation scores (and, on a large enough slice, equal log loss): the first kind here
+# wins, a blend always last.
 TIE_ORDER = ("probe", "finetune", "scratch", "blend")
 # ... except on small grey images (scans, digits), where a net trained on the images themselves
 # generalises best: measured on two digit classes x 25 images, the scratch net scored 0.994-0.997
