@@ -204,11 +204,14 @@ class Images:
                 cache, ok, _ = build_cache([self.images[i] for i in self.ok], size, interpolation)
                 if len(ok) != len(self.ok):  # a file changed under us: fail, never misalign labels
                     raise ValueError("an image that decoded before could not be decoded again")
-            # A few sizes at most are alive at once: drop the oldest beyond three.
-            if len(self._caches) >= 3:
-                self._caches.pop(next(iter(self._caches)))
-            self._caches[key] = cache
+            self._store(key, cache)
         return self._caches[key]
+
+    def _store(self, key: tuple[int, str], cache: torch.Tensor) -> None:
+        # A few sizes at most are alive at once: drop the oldest beyond three.
+        if len(self._caches) >= 3:
+            self._caches.pop(next(iter(self._caches)))
+        self._caches[key] = cache
 
     def pooled(self, source: tuple[int, str], size: int) -> torch.Tensor:
         """The ``source`` cache average-pooled to ``size`` (a whole factor), as a Blend member sees
@@ -221,9 +224,7 @@ class Images:
                 torch.nn.functional.avg_pool2d(big[i : i + 256].float(), factor).round_().to(torch.uint8)
                 for i in range(0, big.shape[0], 256)
             ]
-            if len(self._caches) >= 3:
-                self._caches.pop(next(iter(self._caches)))
-            self._caches[key] = torch.cat(rows) if rows else big[:, :, :size, :size].clone()
+            self._store(key, torch.cat(rows) if rows else big[:, :, :size, :size].clone())
         return self._caches[key]
 
 
@@ -768,21 +769,19 @@ def _assemble(ctx: _Context, candidate: Candidate) -> None:
     on a pooled cache, that net behind the pooling (its input is then the source's size)."""
     members = candidate.members or [candidate]
     size = candidate.input_size if candidate.members else candidate.source[0]
+    means = [m.preprocessing["mean"] for m in members]
+    stds = [m.preprocessing["std"] for m in members]
     module = blend.Blend(
         [m.model for m in members],
         task_type=ctx.task_type,
         weights=candidate.hyper.get("weights", [1.0]) if candidate.members else [1.0],
         pools=[size // m.input_size for m in members],
-        means=[m.preprocessing["mean"] for m in members],
-        stds=[m.preprocessing["std"] for m in members],
+        means=means,
+        stds=stds,
     )
     candidate.model = module.to(ctx.device).eval()
     candidate.blend_spec = blend.spec(
-        module,
-        [m.architecture for m in members],
-        [m.input_size for m in members],
-        [m.preprocessing["mean"] for m in members],
-        [m.preprocessing["std"] for m in members],
+        module, [m.architecture for m in members], [m.input_size for m in members], means, stds
     )
     if not candidate.members:
         candidate.input_size = size
