@@ -34,10 +34,11 @@ def _train(api, task, django_capture_on_commit_callbacks) -> dict:
 def test_a_task_lives_and_dies_on_s3_and_leaves_nothing_in_the_bucket(
     api, user, workspace, s3_storage, fast_training, settings, django_capture_on_commit_callbacks
 ):
-    # From scratch on 13 images, 4 epochs are 4 optimizer steps: a model that scores 1.0 on its
-    # JPEG test images then flipped on noisy PNGs in 2 of 4 full-suite runs (random splits and
-    # seeds). 12 epochs (a second) train it for real; the budget never cuts them on a busy machine.
-    settings.VF_TRAIN_EPOCHS = 12
+    # From scratch on 13 images every epoch is one optimizer step. At 4 steps the model flipped on
+    # fresh noisy pictures in 2 of 4 full-suite runs; at 12, once in CI's PostgreSQL pass, and
+    # over 40 seeds of the same data the fresh red picture scored as low as 0.66. At 30 steps its
+    # lowest over those seeds was 0.90 (label smoothing caps it near 0.95): a few seconds more.
+    settings.VF_TRAIN_EPOCHS = 30
     settings.VF_TRAIN_TIME_BUDGET = 120
     task, labels = make_task(workspace, user, per_label=8)
     keys = {o.key for o in s3_storage.objects.all()}
