@@ -101,23 +101,35 @@ def mix_outputs(outputs: Sequence[np.ndarray], weights: Sequence[float]) -> np.n
     return sum(w * out for w, out in zip(weights, outputs, strict=True))
 
 
-def spec(blend: Blend, architectures: Sequence[str], sizes: Sequence[int], means, stds) -> dict:
-    """What model.json keeps of a blend, enough for ``create_empty`` to rebuild it."""
+def spec(blend: Blend, architectures: Sequence[str], sizes: Sequence[int], means, stds, taps=None) -> dict:
+    """What model.json keeps of a blend, enough for ``create_empty`` to rebuild it. ``taps``: per
+    member, the ``ml.taps.spec`` of a probe on middle layers, else None."""
+    taps = taps or [None] * len(blend.members)
     return {
         "members": [
-            {"architecture": a, "input_size": int(s), "pool": p, "mean": list(m), "std": list(sd)}
-            for a, s, p, m, sd in zip(architectures, sizes, blend.pools, means, stds, strict=True)
+            {
+                "architecture": a, "input_size": int(s), "pool": p, "mean": list(m), "std": list(sd),
+                **({"taps": t} if t else {}),
+            }
+            for a, s, p, m, sd, t in zip(architectures, sizes, blend.pools, means, stds, taps, strict=True)
         ],
         "weights": blend.weights,
-    }
+    }  # fmt: skip
 
 
 def create_empty(meta: dict) -> Blend:
     """A blend with random weights, shaped as ``meta["blend"]`` says, for loading a state_dict."""
+    from ml import taps
     from ml.models import create_empty_model
 
     members = meta["blend"]["members"]
-    nets = [create_empty_model(m["architecture"], int(meta["num_outputs"])) for m in members]
+    outputs = int(meta["num_outputs"])
+    nets = [
+        taps.create_empty(m["taps"], outputs)
+        if m.get("taps")
+        else create_empty_model(m["architecture"], outputs)
+        for m in members
+    ]
     return Blend(
         nets,
         task_type=meta["task_type"],

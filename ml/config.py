@@ -34,10 +34,12 @@ PRETRAINED_SOURCES: tuple[str, ...] = ("auto", "none", "hub", "package")
 # "auto" as the architecture: the trainer tries several candidates and keeps the best on
 # validation data carved from the training side (ml/recipe.py).
 AUTO_ARCHITECTURE = "auto"
-# The kinds of candidate "auto" may try: a linear probe on lite0 features, one on lite2 features,
-# a small net from scratch (small images only unless asked for), fine-tuning lite0, and a blend
-# of the lite0 probe with the net from scratch (their mixed outputs, one module; ml/blend.py).
-CANDIDATE_KINDS: tuple[str, ...] = ("probe", "probe_large", "scratch", "finetune", "blend")
+# The kinds of candidate "auto" may try: a linear probe on lite0's last-layer features, one on its
+# middle stages pooled on a grid ("probe_mid", from the same forward pass; ml/taps.py), a probe on
+# lite2 (either layer, as those two kinds allow), a small net from scratch (small images only
+# unless asked for), fine-tuning lite0, and a blend of the better lite0 probe with the net from
+# scratch (their mixed outputs, one module; ml/blend.py).
+CANDIDATE_KINDS: tuple[str, ...] = ("probe", "probe_mid", "probe_large", "scratch", "finetune", "blend")
 
 MIN_INPUT_SIZE = 32
 MAX_INPUT_SIZE = 224

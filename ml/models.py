@@ -237,19 +237,23 @@ def data_config(model: nn.Module) -> dict:
 
 
 def model_from_meta(meta: dict) -> nn.Module:
-    """A saved version's net with random weights (a timm net or an ``ml.blend.Blend``), ready
-    for its state_dict."""
+    """A saved version's net with random weights (a timm net, an ``ml.blend.Blend`` or an
+    ``ml.taps.Taps``), ready for its state_dict."""
     if meta.get("blend"):
         from ml.blend import create_empty
 
         return create_empty(meta)
+    if meta.get("taps"):
+        from ml import taps
+
+        return taps.create_empty(meta["taps"], int(meta["num_outputs"]))
     return create_empty_model(meta["architecture"], int(meta["num_outputs"]))
 
 
 def features_and_logits(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Penultimate (pooled, pre-classifier) features and logits from one forward pass."""
     own = getattr(model, "features_and_logits", None)
-    if own is not None:  # a Blend mixes its members itself
+    if own is not None:  # a Blend mixes its members itself; Taps reads its middle layers
         return own(x)
     feats = model.forward_head(model.forward_features(x), pre_logits=True)
     return feats, model.get_classifier()(feats)

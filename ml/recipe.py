@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ml import artifacts, blend, metrics, probe
+from ml import artifacts, blend, metrics, probe, taps
 from ml.config import (
     AUTO_ARCHITECTURE,
     CANDIDATE_KINDS,
@@ -125,6 +125,7 @@ class Candidate:
     source: tuple[int, str] | None = None
     members: list[Candidate] = field(default_factory=list)  # a blend's nets, in input order
     blend_spec: dict | None = None  # model.json's "blend" once the served module is a Blend
+    taps_spec: dict | None = None  # model.json's "taps": a probe on middle layers (ml/taps.py)
 
     def summary(self) -> dict:
         return {
@@ -386,6 +387,7 @@ def _fit(items, test_mask, labels, task_type, config, out_dir, progress) -> Trai
         meta = {
             "architecture": blend.BLEND_ARCHITECTURE if winner.blend_spec else winner.architecture,
             **({"blend": winner.blend_spec} if winner.blend_spec else {}),
+            **({"taps": winner.taps_spec} if winner.taps_spec and not winner.blend_spec else {}),
             "input_size": winner.input_size,
             "num_outputs": num_outputs,
             "mean": prep["mean"],
@@ -557,27 +559,75 @@ def _features(ctx: _Context, model: nn.Module, cache: torch.Tensor, dcfg: dict) 
     return np.concatenate(chunks) if chunks else np.zeros((0, 0))
 
 
-def _probe(ctx: _Context, architecture: str, size: int, fit_pos: list[int], val_pos: list[int]) -> Candidate:
-    """Frozen ImageNet features + a linear head chosen by cross-validation on the fit part."""
+def _probe(
+    ctx: _Context, architecture: str, size: int, fit_pos: list[int], val_pos: list[int]
+) -> list[Candidate]:
+    """Frozen ImageNet features + a linear head chosen by cross-validation on the fit part: one on
+    the last layer's pooled features and, where the net has stages to tap (ml/taps.py), one on its
+    middle stages pooled on a grid. One forward pass extracts both feature sets."""
     t0 = time.monotonic()
-    candidate = Candidate(f"probe:{architecture}@{size}", "probe", architecture, size)
+    name = f"probe:{architecture}@{size}"
+    candidate = Candidate(name, "probe", architecture, size)
     pretrained = ctx.config.pretrained if ctx.config.pretrained != "none" else "auto"
     model, used, dcfg, _ = _build(ctx, architecture, pretrained)
     if used is None:
         candidate.note = "no pretrained weights available"
-        return candidate
+        return [candidate]
+    kinds = ctx.config.candidates or CANDIDATE_KINDS
+    stages = taps.default_stages(model) if "probe_mid" in kinds else None
+    device = next(model.parameters()).device
+    extract = model if stages is None else taps.Taps(model, stages, taps.TAPS_GRID, 1, final=True).to(device)
     cache = ctx.images.cache(size, dcfg["interpolation"])
     t_fwd = time.monotonic()
-    feats = _features(ctx, model, cache, dcfg)
+    feats = _features(ctx, extract, cache, dcfg)
     if feats is None:
         candidate.note = "stopped: out of time budget"
         candidate.seconds = time.monotonic() - t0
-        return candidate
+        return [candidate]
     ctx.forward_rate[architecture] = len(cache) * (size / 224.0) ** 2 / max(time.monotonic() - t_fwd, 1e-3)
     flipped = None
     if ctx.flip and ctx.budget.left() > 2 * ctx.seconds_for(architecture, size, len(cache)) + RESERVE_S:
-        flipped = _features(ctx, model, cache.flip(-1), dcfg)
-    x = feats
+        flipped = _features(ctx, extract, cache.flip(-1), dcfg)
+    config = dataclasses.replace(
+        ctx.config, architecture=architecture, input_size=size, pretrained=pretrained
+    )
+    shared = time.monotonic() - t0
+    split = feats.shape[1] if stages is None else extract.final_dim
+    made = []
+    if "probe" in kinds or stages is None:
+        candidate.model, candidate.pretrained, candidate.preprocessing = model, used, dcfg
+        candidate.config = config
+        last = feats[:, :split], _cols(flipped, 0, split)
+        _fit_head(ctx, candidate, model.get_classifier(), *last, fit_pos, val_pos)
+        candidate.seconds += shared
+        made.append(candidate)
+    if stages is None:
+        return made
+    served = taps.Taps(model, stages, taps.TAPS_GRID, ctx.num_outputs).to(device).eval()
+    mid = Candidate(f"{name}:mid-layers", "probe", architecture, size)
+    mid.model, mid.pretrained, mid.preprocessing, mid.config = served, used, dcfg, config
+    mid.taps_spec = taps.spec(served, architecture)
+    _fit_head(ctx, mid, served.head, feats[:, split:], _cols(flipped, split, None), fit_pos, val_pos)
+    mid.seconds += shared
+    return [*made, mid]
+
+
+def _cols(x: np.ndarray | None, start: int, stop: int | None) -> np.ndarray | None:
+    return None if x is None else x[:, start:stop]
+
+
+def _fit_head(
+    ctx: _Context,
+    candidate: Candidate,
+    layer: nn.Linear,
+    x: np.ndarray,
+    flipped: np.ndarray | None,
+    fit_pos: list[int],
+    val_pos: list[int],
+) -> None:
+    """A probe's head: chosen by cross-validation on the fit part, scored on the validation slice,
+    written into ``layer``; ``finalize`` refits it on the whole training side."""
+    t0 = time.monotonic()
     y = probe.targets_array(ctx.task_type, ctx.y_train)
     fit_idx, val_idx = np.asarray(fit_pos, dtype=np.int64), np.asarray(val_pos, dtype=np.int64)
     head = probe.fit_linear_head(
@@ -598,17 +648,13 @@ def _probe(ctx: _Context, architecture: str, size: int, fit_pos: list[int], val_
         full = probe.fit_linear_head(
             ctx.task_type, x, y, ctx.num_outputs, flipped=flipped, seed=ctx.config.seed, fixed=head.hyper
         )
-        probe.to_linear(full, model.get_classifier())
+        probe.to_linear(full, layer)
         candidate.hyper = full.hyper
 
-    probe.to_linear(head, model.get_classifier())
-    candidate.model, candidate.pretrained, candidate.finalize = model.eval(), used, finalize
-    candidate.preprocessing = dcfg
-    candidate.config = dataclasses.replace(
-        ctx.config, architecture=architecture, input_size=size, pretrained=pretrained
-    )
+    probe.to_linear(head, layer)
+    candidate.model = candidate.model.eval()
+    candidate.finalize = finalize
     candidate.seconds = time.monotonic() - t0
-    return candidate
 
 
 def _net(
@@ -781,8 +827,9 @@ def _assemble(ctx: _Context, candidate: Candidate) -> None:
     )
     candidate.model = module.to(ctx.device).eval()
     candidate.blend_spec = blend.spec(
-        module, [m.architecture for m in members], [m.input_size for m in members], means, stds
-    )
+        module, [m.architecture for m in members], [m.input_size for m in members], means, stds,
+        taps=[m.taps_spec for m in members],
+    )  # fmt: skip
     if not candidate.members:
         candidate.input_size = size
         candidate.preprocessing = {**candidate.preprocessing, "interpolation": candidate.source[1]}
@@ -880,7 +927,8 @@ def _auto(ctx: _Context) -> tuple[Candidate, list[Candidate]]:
             logger.info("%s probe skipped: %d px affordable, the probe before saw %d", arch, size, at_least)
             size = None
         if size is not None:
-            done(_probe(ctx, arch, size, fit_pos, val_pos))
+            for candidate in _probe(ctx, arch, size, fit_pos, val_pos):
+                done(candidate)
 
     def finetune() -> None:
         # Fine-tuning lite0 at ImageNet-like scale, when at least a few epochs fit in what is left.
@@ -895,7 +943,7 @@ def _auto(ctx: _Context) -> tuple[Candidate, list[Candidate]]:
     asked = ctx.config.candidates is not None
     # The lite0 probe first: deterministic, cheap for what it gives, and on small images the
     # upscaled ImageNet features are a strong baseline a net from scratch must beat.
-    if pretrained_ok and "probe" in kinds:
+    if pretrained_ok and ("probe" in kinds or "probe_mid" in kinds):
         lite_probe(PROBE_ARCHITECTURES[0], 0.35, fallback=True)
         reserve = RESERVE_S + ctx.seconds_for(PROBE_ARCHITECTURES[0], 224, ctx.n_test)
     base_reserve = reserve
@@ -922,8 +970,10 @@ def _auto(ctx: _Context) -> tuple[Candidate, list[Candidate]]:
     use_loss = len(val_pos) >= MIN_VALIDATION_FOR_LOSS
     if "blend" in kinds and val_pos:
         # A probe and a net from scratch are wrong on different images: their mixed outputs.
+        # The better probe of the size the net learned from (the first on a tie) joins it.
+        by_score = sorted(tried, key=lambda c: -(c.score if c.score is not None else -math.inf))
         for net in [c for c in tried if c.source and c.model is not None and c.val_outputs is not None]:
-            for base in tried:
+            for base in by_score:
                 if base.kind == "probe" and base.model is not None and base.val_outputs is not None \
                         and base.input_size == net.source[0]:  # fmt: skip
                     done(_blend(ctx, base, net, val_pos, use_loss))

@@ -131,16 +131,28 @@ def onnx_file(version: ModelVersion) -> Path:
 
 
 def _describe_architecture(meta: dict) -> str:
-    """The bundle README's words for the net: one timm net, or a blend of several (ml/blend.py)."""
+    """The bundle README's words for the net: one timm net, a probe on a timm net's middle stages
+    (ml/taps.py), or a blend of several (ml/blend.py)."""
+
+    def one(net: dict) -> str:
+        taps = net.get("taps")
+        if not taps:
+            return f"timm architecture {net.get('architecture')}"
+        stages = ", ".join(str(s) for s in taps["stages"])
+        return (
+            f"a linear layer on stages {stages} of timm architecture {taps['architecture']}, each pooled "
+            f"on a {taps['grid']} x {taps['grid']} grid (ml/taps.py)"
+        )
+
     blend = meta.get("blend")
     if not blend:
-        return f"timm architecture {meta.get('architecture')}"
+        return one(meta)
     members = " and ".join(
-        f"{m['architecture']} at {m['input_size']} px (weight {w:.2f})"
+        f"{one(m)} at {m['input_size']} px (weight {w:.2f})"
         for m, w in zip(blend["members"], blend["weights"], strict=True)
     )
     prefixes = ", ".join(f"members.{i}." for i in range(len(blend["members"])))
-    return f"a blend (ml/blend.py) of the timm nets {members}, their weights under {prefixes}"
+    return f"a blend (ml/blend.py) of {members}, their weights under {prefixes}"
 
 
 def bundle_file(version: ModelVersion) -> Path:
