@@ -7,6 +7,10 @@ row shown), so following them reads one page of an index however deep the page i
 ``page`` too, and ``?page=N`` without a cursor still works: it skips rows in the index alone (ids
 only, from whichever end of the list is nearer), then reads the page's rows by id.
 
+A view may also say where a deep offset starts (``list_seek(offset) -> (bound, newer)``: the first
+``bound`` of the sort key such that ``newer`` rows sort before it): the skip then starts there,
+inside one small group of rows, however deep the page (training images: kept counts per minute).
+
 Counts come from the view when it knows them without counting (``list_count``: a maintained
 counter), else from one ``COUNT`` on the first page, carried in the cursor for the pages after it
 (bound to the filters and the workspace it was counted for).
@@ -23,6 +27,8 @@ from rest_framework import exceptions, pagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
+# Below this many rows, skipping in the index (about 0.1 µs a row) is cheaper than seeking.
+SEEK_FROM = 10_000
 MSG_BAD_CURSOR = "Invalid cursor: follow the next and previous links as they are given."
 CURSOR_SALT = "apps.core.pagination.cursor"
 
@@ -49,6 +55,7 @@ class KeysetPagination(PageNumberPagination):
 
     def paginate_queryset(self, queryset, request, view=None):
         self.request = request
+        self.view = view
         self.page_size_now = self.get_page_size(request)
         self.filters_digest = self._digest(request, view)
         key_field = self.ordering[0].lstrip("-")
@@ -87,8 +94,18 @@ class KeysetPagination(PageNumberPagination):
         if offset == 0:
             rows = list(queryset[: size + 1])
             return rows[:size], len(rows) > size
-        # Deep pages: skip rows in the index (ids only), from the nearer end of the list.
-        if offset > self.count // 2 and offset < self.count:
+        # Deep pages: skip rows in the index (ids only), from where the view says the offset
+        # starts, else from the nearer end of the list.
+        seek = getattr(self.view, "list_seek", None)
+        found = seek(offset) if seek is not None and min(offset, self.count - offset) >= SEEK_FROM else None
+        if found is not None:
+            bound, newer = found
+            skip = offset - newer
+            before = queryset.filter(**{f"{self.ordering[0].lstrip('-')}__lt": bound})
+            ids = list(before.values_list("pk", flat=True)[skip : skip + size + 1])
+            more = len(ids) > size
+            ids = ids[:size]
+        elif offset > self.count // 2 and offset < self.count:
             end = self.count - offset  # rows from this page's first to the list's last
             take = min(size, end)
             ids = list(queryset.reverse().values_list("pk", flat=True)[end - take : end])[::-1]

@@ -76,3 +76,29 @@ class ImageCount(models.Model):
 
     def __str__(self) -> str:
         return f"{self.images} image(s) in {self.workspace_id}"
+
+
+class ImageMinute(models.Model):
+    """How many of a workspace's images were created in each minute (UTC), on PostgreSQL.
+
+    A deep page of the list (``?page=N``) starts at the minute that holds its first row, found by
+    a running sum over these rows, instead of skipping half a million index entries
+    (apps/core/pagination.py). Kept by statement-level triggers on the images table (migration
+    0005), like ``ImageCount``; ``created`` never changes on an existing image. SQLite keeps no
+    such rows: its lists skip rows as before.
+    """
+
+    # The unique constraint's index (workspace, minute) serves every read: no index of its own.
+    workspace = models.ForeignKey(
+        "workspaces.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    minute = models.DateTimeField()
+    images = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "minute"], name="unique_image_minute_per_workspace")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.images} image(s) in {self.workspace_id} at {self.minute:%Y-%m-%d %H:%M}"

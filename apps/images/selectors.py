@@ -3,11 +3,14 @@ counters the database keeps (migrations 0004 here and labels' 0003), never from 
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+from django.db import connection
 from django.db.models import Prefetch, QuerySet
 
 from apps.workspaces.models import Workspace
 
-from .models import ImageCount, ImageLabel, TrainingImage
+from .models import ImageCount, ImageLabel, ImageMinute, TrainingImage
 
 # The attribute the list's prefetch puts each image's label links in (ordered by label name): a
 # plain list. Prefetching into the ``image_labels`` manager instead built one filtered queryset per
@@ -53,3 +56,29 @@ def training_image_count(*, workspace: Workspace, label_id=None) -> int:
     label_model = ImageLabel._meta.get_field("label").related_model
     counts = label_model.objects.filter(workspace=workspace, pk=label_id)
     return counts.values_list("images_count", flat=True).first() or 0
+
+
+def training_image_seek(*, workspace: Workspace, offset: int) -> tuple[datetime, int] | None:
+    """Where the row at ``offset`` of the workspace's unfiltered list (newest first) sits:
+    ``(bound, newer)``, the end of the minute that holds it and how many images are newer than
+    that minute, so the row is number ``offset - newer`` of the images created before ``bound``.
+
+    One indexed read of the kept per-minute counts (``ImageMinute``), newest minute first, that
+    stops at the minute where the running sum passes ``offset``. None on SQLite (no counts kept)
+    or past the last image.
+    """
+    if connection.vendor != "postgresql":
+        return None
+    table = ImageMinute._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT minute, running - images FROM (SELECT minute, images, sum(images) OVER "  # noqa: S608
+            f"(ORDER BY minute DESC ROWS UNBOUNDED PRECEDING) AS running FROM {table} "
+            "WHERE workspace_id = %s) AS m WHERE running > %s ORDER BY minute DESC LIMIT 1",
+            [workspace.pk, offset],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    minute, newer = row
+    return minute + timedelta(minutes=1), int(newer)

@@ -96,6 +96,13 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
                 return selectors.training_image_count(workspace=self.workspace, label_id=label_id)
         return None
 
+    def list_seek(self, offset: int):
+        """Where a deep page of the unfiltered list starts (KeysetPagination asks):
+        ``(bound, newer)`` from the kept per-minute counts, or None (filters, SQLite)."""
+        if set(self.request.query_params) - KeysetPagination.not_filters - {"workspace"}:
+            return None
+        return selectors.training_image_seek(workspace=self.workspace, offset=offset)
+
     upload_too_large_message = MSG_TOO_LARGE
 
     def upload_part_limit(self) -> int:

@@ -85,10 +85,15 @@ def test_a_million_images_page_filter_and_count_without_scanning_the_table(api, 
     newest = first["results"][0]
     assert newest["id"] == image_id(every.workspace_id, ROWS - 2)  # ties with ROWS - 1; id breaks it
 
-    # page=N skips in the index (ids only, from the nearer end), then reads the page by id: count,
-    # ids, page, labels.
+    # page=N in the middle starts at the minute that holds its first row (the kept per-minute
+    # counts), skips the few rows before it in that minute, then reads the page by id: count,
+    # seek, ids, page, labels. Near the end it skips from the end instead: count, ids, page, labels.
     last_page = ROWS // 100
-    middle = _get(api, {"page": last_page // 2, "page_size": 100}, queries=4)
+    middle = _get(api, {"page": last_page // 2, "page_size": 100}, queries=5)
+    offset = (last_page // 2 - 1) * 100
+    assert [item["id"] for item in middle["results"]] == [
+        image_id(every.workspace_id, _at(offset + k)) for k in range(100)
+    ]
     last = _get(api, {"page": last_page, "page_size": 100}, queries=4)
     assert len(middle["results"]) == 100 and len(last["results"]) == 100 and last["next"] is None
     assert last["results"][-1]["created"].startswith("2026-01-01T00:00:00")
@@ -129,6 +134,49 @@ def test_a_million_images_page_filter_and_count_without_scanning_the_table(api, 
     labels = _get(api, {}, queries=2, path="/recognition/v2/label/")  # count, page
     counts = {label["name"]: label["images_count"] for label in labels["results"]}
     assert counts == {"every": ROWS // 20, "some": len(range(0, ROWS, 70)), "size": ROWS // 50}
+
+
+def _at(position: int, rows: int = ROWS) -> int:
+    """The ``fill_images`` number of the image at ``position`` of the list (newest first): two
+    images a second, the lower id (the even number) first."""
+    return 2 * (rows // 2 - 1 - position // 2) + position % 2
+
+
+def test_deep_pages_seek_by_the_kept_minute_counts_and_stay_exact_as_images_come_and_go(
+    api, workspace, monkeypatch
+):
+    if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+        pytest.skip("needs PostgreSQL (set DATABASE_URL=postgres://...)")
+    require_service(connection.vendor == "postgresql", "PostgreSQL")
+    from apps.core import pagination
+    from apps.images.models import ImageMinute, TrainingImage
+    from apps.workspaces.models import Workspace
+    from tests.factories import UserFactory
+
+    monkeypatch.setattr(pagination, "SEEK_FROM", 1)  # every page but the first and last seeks
+    fill_images(workspace_id=workspace.id, count=1000)  # two a second: 9 minutes, 120 a minute
+    other = Workspace.objects.create(name="other", owner=UserFactory())
+    fill_images(workspace_id=other.id, count=300)
+    # Gone one by one (the ORM) and in bulk, across minute boundaries; one more added the ORM way.
+    TrainingImage.objects.get(pk=image_id(workspace.id, 999)).delete()
+    doomed = [image_id(workspace.id, i) for i in range(100, 400, 3)]
+    TrainingImage.objects.filter(workspace=workspace, pk__in=doomed).delete()
+    TrainingImage.objects.create(
+        workspace=workspace, file="n.jpg", img_width=1, img_height=1, content_hash="f" * 64
+    )
+    other.delete()  # its images and its minute counts go in the cascade
+    kept = TrainingImage.objects.filter(workspace=workspace).order_by("-created", "id")
+    expected = [str(pk) for pk in kept.values_list("pk", flat=True)]
+    minutes = ImageMinute.objects.filter(workspace=workspace)
+    assert sum(minutes.values_list("images", flat=True)) == len(expected) == 1000 - 1 - 100 + 1
+    assert not ImageMinute.objects.filter(workspace_id=other.id).exists()
+
+    seen = []
+    for page in range(1, -(-len(expected) // 25) + 1):
+        body = api.get(BASE, {"page": page, "page_size": 25}).json()
+        seen += [item["id"] for item in body["results"]]
+        assert (body["next"] is None) == (page * 25 >= len(expected))
+    assert seen == expected
 
 
 def _cursor(link: str) -> str:
