@@ -65,6 +65,11 @@ SMALL_IMAGE_SIDE = 64
 PRIOR_FORWARD_IMAGES_PER_S = {"tf_efficientnet_lite0": 45.0, "tf_efficientnet_lite2": 20.0}
 NATIVE_SIZE = {"tf_efficientnet_lite0": 224, "tf_efficientnet_lite1": 240, "tf_efficientnet_lite2": 260}
 PROBE_SIZES = (260, 224, 192, 160, 128)
+# The lite0 probe's largest size on small images when its middle-layer variant runs: upscaled
+# scans hold no more detail at 224 px, and the middle stages read them as well at 128 (Fashion-
+# MNIST slices apart from the benchmark's: 0.875 at 128, 0.874 at 224), at a third of the cost,
+# which goes to the net from scratch.
+SMALL_PROBE_SIZE = 128
 # Equal validation scores (and, on a large enough slice, equal log loss): the first kind here
 # wins, a blend always last.
 TIE_ORDER = ("probe", "finetune", "scratch", "blend")
@@ -912,13 +917,13 @@ def _auto(ctx: _Context) -> tuple[Candidate, list[Candidate]]:
         arch = SCRATCH_ARCHITECTURE
         done(_net(ctx, "scratch", arch, size, "none", fit_pos, val_pos, deadline, source=source))
 
-    def lite_probe(arch: str, share: float, fallback: bool, at_least: int = 0) -> None:
+    def lite_probe(arch: str, share: float, fallback: bool, at_least: int = 0, at_most: int = 0) -> None:
         # The largest ImageNet-like size whose feature extraction (mirrored copies included)
         # costs at most ``share`` of what is left; the smallest size anyway when ``fallback``.
         # Not below ``at_least`` (small images): upscaled scans hold no more detail for a larger
         # net at a smaller size (measured on Fashion-MNIST: lite2 at 128 px under lite0 at 224 on
         # 2 of 2 slices), and it takes the time the net from scratch needs to be retrained.
-        sizes = [s for s in PROBE_SIZES if s <= NATIVE_SIZE[arch]]
+        sizes = [s for s in PROBE_SIZES if s <= min(NATIVE_SIZE[arch], at_most or NATIVE_SIZE[arch])]
         factor = 2 if ctx.flip else 1
         size = next((s for s in sizes if ctx.seconds_for(arch, s, n * factor) <= share * left()), None)
         if size is None and fallback:
@@ -944,7 +949,8 @@ def _auto(ctx: _Context) -> tuple[Candidate, list[Candidate]]:
     # The lite0 probe first: deterministic, cheap for what it gives, and on small images the
     # upscaled ImageNet features are a strong baseline a net from scratch must beat.
     if pretrained_ok and ("probe" in kinds or "probe_mid" in kinds):
-        lite_probe(PROBE_ARCHITECTURES[0], 0.35, fallback=True)
+        cheap = small and "probe_mid" in kinds and "scratch" in kinds
+        lite_probe(PROBE_ARCHITECTURES[0], 0.35, fallback=True, at_most=SMALL_PROBE_SIZE if cheap else 0)
         reserve = RESERVE_S + ctx.seconds_for(PROBE_ARCHITECTURES[0], 224, ctx.n_test)
     base_reserve = reserve
     if "scratch" in kinds and val_pos and (small or asked):
@@ -970,8 +976,13 @@ def _auto(ctx: _Context) -> tuple[Candidate, list[Candidate]]:
     use_loss = len(val_pos) >= MIN_VALIDATION_FOR_LOSS
     if "blend" in kinds and val_pos:
         # A probe and a net from scratch are wrong on different images: their mixed outputs.
-        # The better probe of the size the net learned from (the first on a tie) joins it.
-        by_score = sorted(tried, key=lambda c: -(c.score if c.score is not None else -math.inf))
+        # The better probe of the size the net learned from joins it: the higher score, then (on a
+        # large enough slice) the lower log loss, then the first tried.
+        def rank(c: Candidate) -> tuple[float, float]:
+            score = c.score if c.score is not None else -math.inf
+            return (-score, (c.nll if c.nll is not None else math.inf) if use_loss else 0.0)
+
+        by_score = sorted(tried, key=rank)
         for net in [c for c in tried if c.source and c.model is not None and c.val_outputs is not None]:
             for base in by_score:
                 if base.kind == "probe" and base.model is not None and base.val_outputs is not None \
