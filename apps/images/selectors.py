@@ -10,7 +10,7 @@ from django.db.models import Prefetch, QuerySet
 
 from apps.workspaces.models import Workspace
 
-from .models import ImageCount, ImageLabel, ImageMinute, TrainingImage
+from .models import ImageCount, ImageLabel, TrainingImage
 
 # The attribute the list's prefetch puts each image's label links in (ordered by label name): a
 # plain list. Prefetching into the ``image_labels`` manager instead built one filtered queryset per
@@ -58,6 +58,14 @@ def training_image_count(*, workspace: Workspace, label_id=None) -> int:
     return counts.values_list("images_count", flat=True).first() or 0
 
 
+# ImageMinute's table (migration 0005 names it in its triggers too); the values are parameters.
+SEEK_SQL = (
+    "SELECT minute, running - images FROM (SELECT minute, images, sum(images) OVER (ORDER BY minute "
+    "DESC ROWS UNBOUNDED PRECEDING) AS running FROM images_imageminute WHERE workspace_id = %s) AS m "
+    "WHERE running > %s ORDER BY minute DESC LIMIT 1"
+)
+
+
 def training_image_seek(*, workspace: Workspace, offset: int) -> tuple[datetime, int] | None:
     """Where the row at ``offset`` of the workspace's unfiltered list (newest first) sits:
     ``(bound, newer)``, the end of the minute that holds it and how many images are newer than
@@ -69,14 +77,8 @@ def training_image_seek(*, workspace: Workspace, offset: int) -> tuple[datetime,
     """
     if connection.vendor != "postgresql":
         return None
-    table = ImageMinute._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT minute, running - images FROM (SELECT minute, images, sum(images) OVER "  # noqa: S608
-            f"(ORDER BY minute DESC ROWS UNBOUNDED PRECEDING) AS running FROM {table} "
-            "WHERE workspace_id = %s) AS m WHERE running > %s ORDER BY minute DESC LIMIT 1",
-            [workspace.pk, offset],
-        )
+        cursor.execute(SEEK_SQL, [workspace.pk, offset])
         row = cursor.fetchone()
     if row is None:
         return None

@@ -7,24 +7,24 @@ table but no triggers; its lists never read it.
 import django.db.models.deletion
 from django.db import migrations, models
 
-MINUTE = "date_trunc('minute', created AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+# The minute (UTC) of an image: date_trunc('minute', created AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'.
 INSTALL = [
-    f"""CREATE FUNCTION images_minutes_added() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+    """CREATE FUNCTION images_minutes_added() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
         INSERT INTO images_imageminute (workspace_id, minute, images)
-        SELECT workspace_id, {MINUTE}, count(*) FROM changed GROUP BY 1, 2 ORDER BY 1, 2
+        SELECT workspace_id, date_trunc('minute', created AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', count(*) FROM changed GROUP BY 1, 2 ORDER BY 1, 2
         ON CONFLICT (workspace_id, minute) DO UPDATE SET images = images_imageminute.images + EXCLUDED.images;
         RETURN NULL; END $$""",
     """CREATE TRIGGER images_minutes_added AFTER INSERT ON images_trainingimage
         REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION images_minutes_added()""",
-    f"""CREATE FUNCTION images_minutes_removed() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+    """CREATE FUNCTION images_minutes_removed() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
         UPDATE images_imageminute AS t SET images = t.images - d.n
-        FROM (SELECT workspace_id AS w, {MINUTE} AS m, count(*) AS n FROM changed GROUP BY 1, 2) AS d
+        FROM (SELECT workspace_id AS w, date_trunc('minute', created AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS m, count(*) AS n FROM changed GROUP BY 1, 2) AS d
         WHERE t.workspace_id = d.w AND t.minute = d.m;
         RETURN NULL; END $$""",
     """CREATE TRIGGER images_minutes_removed AFTER DELETE ON images_trainingimage
         REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION images_minutes_removed()""",
-    f"""INSERT INTO images_imageminute (workspace_id, minute, images)
-        SELECT workspace_id, {MINUTE}, count(*) FROM images_trainingimage GROUP BY 1, 2""",
+    """INSERT INTO images_imageminute (workspace_id, minute, images)
+        SELECT workspace_id, date_trunc('minute', created AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', count(*) FROM images_trainingimage GROUP BY 1, 2""",
 ]
 UNINSTALL = [
     "DROP TRIGGER IF EXISTS images_minutes_added ON images_trainingimage",
