@@ -58,7 +58,7 @@ class KeysetPagination(PageNumberPagination):
         self.view = view
         self.page_size_now = self.get_page_size(request)
         self.filters_digest = self._digest(request, view)
-        key_field = self.ordering[0].lstrip("-")
+        key_field = self.key_field = self.ordering[0].lstrip("-")
         raw_cursor = request.query_params.get(self.cursor_query_param)
         if raw_cursor:
             cursor = self._decode(raw_cursor)
@@ -73,7 +73,6 @@ class KeysetPagination(PageNumberPagination):
             if not rows and self.page_number != 1:
                 raise exceptions.NotFound("Invalid page.")
         self.rows = rows
-        self.key_field = key_field
         return self.rows
 
     # --- reading rows ---------------------------------------------------------------------------
@@ -101,7 +100,7 @@ class KeysetPagination(PageNumberPagination):
         if found is not None:
             bound, newer = found
             skip = offset - newer
-            before = queryset.filter(**{f"{self.ordering[0].lstrip('-')}__lt": bound})
+            before = queryset.filter(**{f"{self.key_field}__lt": bound})
             ids = list(before.values_list("pk", flat=True)[skip : skip + size + 1])
             more = len(ids) > size
             ids = ids[:size]

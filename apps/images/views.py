@@ -82,11 +82,15 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
     def get_workspace_queryset(self, workspace):
         return selectors.training_image_list(workspace=workspace)
 
+    def _list_filters(self) -> set[str]:
+        """The query parameters that narrow the list (not paging, format or workspace)."""
+        return set(self.request.query_params) - KeysetPagination.not_filters - {"workspace"}
+
     def list_count(self, queryset) -> int | None:
         """The list's count from a counter when one answers it (KeysetPagination asks): no filter,
         or one label id only; None lets the paginator count the filtered rows."""
         params = self.request.query_params
-        filters = set(params) - KeysetPagination.not_filters - {"workspace"}
+        filters = self._list_filters()
         if not filters:
             return selectors.training_image_count(workspace=self.workspace)
         if len(filters) == 1 and filters <= {"labels", "label"}:
@@ -99,7 +103,7 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
     def list_seek(self, offset: int):
         """Where a deep page of the unfiltered list starts (KeysetPagination asks):
         ``(bound, newer)`` from the kept per-minute counts, or None (filters, SQLite)."""
-        if set(self.request.query_params) - KeysetPagination.not_filters - {"workspace"}:
+        if self._list_filters():
             return None
         return selectors.training_image_seek(workspace=self.workspace, offset=offset)
 
