@@ -9,13 +9,15 @@ from __future__ import annotations
 from django.db import connection
 
 
-def fill_images(*, workspace_id, count: int, start: int = 0, labels: dict | None = None) -> None:
+def fill_images(
+    *, workspace_id, count: int, start: int = 0, labels: dict | None = None, step: str = "1 second"
+) -> None:
     """Add images ``start .. start + count - 1`` to the workspace; ``labels`` maps a label id to
     ``n``: every n-th image carries it (with ``value = i % 10``, harmless on a category).
 
     Image ``i`` is ``test_image`` when ``i % 10 == 0``, ``real`` when ``i % 3 == 0``, verified
-    ``i % 2`` times; two images share each ``created`` second (ties are broken by id), and a higher
-    ``i`` is newer.
+    ``i % 2`` times; two images share each ``created`` instant, one ``step`` (a PostgreSQL
+    interval) after the two before (ties are broken by id), and a higher ``i`` is newer.
     """
     # Ids and hashes rise with i (the workspace's first 20 hex digits, then i): the indexes fill at
     # their right edge, several times faster than random keys.
@@ -28,10 +30,16 @@ def fill_images(*, workspace_id, count: int, start: int = 0, labels: dict | None
             SELECT (%(prefix)s || lpad(to_hex(i), 12, '0'))::uuid, %(ws)s::uuid, 'bulk/' || i || '.jpg',
                 'bulk/' || i || '-thumb.jpg', 64, 48, lpad(to_hex(i), 64, '0'),
                 '{}'::jsonb, i %% 10 = 0, i %% 3 = 0, i %% 2,
-                timestamptz '2026-01-01 00:00:00+00' + (i / 2) * interval '1 second'
+                timestamptz '2026-01-01 00:00:00+00' + (i / 2) * %(step)s::interval
             FROM generate_series(%(first)s, %(last)s) AS i
             """,
-            {"ws": str(workspace_id), "prefix": prefix, "first": start, "last": start + count - 1},
+            {
+                "ws": str(workspace_id),
+                "prefix": prefix,
+                "first": start,
+                "last": start + count - 1,
+                "step": step,
+            },
         )
         for label_id, every in (labels or {}).items():
             cursor.execute(

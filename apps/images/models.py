@@ -102,3 +102,25 @@ class ImageMinute(models.Model):
 
     def __str__(self) -> str:
         return f"{self.images} image(s) in {self.workspace_id} at {self.minute:%Y-%m-%d %H:%M}"
+
+
+class ImageHour(models.Model):
+    """How many of a workspace's images were created in each hour (UTC), on PostgreSQL: the first
+    level of a deep page's seek (the hour, by a running sum over at most a few thousand rows), whose
+    minutes (``ImageMinute``) then give the minute. Kept by statement-level triggers like the
+    minutes (migration 0006); SQLite keeps no such rows.
+    """
+
+    workspace = models.ForeignKey(
+        "workspaces.Workspace", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    hour = models.DateTimeField()
+    images = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "hour"], name="unique_image_hour_per_workspace")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.images} image(s) in {self.workspace_id} at {self.hour:%Y-%m-%d %H}h"

@@ -58,12 +58,26 @@ def training_image_count(*, workspace: Workspace, label_id=None) -> int:
     return counts.values_list("images_count", flat=True).first() or 0
 
 
-# ImageMinute's table (migration 0005 names it in its triggers too); the values are parameters.
-SEEK_SQL = (
-    "SELECT minute, running - images FROM (SELECT minute, images, sum(images) OVER (ORDER BY minute "
-    "DESC ROWS UNBOUNDED PRECEDING) AS running FROM images_imageminute WHERE workspace_id = %s) AS m "
-    "WHERE running > %s ORDER BY minute DESC LIMIT 1"
+# ImageHour's and ImageMinute's tables (migrations 0005 and 0006 name them in their triggers too);
+# the values are parameters. The hour that holds the row comes first (a running sum over a few
+# thousand hours at most), then its minute among that hour's sixty. The counts are summed as
+# integers (an hour never holds 2**31 images): the sum of a bigint column is a numeric, whose
+# arithmetic took half of the time of a running sum over 4,000 minutes.
+SEEK_SQL = """
+WITH h AS (
+    SELECT hour, running - images AS newer FROM (
+        SELECT hour, images,
+            sum(images::integer) OVER (ORDER BY hour DESC ROWS UNBOUNDED PRECEDING) AS running
+        FROM images_imagehour WHERE workspace_id = %(workspace)s
+    ) AS x WHERE running > %(offset)s ORDER BY hour DESC LIMIT 1
 )
+SELECT m.minute, h.newer + m.running - m.images FROM h CROSS JOIN LATERAL (
+    SELECT minute, images,
+        sum(images::integer) OVER (ORDER BY minute DESC ROWS UNBOUNDED PRECEDING) AS running
+    FROM images_imageminute
+    WHERE workspace_id = %(workspace)s AND minute >= h.hour AND minute < h.hour + interval '1 hour'
+) AS m WHERE h.newer + m.running > %(offset)s ORDER BY m.minute DESC LIMIT 1
+"""
 
 
 def training_image_seek(*, workspace: Workspace, offset: int) -> tuple[datetime, int] | None:
@@ -71,14 +85,14 @@ def training_image_seek(*, workspace: Workspace, offset: int) -> tuple[datetime,
     ``(bound, newer)``, the end of the minute that holds it and how many images are newer than
     that minute, so the row is number ``offset - newer`` of the images created before ``bound``.
 
-    One indexed read of the kept per-minute counts (``ImageMinute``), newest minute first, that
-    stops at the minute where the running sum passes ``offset``. None on SQLite (no counts kept)
-    or past the last image.
+    One query over the kept counts: per hour (``ImageHour``), newest first, up to the hour where
+    the running sum passes ``offset``, then that hour's minutes (``ImageMinute``) the same way.
+    None on SQLite (no counts kept) or past the last image.
     """
     if connection.vendor != "postgresql":
         return None
     with connection.cursor() as cursor:
-        cursor.execute(SEEK_SQL, [workspace.pk, offset])
+        cursor.execute(SEEK_SQL, {"workspace": workspace.pk, "offset": offset})
         row = cursor.fetchone()
     if row is None:
         return None

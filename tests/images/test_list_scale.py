@@ -142,22 +142,24 @@ def _at(position: int, rows: int = ROWS) -> int:
     return 2 * (rows // 2 - 1 - position // 2) + position % 2
 
 
-def test_deep_pages_seek_by_the_kept_minute_counts_and_stay_exact_as_images_come_and_go(
+def test_deep_pages_seek_by_the_kept_hour_and_minute_counts_and_stay_exact_as_images_come_and_go(
     api, workspace, monkeypatch
 ):
     if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
         pytest.skip("needs PostgreSQL (set DATABASE_URL=postgres://...)")
     require_service(connection.vendor == "postgresql", "PostgreSQL")
     from apps.core import pagination
-    from apps.images.models import ImageMinute, TrainingImage
+    from apps.images.models import ImageHour, ImageMinute, TrainingImage
     from apps.workspaces.models import Workspace
     from tests.factories import UserFactory
 
     monkeypatch.setattr(pagination, "SEEK_FROM", 1)  # every page but the first and last seeks
-    fill_images(workspace_id=workspace.id, count=1000)  # two a second: 9 minutes, 120 a minute
+    # Two a minute: 500 minutes over 9 hours (120 an hour), so a page seeks across both levels.
+    fill_images(workspace_id=workspace.id, count=1000, step="1 minute")
     other = Workspace.objects.create(name="other", owner=UserFactory())
-    fill_images(workspace_id=other.id, count=300)
-    # Gone one by one (the ORM) and in bulk, across minute boundaries; one more added the ORM way.
+    fill_images(workspace_id=other.id, count=300, step="1 minute")
+    # Gone one by one (the ORM) and in bulk, across minute and hour boundaries; one more added the
+    # ORM way (now, hours after the others).
     TrainingImage.objects.get(pk=image_id(workspace.id, 999)).delete()
     doomed = [image_id(workspace.id, i) for i in range(100, 400, 3)]
     TrainingImage.objects.filter(workspace=workspace, pk__in=doomed).delete()
@@ -167,9 +169,11 @@ def test_deep_pages_seek_by_the_kept_minute_counts_and_stay_exact_as_images_come
     other.delete()  # its images and its minute counts go in the cascade
     kept = TrainingImage.objects.filter(workspace=workspace).order_by("-created", "id")
     expected = [str(pk) for pk in kept.values_list("pk", flat=True)]
-    minutes = ImageMinute.objects.filter(workspace=workspace)
-    assert sum(minutes.values_list("images", flat=True)) == len(expected) == 1000 - 1 - 100 + 1
-    assert not ImageMinute.objects.filter(workspace_id=other.id).exists()
+    assert len(expected) == 1000 - 1 - 100 + 1
+    for counts in (ImageHour.objects, ImageMinute.objects):
+        assert sum(counts.filter(workspace=workspace).values_list("images", flat=True)) == len(expected)
+        assert not counts.filter(workspace_id=other.id).exists()
+    assert ImageHour.objects.filter(workspace=workspace).count() == 9 + 1
 
     seen = []
     for page in range(1, -(-len(expected) // 25) + 1):
