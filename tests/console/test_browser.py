@@ -304,6 +304,9 @@ def test_a_person_draws_moves_relabels_and_deletes_boxes_with_mouse_and_keys(
     box.refresh_from_db()
     assert box.data[0] > x1 + 5 and box.data[1] > y1 + 5  # moved right and down
     assert round(box.data[2] - box.data[0]) == round(x2 - x1)  # same size
+    # The two saves reached the server in the order they were made (one after the other): the
+    # relabel, made last, is what the database keeps.
+    assert box.detection_label.name == "sign"
 
     page.reload()  # drawn boxes come back with the page
     expect(page.get_by_role("button", name="Box")).to_have_count(1)

@@ -46,7 +46,6 @@ def uninstall(apps, schema_editor):
             schema_editor.execute(sql)
 
 
-
 class Migration(migrations.Migration):
 
     dependencies = [

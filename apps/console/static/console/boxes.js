@@ -48,12 +48,27 @@
   // Saves in flight: the status says "Saving…" until the last one has answered.
   let pending = 0;
   let failure = null;
+  // Saves and deletes go to the server one after another, in the order they were made: a later
+  // state of a box is never overtaken by an earlier one on the way, and a new box's next save
+  // (or delete) waits for the id its first save brings back, instead of creating it twice.
+  let queue = Promise.resolve();
 
-  async function save(box) {
-    const url = box.id ? editor.dataset.baseUrl + box.id + "/" : editor.dataset.createUrl;
+  function inTurn(step) {
+    const done = queue.then(step);
+    queue = done.catch(() => {});
+    return done;
+  }
+
+  function save(box) {
     pending += 1;
     say("Saving…");
-    const answer = await window.vfConsole.post(url, form(box));
+    const data = form(box); // the box as it is now, sent when its turn comes
+    return inTurn(() => send(box, data));
+  }
+
+  async function send(box, data) {
+    const url = box.id ? editor.dataset.baseUrl + box.id + "/" : editor.dataset.createUrl;
+    const answer = await window.vfConsole.post(url, data);
     pending -= 1;
     if (answer.status === 200) {
       const isNew = !box.id;
@@ -71,7 +86,11 @@
     }
   }
 
-  async function remove(box) {
+  function remove(box) {
+    return inTurn(() => removeNow(box));
+  }
+
+  async function removeNow(box) {
     if (box.id) {
       const answer = await window.vfConsole.post(editor.dataset.baseUrl + box.id + "/delete/", new FormData());
       if (answer.status !== 200) { say("Not deleted: HTTP " + answer.status); return; }
