@@ -77,6 +77,8 @@ def main() -> None:
 
     for item in args.patch:
         name, _, text = item.partition("=")
+        if not hasattr(recipe, name):  # a typo would otherwise measure the recipe unchanged
+            parser.error(f"ml.recipe has no {name}")
         setattr(recipe, name, _value(text))
     config = TrainConfig(time_budget_s=args.budget)
     for item in args.config:
