@@ -976,19 +976,16 @@ def _auto(ctx: _Context) -> tuple[Candidate, list[Candidate]]:
     use_loss = len(val_pos) >= MIN_VALIDATION_FOR_LOSS
     if "blend" in kinds and val_pos:
         # A probe and a net from scratch are wrong on different images: their mixed outputs.
-        # The better probe of the size the net learned from joins it: the higher score, then (on a
-        # large enough slice) the lower log loss, then the first tried.
-        def rank(c: Candidate) -> tuple[float, float]:
-            score = c.score if c.score is not None else -math.inf
-            return (-score, (c.nll if c.nll is not None else math.inf) if use_loss else 0.0)
-
-        by_score = sorted(tried, key=rank)
+        # The better probe of the size the net learned from joins it, chosen as the winner is:
+        # the higher score, then (on a large enough slice) the lower log loss, then the first tried.
         for net in [c for c in tried if c.source and c.model is not None and c.val_outputs is not None]:
-            for base in by_score:
-                if base.kind == "probe" and base.model is not None and base.val_outputs is not None \
-                        and base.input_size == net.source[0]:  # fmt: skip
-                    done(_blend(ctx, base, net, val_pos, use_loss))
-                    break
+            probes = [
+                c for c in tried
+                if c.kind == "probe" and c.model is not None and c.val_outputs is not None
+                and c.input_size == net.source[0]
+            ]  # fmt: skip
+            if probes:
+                done(_blend(ctx, choose(probes, TIE_ORDER, use_loss), net, val_pos, use_loss))
 
     usable = [c for c in tried if c.model is not None]
     # Highest validation score wins. Ties (frequent on a small validation slice) go by the log
