@@ -90,19 +90,26 @@ def digits() -> tuple[list[bytes], np.ndarray, list[str]]:
     return images, data.target.astype(int), [str(d) for d in range(10)]
 
 
-def fashion() -> tuple[list[bytes], np.ndarray, list[str]]:
+def fashion_file(kind: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """Fashion-MNIST's ``train`` or ``t10k`` file: (N, 28, 28) grey pixels and their classes,
+    from Debian's package, fetched into the cache on first use."""
     folder = CACHE / "fashion-mnist"
-    images_gz = next(folder.rglob("train-images-idx3-ubyte.gz"), None) if folder.exists() else None
+    images_gz = next(folder.rglob(f"{kind}-images-idx3-ubyte.gz"), None) if folder.exists() else None
     if images_gz is None:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:
             subprocess.run(["apt-get", "download", "dataset-fashion-mnist"], cwd=tmp, check=True)  # noqa: S607
             deb = next(Path(tmp).glob("*.deb"))
             subprocess.run(["dpkg", "-x", str(deb), str(folder)], check=True)  # noqa: S607
-        images_gz = next(folder.rglob("train-images-idx3-ubyte.gz"))
-    labels_gz = images_gz.with_name("train-labels-idx1-ubyte.gz")
+        images_gz = next(folder.rglob(f"{kind}-images-idx3-ubyte.gz"))
+    labels_gz = images_gz.with_name(f"{kind}-labels-idx1-ubyte.gz")
     pixels = np.frombuffer(gzip.decompress(images_gz.read_bytes()), np.uint8, offset=16).reshape(-1, 28, 28)
     targets = np.frombuffer(gzip.decompress(labels_gz.read_bytes()), np.uint8, offset=8).astype(int)
+    return pixels, targets
+
+
+def fashion() -> tuple[list[bytes], np.ndarray, list[str]]:
+    pixels, targets = fashion_file("train")
     chosen = np.concatenate([np.flatnonzero(targets == c)[:FASHION_PER_CLASS] for c in range(10)])
     chosen.sort()
     return [_png(pixels[i]) for i in chosen], targets[chosen], list(FASHION_NAMES)

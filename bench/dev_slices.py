@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import gzip
 import json
 import sys
 import tempfile
@@ -36,16 +35,6 @@ import bench_quality  # noqa: E402  (the same data cache and PNG encoding as the
 
 PER_CLASS = 150
 EXTERNAL_TEST = 2000
-
-
-def _read(kind: str) -> tuple[np.ndarray, np.ndarray]:
-    bench_quality.fashion()  # fetches the package into the cache on first use
-    folder = bench_quality.CACHE / "fashion-mnist"
-    images_gz = next(folder.rglob(f"{kind}-images-idx3-ubyte.gz"))
-    labels_gz = images_gz.with_name(f"{kind}-labels-idx1-ubyte.gz")
-    pixels = np.frombuffer(gzip.decompress(images_gz.read_bytes()), np.uint8, offset=16).reshape(-1, 28, 28)
-    targets = np.frombuffer(gzip.decompress(labels_gz.read_bytes()), np.uint8, offset=8).astype(int)
-    return pixels, targets
 
 
 def _value(text: str):
@@ -85,8 +74,8 @@ def main() -> None:
         name, _, text = item.partition("=")
         config = dataclasses.replace(config, **{name: _value(text)})
 
-    pixels, targets = _read("train")
-    test_pixels, test_targets = _read("t10k")
+    pixels, targets = bench_quality.fashion_file("train")
+    test_pixels, test_targets = bench_quality.fashion_file("t10k")
     external = [bench_quality._png(p) for p in test_pixels[:EXTERNAL_TEST]]
     names = list(bench_quality.FASHION_NAMES)
     labels = [{"id": str(i), "name": n} for i, n in enumerate(names)]
