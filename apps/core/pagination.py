@@ -9,7 +9,8 @@ only, from whichever end of the list is nearer), then reads the page's rows by i
 
 A view may also say where a deep offset starts (``list_seek(offset) -> (bound, newer)``: the first
 ``bound`` of the sort key such that ``newer`` rows sort before it): the skip then starts there,
-inside one small group of rows, however deep the page (training images: kept counts per minute).
+inside one small group of rows, however deep the page (training images: kept counts per hour
+and minute).
 
 Counts come from the view when it knows them without counting (``list_count``: a maintained
 counter), else from one ``COUNT`` on the first page, carried in the cursor for the pages after it

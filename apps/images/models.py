@@ -82,10 +82,10 @@ class ImageMinute(models.Model):
     """How many of a workspace's images were created in each minute (UTC), on PostgreSQL.
 
     A deep page of the list (``?page=N``) starts at the minute that holds its first row, found by
-    a running sum over these rows, instead of skipping half a million index entries
-    (apps/core/pagination.py). Kept by statement-level triggers on the images table (migration
-    0005), like ``ImageCount``; ``created`` never changes on an existing image. SQLite keeps no
-    such rows: its lists skip rows as before.
+    a running sum over these rows inside the hour ``ImageHour`` points to, instead of skipping half
+    a million index entries (apps/core/pagination.py). Kept by statement-level triggers on the
+    images table (migration 0005), like ``ImageCount``; ``created`` never changes on an existing
+    image. SQLite keeps no such rows: its lists skip rows as before.
     """
 
     # The unique constraint's index (workspace, minute) serves every read: no index of its own.

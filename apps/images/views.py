@@ -102,7 +102,7 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
 
     def list_seek(self, offset: int):
         """Where a deep page of the unfiltered list starts (KeysetPagination asks):
-        ``(bound, newer)`` from the kept per-minute counts, or None (filters, SQLite)."""
+        ``(bound, newer)`` from the kept counts per hour and minute, or None (filters, SQLite)."""
         if self._list_filters():
             return None
         return selectors.training_image_seek(workspace=self.workspace, offset=offset)

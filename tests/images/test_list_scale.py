@@ -85,8 +85,8 @@ def test_a_million_images_page_filter_and_count_without_scanning_the_table(api, 
     newest = first["results"][0]
     assert newest["id"] == image_id(every.workspace_id, ROWS - 2)  # ties with ROWS - 1; id breaks it
 
-    # page=N in the middle starts at the minute that holds its first row (the kept per-minute
-    # counts), skips the few rows before it in that minute, then reads the page by id: count,
+    # page=N in the middle starts at the minute that holds its first row (the kept counts per hour
+    # and minute), skips the few rows before it in that minute, then reads the page by id: count,
     # seek, ids, page, labels. Near the end it skips from the end instead: count, ids, page, labels.
     last_page = ROWS // 100
     middle = _get(api, {"page": last_page // 2, "page_size": 100}, queries=5)
@@ -166,7 +166,7 @@ def test_deep_pages_seek_by_the_kept_hour_and_minute_counts_and_stay_exact_as_im
     TrainingImage.objects.create(
         workspace=workspace, file="n.jpg", img_width=1, img_height=1, content_hash="f" * 64
     )
-    other.delete()  # its images and its minute counts go in the cascade
+    other.delete()  # its images and its hour and minute counts go in the cascade
     kept = TrainingImage.objects.filter(workspace=workspace).order_by("-created", "id")
     expected = [str(pk) for pk in kept.values_list("pk", flat=True)]
     assert len(expected) == 1000 - 1 - 100 + 1
