@@ -5,7 +5,8 @@ if every insert and delete moves it. Services are not enough for that: rows also
 workspace or user deleted, the admin) and in bulk SQL. So a migration installs a ``RowCounter``:
 on PostgreSQL one statement-level trigger per insert and per delete adds up the rows the statement
 touched per group (a delete of 500 rows is one UPDATE per group, not 500); SQLite has row-level
-triggers only. The grouping column must never change on an existing row.
+triggers only. The grouping column must never change on an existing row. A ``BucketCounter``
+(PostgreSQL only) counts the same way per group and per minute or hour of a timestamp.
 """
 
 from __future__ import annotations
@@ -109,3 +110,70 @@ class RowCounter:
         for suffix, *_ in _EVENTS:
             for template in drops:
                 schema_editor.execute(self._sql(template, trigger=f"{self.name}_{suffix}"))
+
+
+# Counts per group and per unit of time (a timestamp truncated in UTC), PostgreSQL only.
+_PG_BUCKET = "date_trunc('{unit}', {stamp} AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+_PG_BUCKET_UPSERT = (
+    "INSERT INTO {target} ({group}, {unit}, {column}) SELECT {group}, {bucket}, count(*) FROM changed "
+    "GROUP BY 1, 2 ORDER BY 1, 2 "
+    "ON CONFLICT ({group}, {unit}) DO UPDATE SET {column} = {target}.{column} + EXCLUDED.{column}"
+)
+_PG_BUCKET_UPDATE = (
+    "UPDATE {target} AS t SET {column} = t.{column} - d.n FROM (SELECT {group} AS g, {bucket} AS b, "
+    "count(*) AS n FROM changed GROUP BY 1, 2) AS d WHERE t.{group} = d.g AND t.{unit} = d.b"
+)
+_PG_BUCKET_BACKFILL = (
+    "INSERT INTO {target} ({group}, {unit}, {column}) SELECT {group}, {bucket}, count(*) FROM {source} "
+    "GROUP BY 1, 2"
+)
+_UNITS = ("minute", "hour", "day")
+
+
+@dataclass(frozen=True)
+class BucketCounter:
+    """Keep ``target.column`` = the number of ``source`` rows of each ``group`` whose ``stamp``
+    falls in each ``unit`` (UTC), in a target row keyed by (``group``, ``unit``) that the first
+    such row creates. The target's columns are named ``group``, ``unit`` and ``column``; neither
+    ``group`` nor ``stamp`` may change on an existing row. PostgreSQL only: on SQLite the target
+    stays empty, and nothing may read it there.
+    """
+
+    name: str
+    source: str
+    group: str
+    stamp: str
+    unit: str
+    target: str
+    column: str
+
+    def __post_init__(self):
+        names = asdict(self)
+        if not all(_IDENTIFIER.match(value) for value in names.values()) or self.unit not in _UNITS:
+            raise ValueError(f"not SQL identifiers, or not a unit of {_UNITS}: {names}")
+
+    def _sql(self, template: str, **more) -> str:
+        names = asdict(self)
+        return template.format(**names, bucket=_PG_BUCKET.format(**names), **more)
+
+    def postgresql(self) -> list[str]:
+        statements = []
+        for suffix, event, rows, sign in _EVENTS:
+            trigger = f"{self.name}_{suffix}"
+            body = self._sql(_PG_BUCKET_UPSERT if sign == "+" else _PG_BUCKET_UPDATE)
+            statements.append(self._sql(_PG_FUNCTION, trigger=trigger, body=body))
+            statements.append(self._sql(_PG_TRIGGER, trigger=trigger, event=event, rows=rows))
+        return statements
+
+    # --- migrations.RunPython(counter.install, counter.uninstall) ---------------------------------
+
+    def install(self, apps, schema_editor) -> None:
+        if schema_editor.connection.vendor == "postgresql":
+            for sql in [*self.postgresql(), self._sql(_PG_BUCKET_BACKFILL)]:
+                schema_editor.execute(sql)
+
+    def uninstall(self, apps, schema_editor) -> None:
+        if schema_editor.connection.vendor == "postgresql":
+            for suffix, *_ in _EVENTS:
+                for template in _PG_DROP:
+                    schema_editor.execute(self._sql(template, trigger=f"{self.name}_{suffix}"))

@@ -7,43 +7,17 @@ table but no triggers; its lists never read it.
 import django.db.models.deletion
 from django.db import migrations, models
 
-# The minute (UTC) of an image: date_trunc('minute', created AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'.
-INSTALL = [
-    """CREATE FUNCTION images_minutes_added() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-        INSERT INTO images_imageminute (workspace_id, minute, images)
-        SELECT workspace_id, date_trunc('minute', created AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', count(*) FROM changed GROUP BY 1, 2 ORDER BY 1, 2
-        ON CONFLICT (workspace_id, minute) DO UPDATE SET images = images_imageminute.images + EXCLUDED.images;
-        RETURN NULL; END $$""",
-    """CREATE TRIGGER images_minutes_added AFTER INSERT ON images_trainingimage
-        REFERENCING NEW TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION images_minutes_added()""",
-    """CREATE FUNCTION images_minutes_removed() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
-        UPDATE images_imageminute AS t SET images = t.images - d.n
-        FROM (SELECT workspace_id AS w, date_trunc('minute', created AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS m, count(*) AS n FROM changed GROUP BY 1, 2) AS d
-        WHERE t.workspace_id = d.w AND t.minute = d.m;
-        RETURN NULL; END $$""",
-    """CREATE TRIGGER images_minutes_removed AFTER DELETE ON images_trainingimage
-        REFERENCING OLD TABLE AS changed FOR EACH STATEMENT EXECUTE FUNCTION images_minutes_removed()""",
-    """INSERT INTO images_imageminute (workspace_id, minute, images)
-        SELECT workspace_id, date_trunc('minute', created AT TIME ZONE 'UTC') AT TIME ZONE 'UTC', count(*) FROM images_trainingimage GROUP BY 1, 2""",
-]
-UNINSTALL = [
-    "DROP TRIGGER IF EXISTS images_minutes_added ON images_trainingimage",
-    "DROP FUNCTION IF EXISTS images_minutes_added()",
-    "DROP TRIGGER IF EXISTS images_minutes_removed ON images_trainingimage",
-    "DROP FUNCTION IF EXISTS images_minutes_removed()",
-]
+from apps.core.counters import BucketCounter
 
-
-def install(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        for sql in INSTALL:
-            schema_editor.execute(sql)
-
-
-def uninstall(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        for sql in UNINSTALL:
-            schema_editor.execute(sql)
+IMAGES_PER_MINUTE = BucketCounter(
+    name="images_minutes",
+    source="images_trainingimage",
+    group="workspace_id",
+    stamp="created",
+    unit="minute",
+    target="images_imageminute",
+    column="images",
+)
 
 
 class Migration(migrations.Migration):
@@ -66,5 +40,5 @@ class Migration(migrations.Migration):
                 'constraints': [models.UniqueConstraint(fields=('workspace', 'minute'), name='unique_image_minute_per_workspace')],
             },
         ),
-        migrations.RunPython(install, uninstall),
+        migrations.RunPython(IMAGES_PER_MINUTE.install, IMAGES_PER_MINUTE.uninstall),
     ]
