@@ -35,10 +35,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ml import artifacts, blend, metrics, probe, taps
+from ml import artifacts, blend, kernel, metrics, probe, taps
 from ml.config import (
     AUTO_ARCHITECTURE,
-    CANDIDATE_KINDS,
+    DEFAULT_CANDIDATES,
     MAX_INPUT_SIZE,
     MIN_PRETRAINED_INPUT_SIZE,
     TASK_TYPES,
@@ -70,6 +70,8 @@ PROBE_SIZES = (260, 224, 192, 160, 128)
 # MNIST slices apart from the benchmark's: 0.875 at 128, 0.874 at 224), at a third of the cost,
 # which goes to the net from scratch.
 SMALL_PROBE_SIZE = 128
+# The kinds read from a net's middle stages (ml/taps.py): a linear head, a kernel head.
+MID_KINDS = frozenset({"probe_mid", "probe_kernel"})
 # Equal validation scores (and, on a large enough slice, equal log loss): the first kind here
 # wins, a blend always last.
 TIE_ORDER = ("probe", "finetune", "scratch", "blend")
@@ -578,8 +580,8 @@ def _probe(
     if used is None:
         candidate.note = "no pretrained weights available"
         return [candidate]
-    kinds = ctx.config.candidates or CANDIDATE_KINDS
-    stages = taps.default_stages(model) if "probe_mid" in kinds else None
+    kinds = ctx.config.candidates or DEFAULT_CANDIDATES
+    stages = taps.default_stages(model) if MID_KINDS & set(kinds) else None
     device = next(model.parameters()).device
     extract = model if stages is None else taps.Taps(model, stages, taps.TAPS_GRID, 1, final=True).to(device)
     cache = ctx.images.cache(size, dcfg["interpolation"])
@@ -608,13 +610,32 @@ def _probe(
         made.append(candidate)
     if stages is None:
         return made
-    served = taps.Taps(model, stages, taps.TAPS_GRID, ctx.num_outputs).to(device).eval()
-    mid = Candidate(f"{name}:mid-layers", "probe", architecture, size)
-    mid.model, mid.pretrained, mid.preprocessing, mid.config = served, used, dcfg, config
-    mid.taps_spec = taps.spec(served, architecture)
-    _fit_head(ctx, mid, served.head, feats[:, split:], _cols(flipped, split, None), fit_pos, val_pos)
-    mid.seconds += shared
-    return [*made, mid]
+    if "probe_mid" in kinds:
+        served = taps.Taps(model, stages, taps.TAPS_GRID, ctx.num_outputs).to(device).eval()
+        mid = Candidate(f"{name}:mid-layers", "probe", architecture, size)
+        mid.model, mid.pretrained, mid.preprocessing, mid.config = served, used, dcfg, config
+        mid.taps_spec = taps.spec(served, architecture)
+        _fit_head(ctx, mid, served.head, feats[:, split:], _cols(flipped, split, None), fit_pos, val_pos)
+        mid.seconds += shared
+        made.append(mid)
+    if "probe_kernel" in kinds and len(fit_pos) > 1:
+        t_kernel = time.monotonic()
+        # The kernel's landmarks and standardisation come from the fit part's features only, so
+        # the validation images are scored as unseen ones.
+        fit_idx = np.asarray(fit_pos, dtype=np.int64)
+        mapping = kernel.KernelMap(feats[fit_idx, split:], seed=ctx.config.seed)
+        rbf = taps.Taps(model, stages, taps.TAPS_GRID, ctx.num_outputs, kernel=mapping.landmarks)
+        rbf = rbf.to(device).eval()
+        mapping.load_into(rbf.head)
+        curved = Candidate(f"{name}:mid-layers:rbf", "probe", architecture, size)
+        curved.model, curved.pretrained, curved.preprocessing, curved.config = rbf, used, dcfg, config
+        curved.taps_spec = taps.spec(rbf, architecture)
+        mapped = mapping.transform(feats[:, split:]), mapping.transform(_cols(flipped, split, None))
+        _fit_head(ctx, curved, rbf.head.linear, *mapped, fit_pos, val_pos)
+        curved.hyper = {**curved.hyper, "landmarks": mapping.landmarks, "gamma": mapping.gamma}
+        curved.seconds = time.monotonic() - t_kernel + shared
+        made.append(curved)
+    return made
 
 
 def _cols(x: np.ndarray | None, start: int, stop: int | None) -> np.ndarray | None:
@@ -944,12 +965,12 @@ def _auto(ctx: _Context) -> tuple[Candidate, list[Candidate]]:
             deadline = None if ctx.budget.deadline is None else time.monotonic() + left()
             done(_net(ctx, "finetune", arch, size, ctx.config.pretrained, fit_pos, val_pos, deadline))
 
-    kinds = ctx.config.candidates or CANDIDATE_KINDS
+    kinds = ctx.config.candidates or DEFAULT_CANDIDATES
     asked = ctx.config.candidates is not None
     # The lite0 probe first: deterministic, cheap for what it gives, and on small images the
     # upscaled ImageNet features are a strong baseline a net from scratch must beat.
-    if pretrained_ok and ("probe" in kinds or "probe_mid" in kinds):
-        cheap = small and "probe_mid" in kinds and "scratch" in kinds
+    if pretrained_ok and ("probe" in kinds or MID_KINDS & set(kinds)):
+        cheap = small and bool(MID_KINDS & set(kinds)) and "scratch" in kinds
         lite_probe(PROBE_ARCHITECTURES[0], 0.35, fallback=True, at_most=SMALL_PROBE_SIZE if cheap else 0)
         reserve = RESERVE_S + ctx.seconds_for(PROBE_ARCHITECTURES[0], 224, ctx.n_test)
     base_reserve = reserve

@@ -25,6 +25,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ml.kernel import RBFHead
+
 TAPS_GRID = 2
 # Architectures with ``conv_stem``, ``bn1``, ``blocks`` (stages), ``conv_head`` and ``bn2``.
 _NEEDED = ("conv_stem", "bn1", "blocks", "conv_head", "bn2")
@@ -64,7 +66,13 @@ class Taps(nn.Module):
     """
 
     def __init__(
-        self, net: nn.Module, stages: Sequence[int], grid: int, num_outputs: int, final: bool = False
+        self,
+        net: nn.Module,
+        stages: Sequence[int],
+        grid: int,
+        num_outputs: int,
+        final: bool = False,
+        kernel: int = 0,
     ):
         super().__init__()
         stages = sorted(int(s) for s in stages)
@@ -80,7 +88,12 @@ class Taps(nn.Module):
             self.conv_head, self.bn2 = net.conv_head, net.bn2
         self.final_dim = _out_channels(net.conv_head) if final else 0
         self.tap_dim = sum(_out_channels(net.blocks[s]) for s in stages) * self.grid**2
-        self.head = nn.Linear(self.final_dim + self.tap_dim, num_outputs)
+        # ``kernel`` landmarks: an RBF-kernel head (ml/kernel.py) instead of a linear layer.
+        self.kernel = int(kernel)
+        in_dim = self.final_dim + self.tap_dim
+        self.head = (
+            RBFHead(in_dim, self.kernel, num_outputs) if self.kernel else nn.Linear(in_dim, num_outputs)
+        )
 
     def tapped(self, x: torch.Tensor) -> torch.Tensor:
         x = self.bn1(self.conv_stem(x))
@@ -103,7 +116,12 @@ class Taps(nn.Module):
 
 def spec(taps: Taps, architecture: str) -> dict:
     """What model.json keeps of a probe on middle layers, enough for ``create_empty``."""
-    return {"architecture": architecture, "stages": list(taps.stages), "grid": taps.grid}
+    return {
+        "architecture": architecture,
+        "stages": list(taps.stages),
+        "grid": taps.grid,
+        **({"kernel": taps.kernel} if taps.kernel else {}),
+    }
 
 
 def create_empty(taps_spec: dict, num_outputs: int) -> Taps:
@@ -111,4 +129,6 @@ def create_empty(taps_spec: dict, num_outputs: int) -> Taps:
     from ml.models import create_empty_model
 
     net = create_empty_model(taps_spec["architecture"], num_outputs)
-    return Taps(net, taps_spec["stages"], int(taps_spec["grid"]), num_outputs)
+    return Taps(
+        net, taps_spec["stages"], int(taps_spec["grid"]), num_outputs, kernel=int(taps_spec.get("kernel", 0))
+    )
