@@ -62,7 +62,10 @@ class KernelMap:
         from sklearn.kernel_approximation import Nystroem
 
         self.mean = features.mean(axis=0)
-        self.scale = np.maximum(features.std(axis=0), _MIN_SCALE)
+        spread = features.std(axis=0)
+        # A feature constant on the training side keeps scale 1 (as scikit-learn's StandardScaler
+        # does): dividing by ~0 would throw every unseen image far from all landmarks.
+        self.scale = np.where(spread > _MIN_SCALE, spread, 1.0)
         z = (features - self.mean) / self.scale
         # scikit-learn's gamma="scale" on standardised features: 1 / (features x their variance 1).
         self.gamma = 1.0 / features.shape[1]

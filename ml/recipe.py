@@ -675,7 +675,7 @@ def _fit_head(
             ctx.task_type, x, y, ctx.num_outputs, flipped=flipped, seed=ctx.config.seed, fixed=head.hyper
         )
         probe.to_linear(full, layer)
-        candidate.hyper = full.hyper
+        candidate.hyper = {**candidate.hyper, **full.hyper}  # a kernel probe's landmarks stay
 
     probe.to_linear(head, layer)
     candidate.model = candidate.model.eval()

@@ -36,6 +36,10 @@ def test_the_head_computes_scikit_learns_nystroem_features_in_torch():
     np.testing.assert_allclose(got, mapping.transform(unseen), atol=1e-4)
     # Fewer training rows than landmarks: every row is one.
     assert kernel.KernelMap(train[:20], landmarks=50).landmarks == 20
+    # A feature constant on the training side does not throw unseen images away from every landmark.
+    train[:, 3] = 5.0
+    flat = kernel.KernelMap(train, landmarks=50)
+    assert flat.scale[3] == 1.0 and np.abs(flat.transform(unseen)).sum(axis=1).min() > 0.1
 
 
 def _marks(left: bool, right: bool, rng: np.random.Generator, size: int = 48) -> Image.Image:
