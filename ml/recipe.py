@@ -610,31 +610,38 @@ def _probe(
         made.append(candidate)
     if stages is None:
         return made
-    if "probe_mid" in kinds:
-        served = taps.Taps(model, stages, taps.TAPS_GRID, ctx.num_outputs).to(device).eval()
-        mid = Candidate(f"{name}:mid-layers", "probe", architecture, size)
-        mid.model, mid.pretrained, mid.preprocessing, mid.config = served, used, dcfg, config
-        mid.taps_spec = taps.spec(served, architecture)
-        _fit_head(ctx, mid, served.head, feats[:, split:], _cols(flipped, split, None), fit_pos, val_pos)
-        mid.seconds += shared
+    mid_feats, mid_flipped = feats[:, split:], _cols(flipped, split, None)
+
+    def mid_layers(suffix: str, served: taps.Taps, layer: nn.Linear, x, x_flipped, started: float, **hyper):
+        # A probe served as the stages it reads and ``layer`` (its head's linear layer).
+        mid = Candidate(f"{name}:mid-layers{suffix}", "probe", architecture, size)
+        mid.model, mid.pretrained = served.to(device).eval(), used
+        mid.preprocessing, mid.config, mid.taps_spec = dcfg, config, taps.spec(served, architecture)
+        _fit_head(ctx, mid, layer, x, x_flipped, fit_pos, val_pos)
+        mid.hyper = {**mid.hyper, **hyper}
+        mid.seconds = time.monotonic() - started + shared
         made.append(mid)
+
+    if "probe_mid" in kinds:
+        served = taps.Taps(model, stages, taps.TAPS_GRID, ctx.num_outputs)
+        mid_layers("", served, served.head, mid_feats, mid_flipped, time.monotonic())
     if "probe_kernel" in kinds and len(fit_pos) > 1:
-        t_kernel = time.monotonic()
+        started = time.monotonic()
         # The kernel's landmarks and standardisation come from the fit part's features only, so
         # the validation images are scored as unseen ones.
-        fit_idx = np.asarray(fit_pos, dtype=np.int64)
-        mapping = kernel.KernelMap(feats[fit_idx, split:], seed=ctx.config.seed)
-        rbf = taps.Taps(model, stages, taps.TAPS_GRID, ctx.num_outputs, kernel=mapping.landmarks)
-        rbf = rbf.to(device).eval()
-        mapping.load_into(rbf.head)
-        curved = Candidate(f"{name}:mid-layers:rbf", "probe", architecture, size)
-        curved.model, curved.pretrained, curved.preprocessing, curved.config = rbf, used, dcfg, config
-        curved.taps_spec = taps.spec(rbf, architecture)
-        mapped = mapping.transform(feats[:, split:]), mapping.transform(_cols(flipped, split, None))
-        _fit_head(ctx, curved, rbf.head.linear, *mapped, fit_pos, val_pos)
-        curved.hyper = {**curved.hyper, "landmarks": mapping.landmarks, "gamma": mapping.gamma}
-        curved.seconds = time.monotonic() - t_kernel + shared
-        made.append(curved)
+        mapping = kernel.KernelMap(mid_feats[fit_pos], seed=ctx.config.seed)
+        served = taps.Taps(model, stages, taps.TAPS_GRID, ctx.num_outputs, kernel=mapping.landmarks)
+        mapping.load_into(served.head)
+        mapped = mapping.transform(mid_feats), mapping.transform(mid_flipped)
+        mid_layers(
+            ":rbf",
+            served,
+            served.head.linear,
+            *mapped,
+            started,
+            landmarks=mapping.landmarks,
+            gamma=mapping.gamma,
+        )
     return made
 
 
