@@ -107,9 +107,13 @@ class RowCounter:
 
     def uninstall(self, apps, schema_editor) -> None:
         drops = _PG_DROP if schema_editor.connection.vendor == "postgresql" else _LITE_DROP
-        for suffix, *_ in _EVENTS:
-            for template in drops:
-                schema_editor.execute(self._sql(template, trigger=f"{self.name}_{suffix}"))
+        for sql in _drops(self, drops):
+            schema_editor.execute(sql)
+
+
+def _drops(counter: RowCounter | BucketCounter, templates: list[str]) -> list[str]:
+    """The statements that remove ``counter``'s triggers (and functions), one event after another."""
+    return [counter._sql(t, trigger=f"{counter.name}_{suffix}") for suffix, *_ in _EVENTS for t in templates]
 
 
 # Counts per group and per unit of time (a timestamp truncated in UTC), PostgreSQL only.
@@ -174,6 +178,5 @@ class BucketCounter:
 
     def uninstall(self, apps, schema_editor) -> None:
         if schema_editor.connection.vendor == "postgresql":
-            for suffix, *_ in _EVENTS:
-                for template in _PG_DROP:
-                    schema_editor.execute(self._sql(template, trigger=f"{self.name}_{suffix}"))
+            for sql in _drops(self, _PG_DROP):
+                schema_editor.execute(sql)
