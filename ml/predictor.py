@@ -13,7 +13,7 @@ from ml.data import ImageInput, normalize
 from ml.data import draft as draft_image
 from ml.data import preprocess as preprocess_image
 from ml.inference import accelerate
-from ml.models import features_and_logits, model_from_meta, postprocess
+from ml.models import features_and_logits, forward_batch_size, model_from_meta, postprocess
 
 
 class Predictor:
@@ -86,7 +86,8 @@ class Predictor:
         return self.predict_tensor(torch.stack(list(inputs)), descriptor=descriptor)
 
     def predict_tensor(self, batch: torch.Tensor, descriptor: bool = False) -> list[dict]:
-        """One forward pass over a uint8 (N, 3, S, S) batch from ``preprocess``.
+        """The forward over a uint8 (N, 3, S, S) batch from ``preprocess``: one pass, or on a CPU
+        passes of ``forward_batch_size`` images (large images run faster a few at a time).
 
         Each result has ``probs`` (aligned to ``labels``; softmax for multi_class, sigmoid
         for multi_label: compare with ``thresholds``) or ``value`` (regression, in target
@@ -94,7 +95,10 @@ class Predictor:
         """
         with torch.inference_mode():
             x = normalize(batch.to(self.device), self.mean, self.std)
-            feats, logits = self.forward_fn(x)
+            step = forward_batch_size(x.shape[-1], self.device, x.shape[0])
+            parts = [self.forward_fn(x[start : start + step]) for start in range(0, max(len(x), 1), step)]
+            feats = parts[0][0] if len(parts) == 1 else torch.cat([part[0] for part in parts])
+            logits = parts[0][1] if len(parts) == 1 else torch.cat([part[1] for part in parts])
             out = postprocess(logits, self.task_type, self.target_mean, self.target_std).cpu()
             desc = torch.nn.functional.normalize(feats.float(), dim=1).cpu() if descriptor else None
         results = []

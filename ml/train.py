@@ -26,7 +26,7 @@ from torch import nn
 
 from ml.config import TrainConfig
 from ml.data import augment, normalize
-from ml.models import features_and_logits, postprocess
+from ml.models import features_and_logits, forward_batch_size, postprocess
 
 logger = logging.getLogger(__name__)
 
@@ -224,12 +224,15 @@ def forward_outputs(
     *,
     mean: Sequence[float],
     std: Sequence[float],
-    batch_size: int = EVAL_BATCH_SIZE,
+    batch_size: int | None = None,
     want_features: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Eval-mode fp32 logits (and pooled features) for a uint8 cache, on CPU."""
+    """Eval-mode fp32 logits (and pooled features) for a uint8 cache, on CPU. ``batch_size`` None:
+    EVAL_BATCH_SIZE images a pass, fewer on a CPU for large images (``forward_batch_size``)."""
     model.eval()
     device = next(model.parameters()).device
+    if batch_size is None:
+        batch_size = forward_batch_size(images.shape[-1], device, EVAL_BATCH_SIZE)
     logits, feats = [], []
     for start in range(0, images.shape[0], batch_size):
         x = normalize(images[start : start + batch_size].to(device), mean, std)
