@@ -22,17 +22,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 from torch import nn
+
+from ml.probe import blas_threads
 
 LANDMARKS = 1000
 _MIN_SCALE = 1e-6
-
-
-def _blas_threads():
-    """BLAS on as many threads as torch, as ``ml.probe`` fits its heads: left to itself OpenBLAS
-    spins a thread per core, which on a busy machine multiplied a probe's time."""
-    return threadpool_limits(limits=max(torch.get_num_threads(), 1), user_api="blas")
 
 
 class RBFHead(nn.Module):
@@ -77,7 +72,7 @@ class KernelMap:
         # scikit-learn's gamma="scale" on standardised features: 1 / (features x their variance 1).
         self.gamma = 1.0 / features.shape[1]
         count = min(landmarks, features.shape[0])
-        with _blas_threads():
+        with blas_threads():
             self.nystroem = Nystroem(kernel="rbf", gamma=self.gamma, n_components=count, random_state=seed)
             self.nystroem.fit(z)
 
@@ -88,7 +83,7 @@ class KernelMap:
     def transform(self, features: np.ndarray | None) -> np.ndarray | None:
         if features is None:
             return None
-        with _blas_threads():
+        with blas_threads():
             return self.nystroem.transform((features - self.mean) / self.scale)
 
     def load_into(self, head: RBFHead) -> None:

@@ -97,8 +97,7 @@ class Predictor:
             x = normalize(batch.to(self.device), self.mean, self.std)
             step = forward_batch_size(x.shape[-1], self.device, x.shape[0])
             parts = [self.forward_fn(x[start : start + step]) for start in range(0, max(len(x), 1), step)]
-            feats = parts[0][0] if len(parts) == 1 else torch.cat([part[0] for part in parts])
-            logits = parts[0][1] if len(parts) == 1 else torch.cat([part[1] for part in parts])
+            feats, logits = (torch.cat(pieces) for pieces in zip(*parts, strict=True))
             out = postprocess(logits, self.task_type, self.target_mean, self.target_std).cpu()
             desc = torch.nn.functional.normalize(feats.float(), dim=1).cpu() if descriptor else None
         results = []

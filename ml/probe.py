@@ -157,11 +157,16 @@ def _folds(task_type: str, y: np.ndarray, seed: int) -> list[tuple[np.ndarray, n
     return list(KFold(n_splits=max(2, k), shuffle=True, random_state=seed).split(np.zeros(n)))
 
 
+def blas_threads():
+    """BLAS (scikit-learn, SciPy) on as many threads as torch, as a context: the trainer's thread
+    setting holds for every head fit. Left to itself OpenBLAS spins one thread per core, and on a
+    busy machine those spinning threads made a 7 s probe take 40 s."""
+    return threadpool_limits(limits=max(torch.get_num_threads(), 1), user_api="blas")
+
+
 def fit_linear_head(*args, **kwargs) -> LinearHead:
-    """``_fit_linear_head`` with BLAS (scikit-learn, SciPy) on as many threads as torch: the
-    trainer's thread setting holds for the whole fit. Left to itself OpenBLAS spins one thread per
-    core, and on a busy machine those spinning threads made a 7 s probe take 40 s."""
-    with threadpool_limits(limits=max(torch.get_num_threads(), 1), user_api="blas"):
+    """``_fit_linear_head`` on ``blas_threads()``."""
+    with blas_threads():
         return _fit_linear_head(*args, **kwargs)
 
 
