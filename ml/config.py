@@ -39,9 +39,11 @@ AUTO_ARCHITECTURE = "auto"
 # lite2 (either layer, as those two kinds allow), a small net from scratch (small images only
 # unless asked for), fine-tuning lite0, and a blend of the better lite0 probe with the net from
 # scratch (their mixed outputs, one module; ml/blend.py). "probe_kernel" is a middle-stage probe
-# with an RBF-kernel head instead of a linear one (ml/kernel.py).
+# with an RBF-kernel head instead of a linear one (ml/kernel.py). "probe_multi" (images larger
+# than the small-image side only) is one linear head on the features of several backbones side by
+# side, each at its native size (ml/multi.py): the photo candidate.
 CANDIDATE_KINDS: tuple[str, ...] = (
-    "probe", "probe_mid", "probe_kernel", "probe_large", "scratch", "finetune", "blend",
+    "probe", "probe_mid", "probe_kernel", "probe_large", "probe_multi", "scratch", "finetune", "blend",
 )  # fmt: skip
 # What auto tries when a task names none: the middle stages with the kernel head only. On four
 # Fashion-MNIST dev slices (2,000 test images each) the kernel head beat the linear one on every
@@ -118,6 +120,9 @@ class TrainConfig:
     amp: str = "auto"
     # torch intra-op threads for training; None leaves torch's default.
     num_threads: int | None = None
+    # After the version is evaluated on its test side, fit the chosen recipe once more on every
+    # labelled image (test side included) before saving. The metrics stay those of the 80/20 run.
+    final_refit: bool = False
 
     def validate(self) -> None:
         """Raise ValueError when a field is out of range."""

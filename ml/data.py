@@ -75,15 +75,28 @@ def draft(img: Image.Image, size: int) -> Image.Image:
     return img
 
 
-def preprocess(image: ImageInput, size: int, interpolation: str = "bicubic") -> torch.Tensor:
+# How an image becomes a square input: "crop" resizes the shorter side and keeps the centre (the
+# aspect ratio is kept, the margins of the longer side are lost); "squash" resizes the whole image
+# to the square (nothing is lost, the aspect ratio is not kept).
+RESIZE_MODES = ("crop", "squash")
+
+
+def preprocess(image: ImageInput, size: int, interpolation: str = "bicubic", resize: str = "crop") -> torch.Tensor:
     """Decode and resize one image to a (3, size, size) uint8 tensor.
 
-    Shorter side resized to ``size``, then a centre crop: the aspect ratio is kept and
-    only the margins of the longer side are lost. JPEGs are decoded at a reduced scale
+    ``resize="crop"``: shorter side resized to ``size``, then a centre crop: the aspect ratio is
+    kept and only the margins of the longer side are lost. ``"squash"``: the whole image resized
+    to ``size`` x ``size`` (wide photos keep their sides). JPEGs are decoded at a reduced scale
     with ``Image.draft`` first (up to 8x less work on a large photo); EXIF orientation
     is applied so phone photos are upright.
     """
+    if resize not in RESIZE_MODES:
+        raise ValueError(f"resize must be one of {RESIZE_MODES}")
     img = to_rgb(draft(open_image(image), size))
+    if resize == "squash":
+        if img.size != (size, size):
+            img = img.resize((size, size), _RESAMPLE.get(interpolation, Image.Resampling.BICUBIC))
+        return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
     w, h = img.size
     scale = size / min(w, h)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
@@ -128,9 +141,9 @@ def image_shorter_sides(images: Sequence[ImageInput]) -> list[int]:
     return sides
 
 
-def _decode(image: ImageInput, size: int, interpolation: str) -> torch.Tensor | Exception:
+def _decode(image: ImageInput, size: int, interpolation: str, resize: str = "crop") -> torch.Tensor | Exception:
     try:
-        return preprocess(image, size, interpolation)
+        return preprocess(image, size, interpolation, resize)
     except Exception as exc:  # noqa: BLE001 - any decoder error means "skip this image"
         return exc
 
@@ -140,6 +153,7 @@ def build_cache(
     size: int,
     interpolation: str = "bicubic",
     names: Sequence[int] | None = None,
+    resize: str = "crop",
 ) -> tuple[torch.Tensor, list[int], list[str]]:
     """Decode every image once into a uint8 tensor (N_ok, 3, size, size), channels_last.
 
@@ -153,7 +167,7 @@ def build_cache(
     warnings: list[str] = []
     workers = max(1, min(4, os.cpu_count() or 1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        decoded = pool.map(lambda image: _decode(image, size, interpolation), images)
+        decoded = pool.map(lambda image: _decode(image, size, interpolation, resize), images)
         for i, result in enumerate(decoded):  # map keeps input order: warnings are stable
             if isinstance(result, Exception):
                 name = names[i] if names is not None else i

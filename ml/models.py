@@ -243,6 +243,10 @@ def model_from_meta(meta: dict) -> nn.Module:
         from ml.blend import create_empty
 
         return create_empty(meta)
+    if meta.get("multi"):
+        from ml import multi
+
+        return multi.create_empty(meta)
     if meta.get("taps"):
         from ml import taps
 

@@ -34,6 +34,7 @@ class Predictor:
         self.mean: list[float] = meta["mean"]
         self.std: list[float] = meta["std"]
         self.interpolation: str = meta.get("interpolation", "bicubic")
+        self.resize: str = meta.get("resize", "crop")  # ml.data.RESIZE_MODES
         self.thresholds: list[float] | None = meta.get("thresholds")
         self.target_mean: float | None = meta.get("target_mean")
         self.target_std: float | None = meta.get("target_std")
@@ -67,7 +68,7 @@ class Predictor:
 
     def preprocess(self, image: ImageInput) -> torch.Tensor:
         """Decode + resize one image to the version's uint8 (3, S, S) input."""
-        return preprocess_image(image, self.input_size, self.interpolation)
+        return preprocess_image(image, self.input_size, self.interpolation, self.resize)
 
     def draft(self, image: Image.Image) -> Image.Image:
         """Prepare an opened, not yet decoded image for ``preprocess``: a JPEG decodes at a reduced

@@ -11,8 +11,10 @@ is still one timm net and one forward pass.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,6 +48,10 @@ class LinearHead:
     weight: np.ndarray  # (K, D)
     bias: np.ndarray  # (K,)
     hyper: dict  # what cross-validation chose: C or alpha, flip
+    # Out-of-fold outputs of the chosen head (one row per training row: its prediction by the fold
+    # that held it out) and the folds' row indices; None when no cross-validation ran.
+    oof: np.ndarray | None = None
+    folds: list[np.ndarray] | None = None
 
 
 def _standardise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -83,8 +89,6 @@ def _fit_raw(
     models, so each step starts from the last solution: the whole path costs little more
     than its last fit.
     """
-    import warnings
-
     warm = {} if warm is None else warm
     with warnings.catch_warnings():
         # A capped lbfgs on a tiny set may stop a little short; the score decides, not the flag.
@@ -143,17 +147,21 @@ def cv_loss(task_type: str, out: np.ndarray, y: np.ndarray) -> float:
     return float(-np.mean(y * np.log(out + eps) + (1 - y) * np.log(1 - out + eps)))
 
 
-def _folds(task_type: str, y: np.ndarray, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+def _folds(task_type: str, y: np.ndarray, seed: int, folds: int = CV_FOLDS) -> list[tuple[np.ndarray, np.ndarray]]:
     n = len(y)
     if n < 2:  # nothing to hold out: the first choice of the grid stands
         return []
-    k = min(CV_FOLDS, n)
+    k = min(folds, n)
     if task_type == "multi_class":
         smallest = np.bincount(y).astype(float)
         smallest = smallest[smallest > 0].min()
         if smallest >= 2:
-            splitter = StratifiedKFold(n_splits=int(min(k, smallest)), shuffle=True, random_state=seed)
-            return list(splitter.split(np.zeros(n), y))
+            # A label with fewer images than folds is left out of some folds' held-out rows (and
+            # scikit-learn says so); k stays, so every fold still trains on (k - 1) / k of the rows.
+            splitter = StratifiedKFold(n_splits=int(k), shuffle=True, random_state=seed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                return list(splitter.split(np.zeros(n), y))
     return list(KFold(n_splits=max(2, k), shuffle=True, random_state=seed).split(np.zeros(n)))
 
 
@@ -179,8 +187,17 @@ def _fit_linear_head(
     flipped: np.ndarray | None = None,
     seed: int = 0,
     fixed: dict | None = None,
+    folds: int = CV_FOLDS,
+    average_flips: bool = False,
 ) -> LinearHead:
     """Fit a linear head on ``features`` (N, D), choosing its regularisation by k-fold CV.
+
+    ``folds`` sets k. With ``average_flips`` the mirrored features are averaged with the originals,
+    for training and held-out rows alike, instead of being extra training rows (the head is then
+    served on averaged features: ``hyper["flip"] == "average"``); cross-validation still decides
+    between that and no mirrors. On the photo development folds averaging was at or above extra
+    rows for every backbone set (bench/dev_photos.py). The returned head carries the chosen
+    setting's out-of-fold outputs (``oof``), so its cross-validated score costs nothing more.
 
     ``flipped`` (N, D), the features of the mirrored images, are tried as extra training rows
     (never as held-out rows); they are kept only when cross-validation says they help. Targets:
@@ -189,25 +206,34 @@ def _fit_linear_head(
     """
     key = "alpha" if task_type == "regression" else "C"
     grid = ALPHA_GRID if task_type == "regression" else C_GRID
-    flips = (False, True) if flipped is not None else (False,)
+    flips: tuple = (False, True) if flipped is not None else (False,)
+    if flipped is not None and average_flips:
+        flips = (False, "average")
     if fixed is not None:
-        grid, flips = (fixed[key],), (bool(fixed["flip"]) and flipped is not None,)
-    folds = _folds(task_type, targets, seed) if len(grid) * len(flips) > 1 else []
-    losses: dict[tuple[float, bool], list[float]] = {(s, f): [] for s in grid for f in flips}
-    errors: dict[tuple[float, bool], list[float]] = {(s, f): [] for s in grid for f in flips}
-    for train, held in folds:
+        chosen = fixed["flip"] if flipped is not None else False
+        grid, flips = (fixed[key],), (chosen if chosen == "average" else bool(chosen),)
+    splits = _folds(task_type, targets, seed, folds) if len(grid) * len(flips) > 1 else []
+    losses: dict[tuple[float, Any], list[float]] = {(s, f): [] for s in grid for f in flips}
+    errors: dict[tuple[float, Any], list[float]] = {(s, f): [] for s in grid for f in flips}
+    oof: dict[tuple[float, Any], np.ndarray] = {}
+    averaged = (features + flipped) / 2 if "average" in flips else None
+    for train, held in splits:
         for flip in flips:
-            x_train = features[train]
+            rows = averaged if flip == "average" else features
+            x_train = rows[train]
             y_train = targets[train]
-            if flip:
+            if flip is True:
                 x_train = np.concatenate([x_train, flipped[train]])
                 y_train = np.concatenate([y_train, y_train])
             mean, scale = _standardise(x_train)
-            z_train, z_held = (x_train - mean) / scale, (features[held] - mean) / scale
+            z_train, z_held = (x_train - mean) / scale, (rows[held] - mean) / scale
             warm: dict = {}  # grid is increasing C: each fit starts from the previous solution
             for strength in grid:
                 weight, bias = _fit_raw(task_type, z_train, y_train, strength, num_outputs, warm)
                 out = _outputs(task_type, z_held, weight, bias)
+                if (strength, flip) not in oof:
+                    oof[(strength, flip)] = np.zeros((len(targets), *out.shape[1:]))
+                oof[(strength, flip)][held] = out
                 losses[(strength, flip)].append(cv_loss(task_type, out, targets[held]))
                 if task_type == "multi_class":
                     errors[(strength, flip)].append(float(np.mean(out.argmax(axis=1) != targets[held])))
@@ -219,14 +245,22 @@ def _fit_linear_head(
         key=lambda k: (float(np.mean(errors[k])) if errors[k] else 0.0, float(np.mean(losses[k] or [0.0]))),
     )
     x, y = features, targets
-    if flip:
+    if flip == "average":
+        x = averaged if averaged is not None else (features + flipped) / 2
+    elif flip:
         x, y = np.concatenate([x, flipped]), np.concatenate([y, y])
     mean, scale = _standardise(x)
     weight, bias = _fit_raw(task_type, (x - mean) / scale, y, strength, num_outputs, final=True)
     # Fold the standardisation into the layer: W z + b with z = (x - mean) / scale.
     weight = weight / scale
     bias = bias - weight @ mean
-    return LinearHead(weight=weight, bias=bias, hyper={key: strength, "flip": bool(flip)})
+    return LinearHead(
+        weight=weight,
+        bias=bias,
+        hyper={key: strength, "flip": flip if flip == "average" else bool(flip)},
+        oof=oof.get((strength, flip)),
+        folds=[held for _, held in splits] or None,
+    )
 
 
 def predict(task_type: str, head: LinearHead, features: np.ndarray) -> np.ndarray:
@@ -270,3 +304,26 @@ def targets_array(task_type: str, targets: Sequence | torch.Tensor) -> np.ndarra
     """ml.train's target tensor as numpy: int classes, float multi-hot rows, float values."""
     array = targets.numpy() if isinstance(targets, torch.Tensor) else np.asarray(targets)
     return array.astype(np.int64) if task_type == "multi_class" else array.astype(np.float64)
+
+
+@dataclass
+class CVEstimate:
+    """A head's cross-validated score: over every row's out-of-fold output, the spread of the
+    folds' own scores (what one held-out slice of a fold's size would be off by), the log loss, and
+    for multi_label the thresholds chosen on the out-of-fold outputs."""
+
+    score: float
+    fold_sd: float
+    loss: float
+    folds: int
+    thresholds: list[float] | None
+
+
+def cv_estimate(task_type: str, head: LinearHead, targets: np.ndarray, target_std: float = 1.0) -> CVEstimate | None:
+    """The cross-validated estimate of ``head`` (None when no cross-validation ran)."""
+    if head.oof is None or not head.folds:
+        return None
+    score, thresholds = validation_score(task_type, head.oof, targets, target_std)
+    per_fold = [validation_score(task_type, head.oof[held], targets[held], target_std)[0] for held in head.folds]
+    sd = float(np.std(per_fold, ddof=1)) if len(per_fold) > 1 else 0.0
+    return CVEstimate(score, sd, cv_loss(task_type, head.oof, targets), len(head.folds), thresholds)

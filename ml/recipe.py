@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ml import artifacts, blend, kernel, metrics, probe, taps
+from ml import artifacts, blend, kernel, metrics, multi, probe, taps
 from ml.config import (
     AUTO_ARCHITECTURE,
     DEFAULT_CANDIDATES,
@@ -74,12 +74,23 @@ SMALL_PROBE_SIZE = 128
 MID_KINDS = frozenset({"probe_mid", "probe_kernel"})
 # Equal validation scores (and, on a large enough slice, equal log loss): the first kind here
 # wins, a blend always last.
-TIE_ORDER = ("probe", "finetune", "scratch", "blend")
-# ... except on small grey images (scans, digits), where a net trained on the images themselves
-# generalises best: measured on two digit classes x 25 images, the scratch net scored 0.994-0.997
-# on the test side, fine-tuning 0.981-0.987, the linear probes 0.935-0.974, while all of them tied
-# at 1.0 on the 10-image validation slice.
-TIE_ORDER_SMALL_GREY = ("scratch", "finetune", "probe", "blend")
+TIE_ORDER = ("probe_multi", "probe", "finetune", "scratch", "blend")
+# The photo candidate (``probe_multi``, images larger than SMALL_IMAGE_SIDE): backbones whose
+# frozen features, each at its native size, one linear head reads side by side. When the budget
+# cannot pay for all of them the last ones are left out. Chosen by 5-fold cross-validation within
+# the photo benchmark's training sides (bench/dev_photos.py; BENCHMARKS.md): lite0 + lite2 with
+# mirror averaging 0.749, lite0 + lite1 + lite2 0.749 (a third more work), lite2 alone 0.721.
+MULTI_ARCHITECTURES = ("tf_efficientnet_lite2", "tf_efficientnet_lite0")
+# ... reading the whole photo squashed to the square, not its centre crop: on the same folds lite2
+# alone scored 0.781 squashed against 0.686 cropped on seed 0's training side (the benchmark's
+# photos are 307 x 172: a centre crop drops 44 % of each).
+MULTI_RESIZE = "squash"
+# Share of the budget left the photo candidate's feature extraction may plan for.
+MULTI_SHARE = 0.75
+# Below this many training images the probes' heads are chosen and scored by k-fold cross-
+# validation over the whole training side with this many folds (3 above it).
+SMALL_DATA = 2000
+SMALL_DATA_FOLDS = 5
 # Below this many validation images the log loss does not break ties: on a slice this small it
 # only says which model is the most confident, and the probes' confident heads won every tie.
 MIN_VALIDATION_FOR_LOSS = 30
@@ -133,6 +144,10 @@ class Candidate:
     members: list[Candidate] = field(default_factory=list)  # a blend's nets, in input order
     blend_spec: dict | None = None  # model.json's "blend" once the served module is a Blend
     taps_spec: dict | None = None  # model.json's "taps": a probe on middle layers (ml/taps.py)
+    multi_spec: dict | None = None  # model.json's "multi": the photo candidate (ml/multi.py)
+    # Fit once more on every labelled image after the test side was scored (TrainConfig.final_refit):
+    # called with the test side's Images and their targets (as y_train is, standardised).
+    final_refit: Callable[[Images, torch.Tensor], None] | None = None
 
     def summary(self) -> dict:
         return {
@@ -202,14 +217,14 @@ class Images:
         self.warnings: list[str] = []
         self._caches: dict[tuple[int, str], torch.Tensor] = {}
 
-    def cache(self, size: int, interpolation: str) -> torch.Tensor:
-        key = (size, interpolation)
+    def cache(self, size: int, interpolation: str, resize: str = "crop") -> torch.Tensor:
+        key = (size, interpolation) if resize == "crop" else (size, f"{interpolation}:{resize}")
         if key not in self._caches:
             if self.ok is None:
-                cache, ok, warnings = build_cache(self.images, size, interpolation, names=self.names)
+                cache, ok, warnings = build_cache(self.images, size, interpolation, names=self.names, resize=resize)
                 self.ok, self.warnings = ok, warnings
             else:
-                cache, ok, _ = build_cache([self.images[i] for i in self.ok], size, interpolation)
+                cache, ok, _ = build_cache([self.images[i] for i in self.ok], size, interpolation, resize=resize)
                 if len(ok) != len(self.ok):  # a file changed under us: fail, never misalign labels
                     raise ValueError("an image that decoded before could not be decoded again")
             self._store(key, cache)
@@ -234,6 +249,20 @@ class Images:
             ]
             self._store(key, torch.cat(rows) if rows else big[:, :, :size, :size].clone())
         return self._caches[key]
+
+
+class _Joined(Images):
+    """The training side followed by the test side, as one side: what a final refit learns from."""
+
+    def __init__(self, first: Images, second: Images):
+        super().__init__([], [])
+        self.parts = (first, second)
+
+    def cache(self, size: int, interpolation: str, resize: str = "crop") -> torch.Tensor:
+        return torch.cat([part.cache(size, interpolation, resize) for part in self.parts])
+
+    def pooled(self, source: tuple[int, str], size: int) -> torch.Tensor:
+        return torch.cat([part.pooled(source, size) for part in self.parts])
 
 
 class Budget:
@@ -358,7 +387,7 @@ def _fit(items, test_mask, labels, task_type, config, out_dir, progress) -> Trai
     # ---- the test side, read for the first time: exactly what the predictor does (fp32, eval)
     prep = winner.preprocessing
     tests = Images([items[i][0] for i in test_items], test_items)
-    test_cache = tests.cache(winner.input_size, prep["interpolation"])
+    test_cache = tests.cache(winner.input_size, prep["interpolation"], prep.get("resize", "crop"))
     test_ok = [test_items[p] for p in tests.ok or []]
     raw_test = [items[i][1] for i in test_ok]
     logits, _ = forward_outputs(model, test_cache, mean=prep["mean"], std=prep["std"])
@@ -386,6 +415,8 @@ def _fit(items, test_mask, labels, task_type, config, out_dir, progress) -> Trai
             "history": history,
         }
     )
+    if config.final_refit:
+        result_metrics["final_refit"] = _final_refit(ctx, winner, tests, raw_test, target_mean, target_std)
     result_metrics = finite(result_metrics)
     predictions = finite(predictions)
     warnings = sorted(images.warnings + tests.warnings, key=_item_number) + ctx.warnings
@@ -395,11 +426,13 @@ def _fit(items, test_mask, labels, task_type, config, out_dir, progress) -> Trai
             "architecture": blend.BLEND_ARCHITECTURE if winner.blend_spec else winner.architecture,
             **({"blend": winner.blend_spec} if winner.blend_spec else {}),
             **({"taps": winner.taps_spec} if winner.taps_spec and not winner.blend_spec else {}),
+            **({"multi": winner.multi_spec} if winner.multi_spec else {}),
             "input_size": winner.input_size,
             "num_outputs": num_outputs,
             "mean": prep["mean"],
             "std": prep["std"],
             "interpolation": prep["interpolation"],
+            "resize": prep.get("resize", "crop"),
             "task_type": task_type,
             "labels": labels,
             "thresholds": thresholds,
@@ -419,6 +452,23 @@ def _fit(items, test_mask, labels, task_type, config, out_dir, progress) -> Trai
         config=config,
         out_dir=str(out_dir) if out_dir is not None else None,
     )
+
+
+def _final_refit(ctx, winner: Candidate, tests: Images, raw_test, target_mean, target_std) -> dict:
+    """Fit the chosen recipe once more on every labelled image (the test side joins the training
+    side) after the version was scored; what was done, for the version's metrics."""
+    n_train, n_test = len(ctx.y_train), len(raw_test)
+    if not n_test:
+        return {"done": False, "reason": "no test images to add", "images": n_train}
+    if winner.final_refit is None:
+        return {"done": False, "reason": f"not available for {winner.kind} candidates", "images": n_train}
+    t0 = time.monotonic()
+    y_test = _target_tensor(raw_test, ctx.task_type, ctx.num_outputs)
+    if ctx.task_type == "regression":
+        y_test = (y_test - target_mean) / target_std
+    ctx.report({"stage": "final refit on every labelled image"})
+    winner.final_refit(tests, y_test)
+    return {"done": True, "images": n_train + n_test, "seconds": round(time.monotonic() - t0, 2)}
 
 
 def _item_number(warning: str) -> int:
@@ -545,13 +595,16 @@ def _build(
     return model, built.pretrained, data_config(built.model), built.warnings
 
 
-def _features(ctx: _Context, model: nn.Module, cache: torch.Tensor, dcfg: dict) -> np.ndarray | None:
+def _features(
+    ctx: _Context, model: nn.Module, cache: torch.Tensor, dcfg: dict, budget: bool = True
+) -> np.ndarray | None:
     """Pooled features (float64 numpy) of a uint8 cache, or None when the budget runs out first
-    (checked before each chunk, with the last chunk's time as the estimate of the next)."""
+    (checked before each chunk, with the last chunk's time as the estimate of the next, unless
+    ``budget`` is False)."""
     chunks = []
     last = 0.0
     for start in range(0, cache.shape[0], FEATURE_CHUNK):
-        if ctx.budget.left() < RESERVE_S + last:
+        if budget and ctx.budget.left() < RESERVE_S + last:
             return None
         t0 = time.monotonic()
         _, feats = forward_outputs(
@@ -601,30 +654,43 @@ def _probe(
     shared = time.monotonic() - t0
     split = feats.shape[1] if stages is None else extract.final_dim
     made = []
+
+    def test_features(start: int, stop: int | None, transform=None):
+        # The test side's features in the same columns (and kernel map) as the head's: a final refit.
+        def extract_test(test_images: Images) -> tuple[np.ndarray, np.ndarray | None]:
+            c = test_images.cache(size, dcfg["interpolation"])
+            f = _features(ctx, extract, c, dcfg, budget=False)[:, start:stop]
+            g = None if flipped is None else _features(ctx, extract, c.flip(-1), dcfg, budget=False)[:, start:stop]
+            if transform is not None:
+                f, g = transform(f), (None if g is None else transform(g))
+            return f, g
+
+        return extract_test
+
     if "probe" in kinds or stages is None:
         candidate.model, candidate.pretrained, candidate.preprocessing = model, used, dcfg
         candidate.config = config
         last = feats[:, :split], _cols(flipped, 0, split)
-        _fit_head(ctx, candidate, model.get_classifier(), *last, fit_pos, val_pos)
+        _fit_head(ctx, candidate, model.get_classifier(), *last, fit_pos, val_pos, test_features(0, split))
         candidate.seconds += shared
         made.append(candidate)
     if stages is None:
         return made
     mid_feats, mid_flipped = feats[:, split:], _cols(flipped, split, None)
 
-    def mid_layers(suffix: str, served: taps.Taps, layer: nn.Linear, x, x_flipped, started: float, **hyper):
+    def mid_layers(suffix, served: taps.Taps, layer: nn.Linear, x, x_flipped, started: float, extract_test, **hyper):
         # A probe served as the stages it reads and ``layer`` (its head's linear layer).
         mid = Candidate(f"{name}:mid-layers{suffix}", "probe", architecture, size)
         mid.model, mid.pretrained = served.to(device).eval(), used
         mid.preprocessing, mid.config, mid.taps_spec = dcfg, config, taps.spec(served, architecture)
-        _fit_head(ctx, mid, layer, x, x_flipped, fit_pos, val_pos)
+        _fit_head(ctx, mid, layer, x, x_flipped, fit_pos, val_pos, extract_test)
         mid.hyper = {**mid.hyper, **hyper}
         mid.seconds = time.monotonic() - started + shared
         made.append(mid)
 
     if "probe_mid" in kinds:
         served = taps.Taps(model, stages, taps.TAPS_GRID, ctx.num_outputs)
-        mid_layers("", served, served.head, mid_feats, mid_flipped, time.monotonic())
+        mid_layers("", served, served.head, mid_feats, mid_flipped, time.monotonic(), test_features(split, None))
     if "probe_kernel" in kinds and len(fit_pos) > 1:
         started = time.monotonic()
         # The kernel's landmarks and standardisation come from the fit part's features only, so
@@ -639,10 +705,147 @@ def _probe(
             served.head.linear,
             *mapped,
             started,
+            test_features(split, None, mapping.transform),
             landmarks=mapping.landmarks,
             gamma=mapping.gamma,
         )
     return made
+
+
+def _multi_plan(ctx: _Context, seconds: float) -> list[str]:
+    """The photo candidate's backbones whose feature extraction (mirrored copies included) fits in
+    ``seconds``, in MULTI_ARCHITECTURES order; the first one whatever it costs."""
+    images = len(ctx.y_train) * (2 if ctx.flip else 1)
+    chosen: list[str] = []
+    for arch in MULTI_ARCHITECTURES:
+        cost = sum(ctx.seconds_for(a, NATIVE_SIZE[a], images) for a in [*chosen, arch])
+        if not chosen or cost <= seconds:
+            chosen.append(arch)
+    return chosen
+
+
+def _multi_serving_seconds(ctx: _Context, architectures: Sequence[str], images: int) -> float:
+    """What the photo candidate's forward over ``images`` costs (both mirror images: the most)."""
+    return sum(ctx.seconds_for(a, NATIVE_SIZE[a], 2 * images) for a in architectures)
+
+
+def _probe_multi(ctx: _Context, seconds: float) -> Candidate:
+    """Frozen features of several ImageNet backbones, each at its native size, side by side, and
+    one linear head on them (ml/multi.py): the head, and whether mirrored images are extra rows or
+    averaged with the originals, chosen by k-fold cross-validation over the whole training side,
+    which also gives the candidate's score. The head is fit on the whole training side at once."""
+    t0 = time.monotonic()
+    pretrained = ctx.config.pretrained if ctx.config.pretrained != "none" else "auto"
+    backbones, archs, dcfgs = [], [], []
+    for arch in _multi_plan(ctx, seconds):
+        model, used, dcfg, _ = _build(ctx, arch, pretrained)
+        if used is None:
+            continue
+        model.reset_classifier(0)
+        backbones.append(model.eval())
+        archs.append(arch)
+        dcfgs.append(dcfg)
+    short = "+".join(a.replace("tf_efficientnet_", "") for a in archs) or "none"
+    candidate = Candidate(f"probe_multi:{short}", "probe_multi", multi.MULTI_ARCHITECTURE, 0)
+    if not backbones:
+        candidate.note = "no pretrained weights available"
+        return candidate
+
+    # Every backbone reads the one cache at the largest native size, resized inside the module to
+    # its own: what the served module does with the predictor's input, whichever backbones stay.
+    side = max(NATIVE_SIZE[a] for a in archs)
+
+    def assemble(count: int) -> multi.MultiProbe:
+        return multi.MultiProbe(
+            backbones[:count], sizes=[NATIVE_SIZE[a] for a in archs[:count]],
+            means=[d["mean"] for d in dcfgs[:count]], stds=[d["std"] for d in dcfgs[:count]],
+            num_outputs=ctx.num_outputs, input_size=side,
+        ).to(ctx.device).eval()  # fmt: skip
+
+    module = assemble(len(backbones))
+    prep = {**dcfgs[0], "resize": MULTI_RESIZE}
+    cache = ctx.images.cache(module.input_size, prep["interpolation"], MULTI_RESIZE)
+    feats: list[np.ndarray] = []
+    flipped: list[np.ndarray] = []
+    for i, arch in enumerate(archs):
+        started = time.monotonic()
+        view = multi.MemberView(module, i)
+        f = _features(ctx, view, cache, prep)
+        g = _features(ctx, view, cache.flip(-1), prep) if ctx.flip and f is not None else None
+        if f is None or (ctx.flip and g is None):
+            break  # out of time: the backbones done so far make the candidate
+        rate_images = len(cache) * (2 if ctx.flip else 1) * (NATIVE_SIZE[arch] / 224.0) ** 2
+        ctx.forward_rate[arch] = rate_images / max(time.monotonic() - started, 1e-3)
+        feats.append(f)
+        flipped.append(g)
+        logger.info("%s features: %.1f s", arch, time.monotonic() - started)
+        ctx.report({"candidate": candidate.name, "stage": f"features of {arch} ({i + 1} of {len(archs)})"})
+    if not feats:
+        candidate.note = "stopped: out of time budget"
+        candidate.seconds = time.monotonic() - t0
+        return candidate
+    ctx.report({"candidate": candidate.name, "stage": "choosing the head by cross-validation"})
+    y = probe.targets_array(ctx.task_type, ctx.y_train)
+    folds = SMALL_DATA_FOLDS if len(y) < SMALL_DATA else probe.CV_FOLDS
+    # The first backbone alone, then with the next ones beside it: each head and its mirror
+    # handling by k-fold CV on the same folds; the better estimate is kept, fewer backbones on a tie.
+    best = None
+    tried_sets: dict[str, float | None] = {}
+    for count in range(1, len(feats) + 1):
+        x = np.concatenate(feats[:count], axis=1)
+        x_flipped = np.concatenate(flipped[:count], axis=1) if ctx.flip else None
+        head = probe.fit_linear_head(
+            ctx.task_type, x, y, ctx.num_outputs, flipped=x_flipped, seed=ctx.config.seed, folds=folds,
+            average_flips=True,
+        )  # fmt: skip
+        estimate = probe.cv_estimate(ctx.task_type, head, y, ctx.target_std)
+        name = "+".join(a.replace("tf_efficientnet_", "") for a in archs[:count])
+        tried_sets[name] = None if estimate is None else round(estimate.score, 4)
+        key = (-math.inf, 0.0) if estimate is None else (estimate.score, -estimate.loss)
+        if best is None or key > best[0]:
+            best = (key, count, x, x_flipped, head, estimate)
+    logger.info("multi head by %d-fold CV: %.1f s", folds, time.monotonic() - t0)
+    _, count, x, x_flipped, head, estimate = best
+    if count < len(archs):  # fewer backbones won, or the budget stopped the extraction early
+        archs, dcfgs = archs[:count], dcfgs[:count]
+        module = assemble(count)
+        candidate.name = "probe_multi:" + "+".join(a.replace("tf_efficientnet_", "") for a in archs)
+    module.flip_average = head.hyper["flip"] == "average"
+    probe.to_linear(head, module.head)
+    if estimate is not None:
+        candidate.score, candidate.nll, candidate.thresholds = estimate.score, estimate.loss, estimate.thresholds
+        candidate.hyper = {**head.hyper, "cv_folds": estimate.folds, "cv_fold_sd": round(estimate.fold_sd, 4)}
+    else:
+        candidate.hyper = dict(head.hyper)
+    candidate.hyper["backbone_sets"] = tried_sets
+    candidate.model, candidate.pretrained = module, "package"
+    candidate.input_size = module.input_size
+    candidate.preprocessing = prep
+    candidate.config = dataclasses.replace(
+        ctx.config, architecture=multi.MULTI_ARCHITECTURE, input_size=module.input_size, pretrained=pretrained
+    )
+    candidate.multi_spec = multi.spec(module, archs, [d["mean"] for d in dcfgs], [d["std"] for d in dcfgs])
+
+    def final_refit(test_images: Images, y_test: torch.Tensor) -> None:
+        # Every labelled image: the training side's features and the test side's, same head choices.
+        test_cache = test_images.cache(module.input_size, prep["interpolation"], MULTI_RESIZE)
+        views = [multi.MemberView(module, i) for i in range(len(archs))]
+        extra = np.concatenate([_features(ctx, v, test_cache, prep, budget=False) for v in views], axis=1)
+        extra_flipped = None
+        if x_flipped is not None:
+            extra_flipped = np.concatenate(
+                [_features(ctx, v, test_cache.flip(-1), prep, budget=False) for v in views], axis=1
+            )
+        y_all = np.concatenate([y, probe.targets_array(ctx.task_type, y_test)])
+        full = probe.fit_linear_head(
+            ctx.task_type, np.concatenate([x, extra]), y_all, ctx.num_outputs, seed=ctx.config.seed,
+            flipped=None if x_flipped is None else np.concatenate([x_flipped, extra_flipped]), fixed=head.hyper,
+        )  # fmt: skip
+        probe.to_linear(full, module.head)
+
+    candidate.final_refit = final_refit
+    candidate.seconds = time.monotonic() - t0
+    return candidate
 
 
 def _cols(x: np.ndarray | None, start: int, stop: int | None) -> np.ndarray | None:
@@ -657,9 +860,11 @@ def _fit_head(
     flipped: np.ndarray | None,
     fit_pos: list[int],
     val_pos: list[int],
+    extract_test: Callable[[Images], tuple[np.ndarray, np.ndarray | None]] | None = None,
 ) -> None:
     """A probe's head: chosen by cross-validation on the fit part, scored on the validation slice,
-    written into ``layer``; ``finalize`` refits it on the whole training side."""
+    written into ``layer``; ``finalize`` refits it on the whole training side, ``final_refit`` on
+    the training and test sides (``extract_test`` gives the test side's features)."""
     t0 = time.monotonic()
     y = probe.targets_array(ctx.task_type, ctx.y_train)
     fit_idx, val_idx = np.asarray(fit_pos, dtype=np.int64), np.asarray(val_pos, dtype=np.int64)
@@ -684,9 +889,19 @@ def _fit_head(
         probe.to_linear(full, layer)
         candidate.hyper = {**candidate.hyper, **full.hyper}  # a kernel probe's landmarks stay
 
+    def final_refit(test_images: Images, y_test: torch.Tensor) -> None:
+        tx, tf = extract_test(test_images)
+        y_all = np.concatenate([y, probe.targets_array(ctx.task_type, y_test)])
+        full = probe.fit_linear_head(
+            ctx.task_type, np.concatenate([x, tx]), y_all, ctx.num_outputs, seed=ctx.config.seed,
+            flipped=None if flipped is None else np.concatenate([flipped, tf]), fixed=candidate.hyper,
+        )  # fmt: skip
+        probe.to_linear(full, layer)
+
     probe.to_linear(head, layer)
     candidate.model = candidate.model.eval()
     candidate.finalize = finalize
+    candidate.final_refit = final_refit if extract_test is not None else None
     candidate.seconds = time.monotonic() - t0
 
 
@@ -744,6 +959,21 @@ def _net(
     candidate.source = source
     candidate.history = run.history
     candidate.hyper = {"lr": cfg.lr, "best_epoch": run.best_epoch, "flip": ctx.flip}
+
+    def final_refit(test_images: Images, y_test: torch.Tensor) -> None:
+        # The same net trained afresh on both sides for the epochs this run kept, then copied into
+        # this module in place (a blend or a pooling wrapper holds it).
+        joined = dataclasses.replace(
+            ctx, images=_Joined(ctx.images, test_images), y_train=torch.cat([ctx.y_train, y_test]),
+            budget=Budget(time.monotonic(), None),
+        )  # fmt: skip
+        everything = list(range(len(joined.y_train)))
+        kept = candidate.hyper.get("best_epoch") or len(candidate.history) or None
+        again = _net(joined, kind, architecture, size, pretrained, everything, [], None, kept, source=source)
+        model.load_state_dict(again.model.state_dict())
+        candidate.hyper["final_refit_epochs"] = len(again.history)
+
+    candidate.final_refit = final_refit
     if run.validation is not None:
         candidate.score, candidate.thresholds = run.validation["score"], run.validation["thresholds"]
         candidate.val_outputs = run.validation["outputs"]
@@ -796,6 +1026,7 @@ def _refit(ctx: _Context, winner: Candidate, fit_pos: list[int], left: Callable[
         epochs, source=winner.source,
     )  # fmt: skip
     winner.model, winner.config = again.model, again.config
+    winner.final_refit = again.final_refit
     winner.hyper["refit"] = True
     winner.seconds += again.seconds
 
@@ -901,6 +1132,28 @@ def choose(candidates: list[Candidate], order: tuple[str, ...], use_loss: bool) 
     )
 
 
+def _against_cross_validated(
+    ctx: _Context, cross_validated: Candidate, others: list[Candidate], use_loss: bool
+) -> Candidate:
+    """The cross-validated candidate, unless another, scored on the one validation slice, beats
+    its estimate by more than that estimate's own noise: the spread (standard deviation) of the
+    folds' scores, each fold being a held-out slice of about the validation slice's size."""
+    margin = float(cross_validated.hyper.get("cv_fold_sd") or 0.0)
+    rule = {"cross_validated": cross_validated.name, "margin": round(margin, 4)}
+    ctx.validation_info["rule"] = rule
+    ctx.validation_info["cross_validation"] = {
+        "candidate": cross_validated.name,
+        "folds": cross_validated.hyper.get("cv_folds"),
+        "images": len(ctx.y_train),
+    }
+    scored = [c for c in others if c.score is not None]
+    if not scored or cross_validated.score is None:
+        return cross_validated
+    best = choose(scored, TIE_ORDER, use_loss)
+    rule["best_other"] = best.name
+    return best if best.score > cross_validated.score + margin else cross_validated
+
+
 def _auto(ctx: _Context) -> tuple[Candidate, list[Candidate]]:
     """Try candidates within the budget and return (winner, all tried)."""
     fit_pos, val_pos = _validation_split(ctx)
@@ -974,9 +1227,20 @@ def _auto(ctx: _Context) -> tuple[Candidate, list[Candidate]]:
 
     kinds = ctx.config.candidates or DEFAULT_CANDIDATES
     asked = ctx.config.candidates is not None
+    # Photos (larger than small images): several backbones' frozen features under one head, chosen
+    # and scored by k-fold cross-validation over the whole training side. It reads lite0's and
+    # lite2's last layers itself, so their single probes are not tried beside it.
+    photo: Candidate | None = None
+    if pretrained_ok and not small and "probe_multi" in kinds:
+        plan = _multi_plan(ctx, MULTI_SHARE * left())
+        reserve = RESERVE_S + _multi_serving_seconds(ctx, plan, ctx.n_test)
+        done(_probe_multi(ctx, MULTI_SHARE * left()))
+        photo = tried[-1] if tried[-1].model is not None else None
+        if photo is None:
+            reserve = RESERVE_S
     # The lite0 probe first: deterministic, cheap for what it gives, and on small images the
     # upscaled ImageNet features are a strong baseline a net from scratch must beat.
-    if pretrained_ok and ("probe" in kinds or MID_KINDS & set(kinds)):
+    if photo is None and pretrained_ok and ("probe" in kinds or MID_KINDS & set(kinds)):
         cheap = small and bool(MID_KINDS & set(kinds)) and "scratch" in kinds
         lite_probe(PROBE_ARCHITECTURES[0], 0.35, fallback=True, at_most=SMALL_PROBE_SIZE if cheap else 0)
         reserve = RESERVE_S + ctx.seconds_for(PROBE_ARCHITECTURES[0], 224, ctx.n_test)
@@ -988,7 +1252,7 @@ def _auto(ctx: _Context) -> tuple[Candidate, list[Candidate]]:
             # on the whole training side before trying more.
             reserve += _refit_seconds(tried[-1], len(fit_pos), n)
     first_probe = next((c.input_size for c in tried if c.kind == "probe" and c.model is not None), 0)
-    if pretrained_ok and val_pos and "probe_large" in kinds:
+    if photo is None and pretrained_ok and val_pos and "probe_large" in kinds:
         lite_probe(PROBE_ARCHITECTURES[1], 0.5, fallback=not tried, at_least=first_probe if small else 0)
     if pretrained_ok and val_pos and "finetune" in kinds:
         finetune()
@@ -1018,11 +1282,13 @@ def _auto(ctx: _Context) -> tuple[Candidate, list[Candidate]]:
     usable = [c for c in tried if c.model is not None]
     # Highest validation score wins. Ties (frequent on a small validation slice) go by the log
     # loss when the slice is large enough to measure it, then to the kind that is steadier on
-    # such data: a linear head before a fine-tuned or a scratch net, but on small grey images
-    # the net trained on the images themselves first.
-    order = TIE_ORDER_SMALL_GREY if small and ctx.grey else TIE_ORDER
+    # such data: a linear head before a fine-tuned or a scratch net.
+    order = TIE_ORDER
     ctx.validation_info["ties"] = {"loss": use_loss, "order": list(order)}
-    winner = choose(usable, order, use_loss)
+    if photo is not None:
+        winner = _against_cross_validated(ctx, photo, [c for c in usable if c is not photo], use_loss)
+    else:
+        winner = choose(usable, order, use_loss)
     if winner.kind == "blend":
         # Each member learns from the whole training side as it would alone, then the mix is rebuilt.
         for member in winner.members:
@@ -1035,6 +1301,14 @@ def _auto(ctx: _Context) -> tuple[Candidate, list[Candidate]]:
                 member_finalize()
 
         winner.finalize = finalize
+        refits = [m.final_refit for m in winner.members]
+        if all(refits):
+
+            def final_refit(test_images: Images, y_test: torch.Tensor) -> None:
+                for member_refit in refits:
+                    member_refit(test_images, y_test)
+
+            winner.final_refit = final_refit
         winner.hyper["refit"] = [m.hyper.get("refit", m.kind == "probe") for m in winner.members]
         _assemble(ctx, winner)
     elif winner.kind in ("scratch", "finetune") and val_pos:

@@ -33,6 +33,11 @@ class WorkspaceSwitchForm(forms.Form):
     workspace = forms.UUIDField()
 
 
+class FinalRefitForm(forms.Form):
+    # An unticked checkbox sends nothing: absent is False.
+    final_refit = forms.BooleanField(required=False)
+
+
 class DeployForm(forms.Form):
     version = forms.IntegerField(min_value=1)
 

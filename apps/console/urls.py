@@ -26,6 +26,7 @@ urlpatterns = [
     path(TASK + "labels/", tasks.label_create, name="label-create"),
     path(TASK + "deploy/", tasks.task_deploy, name="task-deploy"),
     path(TASK + "train/", tasks.task_train, name="task-train"),
+    path(TASK + "final-refit/", tasks.task_final_refit, name="task-final-refit"),
     path(TASK + "try/", training.task_try, name="task-try"),
     path(TASK + "images/", images.image_grid, name="image-grid"),
     path(TASK + "images/upload/", images.image_upload, name="image-upload"),

@@ -44,6 +44,9 @@ class Task(models.Model):
     # Seconds a training of this task may take, from the worker picking it up to TRAINED; null =
     # VF_TRAIN_TIME_BUDGET. More time lets the automatic recipe try more candidates, longer.
     train_time_budget = models.PositiveIntegerField(null=True, blank=True)
+    # After a version is scored on its 20 % test side, fit the chosen recipe once more on every
+    # labelled image before it is saved (its metrics stay those of the 80/20 run).
+    final_refit = models.BooleanField(default=False)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -45,6 +45,7 @@ class TaskSerializer(serializers.ModelSerializer):
             "architecture",
             "input_size",
             "train_time_budget",
+            "final_refit",
         ]
         read_only_fields = fields
 
@@ -82,6 +83,15 @@ class TaskInputSerializer(serializers.Serializer):
         min_value=MIN_TRAIN_TIME_BUDGET,
         max_value=MAX_TRAIN_TIME_BUDGET,
         help_text="Seconds a training may take, queue excluded; null = the service default (120).",
+    )
+    final_refit = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text=(
+            "When true, each training ends with a refit of the chosen model on every labelled image, "
+            "test images included, after the version was scored on its test side; the version's "
+            "metrics record it (metrics.final_refit)."
+        ),
     )
     workspace = serializers.UUIDField(
         required=False, write_only=True, help_text="Workspace to act on (else the caller's default)."

@@ -40,6 +40,7 @@ _EDITABLE_FIELDS = (
     "architecture",
     "input_size",
     "train_time_budget",
+    "final_refit",
 )
 
 
@@ -100,6 +101,7 @@ def task_create(
     architecture: str = "",
     input_size: int | None = None,
     train_time_budget: int | None = None,
+    final_refit: bool = False,
 ) -> Task:
     """Create a task in the workspace, owned by ``owner`` (who gets the training e-mails).
 
@@ -115,6 +117,7 @@ def task_create(
         architecture=architecture or "",
         input_size=input_size,
         train_time_budget=train_time_budget,
+        final_refit=bool(final_refit),
     )
     if task.type == Task.Type.MULTI_LABEL:
         _add_negative_label(task)

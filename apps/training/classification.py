@@ -245,6 +245,7 @@ def train(*, version: ModelVersion, out_dir: str, progress) -> TrainOutcome:
         pretrained=settings.VF_TRAIN_PRETRAINED,
         seed=seed,
         num_threads=settings.VF_TRAIN_THREADS or None,
+        final_refit=task.final_refit,
     )
     labels = [
         {"id": str(label.id), "name": label.name}

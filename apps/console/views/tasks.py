@@ -13,7 +13,7 @@ from apps.tasks.models import Task
 from apps.training import services as training_services
 
 from .. import selectors
-from ..forms import DeployForm, LabelForm, TaskForm
+from ..forms import DeployForm, FinalRefitForm, LabelForm, TaskForm
 from ..tenancy import page, workspace_view
 
 
@@ -107,6 +107,22 @@ def task_deploy(request, task_id):
             messages.error(request, exc.message)
     else:
         messages.error(request, "Choose a version.")
+    return redirect("console:task-detail", task_id=task.pk)
+
+
+@require_POST
+@workspace_view
+def task_final_refit(request, task_id):
+    """The task's "final refit" switch (the API's ``final_refit`` field), through the same service."""
+    task = selectors.task_get(workspace=request.workspace, task_id=task_id)
+    form = FinalRefitForm(request.POST)
+    form.is_valid()  # a checkbox: always valid, absent means off
+    on = bool(form.cleaned_data.get("final_refit"))
+    task_services.task_update(task=task, data={"final_refit": on})
+    if on:
+        messages.success(request, "Each training now ends with a refit on every labelled image.")
+    else:
+        messages.success(request, "Trainings keep the model fitted on the training side (80 %).")
     return redirect("console:task-detail", task_id=task.pk)
 
 
