@@ -133,7 +133,16 @@ def photo_files() -> list[Path]:
     if not assets.exists():
         folder.mkdir(parents=True, exist_ok=True)
         subprocess.run(  # noqa: S603
-            ["npm", "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(folder), PHOTO_PACKAGE],  # noqa: S607
+            [
+                "npm",
+                "install",
+                "--no-save",
+                "--no-audit",
+                "--no-fund",
+                "--prefix",
+                str(folder),
+                PHOTO_PACKAGE,
+            ],  # noqa: S607
             check=True,
         )
     return sorted(p for p in assets.glob("*.jpeg") if p.name[0] in PHOTO_GROUPS)
@@ -180,7 +189,11 @@ def pixels_of(images: list[bytes]) -> np.ndarray:
         return np.stack([np.asarray(im, dtype=np.float32).ravel() / 255 for im in opened])
     side = (PIXEL_SIDE, PIXEL_SIDE)
     return np.stack(
-        [np.asarray(im.convert("RGB").resize(side, Image.Resampling.BICUBIC), dtype=np.float32).ravel() / 255 for im in opened]
+        [
+            np.asarray(im.convert("RGB").resize(side, Image.Resampling.BICUBIC), dtype=np.float32).ravel()
+            / 255
+            for im in opened
+        ]
     )
 
 
@@ -275,9 +288,14 @@ def baselines(kind, name, images, y, train, test, features: Features, subset=Non
                 out[f"{label} (C by CV)"] = model.score(x[test], y[test])
         elif kind == "multi_label":
             pipe = make_pipeline(OneVsRestClassifier(SVC()))
-            grid = {"onevsrestclassifier__estimator__C": SVM_C, "onevsrestclassifier__estimator__gamma": SVM_GAMMA}
+            grid = {
+                "onevsrestclassifier__estimator__C": SVM_C,
+                "onevsrestclassifier__estimator__gamma": SVM_GAMMA,
+            }
             model = _tuned(pipe, grid, kind, raw[train], y[train], scoring="f1_macro")
-            out["SVC pixels (one-vs-rest; C, gamma by CV)"] = f1_score(y[test], model.predict(raw[test]), average="macro")
+            out["SVC pixels (one-vs-rest; C, gamma by CV)"] = f1_score(
+                y[test], model.predict(raw[test]), average="macro"
+            )
             for label, x in probes.items():
                 pipe = make_pipeline(StandardScaler(), OneVsRestClassifier(LogisticRegression(max_iter=2000)))
                 grid = {"onevsrestclassifier__estimator__C": LOGISTIC_C}
@@ -285,7 +303,9 @@ def baselines(kind, name, images, y, train, test, features: Features, subset=Non
                 out[f"{label} (C by CV)"] = f1_score(y[test], model.predict(x[test]), average="macro")
         else:
             grid = {"svr__C": SVM_C, "svr__gamma": SVM_GAMMA}
-            model = _tuned(make_pipeline(SVR()), grid, kind, raw[train], y[train], scoring="neg_mean_absolute_error")
+            model = _tuned(
+                make_pipeline(SVR()), grid, kind, raw[train], y[train], scoring="neg_mean_absolute_error"
+            )
             out["SVR pixels (C, gamma by CV)"] = float(np.abs(model.predict(raw[test]) - y[test]).mean())
             for label, x in probes.items():
                 pipe = make_pipeline(StandardScaler(), Ridge())
@@ -425,11 +445,38 @@ def split(y_strata, seed):
     return np.flatnonzero(~mask), np.flatnonzero(mask)
 
 
+def stability(platform: Platform, sets: list[str], seed: int, repeats: int) -> None:
+    """The same labelled images uploaded to ``repeats`` new tasks and trained with the default
+    settings: how far apart their models are on the same held-out images (each task splits its
+    validation folds with its own seed, as a user's new task would)."""
+    print("\n| set | accuracy of each new task on the same test side | spread | train→TRAINED s |")
+    print("| --- | --- | --- | --- |")
+    for name in sets:
+        images, y, names = {"fashion": fashion, "photos": photos}.get(name, digits)()
+        train, test = split(y, seed)
+        scores, walls, chosen = [], [], []
+        for repeat in range(repeats):
+            result = platform.run("multi_class", images, y, names, train, test, f"{name} stability {repeat}")
+            scores.append(score_answers("multi_class", result["answers"], y, test, result["label_ids"]))
+            walls.append(result["wall"])
+            chosen.append(result["version"].metrics.get("selected"))
+            print(f"  {name} task {repeat}: {scores[-1]:.4f} ({chosen[-1]}, {walls[-1]:.0f} s)", flush=True)
+        print(
+            f"| {name} | {', '.join(f'{v:.4f}' for v in scores)} ({', '.join(sorted(set(chosen)))}) | "
+            f"{np.ptp(scores):.4f} | {', '.join(f'{w:.0f}' for w in walls)} |",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sets", default="photos,digits,fashion,digits-2x25")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--extra", default="multi_label,regression", help="digit variants")
+    parser.add_argument(
+        "--stability", type=int, default=0,
+        help="instead: train this many new tasks on the first seed's split of each set and compare them",
+    )  # fmt: skip
     args = parser.parse_args()
     if THREADS:
         import torch
@@ -444,6 +491,9 @@ def main() -> None:
         f"threads {THREADS or 'default'}",
         flush=True,
     )
+    if args.stability:
+        stability(platform, args.sets.split(","), seeds[0], args.stability)
+        return
     rows = []
     runs = [(name, "multi_class") for name in args.sets.split(",") if name]
     runs += [("digits", kind) for kind in args.extra.split(",") if kind]

@@ -31,8 +31,8 @@ from ml.config import TrainConfig  # noqa: E402
 from ml.data import build_cache, normalize  # noqa: E402
 from ml.models import build_model, data_config  # noqa: E402
 from ml.recipe import fit  # noqa: E402
-from ml.train import make_loss, train_one_epoch  # noqa: E402
 from ml.split import stratified_split  # noqa: E402
+from ml.train import make_loss, train_one_epoch  # noqa: E402
 
 PALETTE = [(220, 40, 40), (40, 180, 60), (40, 60, 220), (230, 200, 30), (150, 40, 200)]
 

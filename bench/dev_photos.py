@@ -32,7 +32,9 @@ BACKBONES = {"lite0": ("tf_efficientnet_lite0", 224), "lite1": ("tf_efficientnet
              "lite2": ("tf_efficientnet_lite2", 260)}  # fmt: skip
 
 
-def features(images: list[bytes], needed, resize: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def features(images: list[bytes], needed, default_resize: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Features (and the mirror images') per name: ``lite2`` at ``default_resize``, ``lite2:crop`` or
+    ``lite2:squash`` explicitly."""
     import timm
     import torch
 
@@ -41,9 +43,10 @@ def features(images: list[bytes], needed, resize: str) -> dict[str, tuple[np.nda
     from ml.train import forward_outputs
 
     out = {}
-    for short, (arch, size) in BACKBONES.items():
-        if short not in needed:
-            continue
+    for name in sorted(needed):
+        short, _, resize = name.partition(":")
+        resize = resize or default_resize
+        arch, size = BACKBONES[short]
         t0 = time.monotonic()
         model = timm.create_model(arch, pretrained=False)
         load_package_weights(model, arch)
@@ -53,8 +56,8 @@ def features(images: list[bytes], needed, resize: str) -> dict[str, tuple[np.nda
         assert len(ok) == len(images)  # noqa: S101
         _, f = forward_outputs(model, cache, mean=dcfg["mean"], std=dcfg["std"], want_features=True)
         _, g = forward_outputs(model, cache.flip(-1), mean=dcfg["mean"], std=dcfg["std"], want_features=True)
-        out[short] = (f.numpy().astype(np.float64), g.numpy().astype(np.float64))
-        print(f"  {short}: {len(images)} images x2 in {time.monotonic() - t0:.1f} s", flush=True)
+        out[name] = (f.numpy().astype(np.float64), g.numpy().astype(np.float64))
+        print(f"  {name}: {len(images)} images x2 in {time.monotonic() - t0:.1f} s", flush=True)
     return out
 
 
@@ -73,7 +76,9 @@ def cv_accuracy(x, xf, y, flip: str, folds: int, seed: int) -> float:
             flipped = xf[train]
         elif flip == "avg":
             xt, xh = (xt + xf[train]) / 2, (xh + xf[held]) / 2
-        head = probe.fit_linear_head("multi_class", xt, y[train], int(y.max()) + 1, flipped=flipped, seed=seed)
+        head = probe.fit_linear_head(
+            "multi_class", xt, y[train], int(y.max()) + 1, flipped=flipped, seed=seed
+        )
         right += int((probe.predict("multi_class", head, xh).argmax(axis=1) == y[held]).sum())
         total += len(held)
     return right / total
@@ -107,8 +112,14 @@ def main() -> None:
     parser.add_argument("--flips", default="aug,avg")
     args = parser.parse_args()
     images, y, _ = bench_quality.photos()
+    # "a+b": features side by side; "a*b": one part, the mean of a's and b's features (views).
     combos = [tuple(c.split("+")) for c in args.combos.split(",")]
-    feats = features(images, {n for c in combos for n in c}, args.resize)
+    feats = features(images, {v for c in combos for n in c for v in n.split("*")}, args.resize)
+    for combo in combos:
+        for part in combo:
+            if "*" in part and part not in feats:
+                views = [feats[v] for v in part.split("*")]
+                feats[part] = tuple(sum(v[i] for v in views) / len(views) for i in (0, 1))
     results: dict[tuple, list[float]] = {}
     for seed in (int(s) for s in args.seeds.split(",")):
         train, _ = bench_quality.split(y, seed)  # the test side is never touched

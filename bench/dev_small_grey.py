@@ -71,7 +71,11 @@ def main() -> None:
     kinds = args.kinds.split(",")
     print("\n| pair | seed | " + " | ".join(kinds) + " |\n| --- | --- |" + " --- |" * len(kinds))
     for row in rows:
-        print(f"| {row['pair']} | {row['seed']} | " + " | ".join(f"{row[k]['accuracy']:.4f}" for k in kinds) + " |")
+        print(
+            f"| {row['pair']} | {row['seed']} | "
+            + " | ".join(f"{row[k]['accuracy']:.4f}" for k in kinds)
+            + " |"
+        )
     means = {k: float(np.mean([r[k]["accuracy"] for r in rows])) for k in kinds}
     wins = {k: sum(r[k]["accuracy"] == max(r[j]["accuracy"] for j in kinds) for r in rows) for k in kinds}
     print("| mean | | " + " | ".join(f"{means[k]:.4f} (best in {wins[k]})" for k in kinds) + " |")

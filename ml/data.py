@@ -81,7 +81,9 @@ def draft(img: Image.Image, size: int) -> Image.Image:
 RESIZE_MODES = ("crop", "squash")
 
 
-def preprocess(image: ImageInput, size: int, interpolation: str = "bicubic", resize: str = "crop") -> torch.Tensor:
+def preprocess(
+    image: ImageInput, size: int, interpolation: str = "bicubic", resize: str = "crop"
+) -> torch.Tensor:
     """Decode and resize one image to a (3, size, size) uint8 tensor.
 
     ``resize="crop"``: shorter side resized to ``size``, then a centre crop: the aspect ratio is
@@ -141,7 +143,9 @@ def image_shorter_sides(images: Sequence[ImageInput]) -> list[int]:
     return sides
 
 
-def _decode(image: ImageInput, size: int, interpolation: str, resize: str = "crop") -> torch.Tensor | Exception:
+def _decode(
+    image: ImageInput, size: int, interpolation: str, resize: str = "crop"
+) -> torch.Tensor | Exception:
     try:
         return preprocess(image, size, interpolation, resize)
     except Exception as exc:  # noqa: BLE001 - any decoder error means "skip this image"

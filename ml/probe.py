@@ -147,7 +147,9 @@ def cv_loss(task_type: str, out: np.ndarray, y: np.ndarray) -> float:
     return float(-np.mean(y * np.log(out + eps) + (1 - y) * np.log(1 - out + eps)))
 
 
-def _folds(task_type: str, y: np.ndarray, seed: int, folds: int = CV_FOLDS) -> list[tuple[np.ndarray, np.ndarray]]:
+def _folds(
+    task_type: str, y: np.ndarray, seed: int, folds: int = CV_FOLDS
+) -> list[tuple[np.ndarray, np.ndarray]]:
     n = len(y)
     if n < 2:  # nothing to hold out: the first choice of the grid stands
         return []
@@ -263,6 +265,19 @@ def _fit_linear_head(
     )
 
 
+def per_image_loss(
+    task_type: str, out: np.ndarray, truth: np.ndarray, thresholds: Sequence[float] | None = None
+) -> np.ndarray:
+    """One number per image, lower is better: 0/1 error (multi_class), the share of labels wrong at
+    ``thresholds`` (multi_label; 0.5 without), the absolute error (regression)."""
+    if task_type == "multi_class":
+        return (out.argmax(axis=1) != truth).astype(np.float64)
+    if task_type == "multi_label":
+        cut = np.asarray(thresholds if thresholds is not None else [0.5] * out.shape[1])
+        return ((out >= cut) != (truth >= 0.5)).mean(axis=1).astype(np.float64)
+    return np.abs(out - truth).astype(np.float64)
+
+
 def predict(task_type: str, head: LinearHead, features: np.ndarray) -> np.ndarray:
     """The head's outputs on raw features: what the net with ``to_linear`` applied returns."""
     return _outputs(task_type, features, head.weight, head.bias)
@@ -319,11 +334,15 @@ class CVEstimate:
     thresholds: list[float] | None
 
 
-def cv_estimate(task_type: str, head: LinearHead, targets: np.ndarray, target_std: float = 1.0) -> CVEstimate | None:
+def cv_estimate(
+    task_type: str, head: LinearHead, targets: np.ndarray, target_std: float = 1.0
+) -> CVEstimate | None:
     """The cross-validated estimate of ``head`` (None when no cross-validation ran)."""
     if head.oof is None or not head.folds:
         return None
     score, thresholds = validation_score(task_type, head.oof, targets, target_std)
-    per_fold = [validation_score(task_type, head.oof[held], targets[held], target_std)[0] for held in head.folds]
+    per_fold = [
+        validation_score(task_type, head.oof[held], targets[held], target_std)[0] for held in head.folds
+    ]
     sd = float(np.std(per_fold, ddof=1)) if len(per_fold) > 1 else 0.0
     return CVEstimate(score, sd, cv_loss(task_type, head.oof, targets), len(head.folds), thresholds)

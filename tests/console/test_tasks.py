@@ -148,3 +148,27 @@ def test_another_workspaces_task_is_a_404_and_stays_as_it_was(console, other_use
     assert Task.objects.filter(pk=task.pk).exists()
     assert not Label.objects.filter(workspace=theirs).exists()
     assert ModelVersion.objects.filter(task=task).count() == 1
+
+
+def test_the_final_refit_switch_sets_the_tasks_field_and_shows_its_state(console, workspace, other_console):
+    task = TaskFactory(workspace=workspace)
+    page = console.get(f"/console/tasks/{task.id}/").content.decode()
+    assert (
+        'id="final-refit"' in page
+        and 'name="final_refit"' in page
+        and "checked" not in page.split('id="final-refit"')[1].split("</form>")[0]
+    )
+    console.post(f"/console/tasks/{task.id}/final-refit/", {"final_refit": "on"})
+    task.refresh_from_db()
+    assert task.final_refit is True
+    page = console.get(f"/console/tasks/{task.id}/").content.decode()
+    assert "checked" in page.split('id="final-refit"')[1].split("</form>")[0]
+    console.post(f"/console/tasks/{task.id}/final-refit/", {})  # the box unticked
+    task.refresh_from_db()
+    assert task.final_refit is False
+    # Another workspace's user cannot flip it.
+    assert (
+        other_console.post(f"/console/tasks/{task.id}/final-refit/", {"final_refit": "on"}).status_code == 404
+    )
+    task.refresh_from_db()
+    assert task.final_refit is False

@@ -69,6 +69,7 @@ def test_the_choice_never_reads_the_test_side(tmp_path):
         for (image, t), test in zip(items, test_mask, strict=True)
     ]
     second = fit(poisoned, test_mask, LABELS, "multi_class", _config(), tmp_path / "b")
+
     def chosen(result):  # everything but the seconds each candidate took
         return [{k: v for k, v in c.items() if k != "seconds"} for c in result.metrics["candidates"]]
 
@@ -88,7 +89,9 @@ def test_a_multi_backbone_head_serves_in_one_forward_pass_and_matches_its_onnx_e
     test_images = [items[i][0] for i, t in enumerate(test_mask) if t]
     outputs = predictor.predict(test_images, descriptor=True)
     assert len(calls) == 1  # the whole batch: one pass through every backbone and the one head
-    np.testing.assert_allclose([o["probs"] for o in outputs], [p["probs"] for p in result.predictions], atol=1e-4)
+    np.testing.assert_allclose(
+        [o["probs"] for o in outputs], [p["probs"] for p in result.predictions], atol=1e-4
+    )
     assert len(outputs[0]["descriptor"]) == sum(predictor.model.dims) >= 1280
     # The served input is the whole (squashed) photo, not its centre crop.
     whole = preprocess(test_images[0], predictor.input_size, predictor.interpolation, "squash")
@@ -137,8 +140,17 @@ def test_a_net_winner_is_refit_on_every_image_too(tmp_path):
     rng = np.random.default_rng(0)
     items = [(glyph(k % 2 == 1, rng, size=32), k % 2) for k in range(30)]
     test_mask = [k % 5 == 0 for k in range(30)]
-    config = TrainConfig(architecture="resnet10t", pretrained="none", epochs=2, num_threads=1, final_refit=True)
-    plain = fit(items, test_mask, LABELS, "multi_class", TrainConfig(**{**config.to_dict(), "final_refit": False}), tmp_path / "a")
+    config = TrainConfig(
+        architecture="resnet10t", pretrained="none", epochs=2, num_threads=1, final_refit=True
+    )
+    plain = fit(
+        items,
+        test_mask,
+        LABELS,
+        "multi_class",
+        TrainConfig(**{**config.to_dict(), "final_refit": False}),
+        tmp_path / "a",
+    )
     refit = fit(items, test_mask, LABELS, "multi_class", config, tmp_path / "b")
     assert refit.metrics["accuracy"] == plain.metrics["accuracy"]
     assert refit.metrics["final_refit"]["done"] is True and refit.metrics["final_refit"]["images"] == 30
@@ -146,27 +158,37 @@ def test_a_net_winner_is_refit_on_every_image_too(tmp_path):
     assert any(not torch.equal(a[k], b[k]) for k in a)
 
 
-def _candidate(name, kind, score, sd=None):
-    c = Candidate(name, kind, "x", 224)
-    c.score = score
-    if sd is not None:
-        c.hyper = {"cv_fold_sd": sd, "cv_folds": 5}
-    return c
-
-
 class _Ctx:
-    def __init__(self):
+    def __init__(self, y):
         self.validation_info = {}
-        self.y_train = [0] * 100
+        self.task_type = "multi_class"
+        self.y_train = torch.as_tensor(y)
 
 
-def test_an_expensive_candidate_must_beat_the_k_fold_estimate_by_more_than_its_noise():
-    photo = _candidate("probe_multi:lite2", "probe_multi", 0.80, sd=0.05)
-    ctx = _Ctx()
-    assert _against_cross_validated(ctx, photo, [_candidate("finetune:x", "finetune", 0.84)], False) is photo
-    assert ctx.validation_info["rule"]["best_other"] == "finetune:x"
-    better = _candidate("finetune:y", "finetune", 0.86)
-    assert _against_cross_validated(_Ctx(), photo, [better], False) is better
+def _one_hot(predicted, k=2):
+    return np.eye(k)[np.asarray(predicted)]
+
+
+def test_a_candidate_scored_on_the_slice_must_beat_the_k_fold_one_there_by_more_than_the_noise():
+    y = np.array([0, 1] * 50)
+    val_pos = list(range(80, 100))  # a 20-image slice
+    photo = Candidate("probe_multi:lite2", "probe_multi", "x", 260)
+    photo.score, photo.oof = 0.8, _one_hot(y)  # right on every slice image but ...
+    photo.oof[[80, 81, 82, 83]] = _one_hot(1 - y[[80, 81, 82, 83]])  # ... 4 of them
+    lucky = Candidate("finetune:x", "finetune", "x", 160)
+    lucky.score = 0.9
+    lucky.val_outputs = _one_hot(y[val_pos])
+    lucky.val_outputs[[4, 5]] = _one_hot(1 - y[[84, 85]])  # 2 others wrong: 18 of 20 against 16
+    ctx = _Ctx(y)
+    assert _against_cross_validated(ctx, photo, [lucky], False, val_pos) is photo
+    rule = ctx.validation_info["rule"]
+    assert rule["best_other"] == "finetune:x" and rule["images"] == 20
+    assert rule["mean_gain"] == pytest.approx(0.1) and rule["needed"] > 0.1
+    # Right where the probe is wrong on 8 of the 20, and nowhere worse: a real gain.
+    photo.oof[80:88] = _one_hot(1 - y[80:88])
+    better = Candidate("finetune:y", "finetune", "x", 160)
+    better.score, better.val_outputs = 1.0, _one_hot(y[val_pos])
+    assert _against_cross_validated(_Ctx(y), photo, [better], False, val_pos) is better
 
 
 def test_a_cv_estimate_scores_out_of_fold_outputs():

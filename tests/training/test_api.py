@@ -379,3 +379,30 @@ def test_a_version_in_training_cannot_be_deleted(api, user, workspace):
     assert response.status_code == 409
     assert response.json() == {"detail": MSG_TASK_TRAINING}
     assert ModelVersion.objects.filter(pk=version.pk).exists()
+
+
+@pytest.mark.slow
+def test_a_task_that_asks_for_a_final_refit_gets_one_and_its_version_records_it(
+    api, user, workspace, django_capture_on_commit_callbacks
+):
+    task, _ = make_task(workspace, user, per_label=10)
+    refused = api.patch(f"/recognition/v2/task/{task.id}", {"final_refit": "sometimes"}, format="json")
+    assert refused.status_code == 400 and "final_refit" in refused.json()
+    task.refresh_from_db()
+    assert task.final_refit is False
+    response = api.patch(f"/recognition/v2/task/{task.id}", {"final_refit": True}, format="json")
+    assert response.status_code == 200 and response.json()["final_refit"] is True
+
+    response = train(api, task, django_capture_on_commit_callbacks)
+    version = ModelVersion.objects.get(pk=response.json()["id"])
+    assert version.train_status == "TRAINED", version.metrics
+    metrics = version.metrics
+    images = metrics["number_of_training_images"] + metrics["number_of_testing_images"]
+    assert metrics["final_refit"]["done"] is True and metrics["final_refit"]["images"] == images
+    # The version's scores are those of the 80/20 run; its evaluation lists the test images.
+    evaluation = api.get(f"/recognition/v2/model/{version.id}/evaluation/").json()
+    assert evaluation["count"] == metrics["number_of_testing_images"]
+    created = api.post(
+        "/recognition/v2/task/", {"name": "refit from the start", "final_refit": True}, format="json"
+    )
+    assert created.status_code == 201 and created.json()["final_refit"] is True
