@@ -34,7 +34,7 @@ BACKBONES = {"lite0": ("tf_efficientnet_lite0", 224), "lite1": ("tf_efficientnet
 
 def features(images: list[bytes], needed, default_resize: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Features (and the mirror images') per name: ``lite2`` at ``default_resize``, ``lite2:crop`` or
-    ``lite2:squash`` explicitly."""
+    ``lite2:squash`` explicitly; ``@288`` after either sets the input side (default: native)."""
     import timm
     import torch
 
@@ -44,9 +44,11 @@ def features(images: list[bytes], needed, default_resize: str) -> dict[str, tupl
 
     out = {}
     for name in sorted(needed):
-        short, _, resize = name.partition(":")
+        spec, _, side = name.partition("@")
+        short, _, resize = spec.partition(":")
         resize = resize or default_resize
         arch, size = BACKBONES[short]
+        size = int(side) if side else size
         t0 = time.monotonic()
         model = timm.create_model(arch, pretrained=False)
         load_package_weights(model, arch)

@@ -763,11 +763,12 @@ def _probe_multi(ctx: _Context, seconds: float) -> Candidate:
     which also gives the candidate's score. The head is fit on the whole training side at once."""
     t0 = time.monotonic()
     pretrained = ctx.config.pretrained if ctx.config.pretrained != "none" else "auto"
-    backbones, archs, dcfgs = [], [], []
+    backbones, archs, dcfgs, sources = [], [], [], []
     for arch in _multi_plan(ctx, seconds):
         model, used, dcfg, _ = _build(ctx, arch, pretrained)
         if used is None:
             continue
+        sources.append(used)
         model.reset_classifier(0)
         backbones.append(model.eval())
         archs.append(arch)
@@ -850,7 +851,7 @@ def _probe_multi(ctx: _Context, seconds: float) -> Candidate:
     else:
         candidate.hyper = dict(head.hyper)
     candidate.hyper["backbone_sets"] = tried_sets
-    candidate.model, candidate.pretrained = module, "package"
+    candidate.model, candidate.pretrained = module, ", ".join(sorted(set(sources[:count])))
     candidate.input_size = module.input_size
     candidate.preprocessing = prep
     candidate.config = dataclasses.replace(
