@@ -323,6 +323,7 @@ CONSOLE_POST_ONLY = {
     "member-remove",
     "label-create",
     "task-deploy",
+    "task-final-refit",
     "task-train",
     "task-try",
     "image-upload",

@@ -29,6 +29,7 @@ TASK_FIELDS = {
     "architecture",
     "input_size",
     "train_time_budget",
+    "final_refit",
 }
 
 
@@ -123,6 +124,7 @@ def test_it_creates_a_task_with_the_exact_fields(api, user, workspace, prefix):
         "architecture": "",
         "input_size": None,
         "train_time_budget": None,
+        "final_refit": False,
     }
     assert task.owner == user
     assert task.workspace == workspace
