@@ -472,6 +472,36 @@ def stability(platform: Platform, sets: list[str], seed: int, repeats: int) -> N
         )
 
 
+def photo_timing(platform: Platform, count: int) -> None:
+    """train → TRAINED for ``count`` photos: the set's photos and, to reach the count, copies of
+    them cropped by 10 % and re-encoded (distinct files, so the server keeps them). The copies sit
+    on both sides of the split, so only the time means anything here, not the accuracy."""
+    from PIL import Image
+
+    images, y, names = photos()
+    extra, extra_y = [], []
+    for i in range(count - len(images)):
+        k = i % len(images)
+        img = Image.open(io.BytesIO(images[k])).convert("RGB")
+        w, h = img.size
+        box = (w // 20 + i // len(images), h // 20, w - w // 20, h - h // 20)
+        buffer = io.BytesIO()
+        img.crop(box).save(buffer, format="JPEG", quality=90)
+        extra.append(buffer.getvalue())
+        extra_y.append(y[k])
+    images, y = images + extra, np.concatenate([y, np.asarray(extra_y, dtype=int)])
+    train, test = split(y, 0)
+    result = platform.run("multi_class", images, y, names, train, test, f"photo timing {count}")
+    m = result["version"].metrics
+    print(
+        f"{len(train)} training + {len(test)} test photos: train → TRAINED {result['wall']:.0f} s "
+        f"(selected {m.get('selected')}; candidates "
+        + ", ".join(f"{c['name']} {c['seconds']} s" for c in m.get("candidates", []))
+        + ")",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sets", default="photos,digits,fashion,digits-2x25")
@@ -481,6 +511,9 @@ def main() -> None:
         "--stability", type=int, default=0,
         help="instead: train this many new tasks on the first seed's split of each set and compare them",
     )  # fmt: skip
+    parser.add_argument(
+        "--photo-timing", type=int, default=0, help="instead: time a task of this many photos"
+    )
     args = parser.parse_args()
     if THREADS:
         import torch
@@ -495,6 +528,9 @@ def main() -> None:
         f"threads {THREADS or 'default'}",
         flush=True,
     )
+    if args.photo_timing:
+        photo_timing(platform, args.photo_timing)
+        return
     if args.stability:
         stability(platform, args.sets.split(","), seeds[0], args.stability)
         return

@@ -53,20 +53,12 @@ class Blend(nn.Module):
         total = float(sum(weights))
         self.weights = [float(w) / total for w in weights]
         self.pools = [int(p) for p in pools]
-        # The input arrives normalised with the first member's stats; member i gets
-        # (x * std_0 + mean_0 - mean_i) / std_i = x * scale_i + shift_i, per channel.
-        mean0, std0 = torch.tensor(means[0]), torch.tensor(stds[0])
-        for i, (mean, std) in enumerate(zip(means, stds, strict=True)):
-            mean_i, std_i = torch.tensor(mean), torch.tensor(std)
-            self.register_buffer(f"scale{i}", (std0 / std_i).view(1, 3, 1, 1), persistent=False)
-            self.register_buffer(f"shift{i}", ((mean0 - mean_i) / std_i).view(1, 3, 1, 1), persistent=False)
+        register_renormalisation(self, means, stds)
 
     def member_input(self, i: int, x: torch.Tensor) -> torch.Tensor:
         if self.pools[i] > 1:
             x = F.avg_pool2d(x, self.pools[i])
-        if i == 0:
-            return x
-        return x * getattr(self, f"scale{i}") + getattr(self, f"shift{i}")
+        return renormalise(self, i, x)
 
     def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         from ml.models import features_and_logits
@@ -80,6 +72,23 @@ class Blend(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features_and_logits(x)[1]
+
+
+def register_renormalisation(module: nn.Module, means, stds) -> None:
+    """Buffers that turn an input normalised with member 0's statistics into member i's:
+    (x * std_0 + mean_0 - mean_i) / std_i = x * scale_i + shift_i, per channel."""
+    mean0, std0 = torch.tensor(means[0]), torch.tensor(stds[0])
+    for i, (mean, std) in enumerate(zip(means, stds, strict=True)):
+        mean_i, std_i = torch.tensor(mean), torch.tensor(std)
+        module.register_buffer(f"scale{i}", (std0 / std_i).view(1, 3, 1, 1), persistent=False)
+        module.register_buffer(f"shift{i}", ((mean0 - mean_i) / std_i).view(1, 3, 1, 1), persistent=False)
+
+
+def renormalise(module: nn.Module, i: int, x: torch.Tensor) -> torch.Tensor:
+    """Member i's normalisation of ``x`` (see ``register_renormalisation``)."""
+    if i == 0:
+        return x
+    return x * getattr(module, f"scale{i}") + getattr(module, f"shift{i}")
 
 
 def mix_logits(task_type: str, logits: Sequence[torch.Tensor], weights: Sequence[float]) -> torch.Tensor:

@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from ml.blend import register_renormalisation, renormalise
+
 MULTI_ARCHITECTURE = "multi_probe"
 
 
@@ -49,18 +51,12 @@ class MultiProbe(nn.Module):
         self.flip_average = bool(flip_average)
         self.dims = [int(b.num_features) for b in backbones]
         self.head = nn.Linear(sum(self.dims), num_outputs)
-        mean0, std0 = torch.tensor(means[0]), torch.tensor(stds[0])
-        for i, (mean, std) in enumerate(zip(means, stds, strict=True)):
-            mean_i, std_i = torch.tensor(mean), torch.tensor(std)
-            self.register_buffer(f"scale{i}", (std0 / std_i).view(1, 3, 1, 1), persistent=False)
-            self.register_buffer(f"shift{i}", ((mean0 - mean_i) / std_i).view(1, 3, 1, 1), persistent=False)
+        register_renormalisation(self, means, stds)
 
     def member_input(self, i: int, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.sizes[i] or x.shape[-2] != self.sizes[i]:
             x = F.interpolate(x, size=(self.sizes[i], self.sizes[i]), mode="bilinear", align_corners=False)
-        if i == 0:
-            return x
-        return x * getattr(self, f"scale{i}") + getattr(self, f"shift{i}")
+        return renormalise(self, i, x)
 
     def member_features(self, i: int, x: torch.Tensor) -> torch.Tensor:
         """Backbone ``i``'s pooled features of a normalised batch (no flip averaging)."""
