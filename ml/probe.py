@@ -160,7 +160,9 @@ def _folds(
         if smallest >= 2:
             # A label with fewer images than folds is left out of some folds' held-out rows (and
             # scikit-learn says so); k stays, so every fold still trains on (k - 1) / k of the rows.
-            splitter = StratifiedKFold(n_splits=int(k), shuffle=True, random_state=seed)
+            # (scikit-learn refuses more folds than the largest label has images.)
+            largest = int(np.bincount(y).max())
+            splitter = StratifiedKFold(n_splits=int(min(k, largest)), shuffle=True, random_state=seed)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 return list(splitter.split(np.zeros(n), y))
