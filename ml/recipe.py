@@ -88,12 +88,13 @@ TIE_ORDER = ("probe_multi", "probe", "finetune", "scratch", "blend")
 # The photo candidate (``probe_multi``, images larger than SMALL_IMAGE_SIDE): backbones whose
 # frozen features, each at its native size, one linear head reads side by side. When the budget
 # cannot pay for all of them the last ones are left out. Chosen by 5-fold cross-validation within
-# the photo benchmark's training sides (bench/dev_photos.py; BENCHMARKS.md): lite0 + lite2 with
-# mirror averaging 0.749, lite0 + lite1 + lite2 0.749 (a third more work), lite2 alone 0.721.
+# the photo benchmark's training sides (bench/dev_photos.py; BENCHMARKS.md), mean of three: centre-
+# cropped, lite0 + lite2 with mirror averaging 0.749, lite0 + lite1 + lite2 0.749 (a third more
+# work), lite2 alone 0.721; squashed, lite2 alone 0.762 and lite0 + lite2 0.737. Which of the two
+# sets a task keeps is left to its own cross-validation (``_probe_multi``).
 MULTI_ARCHITECTURES = ("tf_efficientnet_lite2", "tf_efficientnet_lite0")
-# ... reading the whole photo squashed to the square, not its centre crop: on the same folds lite2
-# alone scored 0.781 squashed against 0.686 cropped on seed 0's training side (the benchmark's
-# photos are 307 x 172: a centre crop drops 44 % of each).
+# ... reading the whole photo squashed to the square, not its centre crop (lite2: 0.762 against
+# 0.721 above; the benchmark's photos are 307 x 172, a centre crop drops 44 % of each).
 MULTI_RESIZE = "squash"
 # Share of the budget left the photo candidate's feature extraction may plan for.
 MULTI_SHARE = 0.75
