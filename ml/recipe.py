@@ -757,15 +757,21 @@ def _multi_serving_seconds(ctx: _Context, architectures: Sequence[str], images: 
     return sum(ctx.seconds_for(a, NATIVE_SIZE[a], 2 * images) for a in architectures)
 
 
-def _probe_multi(ctx: _Context, seconds: float) -> Candidate:
+def _short_names(architectures: Sequence[str]) -> str:
+    """``lite2+lite0``: the photo candidate's backbones as its name shows them."""
+    return "+".join(a.replace("tf_efficientnet_", "") for a in architectures)
+
+
+def _probe_multi(ctx: _Context, plan: Sequence[str]) -> Candidate:
     """Frozen features of several ImageNet backbones, each at its native size, side by side, and
     one linear head on them (ml/multi.py): the head, and whether mirrored images are extra rows or
     averaged with the originals, chosen by k-fold cross-validation over the whole training side,
-    which also gives the candidate's score. The head is fit on the whole training side at once."""
+    which also gives the candidate's score. The head is fit on the whole training side at once.
+    ``plan``: the backbones to try (``_multi_plan``)."""
     t0 = time.monotonic()
     pretrained = ctx.config.pretrained if ctx.config.pretrained != "none" else "auto"
     backbones, archs, dcfgs, sources = [], [], [], []
-    for arch in _multi_plan(ctx, seconds):
+    for arch in plan:
         model, used, dcfg, _ = _build(ctx, arch, pretrained)
         if used is None:
             continue
@@ -774,8 +780,9 @@ def _probe_multi(ctx: _Context, seconds: float) -> Candidate:
         backbones.append(model.eval())
         archs.append(arch)
         dcfgs.append(dcfg)
-    short = "+".join(a.replace("tf_efficientnet_", "") for a in archs) or "none"
-    candidate = Candidate(f"probe_multi:{short}", "probe_multi", multi.MULTI_ARCHITECTURE, 0)
+    candidate = Candidate(
+        f"probe_multi:{_short_names(archs) or 'none'}", "probe_multi", multi.MULTI_ARCHITECTURE, 0
+    )
     if not backbones:
         candidate.note = "no pretrained weights available"
         return candidate
@@ -828,8 +835,7 @@ def _probe_multi(ctx: _Context, seconds: float) -> Candidate:
             average_flips=True,
         )  # fmt: skip
         estimate = probe.cv_estimate(ctx.task_type, head, y, ctx.target_std)
-        name = "+".join(a.replace("tf_efficientnet_", "") for a in archs[:count])
-        tried_sets[name] = None if estimate is None else round(estimate.score, 4)
+        tried_sets[_short_names(archs[:count])] = None if estimate is None else round(estimate.score, 4)
         key = (-math.inf, 0.0) if estimate is None else (estimate.score, -estimate.loss)
         if best is None or key > best[0]:
             best = (key, count, x, x_flipped, head, estimate)
@@ -838,7 +844,7 @@ def _probe_multi(ctx: _Context, seconds: float) -> Candidate:
     if count < len(archs):  # fewer backbones won, or the budget stopped the extraction early
         archs, dcfgs = archs[:count], dcfgs[:count]
         module = assemble(count)
-        candidate.name = "probe_multi:" + "+".join(a.replace("tf_efficientnet_", "") for a in archs)
+        candidate.name = f"probe_multi:{_short_names(archs)}"
     module.flip_average = head.hyper["flip"] == "average"
     probe.to_linear(head, module.head)
     candidate.oof = head.oof
@@ -860,25 +866,17 @@ def _probe_multi(ctx: _Context, seconds: float) -> Candidate:
     )
     candidate.multi_spec = multi.spec(module, archs, [d["mean"] for d in dcfgs], [d["std"] for d in dcfgs])
 
-    def final_refit(test_images: Images, y_test: torch.Tensor) -> None:
-        # Every labelled image: the training side's features and the test side's, same head choices.
+    def extract_test(test_images: Images) -> tuple[np.ndarray, np.ndarray | None]:
+        # The test side's features through the same backbones, mirror images too when used.
         test_cache = test_images.cache(module.input_size, prep["interpolation"], MULTI_RESIZE)
         views = [multi.MemberView(module, i) for i in range(len(archs))]
         extra = np.concatenate([_features(ctx, v, test_cache, prep, budget=False) for v in views], axis=1)
-        extra_flipped = None
-        if x_flipped is not None:
-            extra_flipped = np.concatenate(
-                [_features(ctx, v, test_cache.flip(-1), prep, budget=False) for v in views], axis=1
-            )
-        y_all = np.concatenate([y, probe.targets_array(ctx.task_type, y_test)])
-        both_flipped = None if x_flipped is None else np.concatenate([x_flipped, extra_flipped])
-        full = probe.fit_linear_head(
-            ctx.task_type, np.concatenate([x, extra]), y_all, ctx.num_outputs, seed=ctx.config.seed,
-            flipped=both_flipped, fixed=head.hyper,
-        )  # fmt: skip
-        probe.to_linear(full, module.head)
+        if x_flipped is None:
+            return extra, None
+        mirrored = [_features(ctx, v, test_cache.flip(-1), prep, budget=False) for v in views]
+        return extra, np.concatenate(mirrored, axis=1)
 
-    candidate.final_refit = final_refit
+    candidate.final_refit = _head_final_refit(ctx, module.head, x, x_flipped, y, head.hyper, extract_test)
     candidate.seconds = time.monotonic() - t0
     return candidate
 
@@ -924,20 +922,37 @@ def _fit_head(
         probe.to_linear(full, layer)
         candidate.hyper = {**candidate.hyper, **full.hyper}  # a kernel probe's landmarks stay
 
+    probe.to_linear(head, layer)
+    candidate.model = candidate.model.eval()
+    candidate.finalize = finalize
+    if extract_test is not None:
+        candidate.final_refit = _head_final_refit(ctx, layer, x, flipped, y, head.hyper, extract_test)
+    candidate.seconds = time.monotonic() - t0
+
+
+def _head_final_refit(
+    ctx: _Context,
+    layer: nn.Linear,
+    x: np.ndarray,
+    flipped: np.ndarray | None,
+    y: np.ndarray,
+    hyper: dict,
+    extract_test: Callable[[Images], tuple[np.ndarray, np.ndarray | None]],
+) -> Callable[[Images, torch.Tensor], None]:
+    """A probe's ``final_refit``: its head fitted again, with the choices cross-validation made
+    (``hyper``), on the training side's features ``x`` (and mirrors) and the test side's, which
+    ``extract_test`` computes, written into ``layer``."""
+
     def final_refit(test_images: Images, y_test: torch.Tensor) -> None:
         tx, tf = extract_test(test_images)
         y_all = np.concatenate([y, probe.targets_array(ctx.task_type, y_test)])
         full = probe.fit_linear_head(
             ctx.task_type, np.concatenate([x, tx]), y_all, ctx.num_outputs, seed=ctx.config.seed,
-            flipped=None if flipped is None else np.concatenate([flipped, tf]), fixed=candidate.hyper,
+            flipped=None if flipped is None else np.concatenate([flipped, tf]), fixed=hyper,
         )  # fmt: skip
         probe.to_linear(full, layer)
 
-    probe.to_linear(head, layer)
-    candidate.model = candidate.model.eval()
-    candidate.finalize = finalize
-    candidate.final_refit = final_refit if extract_test is not None else None
-    candidate.seconds = time.monotonic() - t0
+    return final_refit
 
 
 def _net(
@@ -1288,7 +1303,7 @@ def _auto(ctx: _Context) -> tuple[Candidate, list[Candidate]]:
     if pretrained_ok and not small and "probe_multi" in kinds:
         plan = _multi_plan(ctx, MULTI_SHARE * left())
         reserve = RESERVE_S + _multi_serving_seconds(ctx, plan, ctx.n_test)
-        done(_probe_multi(ctx, MULTI_SHARE * left()))
+        done(_probe_multi(ctx, plan))
         photo = tried[-1] if tried[-1].model is not None else None
         if photo is None:
             reserve = RESERVE_S
