@@ -4,13 +4,16 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from apps.core.views import health
+from apps.core.views import favicon, health, index
 from apps.images.urls import media_urlpatterns
 from apps.inference.urls import detection_urlpatterns, v1_urlpatterns
 
 # The recognition API (tasks, labels, images, models, classify) answers under both the Ximilar
 # prefix and the Vize prefix. Apps add their routes to config/api_urls.py.
 urlpatterns = [
+    # The front door: a browser goes to the console, an API client gets the API's roots.
+    path("", index, name="index"),
+    path("favicon.ico", favicon, name="favicon"),
     re_path(r"^health/?$", health, name="health"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -24,6 +24,7 @@ urlpatterns = [
     path(TASK, tasks.task_detail, name="task-detail"),
     path(TASK + "delete/", tasks.task_delete, name="task-delete"),
     path(TASK + "labels/", tasks.label_create, name="label-create"),
+    path(TASK + "labels/counts/", tasks.label_counts, name="label-counts"),
     path(TASK + "deploy/", tasks.task_deploy, name="task-deploy"),
     path(TASK + "train/", tasks.task_train, name="task-train"),
     path(TASK + "final-refit/", tasks.task_final_refit, name="task-final-refit"),

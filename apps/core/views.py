@@ -1,15 +1,57 @@
-"""Views that belong to no resource: the health check and Django's JSON error pages."""
+"""Views that belong to no resource: the front door, the favicon, the health check and Django's
+JSON error pages."""
 
 from __future__ import annotations
 
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponseRedirect, JsonResponse
+from django.templatetags.static import static
+from django.urls import reverse
+from django.views.decorators.http import require_safe
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
+
+# What an API client finds at ``/``: the API's roots and its documents (paths, so they hold behind
+# any proxy that keeps them).
+API_INDEX = {
+    "name": "VisionForge",
+    "description": "Custom image recognition and detection with a Ximilar / Vize.ai compatible API.",
+    "authentication": "Authorization: Token <your token>; get one with POST /account/v2/token/.",
+    "apis": {
+        "recognition": "/recognition/v2/",
+        "detection": "/detection/v2/",
+        "account": "/account/v2/",
+        "vize_v2": "/v2/",
+        "vize_v1": "/v1/",
+    },
+    "docs": {"swagger_ui": "/api/docs/", "openapi_schema": "/api/schema/"},
+    "console": "/console/",
+    "health": "/health/",
+}
+
+
+@require_safe
+def index(request):
+    """The front door: a browser goes to the console (the task list when signed in, else the
+    sign-in page); an API client (JSON, or any type first) gets the index of the API's roots.
+
+    A plain Django view, so the OpenAPI schema does not describe it (it is no part of the
+    Ximilar API)."""
+    preferred = request.get_preferred_type(["application/json", "text/html"])
+    if preferred == "text/html":
+        signed_in = request.user.is_authenticated
+        return HttpResponseRedirect(reverse("console:task-list" if signed_in else "console:login"))
+    return JsonResponse(API_INDEX)
+
+
+@require_safe
+def favicon(request):
+    """Browsers ask for /favicon.ico on every page they have no icon link for: the console's."""
+    return HttpResponseRedirect(static("console/favicon.svg"))
 
 
 def _check_database() -> str:

@@ -27,6 +27,9 @@ class ModelVersion(models.Model):
     progress = models.FloatField(default=0.0)
     epoch = models.PositiveIntegerField(null=True, blank=True)
     loss = models.FloatField(null=True, blank=True)
+    # What the training does now, in words ("lite2_probe: features of tf_efficientnet_lite2 (1 of
+    # 2)"), for the console's progress; blank when queued or done.
+    stage = models.CharField(max_length=255, blank=True, default="")
     accuracy = models.FloatField(null=True, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
     warnings = models.JSONField(default=list, blank=True)

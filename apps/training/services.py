@@ -215,6 +215,7 @@ def model_version_claim(*, version_id) -> ModelVersion | None:
         version.finished = None
         version.progress = 0.0
         version.epoch = version.loss = None
+        version.stage = "starting"
         version.attempts += 1
         version.claimed_by = claims.worker_identity()
         version.save(
@@ -226,6 +227,7 @@ def model_version_claim(*, version_id) -> ModelVersion | None:
                 "progress",
                 "epoch",
                 "loss",
+                "stage",
                 "attempts",
                 "claimed_by",
             ]
@@ -238,7 +240,8 @@ def _fail_locked(version: ModelVersion, reason: str) -> ModelVersion:
     version.train_status = Status.FAILED
     version.finished = timezone.now()
     version.metrics = {**(version.metrics or {}), "error": reason}
-    version.save(update_fields=["train_status", "finished", "metrics"])
+    version.stage = ""
+    version.save(update_fields=["train_status", "finished", "metrics", "stage"])
     Task.objects.filter(pk=version.task_id).update(last_train_status=Task.TrainStatus.FAILED)
     logger.warning("model version %s failed: %s", version.pk, reason)
     return version
@@ -265,8 +268,18 @@ def failure_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def progress_stage(info: dict) -> str:
+    """ml's progress info in words: its ``stage`` ("features of ..."), for the candidate it is
+    about; an epoch alone means a net (or the detector) is training."""
+    candidate = info.get("candidate")
+    stage = info.get("stage") or ("training" if info.get("epoch") is not None else "")
+    text = f"{candidate}: {stage}" if candidate and stage else stage
+    return text[: ModelVersion._meta.get_field("stage").max_length]
+
+
 class _ProgressWriter:
-    """ml's progress callback: writes progress/epoch/loss/heartbeat, at most once a second.
+    """ml's progress callback: writes progress/epoch/loss/stage/heartbeat, at most once a second,
+    and at once when the stage changes (a probe's stages can be shorter than a second).
 
     ``.filter().update()`` touches only these columns, so it never overwrites what another
     process (the sweep, an admin) wrote to the row meanwhile.
@@ -275,16 +288,19 @@ class _ProgressWriter:
     def __init__(self, version_id):
         self.version_id = version_id
         self.last = 0.0
+        self.stage = ""
 
     def __call__(self, info: dict) -> None:
         now = time.monotonic()
-        if now - self.last < PROGRESS_MIN_INTERVAL_S:
+        stage = progress_stage(info) or self.stage
+        if now - self.last < PROGRESS_MIN_INTERVAL_S and stage == self.stage:
             return
-        self.last = now
+        self.last, self.stage = now, stage
         ModelVersion.objects.filter(pk=self.version_id, train_status=Status.IN_TRAINING).update(
             progress=min(float(info.get("percent") or 0.0), 99.0),
             epoch=info.get("epoch"),
             loss=finite(info.get("loss")),
+            stage=stage,
             heartbeat=timezone.now(),
         )
 
@@ -366,6 +382,7 @@ def model_version_finish(
         version.train_status = Status.TRAINED
         version.finished = version.heartbeat = timezone.now()
         version.progress = 100.0
+        version.stage = ""
         version.accuracy = metrics.get("accuracy")
         version.epoch = metrics.get("epochs")
         version.loss = finite(metrics.get("train_loss"))

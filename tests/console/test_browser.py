@@ -94,8 +94,26 @@ def page(browser, live_server, settings):
     context = browser.new_context(base_url=live_server.url, viewport={"width": 1366, "height": 900})
     context.set_default_timeout(30_000)
     page = context.new_page()
+    # The browser's log: every error it prints, and every answer of 404 or 5xx (a missing favicon,
+    # script or style), checked at the end of each test.
+    page.errors = []
+    page.on("console", lambda message: message.type == "error" and page.errors.append(message.text))
+    page.on("pageerror", lambda error: page.errors.append(str(error)))
+    page.on(
+        "response",
+        lambda answer: (
+            (answer.status == 404 or answer.status >= 500)
+            and page.errors.append(f"{answer.status} {answer.url}")
+        ),
+    )
     yield page
     context.close()
+
+
+def _assert_clean_log(page, expected: tuple[str, ...] = ()) -> None:
+    """No error in the browser's log but the ``expected`` ones (a refused upload is logged)."""
+    unexpected = [line for line in page.errors if not any(part in line for part in expected)]
+    assert not unexpected, unexpected
 
 
 def _shot(page, name: str) -> None:
@@ -114,7 +132,7 @@ def _pictures(folder: Path, colour, count: int, seed: int) -> list[Path]:
 
 
 def _sign_in(page, user) -> None:
-    page.goto("/console/")
+    page.goto("/")  # the front door sends a browser to the console's sign-in
     page.get_by_label("Username").fill(user.username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
@@ -193,12 +211,19 @@ def test_a_person_signs_in_uploads_trains_tries_and_switches_versions(
         page.get_by_role("button", name="Add label").click()
         expect(page.get_by_label(f"Drop images on {name}")).to_be_visible()
 
+    # The page has the console's icon (no 404 for /favicon.ico in the log, checked at the end).
+    icon = page.request.get("/favicon.ico")
+    assert icon.status == 200 and "svg" in icon.headers["content-type"]
+
     reds = _pictures(tmp_path, COLOURS[0], PER_LABEL, seed=1)
     blues = _pictures(tmp_path, COLOURS[1], PER_LABEL, seed=2)
     page.get_by_label("Files for red").set_input_files([str(p) for p in reds])
     expect(_stored(page)).to_have_count(PER_LABEL, timeout=60_000)
+    # The label's card counts its new images once they are stored, without a reload.
+    expect(page.get_by_label("Drop images on red").get_by_text(f"{PER_LABEL} images")).to_be_visible()
     _drop(page, "Drop images on blue", blues)
     expect(_stored(page)).to_have_count(2 * PER_LABEL, timeout=60_000)
+    expect(page.get_by_text(f"{PER_LABEL} images")).to_have_count(2)
     # The same file again is refused, and says why, next to its name.
     _drop(page, "Drop images on blue", blues[:1])
     expect(
@@ -225,7 +250,8 @@ def test_a_person_signs_in_uploads_trains_tries_and_switches_versions(
 
     _train(page, 1)
     expect(page.get_by_role("table", name="Confusion matrix")).to_be_visible()
-    scores = re.compile(r"^red (\d\.\d+ ){3}")  # red's precision, recall and F1
+    scores = re.compile(r"^red (\d+\.\d% ){3}")  # red's precision, recall and F1, as percents
+    expect(page.get_by_text(re.compile(r"^Accuracy \d+\.\d%"))).to_be_visible()
     expect(page.get_by_role("row", name=scores)).to_be_visible()
     _shot(page, "version")
 
@@ -252,6 +278,8 @@ def test_a_person_signs_in_uploads_trains_tries_and_switches_versions(
     page.get_by_role("heading", name="Sign in").wait_for()
     page.goto("/console/tasks/")
     page.get_by_role("heading", name="Sign in").wait_for()
+    # The only errors the browser logged are the refused duplicate upload's answer.
+    _assert_clean_log(page, expected=("status of 400", "status of 409"))
 
 
 def test_a_person_draws_moves_relabels_and_deletes_boxes_with_mouse_and_keys(
@@ -324,6 +352,7 @@ def test_a_person_draws_moves_relabels_and_deletes_boxes_with_mouse_and_keys(
     page.keyboard.press("n")  # the next image
     page.wait_for_url(lambda url: url != first)
     assert page.url.endswith("/boxes/")
+    _assert_clean_log(page)
 
 
 def test_the_version_page_follows_a_training_live_and_shows_the_metrics_when_it_ends(
@@ -353,6 +382,14 @@ def test_the_version_page_follows_a_training_live_and_shows_the_metrics_when_it_
 
     _write(lambda: ModelVersion.objects.filter(pk=version.pk).update(progress=60, epoch=3, loss=0.25))
     expect(page.get_by_text("60% · epoch 3 · loss 0.2500")).to_be_visible(timeout=10_000)
+    _write(
+        lambda: ModelVersion.objects.filter(pk=version.pk).update(
+            progress=70, epoch=None, loss=None, stage="probe: choosing the head by cross-validation"
+        )
+    )
+    expect(page.get_by_text("70% · probe: choosing the head by cross-validation")).to_be_visible(
+        timeout=10_000
+    )
     assert page.evaluate("window.notReloaded") is True  # updated in place
     _shot(page, "progress")
 
@@ -365,3 +402,4 @@ def test_the_version_page_follows_a_training_live_and_shows_the_metrics_when_it_
     expect(page.get_by_role("table", name="Confusion matrix")).to_be_visible(timeout=10_000)
     expect(page.get_by_text("Status: TRAINED")).to_be_visible()
     assert page.evaluate("window.notReloaded") is None  # the end reloaded the page once
+    _assert_clean_log(page)

@@ -69,6 +69,24 @@ def test_the_task_page_shows_labels_with_image_counts_and_the_versions(console, 
     assert f"/console/tasks/{task.id}/versions/1/download/" in page
 
 
+def test_the_label_counts_answer_what_the_cards_say_for_the_upload_script(console, workspace, other_console):
+    from tests.factories import TrainingImageFactory
+
+    task = TaskFactory(workspace=workspace)
+    cat, dog = (Label.objects.create(workspace=workspace, name=name) for name in ("cat", "dog"))
+    task.labels.add(cat, dog)
+    for _ in range(3):
+        TrainingImageFactory(workspace=workspace, label_ids=[cat.id])
+    TrainingImageFactory(workspace=workspace, label_ids=[dog.id])
+    response = console.get(f"/console/tasks/{task.id}/labels/counts/")
+    assert response.status_code == 200
+    assert response.json() == {"labels": {str(cat.id): "3 images", str(dog.id): "1 image"}}
+    page = console.get(f"/console/tasks/{task.id}/").content.decode()
+    assert f'data-counts-url="/console/tasks/{task.id}/labels/counts/"' in page
+    assert f'data-label-id="{cat.id}" aria-live="polite">3 images<' in page
+    assert other_console.get(f"/console/tasks/{task.id}/labels/counts/").status_code == 404
+
+
 def test_delete_asks_first_then_deletes_on_post(console, workspace):
     task = TaskFactory(workspace=workspace)
     confirm = console.get(f"/console/tasks/{task.id}/delete/")

@@ -40,6 +40,40 @@ def test_the_progress_partial_shows_percent_epoch_and_loss_and_keeps_polling(con
     assert 'hx-get="/console/tasks/' in page and "Confusion matrix" not in page
 
 
+def test_the_progress_partial_says_what_a_probe_is_doing(console, workspace):
+    task = TaskFactory(workspace=workspace)
+    ModelVersion.objects.create(
+        workspace=workspace,
+        task=task,
+        version=1,
+        train_status="IN_TRAINING",
+        progress=12,
+        epoch=None,
+        stage="lite2_probe: features of tf_efficientnet_lite2 (1 of 2)",
+    )
+    html = console.get(f"/console/tasks/{task.id}/versions/1/progress/", HTTP_HX_REQUEST="true").content
+    assert "12% · lite2_probe: features of tf_efficientnet_lite2 (1 of 2)" in html.decode()
+    assert "epoch" not in html.decode()
+
+
+def test_a_trained_probes_progress_says_done_and_what_was_chosen_never_epoch_0(console, workspace, tmp_path):
+    task = TaskFactory(workspace=workspace)
+    version = add_trained_version(task, 1, tmp_path)
+    version.epoch, version.progress = 0, 100.0  # as model_version_finish writes a probe's
+    version.metrics = {**version.metrics, "selected": "lite2_probe"}
+    version.save()
+    html = console.get(f"/console/tasks/{task.id}/versions/1/progress/").content.decode()
+    assert "100%" in html and "done" in html and "lite2_probe chosen" in html
+    assert "epoch" not in html
+
+
+def test_a_queued_version_says_it_waits_for_a_worker(console, workspace):
+    task = TaskFactory(workspace=workspace)
+    ModelVersion.objects.create(workspace=workspace, task=task, version=1, train_status="QUEUED")
+    html = console.get(f"/console/tasks/{task.id}/versions/1/progress/").content.decode()
+    assert "waiting for a worker" in html
+
+
 def test_the_progress_partial_stops_polling_and_reloads_the_page_when_done(console, workspace):
     task = TaskFactory(workspace=workspace)
     ModelVersion.objects.create(workspace=workspace, task=task, version=1, train_status="FAILED", progress=10)
@@ -89,7 +123,9 @@ def test_a_trained_versions_page_shows_candidates_metrics_heat_map_curves_and_wr
     version.save()
     html = console.get(f"/console/tasks/{task.id}/versions/1/").content.decode()
     assert "probe-lite0 <strong>selected</strong>" in html and "scratch" in html
-    assert "0.72" in html and "0.75" in html  # per-label F1
+    assert "72.0%" in html and "75.0%" in html  # per-label F1, written for people
+    assert "Accuracy <strong>75.0%</strong>" in html and "0.75<" not in html
+    assert "<td>90.0%</td>" in html  # the selected candidate's validation score
     assert 'class="heatmap"' in html and 'style="--alpha:0.6"' in html and 'style="--alpha:0.4"' in html
     assert "<polyline" in html and 'class="loss"' in html and 'class="score"' in html
     assert html.index(str(wrong.thumbnail).split("/")[-1]) < html.index(str(right.thumbnail).split("/")[-1])
@@ -189,7 +225,7 @@ def test_a_detection_versions_page_shows_ap_per_label_and_the_boxes_on_the_test_
     ]
     version.save()
     html = console.get(f"/console/tasks/{task.id}/versions/1/").content.decode()
-    assert "mAP@0.5 <strong>0.81</strong>" in html and "<th>AP</th>" in html
+    assert "mAP@0.5 <strong>81.0%</strong>" in html and "<th>AP</th>" in html
     assert 'class="box true" style="left:0.00%;top:0.00%;width:50.00%;height:50.00%"' in html
     assert 'class="box predicted" style="left:50.00%;top:50.00%;width:50.00%;height:50.00%"' in html
     assert "1 false +, 1 missed" in html
@@ -208,5 +244,5 @@ def test_the_try_answer_of_a_detector_draws_its_boxes_over_the_image():
             "is_detection": True,
         },
     )
-    assert "Version 3 says" in html and "1 object found." in html and "car: 0.876" in html
+    assert "Version 3 says" in html and "1 object found." in html and "car: 87.6%" in html
     assert 'style="left:5.00%;top:20.00%;width:25.00%;height:50.00%"' in html

@@ -176,6 +176,26 @@ def test_progress_is_written_at_most_once_a_second(user, workspace):
     assert version.heartbeat is not None
 
 
+def test_progress_says_what_the_training_does_and_a_new_stage_is_written_at_once(user, workspace):
+    task, _ = make_task(workspace, user, per_label=5)
+    version = ModelVersion.objects.create(
+        workspace=workspace, task=task, version=1, train_status="IN_TRAINING"
+    )
+    writer = training._ProgressWriter(version.pk)
+
+    writer(
+        {"candidate": "lite2_probe", "stage": "features of tf_efficientnet_lite2 (1 of 2)", "percent": 5.0}
+    )
+    writer({"candidate": "lite2_probe", "stage": "choosing the head by cross-validation", "percent": 9.0})
+
+    version.refresh_from_db()
+    assert version.stage == "lite2_probe: choosing the head by cross-validation"
+    assert version.progress == 9.0 and version.epoch is None
+    assert training.progress_stage({"candidate": "finetune", "epoch": 3}) == "finetune: training"
+    assert training.progress_stage({"epoch": 3}) == "training"  # the detector reports epochs only
+    assert training.progress_stage({"percent": 50}) == ""
+
+
 def test_deploying_a_version_that_is_not_trained_is_refused(user, workspace, tmp_path):
     task, _ = make_task(workspace, user, per_label=5)
     add_trained_version(task, 1, tmp_path)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from django.contrib import messages
+from django.http import JsonResponse
 from django.shortcuts import redirect
+from django.template.defaultfilters import pluralize
 from django.views.decorators.http import require_POST
 
 from apps.core.errors import DomainError
@@ -14,6 +16,7 @@ from apps.training import services as training_services
 
 from .. import selectors
 from ..forms import DeployForm, FinalRefitForm, LabelForm, TaskForm
+from ..templatetags.numbers import count
 from ..tenancy import page, workspace_view
 
 
@@ -60,6 +63,23 @@ def task_context(task: Task, **extra) -> dict:
 def task_detail(request, task_id):
     task = selectors.task_get(workspace=request.workspace, task_id=task_id)
     return page(request, "console/task_detail.html", task_context(task))
+
+
+def label_count_text(task: Task, label) -> str:
+    """What a label's card says about its size ("1,204 images", "3 boxes"); the task page's
+    template writes the same."""
+    if task.type == Task.Type.DETECTION:
+        return f"{count(label.objects_count)} box{pluralize(label.objects_count, 'es')}"
+    return f"{count(label.images_count)} image{pluralize(label.images_count)}"
+
+
+@workspace_view
+def label_counts(request, task_id):
+    """The label cards' counts as the task page shows them: the upload script asks once its files
+    are stored, so the cards are right without a reload."""
+    task = selectors.task_get(workspace=request.workspace, task_id=task_id)
+    labels = selectors.task_labels(task=task)
+    return JsonResponse({"labels": {str(label.pk): label_count_text(task, label) for label in labels}})
 
 
 @workspace_view

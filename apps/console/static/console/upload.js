@@ -1,6 +1,6 @@
 // Drag and drop of many image files onto a label: one request per file (VF_CONSOLE_PARALLEL_UPLOADS
 // at a time), each file listed with its progress, then "stored" or the server's reason (duplicate,
-// not an image, too large).
+// not an image, too large); when they are done, the label cards' counts are asked again.
 "use strict";
 (function () {
   const PARALLEL = Number(document.body.dataset.parallelUploads) || 3;
@@ -34,11 +34,21 @@
         job.item.textContent = job.file.name + ": " + reason;
         job.item.className = "error";
       }
-      const count = zone.querySelector(".count");
-      if (count && stored) count.dataset.added = "+" + stored + " now";
       await next();
     }
-    return Promise.all(Array.from({ length: PARALLEL }, next));
+    return Promise.all(Array.from({ length: PARALLEL }, next)).then(() => { if (stored) refreshCounts(); });
+  }
+
+  // Once a drop's files are stored, the label cards show the server's counts (as a reload would).
+  async function refreshCounts() {
+    const cards = document.querySelector(".labels[data-counts-url]");
+    if (!cards) return;
+    const answer = await fetch(cards.dataset.countsUrl, { headers: { Accept: "application/json" } });
+    if (!answer.ok) return;
+    const counts = (await answer.json()).labels || {};
+    cards.querySelectorAll(".count[data-label-id]").forEach((count) => {
+      if (count.dataset.labelId in counts) count.textContent = counts[count.dataset.labelId];
+    });
   }
 
   document.querySelectorAll(".dropzone[data-upload-url]").forEach((zone) => {
