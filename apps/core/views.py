@@ -15,6 +15,8 @@ from rest_framework.decorators import api_view, authentication_classes, permissi
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 
+from . import broker
+
 # What an API client finds at ``/``: the API's roots and its documents (paths, so they hold behind
 # any proxy that keeps them).
 API_INDEX = {
@@ -64,16 +66,7 @@ def _check_database() -> str:
 
 
 def _check_broker() -> str:
-    from config.celery import broker_answers
-
-    return "ok" if broker_answers() else "error: unreachable"
-
-
-def _broker_transport() -> str:
-    """The broker's kind from its URL ("filesystem", "redis", "amqp"...), never its address."""
-    from config.celery import app
-
-    return str(app.conf.broker_url or "").split("://", 1)[0] or "unknown"
+    return "ok" if broker.broker_answers() else "error: unreachable"
 
 
 @extend_schema(
@@ -101,7 +94,7 @@ def health(request):
     checks = {"database": _check_database(), "broker": _check_broker()}
     healthy = all(value == "ok" for value in checks.values())
     # Which ones: SQLite and the filesystem broker serve one machine only (README).
-    kinds = {"database_engine": connection.vendor, "broker_transport": _broker_transport()}
+    kinds = {"database_engine": connection.vendor, "broker_transport": broker.broker_transport()}
     return Response(
         {"status": "ok" if healthy else "unavailable", **checks, **kinds},
         status=status.HTTP_200_OK if healthy else status.HTTP_503_SERVICE_UNAVAILABLE,

@@ -7,11 +7,10 @@ import logging
 from celery import shared_task
 
 from . import services
+from .job_names import WIPE_JOB
 from .models import Label
 
 logger = logging.getLogger(__name__)
-
-WIPE_JOB = "apps.labels.jobs.wipe_label"
 
 
 @shared_task(name=WIPE_JOB, acks_late=True, ignore_result=True)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.db import transaction
 
+from apps.core.broker import broker_reachable, job_enqueue
 from apps.core.errors import DomainError, ServiceUnavailableError
 
+from .job_names import WIPE_JOB
 from .models import Label
 
 if TYPE_CHECKING:
@@ -114,10 +117,6 @@ def label_wipe_start(*, label: Label) -> dict | None:
     """``DELETE label/{id}/wipe``: a label with up to ``VF_WIPE_INLINE_MAX`` images is wiped now
     (None: answered 204); a larger one by a job, in the same batches, and this returns what the
     202 answer says. The label's image count shows the progress until the label is gone."""
-    from django.conf import settings
-
-    from config.celery import broker_reachable
-
     _refuse_negative_label(label)
     images = _wiped_images(label).count()
     if images <= settings.VF_WIPE_INLINE_MAX:
@@ -125,8 +124,6 @@ def label_wipe_start(*, label: Label) -> dict | None:
         return None
     if not broker_reachable():
         raise ServiceUnavailableError(MSG_QUEUE_DOWN)
-    from .jobs import wipe_label  # jobs import this module
-
-    transaction.on_commit(lambda: wipe_label.delay(str(label.pk)))
+    transaction.on_commit(lambda: job_enqueue(WIPE_JOB, str(label.pk)))
     logger.info("Queued the wipe of label %s with %d image(s)", label.pk, images)
     return {"id": str(label.pk), "images": images, "status": "wiping"}

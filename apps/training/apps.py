@@ -12,6 +12,7 @@ class TrainingConfig(AppConfig):
         # The image-classification trainer plugs into the lifecycle (apps/training/kinds.py).
         from apps.tasks.models import RECOGNITION_TYPES
 
-        from . import classification, kinds, signals  # noqa: F401 - signals: files go with their rows
+        # signals: files go with their rows; jobs: registered, so the services enqueue them by name.
+        from . import classification, jobs, kinds, signals  # noqa: F401
 
         kinds.KINDS.register(RECOGNITION_TYPES, classification.KIND)

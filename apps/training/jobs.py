@@ -14,10 +14,9 @@ from celery.signals import worker_process_init, worker_ready
 from django.conf import settings
 from django.db import connection
 
-from config.celery import SWEEP_JOB, TRAIN_JOB
-
 from . import notifications
 from . import services as training
+from .job_names import SWEEP_JOB, TRAIN_JOB
 
 logger = logging.getLogger(__name__)
 

@@ -22,11 +22,13 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
+from apps.core.broker import broker_reachable, job_enqueue, waiting_messages
 from apps.core.errors import ConflictError, DomainError, ServiceUnavailableError
 from apps.tasks.models import Task
 from ml.config import finite
 
 from . import artifacts, claims, kinds
+from .job_names import TRAIN_JOB, TRAINING_QUEUE
 from .models import ModelVersion
 from .selectors import model_version_active
 
@@ -46,7 +48,6 @@ MSG_QUEUE_DOWN = (
 MSG_EXPORT_NOT_TRAINED = "Only a TRAINED model version can be downloaded."
 MSG_NO_ONNX = "ONNX export is not available for {task_type} models; download the bundle instead."
 
-TRAINING_QUEUE = "training"  # config/celery.py routes the training job there
 PROGRESS_MIN_INTERVAL_S = 1.0  # at most one progress write per second
 
 
@@ -54,10 +55,8 @@ PROGRESS_MIN_INTERVAL_S = 1.0  # at most one progress write per second
 
 
 def _enqueue(version_id) -> None:
-    from .jobs import train_model_version  # jobs import this module
-
     try:
-        train_model_version.delay(str(version_id))
+        job_enqueue(TRAIN_JOB, str(version_id))
     except Exception:
         # Broker down: the version stays QUEUED and the sweep enqueues it again later. The
         # request already committed, so answering 500 here would only hide the version.
@@ -87,8 +86,6 @@ def task_train(*, task: Task, user=None) -> ModelVersion:
     that no worker will hear of (if the broker dies between this check and the enqueue, the
     version stays QUEUED and the sweep enqueues it again).
     """
-    from config.celery import broker_reachable
-
     if not broker_reachable():
         raise ServiceUnavailableError(MSG_QUEUE_DOWN)
     with transaction.atomic():
@@ -414,8 +411,6 @@ def model_versions_sweep() -> dict[str, list]:
     empty queue means nobody will start it). While messages wait, a version that waits too is
     left alone: one version, one message. Returns the ids it requeued and the FAILED versions.
     """
-    from config.celery import waiting_messages
-
     stale = _stale_before()
     now = timezone.now()
     too_old = now - timedelta(seconds=settings.VF_TRAINING_QUEUED_MAX_AGE)

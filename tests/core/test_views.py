@@ -27,7 +27,7 @@ def test_health_answers_without_a_token_and_names_the_database_and_broker_in_use
 
 
 def test_health_answers_503_naming_the_dependency_that_is_down(anon, monkeypatch):
-    monkeypatch.setattr("config.celery.broker_answers", lambda timeout=2.0: False)
+    monkeypatch.setattr("apps.core.broker.broker_answers", lambda timeout=2.0: False)
     response = anon.get("/health/")
     assert response.status_code == 503
     assert response.json() == {
@@ -68,7 +68,8 @@ def test_the_first_broker_check_of_a_fresh_process_configures_celery_cleanly(tmp
 
     code = (
         "import django; django.setup()\n"
-        "from config.celery import app, broker_answers\n"
+        "from apps.core.broker import broker_answers\n"
+        "from config.celery import app\n"
         "assert broker_answers()\n"
         "print(app.conf.task_default_queue)\n"
     )
