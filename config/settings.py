@@ -84,6 +84,8 @@ INSTALLED_APPS = [
     "apps.training",
     "apps.detection",
     "apps.inference",
+    # Backups, restores and the storage check (manage.py backup / restore / check_storage).
+    "apps.backups",
     # The web console (/console/): templates and views over the same services and selectors.
     "apps.console",
 ]

@@ -21,6 +21,8 @@ class TrainingImage(models.Model):
     test_image = models.BooleanField(default=False)
     real = models.BooleanField(default=False)
     verify_count = models.PositiveIntegerField(default=0)
+    # Set by `manage.py check_storage --fix` when storage has lost the file (or its thumbnail).
+    file_missing = models.BooleanField(default=False)
     labels = models.ManyToManyField("labels.Label", through="ImageLabel", related_name="images", blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
