@@ -82,6 +82,7 @@ INSTALLED_APPS = [
     "apps.tasks",
     "apps.images",
     "apps.training",
+    "apps.recognition",  # image recognition's trainer and predictor
     "apps.detection",
     "apps.inference",
     # Backups, restores and the storage check (manage.py backup / restore / check_storage).

@@ -1,28 +1,76 @@
-"""A registry of what each kind of task plugs in, keyed by ``Task.type``.
+"""Where each kind of task plugs in its trainer and its predictor, keyed by ``Task.type``.
 
-apps/training keeps one for trainers, apps/inference one for predictors; each kind of task
-(image classification today) registers its types when its app is ready.
+The training lifecycle (apps/training/services.py: validate, queue, claim, heartbeat, progress,
+artifacts, deploy, sweep, e-mails) and prediction (apps/inference: the model cache, reading the
+records, one batched forward pass, per-record errors) are written once. A kind of task registers
+both halves together, as one ``TaskKind`` for its task types, in its app's ``ready()``: image
+recognition (multi_class, multi_label, regression) in apps/recognition, object detection in
+apps/detection.
+
+A ``Trainer`` has
+- ``validate(task=)``: raises ``DomainError`` naming what the task lacks before it may train;
+- ``train(version=, out_dir=, progress=)``: fits a claimed version, writes its artifacts
+  (``model.safetensors`` + ``model.json``) into ``out_dir``, calls ``progress`` with ml's progress
+  dicts, and returns a ``TrainOutcome``.
+
+A ``Predictor`` has
+- ``load(directory, mode=, num_threads=)``: the model of the version saved in ``directory``, ready
+  to predict (ml/ does the loading; ``mode`` is ``VF_INFERENCE_MODE``). The model has ``labels``,
+  ``preprocess(image)`` and ``predict_batch(inputs, descriptor=)``, and may have ``draft(image)``
+  (prepare an opened image to decode at the reduced scale ``preprocess`` needs; its ``size`` is
+  then what the request's pixel budget counts);
+- ``answer(prediction, model, names, threshold)``: the response keys of one record;
+- ``names(labels=)``: the current names of the version's labels by id (a label renamed since the
+  training answers with its new name).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Generic, TypeVar
-
-K = TypeVar("K")
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 
-class KindRegistry(Generic[K]):
-    def __init__(self, what: str):
-        self.what = what
-        self._kinds: dict[str, K] = {}
+@dataclass
+class TrainOutcome:
+    """What a trainer hands back to the lifecycle, stored on the version when it is marked TRAINED."""
 
-    def register(self, task_types: Iterable[str], kind: K) -> None:
+    metrics: dict
+    warnings: list[str] = field(default_factory=list)
+    evaluation: list[dict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Trainer:
+    validate: Callable[..., None]
+    train: Callable[..., TrainOutcome]
+
+
+@dataclass(frozen=True)
+class Predictor:
+    load: Callable[..., object]
+    answer: Callable[..., dict]
+    names: Callable[..., dict]
+
+
+@dataclass(frozen=True)
+class TaskKind:
+    trainer: Trainer
+    predictor: Predictor
+
+
+class KindRegistry:
+    def __init__(self):
+        self._kinds: dict[str, TaskKind] = {}
+
+    def register(self, task_types: Iterable[str], kind: TaskKind) -> None:
         for task_type in task_types:
             self._kinds[str(task_type)] = kind
 
-    def get(self, task_type: str) -> K:
+    def get(self, task_type: str) -> TaskKind:
         try:
             return self._kinds[task_type]
         except KeyError:
-            raise ValueError(f"No {self.what} is registered for tasks of type {task_type!r}.") from None
+            raise ValueError(f"No kind of task is registered for tasks of type {task_type!r}.") from None
+
+
+KINDS = KindRegistry()

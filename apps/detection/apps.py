@@ -5,7 +5,7 @@ class DetectionConfig(AppConfig):
     """Custom object detection: detection tasks, labels and objects (boxes on training images).
 
     A detection task is a ``tasks.Task`` of type ``detection``, so it shares the training lifecycle
-    (apps/training) and the model cache (apps/inference); this app plugs its trainer in here.
+    (apps/training) and prediction (apps/inference); this app plugs its trainer and its predictor in.
     """
 
     name = "apps.detection"
@@ -13,10 +13,12 @@ class DetectionConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # The detection trainer plugs into the shared lifecycle (apps/training/kinds.py).
+        # The detection task type plugs its trainer and predictor in together (apps/core/kinds.py).
+        from apps.core.kinds import KINDS, TaskKind
         from apps.tasks.models import Task
-        from apps.training.kinds import KINDS
 
-        from . import training
+        from . import prediction, training
 
-        KINDS.register([Task.Type.DETECTION], training.KIND)
+        KINDS.register(
+            [Task.Type.DETECTION], TaskKind(trainer=training.TRAINER, predictor=prediction.PREDICTOR)
+        )

@@ -1,4 +1,4 @@
-"""Object detection as a kind of inference: ml.detect's predictor and Ximilar's ``_objects`` answer.
+"""Object detection as a kind of prediction: ml's detector and Ximilar's ``_objects`` answer.
 
 Each record gets ``_objects`` = ``[{"name", "id", "bound_box": [x1, y1, x2, y2], "prob"}]``, most
 probable first, only those with ``prob >= keep_prob`` (the ``threshold`` of the shared service),
@@ -7,9 +7,9 @@ boxes in pixels of the image as received (upright).
 
 from __future__ import annotations
 
-from apps.detection.models import DetectionLabel
+from apps.core.kinds import Predictor
 
-from .kinds import InferenceKind
+from .models import DetectionLabel
 
 PROB_DIGITS = 5
 DEFAULT_KEEP_PROB = 0.3  # Ximilar's documented default
@@ -17,7 +17,7 @@ DEFAULT_KEEP_PROB = 0.3  # Ximilar's documented default
 
 def load(directory, *, mode: str, num_threads: int | None = None):
     """The detector saved in ``directory`` (``mode`` is for classification's traced modes)."""
-    from ml.detect import DetectionPredictor  # torch loads with the first model, not with Django
+    from ml.detection.detector import DetectionPredictor  # torch loads with the first model, not with Django
 
     return DetectionPredictor.load(directory, num_threads=num_threads)
 
@@ -46,4 +46,4 @@ def answer(prediction: dict, predictor, names: dict[str, str], threshold: float 
     return {"_objects": objects}
 
 
-KIND = InferenceKind(load=load, answer=answer, names=label_names)
+PREDICTOR = Predictor(load=load, answer=answer, names=label_names)

@@ -1,4 +1,4 @@
-"""Object detection as a kind of training (apps/training/kinds.py).
+"""Object detection as a kind of training (apps/core/kinds.py).
 
 What is particular to it: the checks before training (labels, images with objects per label), the
 images and boxes a task trains on, the split stratified by the labels present on each image, and
@@ -15,9 +15,9 @@ from collections import Counter
 from django.conf import settings
 
 from apps.core.errors import DomainError
+from apps.core.kinds import Trainer, TrainOutcome
 from apps.tasks.models import Task
-from apps.training.classification import fit_budget, image_sources, split_and_record
-from apps.training.kinds import TrainingKind, TrainOutcome
+from apps.training.fitting import fit_budget, image_sources, split_and_record
 from apps.training.models import ModelVersion
 
 from .selectors import task_training_objects
@@ -82,7 +82,7 @@ def train(*, version: ModelVersion, out_dir: str, progress) -> TrainOutcome:
     always test) and the split is recorded on the version; ml.detect trains FCOS within the
     task's time budget and evaluates it on the test side.
     """
-    from ml.detect import DetectConfig, DetectionExample, fit_detector
+    from ml.detection.detector import DetectConfig, DetectionExample, fit_detector
 
     task = version.task
     labels, boxes, negatives = task_training_objects(task=task)
@@ -130,4 +130,4 @@ def train(*, version: ModelVersion, out_dir: str, progress) -> TrainOutcome:
     )
 
 
-KIND = TrainingKind(validate=task_validate_trainable, train=train)
+TRAINER = Trainer(validate=task_validate_trainable, train=train)

@@ -23,10 +23,9 @@ from typing import Any
 
 from django.conf import settings
 
+from apps.core.kinds import KINDS
 from apps.training import artifacts
 from apps.training.models import ModelVersion
-
-from .kinds import KINDS
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +90,7 @@ def load_predictor(version: ModelVersion):
     started = time.perf_counter()
     directory = artifacts.local_artifact_dir(version)  # the download runs outside the lock
     with TORCH_LOCK:
-        predictor = KINDS.get(version.task.type).load(
+        predictor = KINDS.get(version.task.type).predictor.load(
             directory, mode=settings.VF_INFERENCE_MODE, num_threads=settings.VF_INFERENCE_THREADS or None
         )
     logger.info(

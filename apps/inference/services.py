@@ -1,13 +1,14 @@
-"""Classify: run up to 10 records through one TRAINED version of a task, in one batch.
+"""Predict: run up to 10 records through one TRAINED version of a task, in one batch.
 
-``task_classify`` is the service behind ``POST classify/`` and ``POST /v1/classify/``. It picks
-the version (``classify_version_get`` reads the deployed one from the database on every call),
-reads every record concurrently (base64 decoding, URL fetching through the SSRF-safe
+``task_predict`` is the service behind ``POST classify/``, ``POST detect/`` and ``POST
+/v1/classify/``, the same for every kind of task. It picks the version
+(``prediction_version_get`` reads the deployed one from the database on every call), reads every
+record concurrently (base64 decoding, URL fetching through the SSRF-safe
 ``apps.images.fetch.fetch_url``, image decoding and resizing), runs the records that could be read
-through the model as ONE forward pass, and lets the task's kind shape each answer (for image
-classification Ximilar's: apps/inference/classification.py). A record that cannot
-be read gets its own ``_status`` (400; 413 past the request's pixel budget; 503 when the process's
-decode gate stays full); the rest of the batch is still classified.
+through the model as ONE forward pass, and lets the task's kind shape each answer (its predictor,
+apps/core/kinds.py: Ximilar's labels for recognition, ``_objects`` for detection). A record that
+cannot be read gets its own ``_status`` (400; 413 past the request's pixel budget; 503 when the
+process's decode gate stays full); the rest of the batch is still answered.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from django.conf import settings
 from PIL import Image
 
 from apps.core.errors import DomainError
+from apps.core.kinds import KINDS
 from apps.images.decoding import DECODE_GATE, RequestPixels, decode_base64, open_image
 from apps.images.errors import (
     MSG_NOT_AN_IMAGE,
@@ -34,13 +36,11 @@ from apps.images.errors import (
 )
 from apps.images.fetch import fetch_url
 from apps.images.services import training_image_ingest
-from apps.labels.models import Label
 from apps.tasks.models import Task
 from apps.training.models import ModelVersion
 from apps.training.services import MSG_VERSION_NOT_TRAINED
 
 from .cache import TORCH_LOCK, predictor_get
-from .kinds import KINDS
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +60,8 @@ _RAW = object()  # record key of raw uploaded bytes (v1 multipart); never in a J
 # --------------------------------------------------------------------------- selectors
 
 
-def classify_version_get(*, task: Task, version: int | None) -> ModelVersion:
-    """The TRAINED version to classify with: ``version``, else the task's production version.
+def prediction_version_get(*, task: Task, version: int | None) -> ModelVersion:
+    """The TRAINED version to predict with: ``version``, else the task's production version.
 
     Read from the database on every call, so a new deployment is used by the next request.
     Raises DomainError (400) when the task was never trained or the version is not TRAINED.
@@ -80,12 +80,6 @@ def classify_version_get(*, task: Task, version: int | None) -> ModelVersion:
         raise DomainError(MSG_VERSION_NOT_TRAINED.format(version=version))
     found.task = task  # the cache loads the version by its task's kind
     return found
-
-
-def label_names(*, labels: list[dict]) -> dict[str, str]:
-    """Current names of the version's labels (renamed since training: the new name wins)."""
-    ids = [label["id"] for label in labels]
-    return {str(pk): name for pk, name in Label.objects.filter(pk__in=ids).values_list("pk", "name")}
 
 
 # --------------------------------------------------------------------------- reading records
@@ -140,7 +134,7 @@ def _guarded(step):
         except DomainError as exc:  # ImageInputError, UrlFetchError, the decoder's 503, ...
             read.error, read.code = exc.message, exc.status_code
         except Exception:  # noqa: BLE001 - one odd record must not fail the batch
-            logger.exception("could not read a classify record")
+            logger.exception("could not read a record")
             read.error, read.code = MSG_NOT_AN_IMAGE, 400
         read.image = None if read.error is not None or read.tensor is not None else read.image
         return read
@@ -185,7 +179,7 @@ def _readers() -> ThreadPoolExecutor:
     global _READERS
     with _READERS_LOCK:
         if _READERS is None:
-            _READERS = ThreadPoolExecutor(max_workers=READER_THREADS, thread_name_prefix="classify-read")
+            _READERS = ThreadPoolExecutor(max_workers=READER_THREADS, thread_name_prefix="predict-read")
         return _READERS
 
 
@@ -219,7 +213,7 @@ def _read_records(records: list, predictor) -> list[_Read]:
 
 
 def _store(*, task: Task, data: bytes) -> str:
-    """Store a classified image as an (unlabelled) training image; an existing copy is reused."""
+    """Store a record's image as an (unlabelled) training image; an existing copy is reused."""
     try:
         return str(training_image_ingest(workspace=task.workspace, data=data).pk)
     except DuplicateImageError as exc:
@@ -229,7 +223,7 @@ def _store(*, task: Task, data: bytes) -> str:
 # --------------------------------------------------------------------------- service
 
 
-def task_classify(
+def task_predict(
     *,
     task: Task,
     records: list,
@@ -238,14 +232,15 @@ def task_classify(
     descriptor: bool = False,
     store_images: bool = False,
 ) -> dict:
-    """Classify ``records`` (1 to ``VF_CLASSIFY_MAX_RECORDS``) with a TRAINED version of ``task``.
+    """Predict ``records`` (1 to ``VF_CLASSIFY_MAX_RECORDS``) with a TRAINED version of ``task``.
 
     Each record is a dict with ``_url`` or ``_base64``; its other keys are echoed back. Unreadable
     records get ``_status`` 400 with the reason; the readable ones go through the model as one
-    batch. ``threshold`` drops labels with a lower probability from ``labels``, ``descriptor``
-    adds the L2-normalised penultimate features, ``store_images`` stores each readable record
-    as a training image of the task's workspace. Raises DomainError (400) for a bad record count,
-    a task without a trained version or a version that is not TRAINED.
+    batch. ``threshold`` is the kind's cut-off (recognition: labels with a lower probability leave
+    ``labels``; detection: objects under it, ``keep_prob``), ``descriptor`` adds the L2-normalised
+    penultimate features, ``store_images`` stores each readable record as a training image of the
+    task's workspace. Raises DomainError (400) for a bad record count, a task without a trained
+    version or a version that is not TRAINED.
     """
     started = time.perf_counter()
     limit = settings.VF_CLASSIFY_MAX_RECORDS
@@ -253,10 +248,10 @@ def task_classify(
         raise DomainError(MSG_NO_RECORDS)
     if len(records) > limit:
         raise DomainError(MSG_TOO_MANY_RECORDS.format(limit=limit, count=len(records)))
-    model_version = classify_version_get(task=task, version=version)
+    model_version = prediction_version_get(task=task, version=version)
     predictor = predictor_get(model_version)
-    kind = KINDS.get(task.type)
-    names = (kind.names or label_names)(labels=predictor.labels)
+    kind = KINDS.get(task.type).predictor
+    names = kind.names(labels=predictor.labels)
 
     reads = _read_records(records, predictor)
     good = [i for i, read in enumerate(reads) if read.error is None]
@@ -306,7 +301,7 @@ def task_classify_v1(
 ) -> dict:
     """Vize's ``/v1/classify/``: one image (uploaded bytes, URL or base64) -> ``{best_label, labels}``.
 
-    Same model selection and inference as ``task_classify``; an unreadable image is a request
+    Same model selection and inference as ``task_predict``; an unreadable image is a request
     error here (400 with the reason), since there is no other record to answer.
     """
     if data is not None:
@@ -317,7 +312,7 @@ def task_classify_v1(
         record = {"_base64": base64}
     else:
         raise DomainError(MSG_V1_NO_IMAGE)
-    result = task_classify(task=task, records=[record], version=version)
+    result = task_predict(task=task, records=[record], version=version)
     answer = result["records"][0]
     if answer["_status"]["code"] != 200:
         raise DomainError(answer["_status"]["text"])

@@ -1,4 +1,5 @@
-"""Endpoints: ``POST classify/`` (Ximilar / Vize v2) and ``POST /v1/classify/`` (Vize v1)."""
+"""Endpoints: ``POST classify/`` (Ximilar / Vize v2), ``POST detect/`` (Ximilar detection) and
+``POST /v1/classify/`` (Vize v1): one prediction service for every kind of task."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from .serializers import (
     V1ClassifyRequestSerializer,
     V1ClassifyResponseSerializer,
 )
-from .services import task_classify, task_classify_v1
+from .services import task_classify_v1, task_predict
 
 ERRORS = {
     400: OpenApiResponse(
@@ -49,9 +50,12 @@ EXAMPLE_REQUEST = OpenApiExample(
 )
 
 
-class _ClassifyBase(WorkspaceScopedViewSet):
+class _PredictBase(WorkspaceScopedViewSet):
+    """A task of the caller's workspace and its records, through ``task_predict``."""
+
     parser_classes = [JSONParser, FormParser, MultiPartParser]
     upload_too_large_message = MSG_TOO_LARGE  # v1's image_file: one image, VF_MAX_IMAGE_BYTES
+    threshold_field = "threshold"  # the body field that is the kind's cut-off
 
     def get_workspace_queryset(self, workspace):
         return Task.objects.select_related("workspace")
@@ -62,8 +66,22 @@ class _ClassifyBase(WorkspaceScopedViewSet):
             raise NotFoundError(MSG_TASK_NOT_FOUND)
         return task
 
+    def predict(self, request) -> Response:
+        serializer = self.serializer_class(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        result = task_predict(
+            task=self.task(data["task_id"]),
+            records=data["records"],
+            version=data.get("version"),
+            threshold=data.get(self.threshold_field),
+            descriptor=data.get("descriptor", False),
+            store_images=data["store_images"],
+        )
+        return Response(result)
 
-class ClassifyViewSet(_ClassifyBase):
+
+class ClassifyViewSet(_PredictBase):
     serializer_class = ClassifyRequestSerializer
 
     @extend_schema(
@@ -83,22 +101,12 @@ class ClassifyViewSet(_ClassifyBase):
         examples=[EXAMPLE_REQUEST],
     )
     def create(self, request):
-        serializer = ClassifyRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        result = task_classify(
-            task=self.task(data["task_id"]),
-            records=data["records"],
-            version=data.get("version"),
-            threshold=data.get("threshold"),
-            descriptor=data["descriptor"],
-            store_images=data["store_images"],
-        )
-        return Response(result)
+        return self.predict(request)
 
 
-class DetectViewSet(_ClassifyBase):
+class DetectViewSet(_PredictBase):
     serializer_class = DetectRequestSerializer
+    threshold_field = "keep_prob"
 
     def get_workspace_queryset(self, workspace):
         return Task.objects.filter(type=Task.Type.DETECTION).select_related("workspace")
@@ -117,20 +125,10 @@ class DetectViewSet(_ClassifyBase):
         responses={200: DetectResponseSerializer, **ERRORS},
     )
     def create(self, request):
-        serializer = DetectRequestSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        result = task_classify(
-            task=self.task(data["task_id"]),
-            records=data["records"],
-            version=data.get("version"),
-            threshold=data.get("keep_prob"),
-            store_images=data["store_images"],
-        )
-        return Response(result)
+        return self.predict(request)
 
 
-class V1ClassifyViewSet(_ClassifyBase):
+class V1ClassifyViewSet(_PredictBase):
     serializer_class = V1ClassifyRequestSerializer
 
     @extend_schema(

@@ -1,22 +1,30 @@
-"""Image classification (multi_class, multi_label, regression) as a kind of inference.
+"""Image recognition (multi_class, multi_label, regression) as a kind of prediction.
 
 ``load`` hands ml/ the version's folder and the inference mode; ``answer`` shapes one record's
 prediction as Ximilar does: ``best_label`` and ``labels`` by probability (multi_label also
-``best_labels`` over their trained thresholds), or a ``value`` for regression.
+``best_labels`` over their trained thresholds), or a ``value`` for regression; ``label_names`` are
+the recognition labels' current names.
 """
 
 from __future__ import annotations
 
-from .kinds import InferenceKind
+from apps.core.kinds import Predictor
+from apps.labels.models import Label
 
 PROB_DIGITS = 5  # Ximilar answers probabilities with 5 decimals
 
 
 def load(directory, *, mode: str, num_threads: int | None = None):
     """The version saved in ``directory``, loaded by ml/ for inference in ``mode`` and warmed up."""
-    from ml.predictor import Predictor  # torch loads with the first model, not with Django
+    from ml.recognition.predictor import Predictor  # torch loads with the first model, not with Django
 
     return Predictor.load(directory, mode=mode, num_threads=num_threads)
+
+
+def label_names(*, labels: list[dict]) -> dict[str, str]:
+    """Current names of the version's labels (renamed since training: the new name wins)."""
+    ids = [label["id"] for label in labels]
+    return {str(pk): name for pk, name in Label.objects.filter(pk__in=ids).values_list("pk", "name")}
 
 
 def _label(labels: list[dict], names: dict[str, str], index: int) -> dict:
@@ -54,4 +62,4 @@ def answer(prediction: dict, predictor, names: dict[str, str], threshold: float 
     return _classification(prediction, predictor, names, threshold)
 
 
-KIND = InferenceKind(load=load, answer=answer)
+PREDICTOR = Predictor(load=load, answer=answer, names=label_names)

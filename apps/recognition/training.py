@@ -1,28 +1,24 @@
-"""Image classification (multi_class, multi_label, regression) as a kind of training.
+"""Image recognition (multi_class, multi_label, regression) as a kind of training.
 
 What is particular to it: which labels and images a task trains on, the checks before training,
-the 80/20 split, ml.train.fit, and the per-image evaluation. The lifecycle around it (queue,
-claim, heartbeat, artifacts, deploy, sweep, e-mails) is apps/training/services.py.
+ml's recipe, and the per-image evaluation. The lifecycle around it (queue, claim, heartbeat,
+artifacts, deploy, sweep, e-mails) is apps/training/services.py; the split and the fit's budget
+are apps/training/fitting.py, shared with detection.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
-import shutil
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.core.files.storage import default_storage
-from django.utils import timezone
 
 from apps.core.errors import DomainError
+from apps.core.kinds import Trainer, TrainOutcome
 from apps.tasks.models import Task
+from apps.training.fitting import fit_budget, image_sources, split_and_record
+from apps.training.models import ModelVersion
 
-from .kinds import TrainingKind, TrainOutcome
-from .models import ModelVersion
 from .selectors import (
     TrainingExample,
     label_image_counts,
@@ -38,14 +34,7 @@ MSG_TOO_FEW_IMAGES = "Each label needs at least {minimum} training images; too f
 MSG_TOO_FEW_VALUES = "A regression task needs at least {minimum} images with a value; {labels}."
 MSG_NO_IMAGES = "No training images could be read."
 
-
-TEST_FRACTION = 0.2
-# Seconds of the training budget kept for what follows the fit (artifact upload, finishing), and
-# the least a fit gets however late it starts.
-JOB_RESERVE_S = 2.0
-MIN_FIT_BUDGET_S = 5.0
-REGRESSION_BINS = 5
-SPOOL_CHUNK_BYTES = 1 << 20  # regression targets are stratified by quantile bins of the value
+REGRESSION_BINS = 5  # regression targets are stratified by quantile bins of the value
 
 
 def _label_list(labels, counts) -> str:
@@ -71,68 +60,6 @@ def task_validate_trainable(*, task: Task) -> None:
     short = [label for label in outputs if counts[label.id] < minimum]
     if short:
         raise DomainError(MSG_TOO_FEW_IMAGES.format(minimum=minimum, labels=_label_list(short, counts)))
-
-
-def fit_budget(version: ModelVersion) -> float | None:
-    """Seconds the fit may take so that the whole job, from the claim to TRAINED, keeps within
-    the budget: what the job already spent (loading the examples, the split) and a reserve for
-    uploading the artifacts and finishing are taken off. None = no budget."""
-    budget = version.task.train_time_budget or settings.VF_TRAIN_TIME_BUDGET
-    if not budget:
-        return None
-    spent = (timezone.now() - version.started).total_seconds() if version.started else 0.0
-    return max(budget - spent - JOB_RESERVE_S, MIN_FIT_BUDGET_S)
-
-
-def split_seed(task: Task, version: int) -> int:
-    digest = hashlib.sha256(f"{task.id}:{version}".encode()).digest()
-    return int.from_bytes(digest[:4], "big")
-
-
-def split_and_record(
-    *, version: ModelVersion, image_ids: list[str], strata: list, test_images: list[bool]
-) -> tuple[list[bool], int]:
-    """The version's 80/20 split: stratified, seeded by task and version, ``test_image`` always
-    test; recorded on the version (``split``). Returns the test mask and the seed."""
-    from ml.split import stratified_split
-
-    seed = split_seed(version.task, version.version)
-    test_mask = stratified_split(image_ids, strata, test_images, test_fraction=TEST_FRACTION, seed=seed)
-    split = {
-        "seed": seed,
-        "train": [i for i, test in zip(image_ids, test_mask, strict=True) if not test],
-        "test": [i for i, test in zip(image_ids, test_mask, strict=True) if test],
-    }
-    ModelVersion.objects.filter(pk=version.pk).update(split=split, heartbeat=timezone.now())
-    return test_mask, seed
-
-
-SPOOL_THREADS = 8  # images fetched from a remote storage at once
-
-
-def _spool(name: str, folder: str) -> str:
-    """Stream one stored image into ``folder``; its local path ('' when it cannot be read: ml
-    skips it with a warning rather than failing the training)."""
-    target = os.path.join(folder, hashlib.sha256(name.encode()).hexdigest())
-    try:
-        with default_storage.open(name, "rb") as source, open(target, "wb") as sink:
-            shutil.copyfileobj(source, sink, SPOOL_CHUNK_BYTES)
-    except Exception:
-        logger.warning("cannot read training image %s", name, exc_info=True)
-        return ""
-    return target
-
-
-def image_sources(names: list[str], spool_dir: str) -> list[str]:
-    """Local paths for ml to decode: the files themselves on local storage; on a remote storage
-    (S3) each image streamed to a file under ``spool_dir``, a few at a time, so memory does not grow
-    with the set (the heartbeat already runs: apps/training/services.py starts it first)."""
-    try:
-        return [default_storage.path(name) for name in names]
-    except NotImplementedError:
-        pass
-    with ThreadPoolExecutor(max_workers=SPOOL_THREADS, thread_name_prefix="spool") as pool:
-        return list(pool.map(lambda name: _spool(name, spool_dir), names))
 
 
 def _examples_and_targets(task: Task, outputs, negative):
@@ -224,7 +151,7 @@ def train(*, version: ModelVersion, out_dir: str, progress) -> TrainOutcome:
     failure: the lifecycle fails the version.
     """
     from ml.config import TrainConfig
-    from ml.recipe import fit
+    from ml.recognition.recipe import fit
 
     task = version.task
     outputs, negative = task_training_labels(task=task)
@@ -262,4 +189,4 @@ def train(*, version: ModelVersion, out_dir: str, progress) -> TrainOutcome:
     )
 
 
-KIND = TrainingKind(validate=task_validate_trainable, train=train)
+TRAINER = Trainer(validate=task_validate_trainable, train=train)

@@ -9,10 +9,5 @@ class TrainingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # The image-classification trainer plugs into the lifecycle (apps/training/kinds.py).
-        from apps.tasks.models import RECOGNITION_TYPES
-
         # signals: files go with their rows; jobs: registered, so the services enqueue them by name.
-        from . import classification, jobs, kinds, signals  # noqa: F401
-
-        kinds.KINDS.register(RECOGNITION_TYPES, classification.KIND)
+        from . import jobs, signals  # noqa: F401

@@ -24,10 +24,11 @@ from django.utils import timezone
 
 from apps.core.broker import broker_reachable, job_enqueue, waiting_messages
 from apps.core.errors import ConflictError, DomainError, ServiceUnavailableError
+from apps.core.kinds import KINDS
 from apps.tasks.models import Task
 from ml.config import finite
 
-from . import artifacts, claims, kinds
+from . import artifacts, claims
 from .job_names import TRAIN_JOB, TRAINING_QUEUE
 from .models import ModelVersion
 from .selectors import model_version_active
@@ -93,7 +94,7 @@ def task_train(*, task: Task, user=None) -> ModelVersion:
         active = model_version_active(task=task)
         if active is not None:
             return active
-        kinds.KINDS.get(task.type).validate(task=task)
+        KINDS.get(task.type).trainer.validate(task=task)
         last = task.versions.aggregate(n=Max("version"))["n"] or 0
         version = ModelVersion.objects.create(
             workspace_id=task.workspace_id,
@@ -340,14 +341,14 @@ class _HeartbeatThread:
 def model_version_train(*, version: ModelVersion, heartbeat_thread: bool = True) -> ModelVersion:
     """Train a claimed (IN_TRAINING) version end to end and mark it TRAINED.
 
-    The task's kind (apps/training/kinds.py) fits the version into a temporary folder, reporting
+    The task's kind (apps/core/kinds.py) fits the version into a temporary folder, reporting
     progress; the artifacts are uploaded, then ``model_version_finish``. Raises on failure: the
     caller (the job) fails the version.
     """
-    kind = kinds.KINDS.get(version.task.type)
+    trainer = KINDS.get(version.task.type).trainer
     beat = _HeartbeatThread(version.pk) if heartbeat_thread else contextlib.nullcontext()
     with tempfile.TemporaryDirectory(prefix="vf-train-") as out_dir, beat:
-        outcome = kind.train(version=version, out_dir=out_dir, progress=_ProgressWriter(version.pk))
+        outcome = trainer.train(version=version, out_dir=out_dir, progress=_ProgressWriter(version.pk))
         artifact_path = artifacts.save_artifacts(version, out_dir)
     return model_version_finish(
         version_id=version.pk,

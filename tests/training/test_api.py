@@ -6,14 +6,14 @@ import pytest
 from django.core import mail
 from django.core.files.storage import default_storage
 
+from apps.recognition import training as kind
 from apps.tasks.models import Task
 from apps.tasks.services import MSG_TASK_TRAINING
 from apps.training import artifacts
-from apps.training import classification as kind
 from apps.training import services as training
 from apps.training.models import ModelVersion
 from apps.workspaces import services as workspace_services
-from ml.predictor import Predictor
+from ml.recognition.predictor import Predictor
 from tests.factories import add_trained_version, make_task
 
 pytestmark = pytest.mark.usefixtures("fast_training")

@@ -1,8 +1,8 @@
 """A kind of task plugs into the lifecycle and the model cache with its own functions only.
 
-Detection registers a trainer, a predictor loader and an answer shape (apps/detection,
-apps/inference/detection.py); here a stand-in kind takes the multi_class slot and goes through
-train -> TRAINED -> deployed -> classify without any of the image-classification code.
+Recognition and detection each register a trainer and a predictor (apps/core/kinds.py); here a
+stand-in kind takes the multi_class slot and goes through train -> TRAINED -> deployed -> classify
+without any of the image-recognition code.
 """
 
 from __future__ import annotations
@@ -12,12 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from apps.core.kinds import KINDS, Predictor, TaskKind, Trainer, TrainOutcome
 from apps.inference import cache
-from apps.inference.kinds import KINDS as PREDICTORS
-from apps.inference.kinds import InferenceKind
 from apps.training import artifacts
-from apps.training.kinds import KINDS as TRAINERS
-from apps.training.kinds import TrainingKind, TrainOutcome
 from apps.training.models import ModelVersion
 from tests.factories import TaskFactory
 from tests.pictures import picture
@@ -51,14 +48,16 @@ def stand_in_kind(monkeypatch, settings, tmp_path):
     settings.VF_MODEL_CACHE_DIR = tmp_path / "model-cache"
     validated = []
     monkeypatch.setitem(
-        TRAINERS._kinds,
+        KINDS._kinds,
         "multi_class",
-        TrainingKind(validate=lambda *, task: validated.append(task.pk), train=fake_train),
-    )
-    monkeypatch.setitem(
-        PREDICTORS._kinds,
-        "multi_class",
-        InferenceKind(load=lambda directory, **kwargs: FakePredictor(), answer=fake_answer),
+        TaskKind(
+            trainer=Trainer(validate=lambda *, task: validated.append(task.pk), train=fake_train),
+            predictor=Predictor(
+                load=lambda directory, **kwargs: FakePredictor(),
+                answer=fake_answer,
+                names=lambda *, labels: {},
+            ),
+        ),
     )
     yield validated
     cache.model_cache().clear()
@@ -87,7 +86,5 @@ def test_a_kind_trains_deploys_and_classifies_through_the_shared_lifecycle_and_c
 
 
 def test_a_task_type_without_a_kind_is_a_clear_error():
-    with pytest.raises(ValueError, match="No trainer is registered for tasks of type 'segmentation'"):
-        TRAINERS.get("segmentation")
-    with pytest.raises(ValueError, match="No predictor is registered"):
-        PREDICTORS.get("segmentation")
+    with pytest.raises(ValueError, match="No kind of task is registered for tasks of type 'segmentation'"):
+        KINDS.get("segmentation")

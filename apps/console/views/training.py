@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 
 from apps.core.errors import DomainError
 from apps.images.services import upload_bytes
-from apps.inference.services import task_classify
+from apps.inference.services import task_predict
 from apps.tasks.models import Task
 from apps.training.views import download_response
 
@@ -101,9 +101,7 @@ def task_try(request, task_id):
     try:
         data = upload_bytes(file=form.cleaned_data["image"])
         encoded = base64.b64encode(data).decode()
-        result = task_classify(
-            task=task, records=[{"_base64": encoded}], version=form.cleaned_data["version"]
-        )
+        result = task_predict(task=task, records=[{"_base64": encoded}], version=form.cleaned_data["version"])
     except DomainError as exc:
         return render(request, "console/_try_result.html", {"error": exc.message}, status=exc.status_code)
     record = result["records"][0]
