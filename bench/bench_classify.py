@@ -8,7 +8,7 @@ way in-process (like for like: jit server against jit in-process, bf16 against b
 machine shared with other jobs use 1, see BENCHMARKS.md.)
 
 Prepares everything itself: a temporary VF_VAR_DIR with a SQLite database (migrated), a user with a
-token, a multi_class task with a version trained by ``ml.recipe.fit`` (the default architecture,
+token, a multi_class task with a version trained by ``ml.recognition.recipe.fit`` (the default architecture,
 one short epoch: the weights do not matter for speed, the shapes do), then starts gunicorn on a
 free loopback port for each inference mode and measures, with the server otherwise idle:
 
@@ -99,7 +99,7 @@ def prepare(var_dir: Path, images: list[bytes]) -> dict:
     from apps.training.models import ModelVersion
     from apps.workspaces import services
     from ml.config import TrainConfig
-    from ml.recipe import fit
+    from ml.recognition.recipe import fit
 
     call_command("migrate", verbosity=0)
     from django.contrib.auth import get_user_model
@@ -138,7 +138,7 @@ class Baseline:
         import torch
 
         from ml.inference import amx_available
-        from ml.predictor import Predictor
+        from ml.recognition.predictor import Predictor
 
         torch.set_num_threads(THREADS)
         self.torch = torch

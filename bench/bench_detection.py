@@ -1,4 +1,4 @@
-"""Detection benchmark: ml.detect's trainer against the same torchvision detector as a plain script.
+"""Detection benchmark: ml.detection's trainer against the same torchvision detector as a plain script.
 
     .venv/bin/python bench/bench_detection.py [--scenes 300] [--size 256] [--epochs 8]
         [--input-size 256] [--threads 1] [--seed 0]
@@ -6,7 +6,7 @@
 Draws a seeded scene set (coloured squares and discs on noise, tests/detection/scenes.py), splits it
 80/20 and trains, in the same run and on the same split:
 
-- ``ml.detect.fit_detector``: FCOS + FPN on the offline lite0 backbone with frozen BatchNorm,
+- ``ml.detection.detector.fit_detector``: FCOS + FPN on the offline lite0 backbone with frozen BatchNorm,
   flip and zoom augmentation, warm-up + cosine AdamW (what a detection task trains with);
 - the baseline: the same ``build_detector`` net trained by a plain loop (no augmentation,
   constant AdamW learning rate, same epochs and batch size).
@@ -28,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ml.detect import (  # noqa: E402
+from ml.detection.detector import (  # noqa: E402
     DetectConfig,
     DetectionExample,
     DetectionPredictor,
@@ -38,7 +38,7 @@ from ml.detect import (  # noqa: E402
     build_detector,
     fit_detector,
 )
-from ml.detect_eval import evaluate_detections  # noqa: E402
+from ml.detection.evaluate import evaluate_detections  # noqa: E402
 from tests.detection.scenes import png, scenes  # noqa: E402
 
 LABELS = [{"id": "square", "name": "square"}, {"id": "disc", "name": "disc"}]

@@ -4,7 +4,7 @@
         [--batches 1,2,4,6,8,10,16,32,64] [--repeats 9] [--architecture tf_efficientnet_lite0]
 
 For each thread count and input size, in one process: the eager net (channels_last, as training's
-``ml.train.forward_outputs`` runs it) and the traced + frozen net (as a served version runs it,
+``ml.recognition.train.forward_outputs`` runs it) and the traced + frozen net (as a served version runs it,
 ``ml.inference``), p50 over ``--repeats`` passes of each batch size after two warm-ups, random
 weights (the speed depends on the shapes only). Then a whole cache of 120 images through
 ``forward_outputs`` in batches of 64 (before) and of ``forward_batch_size`` images (the rule,
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ml.models import forward_batch_size  # noqa: E402
-from ml.train import forward_outputs  # noqa: E402
+from ml.recognition.train import forward_outputs  # noqa: E402
 
 CACHE_IMAGES = 120
 

@@ -214,7 +214,7 @@ class Features:
 
             from ml.data import build_cache
             from ml.models import data_config, load_package_weights
-            from ml.train import forward_outputs
+            from ml.recognition.train import forward_outputs
 
             model = timm.create_model(arch, pretrained=False)
             load_package_weights(model, arch)

@@ -4,7 +4,7 @@
 
 1. Loop throughput. The same model, the same images, the same batch size and optimiser, in
    this process: a plain timm loop over pre-normalised float tensors (the baseline) against
-   ``ml.train.train_one_epoch`` over the uint8 cache (normalising and augmenting every batch,
+   ``ml.recognition.train.train_one_epoch`` over the uint8 cache (normalising and augmenting every batch,
    as fit does). Prints images/s and the ratio (goal >= 0.9). Also bf16 autocast against fp32
    for the plain loop, the measurement behind ``amp="auto"`` being off on CPU.
 2. fit wall time and test accuracy for 2 labels x 20 images and 10 labels x 100 images,
@@ -30,9 +30,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from ml.config import TrainConfig  # noqa: E402
 from ml.data import build_cache, normalize  # noqa: E402
 from ml.models import build_model, data_config  # noqa: E402
-from ml.recipe import fit  # noqa: E402
+from ml.recognition.recipe import fit  # noqa: E402
+from ml.recognition.train import make_loss, train_one_epoch  # noqa: E402
 from ml.split import stratified_split  # noqa: E402
-from ml.train import make_loss, train_one_epoch  # noqa: E402
 
 PALETTE = [(220, 40, 40), (40, 180, 60), (40, 60, 220), (230, 200, 30), (150, 40, 200)]
 

@@ -3,13 +3,13 @@
     .venv/bin/python bench/dev_photos.py [--seeds 0,1,2] [--folds 5]
 
 For each seed's stratified 80/20 split of the food photos (``bench_quality.photos``), only the 80 %
-is read: the recipe's linear head (``ml.probe.fit_linear_head``, C by its inner 3-fold CV) is scored
-by stratified k-fold cross-validation *within* that training side, for frozen features of
+is read: the recipe's linear head (``ml.recognition.probe.fit_linear_head``, C by its inner 3-fold
+CV) is scored by stratified k-fold cross-validation *within* that training side, for frozen features of
 each backbone at its native size and for combinations of them (features side by side), with the
 mirrored images used as extra training rows ("aug") or averaged with the originals ("avg"), or
 one head per backbone with their probabilities averaged ("ens"); ``--resize squash`` reads whole
 photos squashed to the square instead of their centre crops.
-The figures chose the recipe's photo candidate (ml/recipe.py: backbones, flip handling); the
+The figures chose the recipe's photo candidate (ml/recognition/recipe.py: backbones, flip handling); the
 benchmark's test side is read by bench_quality.py alone.
 """
 
@@ -40,7 +40,7 @@ def features(images: list[bytes], needed, default_resize: str) -> dict[str, tupl
 
     from ml.data import build_cache
     from ml.models import data_config, load_package_weights
-    from ml.train import forward_outputs
+    from ml.recognition.train import forward_outputs
 
     out = {}
     for name in sorted(needed):
@@ -64,11 +64,11 @@ def features(images: list[bytes], needed, default_resize: str) -> dict[str, tupl
 
 
 def cv_accuracy(x, xf, y, flip: str, folds: int, seed: int) -> float:
-    """Stratified k-fold accuracy of the recipe's own head (``ml.probe.fit_linear_head``: C, and
+    """Stratified k-fold accuracy of the recipe's own head (``ml.recognition.probe.fit_linear_head``: C, and
     for "aug" whether the mirrored rows help, by its inner 3-fold CV) within ``x``."""
     from sklearn.model_selection import StratifiedKFold
 
-    from ml import probe
+    from ml.recognition import probe
 
     right = total = 0
     k = min(folds, int(np.bincount(y)[np.bincount(y) > 0].min()))
@@ -90,7 +90,7 @@ def cv_accuracy_ensemble(parts, y, folds: int, seed: int) -> float:
     """The same folds, one head per backbone (mirror-averaged features), probabilities averaged."""
     from sklearn.model_selection import StratifiedKFold
 
-    from ml import probe
+    from ml.recognition import probe
 
     right = total = 0
     k = min(folds, int(np.bincount(y)[np.bincount(y) > 0].min()))

@@ -5,7 +5,7 @@
 
 Each slice is images ``offset .. offset+149`` of every class of Fashion-MNIST's training file
 (the benchmark uses the first 150), split 80/20 (stratified, seed 0) as the benchmark splits.
-``ml.recipe.fit`` trains on the 80 % within the default budget, exactly as a training job does;
+``ml.recognition.recipe.fit`` trains on the 80 % within the default budget, exactly as a training job does;
 the saved version is then scored on a fixed 2,000 images of Fashion-MNIST's own test file, so a
 variant's figure carries about a third of the noise of the 300 images the split holds out.
 
@@ -60,9 +60,9 @@ def main() -> None:
         import logging
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    from ml import recipe
     from ml.config import TrainConfig
-    from ml.predictor import Predictor
+    from ml.recognition import recipe
+    from ml.recognition.predictor import Predictor
 
     for item in args.patch:
         name, _, text = item.partition("=")

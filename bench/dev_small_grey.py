@@ -3,13 +3,13 @@ benchmark never scores.
 
     .venv/bin/python bench/dev_small_grey.py [--pairs 0-6,2-4,5-7,1-3,7-9,4-6] [--seeds 0]
 
-The recipe breaks ties on a validation slice by kind (``ml.recipe.TIE_ORDER_SMALL_GREY``); on a
+The recipe breaks ties on a validation slice by kind (``ml.recognition.recipe.TIE_ORDER_SMALL_GREY``); on a
 2 x 25 task the slice is 10 images and every candidate scores 1.0 on it. That order was first read
 off the digits benchmark's own test side, which is not allowed; this script re-derives it on
 Fashion-MNIST's *test file* (``t10k``), which no benchmark uses: for each pair of classes, 25
 training images of each and 300 others to score, each candidate kind is fitted alone
-(``ml.recipe.fit`` with ``candidates`` set to that kind, the default budget) and scored on the 300;
-"mix" is the even mean of the probe's and the net's probabilities (what a blend serves).
+(``ml.recognition.recipe.fit`` with ``candidates`` set to that kind, the default budget) and scored
+on the 300; "mix" is the even mean of the probe's and the net's probabilities (what a blend serves).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--kinds", default="probe,scratch,finetune")
     args = parser.parse_args()
     from ml.config import TrainConfig
-    from ml.recipe import fit
+    from ml.recognition.recipe import fit
 
     pixels, targets = bench_quality.fashion_file("t10k")
     rows = []

@@ -6,7 +6,7 @@
 Prepares its own world like bench/bench_classify.py (whose helpers it reuses): a temporary
 VF_VAR_DIR with a migrated SQLite database (with DATABASE_URL=postgres://..., a throw-away
 PostgreSQL database ``test_<name>`` instead, dropped at the end), a user with a token, a
-multi_class task with a TRAINED version (one short ``ml.recipe.fit`` epoch: the weights do not
+multi_class task with a TRAINED version (one short ``ml.recognition.recipe.fit`` epoch: the weights do not
 matter for load, the shapes do). Then it starts gunicorn (``--workers`` x gthread ``--threads``)
 on a free loopback port and, for ``--seconds`` (at most 600):
 

@@ -1,7 +1,11 @@
-"""Image recognition trainer, predictor and inference modes (timm). No Django imports.
+"""Image recognition and object detection: trainers, predictors and their shared parts. No Django.
 
-Import the modules you need (``ml.train``, ``ml.predictor``, ``ml.inference``, ...); ``ml.split``
-and ``ml.config`` stay cheap for the web process (no torch).
+``ml.recognition`` (the recipe that searches and trains a recognition model, its probes, heads and
+nets, the predictor and ONNX export) and ``ml.detection`` (the detector, its evaluation) sit above
+the shared modules beside them: ``ml.models`` (backbones and pretrained weights), ``ml.data``
+(decoding, caches), ``ml.artifacts`` (a version on disk), ``ml.inference`` (serving modes),
+``ml.threads``, ``ml.split`` and ``ml.config``. Import the modules you need; ``ml.split`` and
+``ml.config`` stay cheap for the web process (no torch).
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from torch import nn
 
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "model.json"
-ONNX_FILE = "model.onnx"  # written on demand by ml.export
+ONNX_FILE = "model.onnx"  # written on demand by ml.recognition.export
 FORMAT_VERSION = 1
 
 

@@ -32,16 +32,16 @@ TASK_TYPES: tuple[str, ...] = ("multi_class", "multi_label", "regression")
 PRETRAINED_SOURCES: tuple[str, ...] = ("auto", "none", "hub", "package")
 
 # "auto" as the architecture: the trainer tries several candidates and keeps the best on
-# validation data carved from the training side (ml/recipe.py).
+# validation data carved from the training side (ml/recognition/recipe.py).
 AUTO_ARCHITECTURE = "auto"
-# The kinds of candidate "auto" may try: a linear probe on lite0's last-layer features, one on its
-# middle stages pooled on a grid ("probe_mid", from the same forward pass; ml/taps.py), a probe on
-# lite2 (either layer, as those two kinds allow), a small net from scratch (small images only
-# unless asked for), fine-tuning lite0, and a blend of the better lite0 probe with the net from
-# scratch (their mixed outputs, one module; ml/blend.py). "probe_kernel" is a middle-stage probe
-# with an RBF-kernel head instead of a linear one (ml/kernel.py). "probe_multi" (images larger
-# than the small-image side only) is one linear head on the features of several backbones side by
-# side, each at its native size (ml/multi.py): the photo candidate.
+# The kinds of candidate "auto" may try (ml/recognition/): a linear probe on lite0's last-layer
+# features, one on its middle stages pooled on a grid ("probe_mid", from the same forward pass;
+# taps.py), a probe on lite2 (either layer, as those two kinds allow), a small net from scratch
+# (small images only unless asked for), fine-tuning lite0, and a blend of the better lite0 probe
+# with the net from scratch (their mixed outputs, one module; blend.py). "probe_kernel" is a
+# middle-stage probe with an RBF-kernel head instead of a linear one (kernel.py). "probe_multi"
+# (images larger than the small-image side only) is one linear head on the features of several
+# backbones side by side, each at its native size (multi.py): the photo candidate.
 CANDIDATE_KINDS: tuple[str, ...] = (
     "probe", "probe_mid", "probe_kernel", "probe_large", "probe_multi", "scratch", "finetune", "blend",
 )  # fmt: skip

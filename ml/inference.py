@@ -13,16 +13,25 @@ import copy
 import logging
 import warnings
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 
 from ml.models import features_and_logits
 
-if TYPE_CHECKING:
-    from ml.predictor import Predictor
-
 logger = logging.getLogger(__name__)
+
+
+class Servable(Protocol):
+    """What a mode needs of a loaded predictor (``ml.recognition.predictor.Predictor`` is one)."""
+
+    model: torch.nn.Module
+    device: torch.device
+    input_size: int
+    forward_fn: Callable
+
+    def predict_tensor(self, batch: torch.Tensor, descriptor: bool = False) -> list[dict]: ...
+
 
 MODES = ("auto", "jit", "bf16", "eager")
 
@@ -46,7 +55,7 @@ class _FeaturesAndLogits(torch.nn.Module):
         return feats.float(), logits.float()
 
 
-def _frozen(module: torch.nn.Module, predictor: Predictor) -> Callable:
+def _frozen(module: torch.nn.Module, predictor: Servable) -> Callable:
     """TorchScript trace + freeze of ``module`` (BatchNorm folded into the convolutions).
 
     The traced graph is not specialised on the batch size (the tests check 1 and 10 images).
@@ -73,7 +82,7 @@ def amx_available() -> bool:
         return False
 
 
-def accelerate(predictor: Predictor, mode: str) -> Predictor:
+def accelerate(predictor: Servable, mode: str) -> Servable:
     """Swap the predictor's forward for the ``mode`` lever and warm it up.
 
     ``eager``: plain PyTorch. ``jit``: traced and frozen, float32. ``bf16``: traced and frozen

@@ -236,24 +236,6 @@ def data_config(model: nn.Module) -> dict:
     }
 
 
-def model_from_meta(meta: dict) -> nn.Module:
-    """A saved version's net with random weights (a timm net, an ``ml.blend.Blend`` or an
-    ``ml.taps.Taps``), ready for its state_dict."""
-    if meta.get("blend"):
-        from ml.blend import create_empty
-
-        return create_empty(meta)
-    if meta.get("multi"):
-        from ml import multi
-
-        return multi.create_empty(meta)
-    if meta.get("taps"):
-        from ml import taps
-
-        return taps.create_empty(meta["taps"], int(meta["num_outputs"]))
-    return create_empty_model(meta["architecture"], int(meta["num_outputs"]))
-
-
 # On a CPU, a forward pass over many images at once costs more per image once its activations
 # outgrow the caches (bench/bench_forward_batches.py, 2 cores, tf_efficientnet_lite0, random
 # weights): training's forward_outputs over 120 images took 24.4 ms an image in batches of 64 and
@@ -275,7 +257,7 @@ def forward_batch_size(side: int, device: torch.device, at_most: int) -> int:
 def features_and_logits(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Penultimate (pooled, pre-classifier) features and logits from one forward pass."""
     own = getattr(model, "features_and_logits", None)
-    if own is not None:  # a Blend mixes its members itself; Taps reads its middle layers
+    if own is not None:  # a net made of other nets (ml/recognition: Blend, Taps, MultiProbe) says itself
         return own(x)
     feats = model.forward_head(model.forward_features(x), pre_logits=True)
     return feats, model.get_classifier()(feats)

@@ -116,7 +116,7 @@ def onnx_file(version: ModelVersion) -> Path:
     directory = local_artifact_dir(version)
     target = directory / ONNX_FILE
     if not target.is_file():
-        from ml.export import export_onnx  # loads torch: only when someone asks for ONNX
+        from ml.recognition.export import export_onnx  # loads torch: only when someone asks for ONNX
 
         # Export beside the target and rename, so a concurrent request never reads half a file.
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".export.", suffix=".onnx")

@@ -93,6 +93,6 @@ def _preload_trainer(**_kwargs) -> None:
     """Import the trainer (torch, timm, scikit-learn) when a worker process starts, not in the first
     training: it takes seconds (11 s measured on a busy 2-core machine) of every first train-to-TRAINED."""
     try:
-        import ml.recipe  # noqa: F401
+        import ml.recognition.recipe  # noqa: F401
     except Exception:
         logger.exception("could not preload the trainer")

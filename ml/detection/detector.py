@@ -1,7 +1,7 @@
 """Object detection: torchvision's FCOS head + FPN on the offline ImageNet ``tf_efficientnet_lite0``.
 
 No Django here. ``fit_detector`` trains on ``DetectionExample``s (an image and its boxes in that
-image's pixels), evaluates on the test side (ml/detect_eval.py) and saves ``model.safetensors`` +
+image's pixels), evaluates on the test side (ml/detection/evaluate.py) and saves ``model.safetensors`` +
 ``model.json``; ``DetectionPredictor.load`` serves a saved version and answers boxes in the pixel
 frame of the image it is given.
 
@@ -36,9 +36,9 @@ from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from ml import artifacts
 from ml.data import ImageInput, open_image, to_rgb
-from ml.detect_eval import evaluate_detections
+from ml.detection.evaluate import evaluate_detections
 from ml.models import PACKAGE_ARCHITECTURE, PretrainedLoadError, load_package_weights
-from ml.train import torch_threads
+from ml.threads import torch_threads
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class DetectionExample:
 @dataclass
 class DetectionResult:
     metrics: dict
-    predictions: list[dict]  # per test image: index, true and predicted boxes (ml/detect_eval.py)
+    predictions: list[dict]  # per test image: index, true and predicted boxes (ml/detection/evaluate.py)
     warnings: list[str]
 
 

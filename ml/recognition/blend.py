@@ -1,6 +1,6 @@
 """A blend: several nets served as one module and one forward pass.
 
-The recipe (ml/recipe.py) may find that a linear probe on ImageNet features and a small net
+The recipe (ml/recognition/recipe.py) may find that a linear probe on ImageNet features and a small net
 trained from scratch on the images themselves are each good and wrong on different images; the
 weighted mean of their probabilities then beats both. ``Blend`` holds the member nets and serves
 them from the one input the predictor builds (the largest member's size, normalised with the first
@@ -23,6 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from ml.models import create_empty_model, features_and_logits
+from ml.recognition import taps
 
 BLEND_ARCHITECTURE = "blend"
 # Mixing weights tried for the first member of a two-member blend (the rest goes to the second).
@@ -61,8 +64,6 @@ class Blend(nn.Module):
         return renormalise(self, i, x)
 
     def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        from ml.models import features_and_logits
-
         feats, logits = [], []
         for i, member in enumerate(self.members):
             f, out = features_and_logits(member, self.member_input(i, x))
@@ -112,7 +113,7 @@ def mix_outputs(outputs: Sequence[np.ndarray], weights: Sequence[float]) -> np.n
 
 def spec(blend: Blend, architectures: Sequence[str], sizes: Sequence[int], means, stds, taps=None) -> dict:
     """What model.json keeps of a blend, enough for ``create_empty`` to rebuild it. ``taps``: per
-    member, the ``ml.taps.spec`` of a probe on middle layers, else None."""
+    member, the ``ml.recognition.taps.spec`` of a probe on middle layers, else None."""
     taps = taps or [None] * len(blend.members)
     return {
         "members": [
@@ -128,9 +129,6 @@ def spec(blend: Blend, architectures: Sequence[str], sizes: Sequence[int], means
 
 def create_empty(meta: dict) -> Blend:
     """A blend with random weights, shaped as ``meta["blend"]`` says, for loading a state_dict."""
-    from ml import taps
-    from ml.models import create_empty_model
-
     members = meta["blend"]["members"]
     outputs = int(meta["num_outputs"])
     nets = [

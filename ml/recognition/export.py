@@ -18,7 +18,7 @@ from torch import nn
 from ml.artifacts import ONNX_FILE
 from ml.data import normalize
 from ml.models import features_and_logits, postprocess
-from ml.predictor import Predictor
+from ml.recognition.predictor import Predictor
 
 OPSET = 17
 

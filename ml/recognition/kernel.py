@@ -1,6 +1,6 @@
 """An RBF-kernel head for a probe: frozen features, a Gaussian kernel against landmarks, a linear layer.
 
-A linear head on a frozen net's middle-layer features (``ml.taps``) draws straight boundaries in
+A linear head on a frozen net's middle-layer features (``ml.recognition.taps``) draws straight boundaries in
 a space the net never learned for these classes. The same head on an RBF kernel's features draws
 curved ones at no extra risk of forgetting what the net knows (nothing in the net moves). The
 kernel is approximated the Nyström way (scikit-learn's ``Nystroem``): the kernel against up to
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ml.probe import blas_threads
+from ml.recognition.probe import blas_threads
 
 LANDMARKS = 1000
 _MIN_SCALE = 1e-6

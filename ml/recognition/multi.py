@@ -4,7 +4,7 @@ A photo task with a few dozen images per label is served well by a linear head o
 and features of several backbones side by side can beat any one of them (centre-cropped food photos:
 lite0 + lite2 0.749 against lite2's 0.721 in cross-validation on the benchmark's training sides,
 bench/dev_photos.py; squashed whole, lite2 alone did better). The recipe lets each task's own
-cross-validation decide which backbones stay (ml/recipe.py). ``MultiProbe`` holds the
+cross-validation decide which backbones stay (ml/recognition/recipe.py). ``MultiProbe`` holds the
 backbones, each reading the one input the predictor builds (the largest member's size, normalised
 with the first member's statistics) resized to its own native size and re-normalised with its own
 statistics, so every member sees what it saw on ImageNet. With ``flip_average`` each member's
@@ -24,7 +24,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ml.blend import register_renormalisation, renormalise
+from ml.models import create_empty_model
+from ml.recognition.blend import register_renormalisation, renormalise
 
 MULTI_ARCHITECTURE = "multi_probe"
 
@@ -95,8 +96,6 @@ def spec(module: MultiProbe, architectures: Sequence[str], means, stds) -> dict:
 
 def create_empty(meta: dict) -> MultiProbe:
     """A multi probe with random weights, shaped as ``meta["multi"]`` says, for a state_dict."""
-    from ml.models import create_empty_model
-
     members = meta["multi"]["members"]
     return MultiProbe(
         [create_empty_model(m["architecture"], 0) for m in members],
@@ -110,7 +109,7 @@ def create_empty(meta: dict) -> MultiProbe:
 
 
 class MemberView(nn.Module):
-    """Backbone ``index`` of ``parent`` alone, as ``ml.train.forward_outputs`` calls a net: its
+    """Backbone ``index`` of ``parent`` alone, as ``ml.recognition.train.forward_outputs`` calls a net: its
     features (the logits are empty). The recipe extracts training features through it, so they are
     exactly what the served module computes."""
 

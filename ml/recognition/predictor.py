@@ -13,7 +13,20 @@ from ml.data import ImageInput, normalize
 from ml.data import draft as draft_image
 from ml.data import preprocess as preprocess_image
 from ml.inference import accelerate
-from ml.models import features_and_logits, forward_batch_size, model_from_meta, postprocess
+from ml.models import create_empty_model, features_and_logits, forward_batch_size, postprocess
+from ml.recognition import blend, multi, taps
+
+
+def model_from_meta(meta: dict) -> torch.nn.Module:
+    """A saved version's net with random weights (a timm net, a ``Blend``, a ``MultiProbe`` or a
+    ``Taps``, as model.json says), ready for its state_dict."""
+    if meta.get("blend"):
+        return blend.create_empty(meta)
+    if meta.get("multi"):
+        return multi.create_empty(meta)
+    if meta.get("taps"):
+        return taps.create_empty(meta["taps"], int(meta["num_outputs"]))
+    return create_empty_model(meta["architecture"], int(meta["num_outputs"]))
 
 
 class Predictor:

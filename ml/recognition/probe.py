@@ -23,7 +23,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import KFold, StratifiedKFold
 from threadpoolctl import threadpool_limits
 
-from ml import metrics
+from ml.recognition import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -318,7 +318,7 @@ def macro_f1(predicted: np.ndarray, truth: np.ndarray) -> float:
 
 
 def targets_array(task_type: str, targets: Sequence | torch.Tensor) -> np.ndarray:
-    """ml.train's target tensor as numpy: int classes, float multi-hot rows, float values."""
+    """ml.recognition.train's target tensor as numpy: int classes, float multi-hot rows, float values."""
     array = targets.numpy() if isinstance(targets, torch.Tensor) else np.asarray(targets)
     return array.astype(np.int64) if task_type == "multi_class" else array.astype(np.float64)
 

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ml import artifacts, blend, kernel, metrics, multi, probe, taps
+from ml import artifacts
 from ml.config import (
     AUTO_ARCHITECTURE,
     DEFAULT_CANDIDATES,
@@ -54,8 +54,10 @@ from ml.config import (
 )
 from ml.data import ImageInput, auto_input_size, build_cache, image_shorter_sides, is_grey
 from ml.models import build_model, data_config, postprocess
+from ml.recognition import blend, kernel, metrics, multi, probe, taps
+from ml.recognition.train import forward_outputs, resolve_device, seed_everything, train_net
 from ml.split import stratified_split
-from ml.train import forward_outputs, resolve_device, seed_everything, torch_threads, train_net
+from ml.threads import torch_threads
 
 logger = logging.getLogger(__name__)
 

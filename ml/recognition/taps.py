@@ -1,6 +1,6 @@
 """A linear probe on middle layers: an EfficientNet's stage outputs, pooled on a small grid.
 
-A probe on the last layer's globally pooled features (``ml.probe``) reads what ImageNet's classes
+A probe on the last layer's globally pooled features (``ml.recognition.probe``) reads what ImageNet's classes
 need: whole objects, anywhere in the picture. Small, centred, upscaled images (scans, product
 shots on a plain ground) are told apart by parts and where they sit, which the middle stages
 still hold. ``Taps`` runs the net's stem and its stages up to the last tapped one, average-pools
@@ -25,7 +25,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ml.kernel import RBFHead
+from ml.models import create_empty_model
+from ml.recognition.kernel import RBFHead
 
 TAPS_GRID = 2
 # Architectures with ``conv_stem``, ``bn1``, ``blocks`` (stages), ``conv_head`` and ``bn2``.
@@ -88,7 +89,7 @@ class Taps(nn.Module):
             self.conv_head, self.bn2 = net.conv_head, net.bn2
         self.final_dim = _out_channels(net.conv_head) if final else 0
         self.tap_dim = sum(_out_channels(net.blocks[s]) for s in stages) * self.grid**2
-        # ``kernel`` landmarks: an RBF-kernel head (ml/kernel.py) instead of a linear layer.
+        # ``kernel`` landmarks: an RBF-kernel head (ml/recognition/kernel.py) instead of a linear layer.
         self.kernel = int(kernel)
         in_dim = self.final_dim + self.tap_dim
         self.head = (
@@ -126,8 +127,6 @@ def spec(taps: Taps, architecture: str) -> dict:
 
 def create_empty(taps_spec: dict, num_outputs: int) -> Taps:
     """A ``Taps`` with random weights, shaped as ``taps_spec`` says, for loading a state_dict."""
-    from ml.models import create_empty_model
-
     net = create_empty_model(taps_spec["architecture"], num_outputs)
     return Taps(
         net, taps_spec["stages"], int(taps_spec["grid"]), num_outputs, kernel=int(taps_spec.get("kernel", 0))

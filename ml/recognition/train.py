@@ -3,15 +3,13 @@
 ``train_net`` reads top to bottom: (optionally) fit the head on frozen features, train the
 whole net with AdamW + warmup/cosine inside the epoch and time budget, score each epoch on the
 validation slice when there is one and keep the best epoch, re-estimate BatchNorm statistics.
-``ml.recipe.fit`` decides which nets (and linear probes) to train and saves the winner.
+``ml.recognition.recipe.fit`` decides which nets (and linear probes) to train and saves the winner.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +25,7 @@ from torch import nn
 from ml.config import TrainConfig
 from ml.data import augment, normalize
 from ml.models import features_and_logits, forward_batch_size, postprocess
+from ml.recognition.probe import targets_array, validation_score
 
 logger = logging.getLogger(__name__)
 
@@ -56,31 +55,6 @@ def resolve_autocast(amp: str, device: torch.device) -> torch.dtype | None:
             return torch.float16
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.bfloat16 if amp == "bf16" else None
-
-
-def default_threads() -> int:
-    """One torch thread per core this process may run on (torch's own default on this kind of
-    machine, computed afresh: the process-wide count may have been changed since start)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # no affinity API on this platform
-        return max(1, os.cpu_count() or 1)
-
-
-@contextlib.contextmanager
-def torch_threads(count: int | None):
-    """torch's intra-op threads for one training: ``count``, or one per core when None; the
-    previous count is restored after. A predictor loaded in the same process (eager jobs, the
-    benchmarks, a web process) sets the process-wide count to its serving share (one thread on
-    2 cores with two web workers), and a training must not inherit that: measured in
-    bench_quality, every training after the first classify ran on one thread, its probe 50 %
-    slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count or default_threads())
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -258,12 +232,10 @@ def evaluate(
 ) -> dict[str, Any]:
     """Eval-mode loss, score and outputs on a uint8 cache (the validation slice).
 
-    ``score`` is higher-is-better (``ml.probe.validation_score``): accuracy, macro F1 at
+    ``score`` is higher-is-better (``ml.recognition.probe.validation_score``): accuracy, macro F1 at
     thresholds tuned on these images, or minus the MAE in target units. ``outputs`` are the
     probabilities (or standardised values) as numpy, ``thresholds`` those of multi_label.
     """
-    from ml.probe import targets_array, validation_score
-
     logits, _ = forward_outputs(model, images, mean=mean, std=std)
     out = postprocess(logits, task_type).numpy()
     score, thresholds = validation_score(task_type, out, targets_array(task_type, targets), target_std)

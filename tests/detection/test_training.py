@@ -20,8 +20,8 @@ from apps.images.services import training_image_ingest
 from apps.inference import cache
 from apps.tasks.models import Task
 from apps.training.models import ModelVersion
-from ml.detect import DetectionPredictor
-from ml.detect_eval import iou
+from ml.detection.detector import DetectionPredictor
+from ml.detection.evaluate import iou
 
 from .scenes import png, scenes
 

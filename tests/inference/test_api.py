@@ -1,8 +1,8 @@
 """Classify: ``POST classify/`` and ``POST /v1/classify/`` with real (tiny) trained models.
 
-The models are trained once per session with ``ml.recipe.fit`` on pictures the tests draw (solid
-colours, two independent coloured halves, brightness), then stored per test as TRAINED model
-versions through the training engineer's ``apps.training.artifacts.save_artifacts``.
+The models are trained once per session with ``ml.recognition.recipe.fit`` on pictures the tests
+draw (solid colours, two independent coloured halves, brightness), then stored per test as TRAINED
+model versions through the training engineer's ``apps.training.artifacts.save_artifacts``.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from apps.training.models import ModelVersion
 from apps.workspaces import services as workspace_services
 from ml.config import TrainConfig
 from ml.inference import amx_available
-from ml.predictor import Predictor
-from ml.recipe import fit
+from ml.recognition.predictor import Predictor
+from ml.recognition.recipe import fit
 from tests import pictures
 
 SIZE = 32

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from apps.training.models import ModelVersion
-from ml.predictor import Predictor
+from ml.recognition.predictor import Predictor
 from tests.factories import FAST_TRAINING, make_task
 from tests.pictures import COLOURS, solid
 

@@ -33,7 +33,7 @@ from apps.tasks.models import Task
 from apps.training import artifacts
 from apps.training import services as training
 from apps.training.models import ModelVersion
-from ml.predictor import Predictor
+from ml.recognition.predictor import Predictor
 from tests.conftest import require_service, service_reachable
 from tests.factories import FAST_TRAINING, make_task
 from tests.pictures import COLOURS, solid

@@ -1,4 +1,5 @@
-"""ml/detect.py and ml/detect_eval.py without Django: a tiny FCOS learns synthetic scenes."""
+"""ml/detection/ (the detector and its evaluation) without Django: a tiny FCOS learns synthetic
+scenes."""
 
 from __future__ import annotations
 
@@ -10,10 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from ml.detect import DetectConfig, DetectionExample, DetectionPredictor, augment, fit_detector
-from ml.detect_eval import average_precision, evaluate_detections, iou
-
-from .scenes import png, scenes
+from ml.detection.detector import DetectConfig, DetectionExample, DetectionPredictor, augment, fit_detector
+from ml.detection.evaluate import average_precision, evaluate_detections, iou
+from tests.detection.scenes import png, scenes
 
 LABELS = [{"id": "sq", "name": "square"}, {"id": "di", "name": "disc"}]
 # One thread: on a busy 2-core machine two spinning OpenMP threads train several times slower.
@@ -142,7 +142,7 @@ def test_a_prediction_of_the_wrong_label_is_not_a_hit():
 
 
 def test_boxes_declared_in_another_frame_are_scaled_to_the_decoded_image():
-    from ml.detect import _load_examples
+    from ml.detection.detector import _load_examples
 
     image, boxes, labels = scenes(1, seed=12)[0]  # 96 x 80
     doubled = [[2 * v for v in box] for box in boxes]

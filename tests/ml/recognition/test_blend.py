@@ -14,12 +14,12 @@ import pytest
 import timm
 import torch
 
-from ml import blend
 from ml.data import build_cache, normalize
-from ml.export import export_onnx
-from ml.predictor import Predictor
-from ml.recipe import fit
-from tests.ml.test_recipe import LABELS, _config, _glyphs
+from ml.recognition import blend
+from ml.recognition.export import export_onnx
+from ml.recognition.predictor import Predictor
+from ml.recognition.recipe import fit
+from tests.ml.recognition.test_recipe import LABELS, _config, _glyphs
 
 ALL = ("probe", "scratch", "blend")
 

@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 
 from ml.config import TrainConfig
-from ml.export import export_onnx
-from ml.predictor import Predictor
-from ml.recipe import fit
+from ml.recognition.export import export_onnx
+from ml.recognition.predictor import Predictor
+from ml.recognition.recipe import fit
 
 ort = pytest.importorskip("onnxruntime")
 

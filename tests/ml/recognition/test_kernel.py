@@ -1,4 +1,4 @@
-"""The RBF-kernel head of a middle-layer probe (ml/kernel.py).
+"""The RBF-kernel head of a middle-layer probe (ml/recognition/kernel.py).
 
 It must compute exactly scikit-learn's Nyström features, win where the classes are not linearly
 separable in the probe's features (a mark in exactly one half of the picture), reload from
@@ -13,12 +13,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ml import blend, kernel, taps
-from ml.models import create_empty_model, model_from_meta
-from ml.recipe import fit
-from tests.ml.test_blend import _served, _test_images
-from tests.ml.test_recipe import _config
-from tests.ml.test_taps import LITE0_TAPS
+from ml.models import create_empty_model
+from ml.recognition import blend, kernel, taps
+from ml.recognition.predictor import model_from_meta
+from ml.recognition.recipe import fit
+from tests.ml.recognition.test_blend import _served, _test_images
+from tests.ml.recognition.test_recipe import _config
+from tests.ml.recognition.test_taps import LITE0_TAPS
 
 PARITY = [{"id": "same", "name": "none or both"}, {"id": "one", "name": "exactly one"}]
 

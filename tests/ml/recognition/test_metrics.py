@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ml import metrics
+from ml.recognition import metrics
 
 LABELS = [{"id": "a", "name": "cat"}, {"id": "b", "name": "dog"}]
 

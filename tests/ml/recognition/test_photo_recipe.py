@@ -10,12 +10,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ml import multi, probe
 from ml.config import TrainConfig
 from ml.data import preprocess
-from ml.export import export_onnx
-from ml.predictor import Predictor
-from ml.recipe import SMALL_DATA_FOLDS, Candidate, _against_cross_validated, fit
+from ml.recognition import multi, probe
+from ml.recognition.export import export_onnx
+from ml.recognition.predictor import Predictor
+from ml.recognition.recipe import SMALL_DATA_FOLDS, Candidate, _against_cross_validated, fit
 from tests.pictures import shape_on_colour
 
 LABELS = [{"id": "c", "name": "circle"}, {"id": "s", "name": "square"}]

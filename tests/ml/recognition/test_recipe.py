@@ -16,14 +16,14 @@ import torch
 from PIL import Image
 from sklearn.datasets import load_digits
 
-from ml import probe
 from ml.config import TrainConfig
 from ml.data import build_cache
-from ml.export import export_onnx
 from ml.models import PACKAGES, build_model, data_config, load_package_weights
-from ml.predictor import Predictor
-from ml.recipe import fit, pretrained_input_size
-from ml.train import forward_outputs
+from ml.recognition import probe
+from ml.recognition.export import export_onnx
+from ml.recognition.predictor import Predictor
+from ml.recognition.recipe import fit, pretrained_input_size
+from ml.recognition.train import forward_outputs
 from tests.pictures import glyph, shape_on_colour, stripes_and_dot
 
 LABELS = [{"id": "a", "name": "F"}, {"id": "b", "name": "mirrored F"}]
@@ -260,8 +260,8 @@ def test_a_handful_of_images_trains_without_a_validation_slice():
 
 
 def test_ties_on_a_small_slice_ignore_the_loss_and_go_by_kind():
-    from ml import recipe
-    from ml.recipe import TIE_ORDER, Candidate, choose
+    from ml.recognition import recipe
+    from ml.recognition.recipe import TIE_ORDER, Candidate, choose
 
     def candidate(kind, score, nll):
         c = Candidate(f"{kind}:x@32", kind, "x", 32)
@@ -283,7 +283,7 @@ def test_ties_on_a_small_slice_ignore_the_loss_and_go_by_kind():
 
 
 def test_a_training_runs_on_its_own_threads_whatever_a_predictor_set_before(tmp_path):
-    from ml.train import default_threads
+    from ml.threads import default_threads
 
     items, test_mask = _glyphs(n=40)
     seen = []

@@ -1,4 +1,4 @@
-"""A probe on middle layers (ml/taps.py): stage outputs pooled on a grid, then one linear layer.
+"""A probe on middle layers (ml/recognition/taps.py): stage outputs pooled on a grid, then one linear layer.
 
 It must pool exactly as ``adaptive_avg_pool2d`` does, reload from model.json alone, win where the
 last layer's global pool throws away what tells the classes apart (where a mark sits), and serve
@@ -15,12 +15,14 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from ml import artifacts, blend, taps
+from ml import artifacts
 from ml.data import normalize
-from ml.models import create_empty_model, model_from_meta
-from ml.recipe import fit
-from tests.ml.test_blend import _served, _test_images
-from tests.ml.test_recipe import _config, _glyphs
+from ml.models import create_empty_model
+from ml.recognition import blend, taps
+from ml.recognition.predictor import model_from_meta
+from ml.recognition.recipe import fit
+from tests.ml.recognition.test_blend import _served, _test_images
+from tests.ml.recognition.test_recipe import _config, _glyphs
 
 SIDE = [{"id": "l", "name": "left"}, {"id": "r", "name": "right"}]
 LITE0_TAPS = (80 + 112 + 192) * 4  # stages 3, 4 and 5 of lite0, each on a 2 x 2 grid

@@ -13,8 +13,8 @@ from PIL import Image
 
 from ml.config import TrainConfig
 from ml.models import PACKAGE_NAME
-from ml.predictor import Predictor
-from ml.recipe import fit
+from ml.recognition.predictor import Predictor
+from ml.recognition.recipe import fit
 from tests.pictures import SHAPE_COLOURS as COLOURS
 from tests.pictures import coloured_shape, grey, stripes_and_dot
 
