@@ -6,8 +6,8 @@ One app per prefix: the code of a URL is in ``apps/<app>/views.py`` of the app n
 from django.urls import include, path
 
 urlpatterns = [
-    path("", include("apps.tasks.urls")),  # task/ (with its add-label, remove-label and train actions)
-    path("", include("apps.training.urls")),  # model/
+    path("", include("apps.tasks.urls")),  # task/ (with its add-label and remove-label actions)
+    path("", include("apps.training.urls")),  # model/, and task/{id}/train/
     path("", include("apps.inference.urls")),  # classify/
     path("", include("apps.labels.urls")),  # label/
     path("", include("apps.images.urls")),  # training-image/

@@ -10,6 +10,7 @@ from apps.core.ids import parse_uuid
 from apps.images.models import TrainingImage
 from apps.images.serializers import SignedImagePathsMixin
 from apps.tasks.models import Task
+from apps.tasks.serializers import MAX_TRAIN_TIME_BUDGET, MIN_TRAIN_TIME_BUDGET, TaskSerializer
 
 from .models import DetectionLabel, DetectionObject, ObjectLabel
 
@@ -25,26 +26,18 @@ class DetectionLabelBriefSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class DetectionTaskSerializer(serializers.ModelSerializer):
+# A recognition task's fields that a detection task does not have (the detector's are settings).
+RECOGNITION_ONLY_FIELDS = ("architecture", "input_size", "final_refit")
+
+
+class DetectionTaskSerializer(TaskSerializer):
     """A detection task; ``labels`` are its detection labels."""
 
+    type = serializers.ChoiceField(choices=Task.Type.choices, read_only=True)
     labels = DetectionLabelBriefSerializer(source="detection_labels", many=True, read_only=True)
 
-    class Meta:
-        model = Task
-        fields = [
-            "id",
-            "name",
-            "type",
-            "description",
-            "production_version",
-            "last_train_status",
-            "workspace",
-            "labels",
-            "created",
-            "keep_deployed_version",
-            "train_time_budget",
-        ]
+    class Meta(TaskSerializer.Meta):
+        fields = [name for name in TaskSerializer.Meta.fields if name not in RECOGNITION_ONLY_FIELDS]
         read_only_fields = fields
 
 
@@ -55,8 +48,8 @@ class DetectionTaskInputSerializer(serializers.Serializer):
         required=False,
         allow_null=True,
         default=None,
-        min_value=10,
-        max_value=6 * 3600,
+        min_value=MIN_TRAIN_TIME_BUDGET,
+        max_value=MAX_TRAIN_TIME_BUDGET,
         help_text="Seconds a training may take; null = the service default.",
     )
     workspace = serializers.UUIDField(required=False, write_only=True)
@@ -67,7 +60,7 @@ class DetectionTaskUpdateSerializer(serializers.Serializer):
     description = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     keep_deployed_version = serializers.BooleanField(required=False)
     train_time_budget = serializers.IntegerField(
-        required=False, allow_null=True, min_value=10, max_value=21600
+        required=False, allow_null=True, min_value=MIN_TRAIN_TIME_BUDGET, max_value=MAX_TRAIN_TIME_BUDGET
     )
     production_version = serializers.IntegerField(required=False, min_value=1)
     workspace = serializers.UUIDField(required=False, write_only=True)

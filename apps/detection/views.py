@@ -7,15 +7,14 @@ calls), or in the one named with ``workspace=``; never elsewhere.
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from apps.tasks import services as task_services
-from apps.training import selectors as training_selectors
-from apps.training import services as training_services
 from apps.training.serializers import ModelVersionSerializer
+from apps.training.views import TrainActionMixin
 from apps.workspaces.selectors import workspace_list_for_user
 from apps.workspaces.tenancy import DEFAULT_WORKSPACE_ALIAS, WORKSPACE_PARAMETER, WorkspaceScopedViewSet
 
@@ -55,9 +54,20 @@ def _valid(serializer_class, request, partial: bool = False) -> dict:
 
 
 @extend_schema(tags=["detection"], parameters=[WORKSPACE_PARAMETER])
-class DetectionTaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceScopedViewSet):
+@extend_schema_view(
+    train=extend_schema(
+        summary="Train a detection task (the next model version, QUEUED)",
+        request=None,
+        responses={200: ModelVersionSerializer, **ERRORS},
+    )
+)
+class DetectionTaskViewSet(
+    TrainActionMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, WorkspaceScopedViewSet
+):
     """Detection tasks of a workspace: their labels, negative images, versions and training."""
 
+    # (The docstring is the schema's description of these routes.) The train action is the
+    # training lifecycle's: apps/training/views.py, TrainActionMixin.
     serializer_class = DetectionTaskSerializer
 
     def get_workspace_queryset(self, workspace):
@@ -103,18 +113,6 @@ class DetectionTaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
     def destroy(self, request, pk=None):
         task_services.task_delete(task=self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-    @extend_schema(
-        summary="Train a detection task (the next model version, QUEUED)",
-        request=None,
-        responses={200: ModelVersionSerializer, **ERRORS},
-    )
-    @action(detail=True, methods=["post"])
-    def train(self, request, pk=None):
-        version = training_services.task_train(task=self.get_object(), user=request.user)
-        return Response(
-            ModelVersionSerializer(training_selectors.model_version_list().get(pk=version.pk)).data
-        )
 
     def _label(self, request):
         label_id = _valid(DetectionLabelIdSerializer, request)["label_id"]

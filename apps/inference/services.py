@@ -37,8 +37,8 @@ from apps.images.errors import (
 from apps.images.fetch import fetch_url
 from apps.images.services import training_image_ingest
 from apps.tasks.models import Task
+from apps.tasks.services import MSG_VERSION_NOT_TRAINED
 from apps.training.models import ModelVersion
-from apps.training.services import MSG_VERSION_NOT_TRAINED
 
 from .cache import TORCH_LOCK, predictor_get
 

@@ -6,6 +6,19 @@ from django.conf import settings
 from django.db import models
 
 
+class VersionStatus(models.TextChoices):
+    """Where a model version of a task stands (``ModelVersion.train_status``, apps/training).
+
+    Named here, below the training app, because the task's own rules test it (a task is not
+    deleted while a version trains; only a TRAINED version is deployed) and training stands on
+    this app, not the reverse."""
+
+    QUEUED = "QUEUED"
+    IN_TRAINING = "IN_TRAINING"
+    TRAINED = "TRAINED"
+    FAILED = "FAILED"
+
+
 class Task(models.Model):
     """A recognition task: its labels, its trained versions and which version is deployed."""
 

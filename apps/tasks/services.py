@@ -12,7 +12,7 @@ from apps.images.errors import MSG_LABEL_NOT_FOUND
 from apps.labels import services as label_services
 from apps.labels.models import Label
 
-from .models import Task
+from .models import Task, VersionStatus
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ MSG_LABEL_TYPE_MISMATCH = "A {task_type} task accepts only {expected} labels; th
 MSG_NEGATIVE_LABEL_DETACH = "The negative label of a multi_label task cannot be removed from it."
 MSG_TASK_TYPE_LOCKED = "The type of a task with labels or trained versions cannot be changed."
 MSG_TASK_TRAINING = "A version of this task is training; delete the task when the training has finished."
+MSG_VERSION_NOT_TRAINED = "Model version {version} of this task is not trained."
 
 _EDITABLE_FIELDS = (
     "name",
@@ -157,12 +158,19 @@ def task_update(*, task: Task, data: dict) -> Task:
 
 
 def task_deploy(*, task: Task, version: int) -> Task:
-    """Make trained version ``version`` the one classify uses (400 if it is not TRAINED)."""
-    # Imported here: deploying is part of the training lifecycle (apps/training), which stands on
-    # this app; the import-linter contract (pyproject.toml) lists this call as the exception.
-    from apps.training.services import task_deploy_version
+    """Make TRAINED version number ``version`` the task's production version, the one classify uses
+    (DomainError, a 400, when it is not TRAINED).
 
-    return task_deploy_version(task=task, version=version)
+    The versions are read through the task's ``versions`` relation: apps/training stands on this
+    app, so this app imports none of it. The task row is locked first, the order every writer of a
+    task and its versions keeps (apps/training/services.py)."""
+    with transaction.atomic():
+        task = Task.objects.select_for_update().get(pk=task.pk)
+        if not task.versions.filter(version=version, train_status=VersionStatus.TRAINED).exists():
+            raise DomainError(MSG_VERSION_NOT_TRAINED.format(version=version))
+        task.production_version = version
+        task.save(update_fields=["production_version"])
+    return task
 
 
 @transaction.atomic
@@ -177,7 +185,7 @@ def task_delete(*, task: Task) -> None:
         # the same rows in the same order, so it either finishes first (and its files go with the
         # cascade) or sees the version gone.
         task = Task.objects.select_for_update().get(pk=task_id)
-        if task.versions.select_for_update().filter(train_status="IN_TRAINING").exists():
+        if task.versions.select_for_update().filter(train_status=VersionStatus.IN_TRAINING).exists():
             raise ConflictError(MSG_TASK_TRAINING)
         # The versions go in the cascade; their files follow after the commit (apps/training/signals.py).
         deleted, _ = task.delete()

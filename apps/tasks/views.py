@@ -7,9 +7,6 @@ from rest_framework.response import Response
 
 from apps.labels import selectors as label_selectors
 from apps.labels.serializers import LabelIdSerializer
-from apps.training import selectors as training_selectors
-from apps.training import services as training_services
-from apps.training.serializers import ModelVersionSerializer
 from apps.workspaces.tenancy import WORKSPACE_PARAMETER, WorkspaceScopedViewSet
 
 from . import selectors, services
@@ -20,14 +17,6 @@ ERRORS = {
     400: OpenApiResponse(description="Invalid input, or a business rule refused the change"),
     401: OpenApiResponse(description="No or invalid token"),
     404: OpenApiResponse(description="No such task (or label) in the workspace, or not a member of it"),
-}
-# The train action's answers, as the model endpoints describe them (apps/training/views.py).
-TRAIN_RESPONSES = {
-    200: ModelVersionSerializer,
-    400: OpenApiResponse(description='Refused, with `{"detail": "..."}` saying why'),
-    401: OpenApiResponse(description="No or invalid token"),
-    404: OpenApiResponse(description="Not found in this workspace (or not a member of the workspace)"),
-    503: OpenApiResponse(description="The job queue is unreachable; nothing was queued"),
 }
 
 
@@ -44,6 +33,8 @@ class TaskViewSet(
 ):
     """Recognition tasks of a workspace: their labels, deployed version and training status."""
 
+    # (The docstring is the schema's description of these routes.) ``task/{id}/train/`` is the
+    # training lifecycle's: apps/training/views.py, TaskTrainViewSet.
     serializer_class = TaskSerializer
     filterset_class = TaskFilter
 
@@ -131,28 +122,6 @@ class TaskViewSet(
         """Detach a label from the task; the label and its images stay."""
         task, label = self._task_and_label(request)
         return self._answer(services.label_detach(label=label, task=task))
-
-    @extend_schema(
-        tags=["training"],
-        summary="Train a task",
-        description=(
-            "Queue the next model version of the task for training and answer it (`train_status` "
-            "QUEUED). While a version is QUEUED or IN_TRAINING nothing new is created and that version "
-            "is answered. Refused with 400 naming the labels that are short when the task has fewer "
-            "than 2 labels (multi_class, multi_label), a label has fewer than MIN_IMAGES_PER_LABEL "
-            "images, or (regression) fewer than that many images have a value. The owner gets an "
-            "e-mail when training starts and when it ends."
-        ),
-        request=None,
-        responses=TRAIN_RESPONSES,
-    )
-    @action(detail=True, methods=["post"])
-    def train(self, request, pk=None):
-        """Queue the next model version (apps/training owns its lifecycle)."""
-        version = training_services.task_train(task=self.get_object(), user=request.user)
-        return Response(
-            ModelVersionSerializer(training_selectors.model_version_list().get(pk=version.pk)).data
-        )
 
     def _task_and_label(self, request):
         task = self.get_object()

@@ -4,15 +4,13 @@ import uuid
 
 from django.db import models
 
+from apps.tasks.models import VersionStatus
+
 
 class ModelVersion(models.Model):
     """One trained (or training) version of a task's model: the API's ``model`` object."""
 
-    class Status(models.TextChoices):
-        QUEUED = "QUEUED"
-        IN_TRAINING = "IN_TRAINING"
-        TRAINED = "TRAINED"
-        FAILED = "FAILED"
+    Status = VersionStatus
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     workspace = models.ForeignKey(

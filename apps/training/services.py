@@ -37,7 +37,6 @@ logger = logging.getLogger(__name__)
 
 Status = ModelVersion.Status
 
-MSG_VERSION_NOT_TRAINED = "Model version {version} of this task is not trained."
 MSG_DELETE_PRODUCTION = "The production version of a task cannot be deleted; deploy another version first."
 MSG_DELETE_ACTIVE = "A model version that is queued or training cannot be deleted."
 MSG_WORKER_LOST = "The worker training this version stopped responding ({attempts} attempts)."
@@ -121,17 +120,6 @@ def model_version_download(*, version: ModelVersion, artifact: str = "bundle"):
             raise DomainError(MSG_NO_ONNX.format(task_type=version.task.type))
         return artifacts.onnx_file(version), f"{stem}.onnx", False
     return artifacts.bundle_file(version), f"{stem}.zip", True
-
-
-def task_deploy_version(*, task: Task, version: int) -> Task:
-    """Make TRAINED version number ``version`` the task's production version (classify uses it)."""
-    with transaction.atomic():
-        task = Task.objects.select_for_update().get(pk=task.pk)
-        if not task.versions.filter(version=version, train_status=Status.TRAINED).exists():
-            raise DomainError(MSG_VERSION_NOT_TRAINED.format(version=version))
-        task.production_version = version
-        task.save(update_fields=["production_version"])
-    return task
 
 
 def model_version_delete(*, version: ModelVersion) -> None:

@@ -1,6 +1,10 @@
-"""Endpoints: ``model/`` (list, detail, delete, download, evaluation).
+"""Endpoints: ``model/`` (list, detail, delete, download, evaluation), and the ``train`` action
+that creates versions: ``task/{id}/train/`` of the recognition API (registered here, beside the
+task's other routes in apps/tasks) and of the detection API (apps/detection/views.py mixes it in).
 
-The ``train`` action that creates versions is on the task viewset (apps/tasks/views.py)."""
+The train action lives here because training stands on the tasks app: the task viewset in
+apps/tasks cannot reach the training lifecycle, and a train action in each task viewset would be
+a copy."""
 
 from __future__ import annotations
 
@@ -13,6 +17,9 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from apps.tasks import selectors as task_selectors
+from apps.tasks.filters import TaskFilter
+from apps.tasks.serializers import TaskSerializer
 from apps.workspaces.tenancy import WORKSPACE_PARAMETER, WorkspaceScopedViewSet
 
 from . import selectors, services
@@ -24,6 +31,14 @@ ERRORS = {
     404: OpenApiResponse(description="Not found in this workspace (or not a member of the workspace)"),
 }
 BAD_REQUEST = OpenApiResponse(description='Refused, with `{"detail": "..."}` saying why')
+# The recognition task's train action's answers, as the model endpoints describe them.
+TRAIN_RESPONSES = {
+    200: ModelVersionSerializer,
+    400: BAD_REQUEST,
+    401: ERRORS[401],
+    404: ERRORS[404],
+    503: OpenApiResponse(description="The job queue is unreachable; nothing was queued"),
+}
 
 
 def download_response(*, version: ModelVersion, artifact: str = "bundle") -> FileResponse:
@@ -136,3 +151,44 @@ class ModelVersionViewSet(
             },
             status=status.HTTP_200_OK,
         )
+
+
+class TrainActionMixin:
+    """The ``train`` action of a task viewset: queue the task's next model version and answer it.
+
+    One body for both APIs' task viewsets; each describes the action in its own words
+    (``extend_schema_view(train=...)``)."""
+
+    @action(detail=True, methods=["post"])
+    def train(self, request, pk=None):
+        version = services.task_train(task=self.get_object(), user=request.user)
+        return Response(ModelVersionSerializer(selectors.model_version_list().get(pk=version.pk)).data)
+
+
+@extend_schema(tags=["tasks"], parameters=[WORKSPACE_PARAMETER])
+@extend_schema_view(
+    train=extend_schema(
+        tags=["training"],
+        summary="Train a task",
+        description=(
+            "Queue the next model version of the task for training and answer it (`train_status` "
+            "QUEUED). While a version is QUEUED or IN_TRAINING nothing new is created and that version "
+            "is answered. Refused with 400 naming the labels that are short when the task has fewer "
+            "than 2 labels (multi_class, multi_label), a label has fewer than MIN_IMAGES_PER_LABEL "
+            "images, or (regression) fewer than that many images have a value. The owner gets an "
+            "e-mail when training starts and when it ends."
+        ),
+        request=None,
+        responses=TRAIN_RESPONSES,
+    )
+)
+class TaskTrainViewSet(TrainActionMixin, WorkspaceScopedViewSet):
+    """``task/{id}/train/`` of the recognition API: the recognition tasks of the workspace, as the
+    task viewset (apps/tasks/views.py) finds them."""
+
+    # As on the task's other routes: what OPTIONS describes, and the filters get_object() honours.
+    serializer_class = TaskSerializer
+    filterset_class = TaskFilter
+
+    def get_workspace_queryset(self, workspace):
+        return task_selectors.task_list(workspace=workspace)

@@ -1,4 +1,5 @@
-"""Task services: the rules of attaching labels to a task and detaching them, without HTTP."""
+"""Task services: the rules of attaching labels to a task and detaching them, and deploying a trained
+version, without HTTP."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from apps.core.errors import DomainError, NotFoundError
 from apps.labels.models import Label
 from apps.labels.selectors import MSG_LABEL_NOT_FOUND
 from apps.tasks import services
+from apps.training.models import ModelVersion
 from apps.workspaces.services import workspace_create
-from tests.factories import LabelFactory, TaskFactory
+from tests.factories import LabelFactory, TaskFactory, add_trained_version, make_task
 
 pytestmark = pytest.mark.django_db
 
@@ -70,3 +72,18 @@ def test_a_label_created_for_a_task_has_the_type_the_task_takes_and_is_attached(
     label = services.task_label_create(task=task, name="cat")
     assert (label.workspace, label.name, label.type) == (workspace, "cat", label_type)
     assert task.labels.filter(pk=label.pk).exists()
+
+
+def test_deploying_a_version_that_is_not_trained_is_refused(user, workspace, tmp_path):
+    task, _ = make_task(workspace, user, per_label=5)
+    add_trained_version(task, 1, tmp_path)
+    ModelVersion.objects.create(workspace=workspace, task=task, version=2, train_status="FAILED")
+
+    with pytest.raises(DomainError) as refused:
+        services.task_deploy(task=task, version=2)
+    deployed = services.task_deploy(task=task, version=1)
+
+    assert refused.value.message == services.MSG_VERSION_NOT_TRAINED.format(version=2)
+    assert deployed.production_version == 1
+    task.refresh_from_db()
+    assert task.production_version == 1

@@ -13,7 +13,6 @@ from django.core import mail
 from django.db import connection
 from django.utils import timezone
 
-from apps.core.errors import DomainError
 from apps.training import artifacts, jobs
 from apps.training import services as training
 from apps.training.models import ModelVersion
@@ -194,21 +193,6 @@ def test_progress_says_what_the_training_does_and_a_new_stage_is_written_at_once
     assert training.progress_stage({"candidate": "finetune", "epoch": 3}) == "finetune: training"
     assert training.progress_stage({"epoch": 3}) == "training"  # the detector reports epochs only
     assert training.progress_stage({"percent": 50}) == ""
-
-
-def test_deploying_a_version_that_is_not_trained_is_refused(user, workspace, tmp_path):
-    task, _ = make_task(workspace, user, per_label=5)
-    add_trained_version(task, 1, tmp_path)
-    ModelVersion.objects.create(workspace=workspace, task=task, version=2, train_status="FAILED")
-
-    with pytest.raises(DomainError) as refused:
-        training.task_deploy_version(task=task, version=2)
-    deployed = training.task_deploy_version(task=task, version=1)
-
-    assert refused.value.message == training.MSG_VERSION_NOT_TRAINED.format(version=2)
-    assert deployed.production_version == 1
-    task.refresh_from_db()
-    assert task.production_version == 1
 
 
 def test_local_artifact_dir_downloads_once_and_refuses_an_untrained_version(user, workspace, tmp_path):
