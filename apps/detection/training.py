@@ -2,8 +2,8 @@
 
 What is particular to it: the checks before training (labels, images with objects per label), the
 images and boxes a task trains on, the split stratified by the labels present on each image, and
-ml.detect's fit and evaluation. Queue, claim, heartbeat, budget, artifacts, deploy, sweep and
-e-mails are the shared lifecycle of apps/training/services.py.
+the fit and evaluation of ml's detector (ml/detection/). Queue, claim, heartbeat, budget,
+artifacts, deploy, sweep and e-mails are the shared lifecycle of apps/training/services.py.
 """
 
 from __future__ import annotations
@@ -79,8 +79,8 @@ def train(*, version: ModelVersion, out_dir: str, progress) -> TrainOutcome:
 
     The task's images with objects of its labels, and its negative images, are split 80/20
     (stratified by the set of labels on each image, seeded by task and version, ``test_image``
-    always test) and the split is recorded on the version; ml.detect trains FCOS within the
-    task's time budget and evaluates it on the test side.
+    always test) and the split is recorded on the version; ml.detection.detector trains FCOS within
+    the task's time budget and evaluates it on the test side.
     """
     from ml.detection.detector import DetectConfig, DetectionExample, fit_detector
 

@@ -1,4 +1,4 @@
-"""A per-process LRU cache of loaded model versions, for classify; the same for every kind of task.
+"""A per-process LRU cache of loaded model versions, for prediction; the same for every kind of task.
 
 Loading a version (download the artifacts once, then the task's kind hands ml/ the folder and
 ``VF_INFERENCE_MODE``: build the net, load the weights, trace and freeze it, warm it up) costs far

@@ -63,7 +63,7 @@ def task_validate_trainable(*, task: Task) -> None:
 
 
 def _examples_and_targets(task: Task, outputs, negative):
-    """(examples, targets, strata, warnings) in ml.train.fit's terms for the task's type."""
+    """(examples, targets, strata, warnings) in the terms of ml's recipe for the task's type."""
     warnings: list[str] = []
     if task.type == Task.Type.REGRESSION:
         if len(outputs) > 1:
@@ -144,11 +144,11 @@ def _evaluation(
 
 
 def train(*, version: ModelVersion, out_dir: str, progress) -> TrainOutcome:
-    """Fit a claimed image-classification version into ``out_dir``.
+    """Fit a claimed image-recognition version into ``out_dir``.
 
     Split the task's images 80/20 (stratified, seeded by task and version, ``test_image`` always
-    test) and record it on the version; fit with ml.recipe.fit, reporting ``progress``. Raises on
-    failure: the lifecycle fails the version.
+    test) and record it on the version; fit with ml.recognition.recipe.fit, reporting ``progress``.
+    Raises on failure: the lifecycle fails the version.
     """
     from ml.config import TrainConfig
     from ml.recognition.recipe import fit
