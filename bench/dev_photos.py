@@ -9,7 +9,7 @@ each backbone at its native size and for combinations of them (features side by 
 mirrored images used as extra training rows ("aug") or averaged with the originals ("avg"), or
 one head per backbone with their probabilities averaged ("ens"); ``--resize squash`` reads whole
 photos squashed to the square instead of their centre crops.
-The figures chose the recipe's photo candidate (ml/recognition/recipe.py: backbones, flip handling); the
+The figures chose the recipe's photo candidate (ml/recognition/photo.py: backbones, flip handling); the
 benchmark's test side is read by bench_quality.py alone.
 """
 

@@ -3,7 +3,7 @@ benchmark never scores.
 
     .venv/bin/python bench/dev_small_grey.py [--pairs 0-6,2-4,5-7,1-3,7-9,4-6] [--seeds 0]
 
-The recipe breaks ties on a validation slice by kind (``ml.recognition.recipe.TIE_ORDER_SMALL_GREY``); on a
+The recipe breaks ties on a validation slice by kind (``ml.recognition.selection.TIE_ORDER``); on a
 2 x 25 task the slice is 10 images and every candidate scores 1.0 on it. That order was first read
 off the digits benchmark's own test side, which is not allowed; this script re-derives it on
 Fashion-MNIST's *test file* (``t10k``), which no benchmark uses: for each pair of classes, 25

@@ -13,9 +13,12 @@ from safetensors.torch import load_file
 from ml.config import TrainConfig
 from ml.data import preprocess
 from ml.recognition import multi, probe
+from ml.recognition.context import Candidate
 from ml.recognition.export import export_onnx
+from ml.recognition.photo import SMALL_DATA_FOLDS
 from ml.recognition.predictor import Predictor
-from ml.recognition.recipe import SMALL_DATA_FOLDS, Candidate, _against_cross_validated, fit
+from ml.recognition.recipe import fit
+from ml.recognition.selection import against_cross_validated
 from tests.pictures import shape_on_colour
 
 LABELS = [{"id": "c", "name": "circle"}, {"id": "s", "name": "square"}]
@@ -180,7 +183,7 @@ def test_a_candidate_scored_on_the_slice_must_beat_the_k_fold_one_there_by_more_
     lucky.val_outputs = _one_hot(y[val_pos])
     lucky.val_outputs[[4, 5]] = _one_hot(1 - y[[84, 85]])  # 2 others wrong: 18 of 20 against 16
     ctx = _Ctx(y)
-    assert _against_cross_validated(ctx, photo, [lucky], False, val_pos) is photo
+    assert against_cross_validated(ctx, photo, [lucky], False, val_pos) is photo
     rule = ctx.validation_info["rule"]
     assert rule["best_other"] == "finetune:x" and rule["images"] == 20
     assert rule["mean_gain"] == pytest.approx(0.1) and rule["needed"] > 0.1
@@ -188,7 +191,7 @@ def test_a_candidate_scored_on_the_slice_must_beat_the_k_fold_one_there_by_more_
     photo.oof[80:88] = _one_hot(1 - y[80:88])
     better = Candidate("finetune:y", "finetune", "x", 160)
     better.score, better.val_outputs = 1.0, _one_hot(y[val_pos])
-    assert _against_cross_validated(_Ctx(y), photo, [better], False, val_pos) is better
+    assert against_cross_validated(_Ctx(y), photo, [better], False, val_pos) is better
 
 
 def test_a_cv_estimate_scores_out_of_fold_outputs():

@@ -22,7 +22,8 @@ from ml.models import PACKAGES, build_model, data_config, load_package_weights
 from ml.recognition import probe
 from ml.recognition.export import export_onnx
 from ml.recognition.predictor import Predictor
-from ml.recognition.recipe import fit, pretrained_input_size
+from ml.recognition.recipe import fit
+from ml.recognition.search import pretrained_input_size
 from ml.recognition.train import forward_outputs
 from tests.pictures import glyph, shape_on_colour, stripes_and_dot
 
@@ -260,8 +261,9 @@ def test_a_handful_of_images_trains_without_a_validation_slice():
 
 
 def test_ties_on_a_small_slice_ignore_the_loss_and_go_by_kind():
-    from ml.recognition import recipe
-    from ml.recognition.recipe import TIE_ORDER, Candidate, choose
+    from ml.recognition import selection
+    from ml.recognition.context import Candidate
+    from ml.recognition.selection import TIE_ORDER, choose
 
     def candidate(kind, score, nll):
         c = Candidate(f"{kind}:x@32", kind, "x", 32)
@@ -279,7 +281,7 @@ def test_ties_on_a_small_slice_ignore_the_loss_and_go_by_kind():
     worse = candidate("probe", 0.9, 0.001)
     assert choose([worse, scratch], TIE_ORDER, use_loss=False) is scratch
     # The rule once read off the digit benchmark's test side is gone.
-    assert not hasattr(recipe, "TIE_ORDER_SMALL_GREY")
+    assert not hasattr(selection, "TIE_ORDER_SMALL_GREY")
 
 
 def test_a_training_runs_on_its_own_threads_whatever_a_predictor_set_before(tmp_path):
