@@ -110,7 +110,7 @@ def main() -> None:
     ours_map, ours_s = result.metrics["map50"], result.metrics["train_time_s"]
     base_map, base_s = plain_baseline(examples, mask, config)
     print(
-        f"ml.detect   mAP@0.5 {ours_map:.3f}  train {ours_s:7.1f} s  "
+        f"ml.detection mAP@0.5 {ours_map:.3f}  train {ours_s:7.1f} s  "
         f"(precision {result.metrics['precision']}, recall {result.metrics['recall']} at 0.3)"
     )
     print(f"plain loop  mAP@0.5 {base_map:.3f}  train {base_s:7.1f} s")

@@ -410,7 +410,7 @@ VF_DETECTION_EPOCHS = env_int("VF_DETECTION_EPOCHS", 30)
 # The train_time_budget (s) a new detection task gets when it names none.
 VF_DETECTION_TIME_BUDGET = env_int("VF_DETECTION_TIME_BUDGET", 600)
 # Architecture when a task sets none: "auto" (the trainer tries candidates and keeps the best on
-# validation, see ml/recipe.py) or one of ml.config.ALLOWED_ARCHITECTURES.
+# validation, see ml/recognition/recipe.py) or one of ml.config.ALLOWED_ARCHITECTURES.
 VF_TRAIN_ARCHITECTURE = env("VF_TRAIN_ARCHITECTURE", "auto")
 # Wall-clock budget (s) of one training job, from the worker picking it up to TRAINED (a task may
 # ask for more, see Task.train_time_budget), and the epoch cap of each net trained in it.

@@ -4,7 +4,7 @@ A training writes ``model.safetensors`` and ``model.json`` (ml.artifacts) to a l
 ``save_artifacts`` uploads them under ``models/<workspace>/<task>/<version id>/`` in the default
 storage (local disk or S3), and ``local_artifact_dir`` gives any process (web, classify, another
 worker machine) a local folder with both files, downloading them once into ``VF_MODEL_CACHE_DIR``.
-Load a version for inference with ``ml.predictor.Predictor.load(local_artifact_dir(version))``.
+Load a version for inference with ``ml.recognition.predictor.Predictor.load(local_artifact_dir(version))``.
 """
 
 from __future__ import annotations
@@ -102,9 +102,10 @@ model.onnx         the same model for onnxruntime and other ONNX runtimes: input
 DETECTION_README = """Model version {version} of task "{task}" (object detection).
 
 model.safetensors  the weights: torchvision FCOS with an FPN on timm's tf_efficientnet_lite0
-                   (ml/detect.py build_detector), loadable with safetensors
+                   (ml/detection/detector.py build_detector), loadable with safetensors
 model.json         labels in class order (class i+1 of the net is label i), input size, the
-                   training config and metrics; ml.detect.DetectionPredictor.load(folder) serves it
+                   training config and metrics; served by
+                   ml.detection.detector.DetectionPredictor.load(folder)
 (No ONNX export for detection yet: FCOS's decoding and NMS are not exported with parity.)
 """
 # Task types whose bundle has no ONNX export (see DETECTION_README).
@@ -112,7 +113,7 @@ NO_ONNX_TASK_TYPES = {"detection"}
 
 
 def onnx_file(version: ModelVersion) -> Path:
-    """The version exported to ONNX, made once per cache folder (ml.export) and kept there."""
+    """The version exported to ONNX, made once per cache folder (ml.recognition.export) and kept there."""
     directory = local_artifact_dir(version)
     target = directory / ONNX_FILE
     if not target.is_file():
@@ -132,7 +133,7 @@ def onnx_file(version: ModelVersion) -> Path:
 
 def _describe_architecture(meta: dict) -> str:
     """The bundle README's words for the net: one timm net, a probe on a timm net's middle stages
-    (ml/taps.py), or a blend of several (ml/blend.py)."""
+    (ml/recognition/taps.py), or a blend of several (ml/recognition/blend.py)."""
 
     def one(net: dict) -> str:
         taps = net.get("taps")
@@ -141,7 +142,7 @@ def _describe_architecture(meta: dict) -> str:
         stages = ", ".join(str(s) for s in taps["stages"])
         return (
             f"a linear layer on stages {stages} of timm architecture {taps['architecture']}, each pooled "
-            f"on a {taps['grid']} x {taps['grid']} grid (ml/taps.py)"
+            f"on a {taps['grid']} x {taps['grid']} grid (ml/recognition/taps.py)"
         )
 
     blend = meta.get("blend")
@@ -152,7 +153,7 @@ def _describe_architecture(meta: dict) -> str:
         for m, w in zip(blend["members"], blend["weights"], strict=True)
     )
     prefixes = ", ".join(f"members.{i}." for i in range(len(blend["members"])))
-    return f"a blend (ml/blend.py) of {members}, their weights under {prefixes}"
+    return f"a blend (ml/recognition/blend.py) of {members}, their weights under {prefixes}"
 
 
 def bundle_file(version: ModelVersion) -> Path:
