@@ -4,7 +4,7 @@ A photo task with a few dozen images per label is served well by a linear head o
 and features of several backbones side by side can beat any one of them (centre-cropped food photos:
 lite0 + lite2 0.749 against lite2's 0.721 in cross-validation on the benchmark's training sides,
 bench/dev_photos.py; squashed whole, lite2 alone did better). The recipe lets each task's own
-cross-validation decide which backbones stay (ml/recognition/recipe.py). ``MultiProbe`` holds the
+cross-validation decide which backbones stay (ml/recognition/photo.py). ``MultiProbe`` holds the
 backbones, each reading the one input the predictor builds (the largest member's size, normalised
 with the first member's statistics) resized to its own native size and re-normalised with its own
 statistics, so every member sees what it saw on ImageNet. With ``flip_average`` each member's
