@@ -21,8 +21,10 @@ class TrainingImage(models.Model):
     test_image = models.BooleanField(default=False)
     real = models.BooleanField(default=False)
     verify_count = models.PositiveIntegerField(default=0)
-    # Set by `manage.py check_storage --fix` when storage has lost the file (or its thumbnail).
-    file_missing = models.BooleanField(default=False)
+    # True once `manage.py check_storage --fix` found the file (or its thumbnail) gone; else null.
+    # Nullable without a default so that SQLite adds the column in place: a column with a default
+    # makes Django rebuild the table, which drops the image counters' triggers (migration 0004).
+    file_missing = models.BooleanField(null=True, blank=True, default=None)
     labels = models.ManyToManyField("labels.Label", through="ImageLabel", related_name="images", blank=True)
     created = models.DateTimeField(auto_now_add=True)
 
