@@ -31,3 +31,22 @@ def test_a_bucket_counter_groups_by_its_column_and_the_truncated_timestamp_on_bo
     assert "WHERE t.workspace_id = d.g AND t.hour = d.b" in removed
     assert "AFTER INSERT ON images_trainingimage REFERENCING NEW TABLE" in added_trigger
     assert "AFTER DELETE ON images_trainingimage REFERENCING OLD TABLE" in removed_trigger
+
+
+@pytest.mark.django_db
+def test_every_migration_leaves_the_counters_triggers_on_the_tables_they_count():
+    """A later migration that rebuilds a counted table (SQLite rebuilds a table to add a column with
+    a default) silently drops its triggers; the counts then stop moving."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute("SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger'")
+        else:
+            cursor.execute(
+                "SELECT c.relname, t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                "WHERE NOT t.tgisinternal"
+            )
+        triggers = cursor.fetchall()
+    tables = {table for table, _ in triggers}
+    assert {"images_trainingimage", "images_imagelabel"} <= tables, triggers
