@@ -3,7 +3,7 @@
 Defaults work on a fresh clone with nothing else installed: SQLite, media files under ``var/``,
 a filesystem Celery broker (no server) and console e-mail. ``VF_ENV=production`` removes the
 defaults that are unsafe in production (secret key, allowed hosts), so a misconfigured deploy fails
-at start instead of running insecurely. README.md lists every variable.
+at start instead of running insecurely. docs/operations.md lists every variable.
 """
 
 from __future__ import annotations
@@ -391,11 +391,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int(
 VF_MODEL_CACHE_SIZE = env_int("VF_MODEL_CACHE_SIZE", 4)
 # torch intra-op threads per web process: the cores divided by the gunicorn workers
 # (WEB_CONCURRENCY, 2 by default like scripts/run.sh and the Dockerfile), so workers x threads
-# never oversubscribe the CPU. README: "Classify under gunicorn".
+# never oversubscribe the CPU. docs/operations.md: "Sizing gunicorn for classify".
 VF_INFERENCE_THREADS = env_int(
     "VF_INFERENCE_THREADS", max(1, (os.cpu_count() or 1) // max(1, env_int("WEB_CONCURRENCY", 2)))
 )
-# How a loaded version runs (BENCHMARKS.md, classify; README, "Inference modes"): "auto" (= jit),
+# How a loaded version runs (BENCHMARKS.md, classify; docs/operations.md, "Inference modes"): "auto" (= jit),
 # "jit" (TorchScript trace + freeze, float32: the ONNX export's answers within 1e-4), "bf16"
 # (traced, bfloat16 weights: faster on AMX CPUs and GPUs, probabilities within ~0.05) or "eager".
 VF_INFERENCE_MODE = env("VF_INFERENCE_MODE", "auto")

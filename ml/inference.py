@@ -3,7 +3,7 @@
 ``accelerate(predictor, mode)`` swaps the predictor's forward for the faster equivalent the mode
 names and warms it up; ``Predictor.load(directory, mode=...)`` calls it. ``auto`` is jit:
 float32, the same answers as the eager model and the ONNX export within 1e-4. bf16 is faster on a
-CPU with AMX but moves probabilities by up to a few hundredths (README, "Inference modes"), so it
+CPU with AMX but moves probabilities by up to a few hundredths (docs/operations.md, "Inference modes"), so it
 is served only when asked for.
 """
 

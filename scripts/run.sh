@@ -24,7 +24,7 @@ export VF_PUBLIC_URL=${VF_PUBLIC_URL:-http://$HOST:$PORT}
 "$PY" manage.py collectstatic --noinput -v 0
 "$PY" manage.py demo_setup --password "${VF_DEMO_PASSWORD:-demo}"
 
-# The worker consumes both queues here; on bigger installs run one worker per queue (README).
+# The worker consumes both queues here; on bigger installs run one worker per queue (docs/operations.md).
 # -B runs the periodic sweep of trainings left behind by a dead worker.
 "$VENV/bin/celery" -A config worker -B -Q default,training --concurrency 1 --loglevel INFO \
   --schedule "${VF_VAR_DIR:-$ROOT/var}/celerybeat-schedule" &

@@ -5,7 +5,7 @@ each request: at the default 6000/min that is up to 6000 floats pickled, sent an
 These keep one integer per caller and window instead (``INCR`` and ``EXPIRE`` in one round trip on
 Redis). The window is fixed, so a caller may spend its allowance at the end of one window and again
 at the start of the next (at most twice the rate over any span of one window); the rates here are
-abuse limits, not billing, and that bound is what the README states.
+abuse limits, not billing, and that bound is what docs/operations.md states.
 """
 
 from __future__ import annotations

@@ -93,7 +93,7 @@ def health(request):
     """Liveness and readiness: 200 when the database and the broker answer, else 503."""
     checks = {"database": _check_database(), "broker": _check_broker()}
     healthy = all(value == "ok" for value in checks.values())
-    # Which ones: SQLite and the filesystem broker serve one machine only (README).
+    # Which ones: SQLite and the filesystem broker serve one machine only (docs/operations.md).
     kinds = {"database_engine": connection.vendor, "broker_transport": broker.broker_transport()}
     return Response(
         {"status": "ok" if healthy else "unavailable", **checks, **kinds},
