@@ -74,7 +74,7 @@ def declare_error_responses(result, generator, request, public):
                 wanted.update({"400", "413"})
             if any(p.get("in") == "query" for p in parameters):
                 wanted.add("400")
-            for code in wanted:
+            for code in sorted(wanted):  # a set: sorted, so the schema is the same every run
                 responses.setdefault(code, {"description": DEFAULT_DESCRIPTIONS[code]})
             for code, response in responses.items():
                 if code.startswith("4") and "content" not in response:
