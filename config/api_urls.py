@@ -11,4 +11,5 @@ urlpatterns = [
     path("", include("apps.inference.urls")),  # classify/
     path("", include("apps.labels.urls")),  # label/
     path("", include("apps.images.urls")),  # training-image/
+    path("", include("apps.suggestions.urls")),  # task/{id}/suggestions/, pool/, prelabel/
 ]

@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "apps.recognition",  # image recognition's trainer and predictor
     "apps.detection",
     "apps.inference",
+    "apps.suggestions",  # the labelling loop: pool, active-learning suggestions, pre-labels
     # Backups, restores and the storage check (manage.py backup / restore / check_storage).
     "apps.backups",
     # The web console (/console/): templates and views over the same services and selectors.

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from apps.core.views import favicon, health, index
 from apps.images.urls import media_urlpatterns
 from apps.inference.urls import detection_urlpatterns, v1_urlpatterns
+from apps.suggestions.urls import detection_urlpatterns as suggestion_detection_urlpatterns
 
 # The recognition API (tasks, labels, images, models, classify) answers under both the Ximilar
 # prefix and the Vize prefix. Apps add their routes to config/api_urls.py.
@@ -24,6 +25,8 @@ urlpatterns = [
     # Custom object detection (Ximilar's detection/v2/): tasks, labels, objects.
     path("detection/v2/", include("apps.detection.urls")),
     path("detection/v2/", include(detection_urlpatterns)),  # detect/ (apps/inference)
+    # task/{id}/suggestions/, pool/, prelabel/ of detection tasks (apps/suggestions).
+    path("detection/v2/", include(suggestion_detection_urlpatterns)),
     # ... and detect/ on the short prefix too, as recognition answers on both.
     path("v2/", include((detection_urlpatterns, "v2-detect"), namespace="v2-detect")),
     # Vize v1 classify and the signed media URLs.

@@ -33,6 +33,7 @@ from apps.detection.models import DetectionLabel, DetectionObject, NegativeImage
 from apps.images.models import ImageLabel, TrainingImage
 from apps.images.services import training_image_ingest
 from apps.labels.models import Label
+from apps.suggestions.models import PoolImage, SuggestionRun
 from apps.tasks.models import Task
 from apps.training.models import ModelVersion
 from apps.workspaces import services as workspace_services
@@ -215,6 +216,10 @@ class World:
             "negative_images": sorted(
                 NegativeImage.objects.filter(task__workspace=ws).values_list("task_id", "image_id")
             ),
+            "pool_images": sorted(
+                PoolImage.objects.filter(task__workspace=ws).values_list("task_id", "image_id")
+            ),
+            "suggestion_runs": list(SuggestionRun.objects.filter(workspace=ws).values().order_by("id")),
         }
         media = Path(django_settings.MEDIA_ROOT)
         rows["files"] = (

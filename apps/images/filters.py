@@ -15,6 +15,7 @@ from django.db.models import Exists, OuterRef
 from rest_framework.exceptions import ValidationError
 
 from .models import ImageLabel, TrainingImage
+from .selectors import training_image_pool
 
 MSG_BAD_IDS = "Give label ids (UUIDs), comma-separated or repeated."
 MSG_BAD_NUMBER = "Give a number."
@@ -66,6 +67,10 @@ class TrainingImageFilter(django_filters.FilterSet):
     unlabelled = django_filters.BooleanFilter(
         method="filter_unlabelled", help_text="Images without any label."
     )
+    pool = django_filters.UUIDFilter(
+        method="filter_pool",
+        help_text="The task's pool: images with none of its labels, uploaded to it or not labelled at all.",
+    )
     detection_labels = django_filters.CharFilter(
         method="filter_detection_labels",
         help_text="Images with an object of any of these detection label ids (apps/detection).",
@@ -82,6 +87,9 @@ class TrainingImageFilter(django_filters.FilterSet):
         return queryset.filter(
             Exists(ImageLabel.objects.filter(image=OuterRef("pk"), label__tasks__id=value))
         )
+
+    def filter_pool(self, queryset, name, value):
+        return training_image_pool(queryset, task_id=value)
 
     def filter_detection_labels(self, queryset, name, value):
         # Through the reverse relation of apps/detection's objects: images stay below detection in

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from django.db import connection
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 
 from apps.workspaces.models import Workspace
 
@@ -40,6 +40,31 @@ def training_image_label_links(image: TrainingImage) -> list[ImageLabel]:
     read now (an image that did not come through it)."""
     links = getattr(image, LABEL_LINKS, None)
     return list(image_labels_queryset().filter(image=image)) if links is None else links
+
+
+def training_image_pool(queryset: QuerySet, *, task_id) -> QuerySet:
+    """The images of ``queryset`` in the pool of task ``task_id``: none of the task's labels (image
+    labels, boxes of its detection labels, marked negative for it), and either uploaded to the task
+    (apps/suggestions' ``PoolImage``) or carrying no label and no box at all. Only when the task
+    is in the images' workspace.
+
+    Through the reverse relations of tasks, detection and suggestions, by name: images stay below
+    those apps in the layers. Each condition is one ``EXISTS`` per row, so a page stays one query.
+    """
+    image = TrainingImage.objects.filter(pk=OuterRef("pk"))
+    of_task = Exists(ImageLabel.objects.filter(image=OuterRef("pk"), label__tasks__id=task_id))
+    boxed = Exists(image.filter(detection_objects__detection_label__tasks__id=task_id))
+    negative = Exists(image.filter(negative_for_tasks__task_id=task_id))
+    tagged = Exists(image.filter(pool_entries__task_id=task_id))
+    any_label = Exists(ImageLabel.objects.filter(image=OuterRef("pk")))
+    any_box = Exists(image.filter(detection_objects__isnull=False))
+    return (
+        queryset.filter(workspace__tasks__id=task_id)
+        .exclude(of_task)
+        .exclude(boxed)
+        .exclude(negative)
+        .filter(tagged | (~any_label & ~any_box))
+    )
 
 
 def training_image_get(*, workspace: Workspace, image_id) -> TrainingImage | None:

@@ -50,7 +50,8 @@ UPLOAD_ERRORS = {**ERRORS, 413: OpenApiResponse(description="Image or request bo
     list=extend_schema(
         summary="List training images",
         description="Filters: `labels` (any of, comma-separated or repeated), `not_labels`, `test`, `real`, "
-        "`task`, `unlabelled`, `verified`; `label_value_<label id>__gte` / `__lte` bound its value.",
+        "`task`, `unlabelled`, `verified`, `pool` (a task's unlabelled pool); "
+        "`label_value_<label id>__gte` / `__lte` bound its value.",
         parameters=[WORKSPACE_PARAMETER],
         responses={
             200: TrainingImageSerializer(many=True),

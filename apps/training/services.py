@@ -32,6 +32,7 @@ from . import artifacts, claims
 from .job_names import TRAIN_JOB, TRAINING_QUEUE
 from .models import ModelVersion
 from .selectors import model_version_active
+from .signals import version_trained
 
 logger = logging.getLogger(__name__)
 
@@ -382,6 +383,8 @@ def model_version_finish(
             task.production_version = version.version
         task.save(update_fields=["last_train_status", "production_version"])
         version.task = task
+        # send_robust: a hook that fails (logged by Django) never undoes or fails the training.
+        transaction.on_commit(partial(version_trained.send_robust, sender=ModelVersion, version=version))
     logger.info("model version %s trained: accuracy %s", version.pk, version.accuracy)
     return version
 

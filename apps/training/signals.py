@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.db.models.signals import post_delete
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 
 from .models import ModelVersion
+
+# Sent once a version is marked TRAINED, after that transaction committed, with ``version`` (the
+# ModelVersion, its ``task`` loaded). The hook for apps above training (apps/suggestions scores the
+# task's pool) that the layers forbid training to import.
+version_trained = Signal()
 
 
 def _delete(version: ModelVersion) -> None:
