@@ -60,6 +60,7 @@ ACCOUNT = {
 # Owner-only operations: a member gets 403 (a member already knows the workspace exists).
 OWNER_ONLY = re.compile(
     r"^(POST|DELETE) /account/v2/workspace/\{pk\}/members/|^DELETE /account/v2/workspace/\{pk\}/$"
+    r"|^GET /account/v2/workspace/\{pk\}/audit-log/"
 )
 # The object kind behind {pk} of each collection.
 OBJECT_KIND = {
@@ -336,6 +337,8 @@ CONSOLE_POST_ONLY = {
     "box-create",
     "box-update",
     "box-delete",
+    "label-next-accept",
+    "label-next-refresh",
 }
 
 

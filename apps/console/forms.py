@@ -48,6 +48,7 @@ class ImageFilterForm(forms.Form):
         choices=[("", "all"), ("1", "test only"), ("0", "training only")], required=False
     )
     unlabelled = forms.BooleanField(required=False)
+    pool = forms.BooleanField(required=False)  # the task's pool (apps/suggestions)
     page = forms.IntegerField(min_value=1, required=False)
 
 

@@ -77,11 +77,16 @@ class ImageFilter:
     label: str | None = None  # a label (detection: a detection label) id of the task
     test: bool | None = None
     unlabelled: bool = False
+    pool: bool = False  # the task's pool: none of its labels, uploaded to it or unlabelled
 
 
 def _task_images(task: Task, labels: list, chosen: ImageFilter) -> QuerySet:
     images = image_selectors.training_image_list(workspace=task.workspace_id)
-    if task.type == Task.Type.DETECTION:
+    if chosen.pool:
+        images = image_selectors.training_image_pool(images, task_id=task.pk)
+        if task.type == Task.Type.DETECTION:
+            images = images.annotate(boxes_count=Count("detection_objects"))
+    elif task.type == Task.Type.DETECTION:
         boxes = DetectionObject.objects.filter(image=OuterRef("pk"))
         labelled = Exists(ImageLabel.objects.filter(image=OuterRef("pk")))
         if chosen.unlabelled:

@@ -3,7 +3,7 @@
 
 from django.urls import path
 
-from .views import account, boxes, images, tasks, training
+from .views import account, boxes, images, suggestions, tasks, training
 
 app_name = "console"
 
@@ -32,6 +32,10 @@ urlpatterns = [
     path(TASK + "images/", images.image_grid, name="image-grid"),
     path(TASK + "images/upload/", images.image_upload, name="image-upload"),
     path(TASK + "images/bulk/", images.image_bulk, name="image-bulk"),
+    path(TASK + "label-next/", suggestions.label_next, name="label-next"),
+    path(TASK + "label-next/progress/", suggestions.label_next_progress, name="label-next-progress"),
+    path(TASK + "label-next/accept/", suggestions.label_next_accept, name="label-next-accept"),
+    path(TASK + "label-next/refresh/", suggestions.label_next_refresh, name="label-next-refresh"),
     path(IMAGE + "boxes/", boxes.box_editor, name="box-editor"),
     path(IMAGE + "boxes/new/", boxes.box_create, name="box-create"),
     path(IMAGE + "boxes/<uuid:object_id>/", boxes.box_update, name="box-update"),

@@ -13,6 +13,7 @@ from apps.core.errors import DomainError
 from apps.images import selectors as image_selectors
 from apps.images import services as image_services
 from apps.images.storage import signed_link
+from apps.suggestions import services as suggestion_services
 from apps.tasks.models import Task
 
 from .. import selectors
@@ -28,7 +29,9 @@ def _filter(form: ImageFilterForm, labels: list) -> selectors.ImageFilter:
     label_ids = {str(label.pk) for label in labels}
     label = str(data["label"]) if data.get("label") and str(data["label"]) in label_ids else None
     test = {"1": True, "0": False}.get(data.get("test") or "")
-    return selectors.ImageFilter(label=label, test=test, unlabelled=bool(data.get("unlabelled")))
+    return selectors.ImageFilter(
+        label=label, test=test, unlabelled=bool(data.get("unlabelled")), pool=bool(data.get("pool"))
+    )
 
 
 @workspace_view
@@ -64,7 +67,7 @@ def _too_large(request, message: str) -> JsonResponse:
 def image_upload(request, task_id):
     """One file onto a label (or none): JSON ``{id, thumb_url}`` or ``{error}`` with the service's
     status (400 not an image or a duplicate, 413 too large)."""
-    selectors.task_get(workspace=request.workspace, task_id=task_id)  # 404 for another workspace's task
+    task = selectors.task_get(workspace=request.workspace, task_id=task_id)  # 404: another workspace's
     form = UploadForm(request.POST, request.FILES)
     if not form.is_valid():
         return JsonResponse({"error": form.errors.as_text()}, status=400)
@@ -73,6 +76,9 @@ def image_upload(request, task_id):
     value = data.get("value")
     try:
         raw = image_services.upload_bytes(file=data.get("file"))
+        if not label:  # no label: the image joins the task's pool (apps/suggestions)
+            image = suggestion_services.pool_image_upload(task=task, data=raw, test_image=data["test_image"])
+            return JsonResponse({"id": str(image.pk), "thumb_url": signed_link(image.thumbnail)}, status=201)
         image = image_services.training_image_ingest(
             workspace=request.workspace,
             data=raw,
