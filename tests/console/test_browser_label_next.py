@@ -1,0 +1,96 @@
+""" "Label next" in a real browser (Debian's Chromium, as tests/console/test_browser.py drives it):
+drop unlabelled photos into a task's pool, label a few per label, train, open "Label next", accept
+two suggestions with Enter and correct one with a number key."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.db.models import Q
+
+from apps.images.models import ImageLabel
+from apps.suggestions.models import SuggestionRun
+from tests.console.test_browser import (  # noqa: F401 - the fixtures are used by name
+    _assert_clean_log,
+    _pictures,
+    _shot,
+    _sign_in,
+    _stored,
+    _train,
+    browser,
+    page,
+)
+from tests.factories import UserFactory
+from tests.pictures import COLOURS
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+PER_LABEL = 5
+POOL = 8
+
+
+def test_a_person_labels_the_suggested_images_with_the_keyboard(
+    page,  # noqa: F811
+    live_server,
+    transactional_db,
+    fast_training,
+    tmp_path,
+):
+    from playwright.sync_api import expect
+
+    user = UserFactory()
+    _sign_in(page, user)
+    page.get_by_label("Name").fill("Colours")
+    page.get_by_label("Type").select_option("multi_class")
+    page.get_by_role("button", name="Create task").click()
+    page.get_by_role("heading", name="Colours").wait_for()
+    for name in ("red", "blue"):
+        page.get_by_label("New label").fill(name)
+        page.get_by_role("button", name="Add label").click()
+        expect(page.get_by_label(f"Drop images on {name}")).to_be_visible()
+
+    page.get_by_label("Files for red").set_input_files(
+        [str(p) for p in _pictures(tmp_path, COLOURS[0], PER_LABEL, 1)]
+    )
+    expect(_stored(page)).to_have_count(PER_LABEL, timeout=60_000)
+    page.get_by_label("Files for blue").set_input_files(
+        [str(p) for p in _pictures(tmp_path, COLOURS[1], PER_LABEL, 2)]
+    )
+    expect(_stored(page)).to_have_count(2 * PER_LABEL, timeout=60_000)
+    pool = _pictures(tmp_path, COLOURS[0], POOL // 2, 3) + _pictures(tmp_path, COLOURS[1], POOL // 2, 4)
+    page.get_by_label("Files for the pool").set_input_files([str(p) for p in pool])
+    expect(_stored(page)).to_have_count(2 * PER_LABEL + POOL, timeout=60_000)
+
+    # The image grid's pool filter shows the unlabelled uploads.
+    page.get_by_role("link", name="Images").click()
+    page.get_by_label("in the pool").check()
+    expect(page.get_by_role("checkbox", name=re.compile("^Select image"))).to_have_count(POOL)
+    page.get_by_role("link", name="Colours").click()
+
+    _train(page, 1)  # the training's end scores the pool (eager jobs: inline)
+    page.get_by_role("link", name="Colours").click()
+    page.get_by_role("link", name="Label next").click()
+    page.get_by_role("heading", name=re.compile("^Label next")).wait_for()
+    expect(page.get_by_role("img", name="Suggested image")).to_be_visible()
+    assert SuggestionRun.objects.get().status == "DONE"
+    _shot(page, "label-next")
+
+    # Enter accepts the pre-selected guess, twice; the next suggestion loads each time.
+    for _ in range(2):
+        guessed = page.get_by_role("radio", checked=True).locator("xpath=..").inner_text()
+        name = "red" if "red" in guessed else "blue"
+        page.keyboard.press("Enter")
+        expect(page.get_by_text(f"Labelled: {name}.")).to_be_visible()
+
+    # A number key picks the other label: a correction, stored at once.
+    guessed = page.get_by_role("radio", checked=True).locator("xpath=..").inner_text()
+    other, key = ("blue", "2") if "red" in guessed else ("red", "1")
+    page.keyboard.press(key)
+    expect(page.get_by_text(f"Labelled: {other}.")).to_be_visible()
+
+    pool_labels = ImageLabel.objects.filter(~Q(image__pool_entries=None))
+    assert pool_labels.count() == 3
+    assert pool_labels.filter(label__name=other).exists()
+    expect(page.get_by_text(f"{POOL - 3} images in the pool")).to_be_visible()
+    _assert_clean_log(page)
