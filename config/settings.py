@@ -88,6 +88,8 @@ INSTALLED_APPS = [
     "apps.suggestions",  # the labelling loop: pool, active-learning suggestions, pre-labels
     # Backups, restores and the storage check (manage.py backup / restore / check_storage).
     "apps.backups",
+    # Who did what to whom (membership, tokens, deletions, lockouts): the audit log.
+    "apps.audit",
     # The web console (/console/): templates and views over the same services and selectors.
     "apps.console",
 ]
@@ -101,6 +103,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Keeps the request being served for the audit log's receivers (apps/audit/context.py).
+    "apps.audit.context.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # request.htmx for the console's partial pages.

@@ -317,6 +317,7 @@ CONSOLE_ACCOUNT = {
     "workspace-switch",
     "members",
     "member-remove",
+    "audit-log",
     "task-list",
 }
 CONSOLE_ROUTES = sorted((pattern.name, pattern) for pattern in console_urls.urlpatterns)

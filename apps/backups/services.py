@@ -316,13 +316,11 @@ def _verify(path: Path, progress: Progress) -> dict:
 
 
 def _ensure_empty() -> None:
-    from django.contrib.auth import get_user_model
-
-    from apps.workspaces.models import Workspace
-
+    """Refuse unless no backed-up model holds a row (migrate makes none of them) and the media
+    storage holds nothing: loading onto rows would merge two installs, or clash on their ids."""
     found = [
         f"{model._meta.verbose_name_plural}: {model._default_manager.count()}"
-        for model in (get_user_model(), Workspace, TrainingImage, ModelVersion)
+        for model in selectors.backed_up_models()
         if model._default_manager.exists()
     ]
     for root in selectors.STORED_ROOTS:

@@ -20,6 +20,7 @@ urlpatterns = [
     path("workspace/switch/", account.switch, name="workspace-switch"),
     path("workspace/members/", account.members, name="members"),
     path("workspace/members/<int:user_id>/remove/", account.member_remove, name="member-remove"),
+    path("workspace/audit-log/", account.audit_log, name="audit-log"),
     path("tasks/", tasks.task_list, name="task-list"),
     path(TASK, tasks.task_detail, name="task-detail"),
     path(TASK + "delete/", tasks.task_delete, name="task-delete"),

@@ -9,10 +9,12 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
+from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
 
+from apps.audit import selectors as audit_selectors
 from apps.core import clients
 from apps.core.errors import DomainError
 from apps.workspaces import selectors as workspace_selectors
@@ -97,3 +99,17 @@ def member_remove(request, user_id: int):
     except DomainError as exc:
         messages.error(request, exc.message)
     return redirect("console:members")
+
+
+AUDIT_PAGE_SIZE = 50
+
+
+@workspace_view
+def audit_log(request):
+    """The current workspace's audit log, newest first, 50 a page; only its owner reads it."""
+    try:
+        events = audit_selectors.audit_event_list(workspace=request.workspace, user=request.user)
+    except DomainError as exc:
+        return page(request, "console/error.html", {"message": exc.message}, status=exc.status_code)
+    events_page = Paginator(events, AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
+    return page(request, "console/audit_log.html", {"events": events_page})
