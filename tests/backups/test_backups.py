@@ -26,6 +26,7 @@ from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 
+from apps.audit.models import AuditEvent
 from apps.backups import selectors, services
 from apps.images.models import ImageLabel, TrainingImage
 from apps.tasks.models import Task
@@ -43,6 +44,7 @@ def _wipe(settings, tmp_path, name: str) -> None:
     from apps.inference.cache import model_cache
 
     get_user_model().objects.all().delete()  # workspaces, tasks, images, versions, tokens follow
+    AuditEvent.objects.all().delete()  # a new install has no history either
     settings.MEDIA_ROOT = tmp_path / name
     settings.VF_MODEL_CACHE_DIR = tmp_path / f"{name}-model-cache"
     model_cache().clear()
@@ -205,6 +207,7 @@ def test_a_backup_of_local_files_restores_onto_s3(user, workspace, settings, tmp
     services.backup_create(path=path)
     assert tarfile.open(path).getmember("manifest.json")  # gzip-compressed by its name
     get_user_model().objects.all().delete()
+    AuditEvent.objects.all().delete()
 
     bucket = request.getfixturevalue("s3_storage")  # default storage is now a fresh S3 bucket
     services.backup_restore(path=path)
