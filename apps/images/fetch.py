@@ -1,13 +1,9 @@
 """Fetching an image from a user-given URL without opening an SSRF hole.
 
-requests-hardened resolves the host, refuses private, loopback, link-local, multicast and reserved
-addresses, and connects to the very address it checked (no DNS rebinding between check and
-connect). Redirects go through the same adapter, so each hop is checked again; requests stops
-after ``MAX_REDIRECTS``. Only http and https adapters are mounted, so ``file:``, ``gopher:`` and
-friends are refused before any connection. ``VF_URL_FETCH_ALLOWED_HOSTS`` names hosts that skip the
-address check (intranets, the tests' loopback server); it is matched on the exact hostname of each
-hop, so ``2130706433`` or a redirect to ``127.0.0.1`` does not inherit an allowance for
-``localhost``.
+The address checks are apps/core/outbound.py's guard (shared with webhook deliveries): public
+addresses only, checked on every hop and connected to as checked. ``VF_URL_FETCH_ALLOWED_HOSTS``
+names hosts that skip the address check (intranets, the tests' loopback server); it is matched on
+the exact hostname of each hop. Redirects are followed, at most ``MAX_REDIRECTS``.
 """
 
 from __future__ import annotations
@@ -18,10 +14,8 @@ from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
-from requests.adapters import HTTPAdapter
-from requests_hardened import Config, HTTPSession
-from requests_hardened.ip_filter import InvalidIPAddress
-from requests_hardened.ip_filter_adapter import IPFilterAdapter
+
+from apps.core.outbound import InvalidIPAddress, guarded_session
 
 from .decoding import max_image_bytes
 from .errors import (
@@ -45,41 +39,13 @@ USER_AGENT = "VisionForge image fetcher"
 _CHUNK = 64 * 1024
 
 
-def _allowed_hosts() -> set[str]:
-    return {host.lower().strip("[]") for host in getattr(settings, "VF_URL_FETCH_ALLOWED_HOSTS", [])}
-
-
-class _AllowListAdapter(IPFilterAdapter):
-    """requests-hardened's address filter, skipped for the configured allowed hosts only."""
-
-    def __init__(self, is_https_proto: bool, allowed: set[str]):
-        super().__init__(is_https_proto=is_https_proto, allow_loopback=False)
-        self._allowed = allowed
-
-    def build_connection_pool_key_attributes(self, request, verify, cert=None):
-        hostname = (urlsplit(request.url).hostname or "").lower()
-        if hostname and hostname in self._allowed:
-            return HTTPAdapter.build_connection_pool_key_attributes(self, request, verify, cert)
-        return super().build_connection_pool_key_attributes(request, verify, cert)
-
-
 def _session() -> requests.Session:
-    session = HTTPSession(
-        Config(
-            ip_filter_enable=True,
-            ip_filter_allow_loopback_ips=False,
-            never_redirect=False,
-            default_timeout=(TIMEOUT_SECONDS, TIMEOUT_SECONDS),
-            user_agent_override=USER_AGENT,
-        )
+    return guarded_session(
+        allowed_hosts=getattr(settings, "VF_URL_FETCH_ALLOWED_HOSTS", []),
+        timeout=TIMEOUT_SECONDS,
+        user_agent=USER_AGENT,
+        max_redirects=MAX_REDIRECTS,
     )
-    allowed = _allowed_hosts()
-    session.mount("http://", _AllowListAdapter(is_https_proto=False, allowed=allowed))
-    session.mount("https://", _AllowListAdapter(is_https_proto=True, allowed=allowed))
-    session.max_redirects = MAX_REDIRECTS
-    # Proxy variables from the environment would make the proxy, not the target, the checked host.
-    session.trust_env = False
-    return session
 
 
 def fetch_url(url: str) -> bytes:
