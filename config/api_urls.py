@@ -12,4 +12,5 @@ urlpatterns = [
     path("", include("apps.labels.urls")),  # label/
     path("", include("apps.images.urls")),  # training-image/
     path("", include("apps.suggestions.urls")),  # task/{id}/suggestions/, pool/, prelabel/
+    path("", include("apps.webhooks.urls")),  # webhook/ (with its test and deliveries actions)
 ]

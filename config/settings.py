@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "apps.detection",
     "apps.inference",
     "apps.suggestions",  # the labelling loop: pool, active-learning suggestions, pre-labels
+    "apps.webhooks",  # a workspace's events posted to its owner's URLs, signed and retried
     # Backups, restores and the storage check (manage.py backup / restore / check_storage).
     "apps.backups",
     # Who did what to whom (membership, tokens, deletions, lockouts): the audit log.
@@ -365,6 +366,16 @@ VF_PUBLIC_URL = env("VF_PUBLIC_URL", "http://localhost:8000")
 VF_SIGNED_URL_TTL = env_int("VF_SIGNED_URL_TTL", 24 * 3600)
 # Hosts the URL fetcher may reach although they resolve to private/loopback addresses (intranets).
 VF_URL_FETCH_ALLOWED_HOSTS = env_list("VF_URL_FETCH_ALLOWED_HOSTS")
+# Webhooks (apps/webhooks). Hosts a webhook may be sent to although they resolve to private or
+# loopback addresses (an intranet receiver); every other non-public target is refused when the
+# webhook is registered and when a delivery connects. Its own list: allowing an image host does
+# not let any workspace owner post to it.
+VF_WEBHOOKS_ALLOWED_HOSTS = env_list("VF_WEBHOOKS_ALLOWED_HOSTS")
+# Attempts of a delivery in all, the wait (s) after the first failed one (doubling after each
+# next one: 30 s, 1, 2, 4 min), and how long (s) a receiver has to connect and answer.
+VF_WEBHOOKS_MAX_ATTEMPTS = env_int("VF_WEBHOOKS_MAX_ATTEMPTS", 5)
+VF_WEBHOOKS_RETRY_BASE_S = env_int("VF_WEBHOOKS_RETRY_BASE_S", 30)
+VF_WEBHOOKS_TIMEOUT_S = env_int("VF_WEBHOOKS_TIMEOUT_S", 10)
 
 SESSION_COOKIE_AGE = int(timedelta(days=14).total_seconds())
 

@@ -36,6 +36,7 @@ from apps.labels.models import Label
 from apps.suggestions.models import PoolImage, SuggestionRun
 from apps.tasks.models import Task
 from apps.training.models import ModelVersion
+from apps.webhooks.models import Webhook, WebhookDelivery
 from apps.workspaces import services as workspace_services
 from apps.workspaces.models import Membership, Workspace
 from tests.factories import UserFactory
@@ -61,6 +62,8 @@ ACCOUNT = {
 OWNER_ONLY = re.compile(
     r"^(POST|DELETE) /account/v2/workspace/\{pk\}/members/|^DELETE /account/v2/workspace/\{pk\}/$"
     r"|^GET /account/v2/workspace/\{pk\}/audit-log/"
+    # Webhooks, every route: their URLs and delivery log are the owner's (apps/webhooks/services.py).
+    r"|^\w+ /(recognition/)?v2/webhook/"
 )
 # The object kind behind {pk} of each collection.
 OBJECT_KIND = {
@@ -70,6 +73,7 @@ OBJECT_KIND = {
     "training-image": "image",
     "model": "model",
     "object": "detection_object",
+    "webhook": "webhook",
 }
 # Under /detection/v2/ the same collection names are the detection ones.
 DETECTION_KIND = {"task": "detection_task", "label": "detection_label", "object": "detection_object"}
@@ -124,6 +128,12 @@ class World:
             image=self.image,
             data=[1, 1, 20, 20],
         )
+        self.webhook = Webhook.objects.create(
+            workspace=self.workspace,
+            url="https://hooks.example.com/victim",  # never sent: no job runs in these tests
+            events=["training.finished"],
+            secret="victim-secret",
+        )
 
     def ids(self) -> dict:
         return {
@@ -135,6 +145,7 @@ class World:
             "detection_task": str(self.detection_task.id),
             "detection_label": str(self.detection_label.id),
             "detection_object": str(self.detection_object.id),
+            "webhook": str(self.webhook.id),
         }
 
     def url(self, path: str) -> str:
@@ -221,6 +232,10 @@ class World:
                 PoolImage.objects.filter(task__workspace=ws).values_list("task_id", "image_id")
             ),
             "suggestion_runs": list(SuggestionRun.objects.filter(workspace=ws).values().order_by("id")),
+            "webhooks": list(Webhook.objects.filter(workspace=ws).values().order_by("id")),
+            "webhook_deliveries": sorted(
+                WebhookDelivery.objects.filter(webhook__workspace=ws).values_list("id", flat=True)
+            ),
         }
         media = Path(django_settings.MEDIA_ROOT)
         rows["files"] = (
@@ -319,6 +334,8 @@ CONSOLE_ACCOUNT = {
     "member-remove",
     "audit-log",
     "task-list",
+    "webhooks",
+    "webhook-deliveries",
 }
 CONSOLE_ROUTES = sorted((pattern.name, pattern) for pattern in console_urls.urlpatterns)
 CONSOLE_SCOPED = [
@@ -340,6 +357,8 @@ CONSOLE_POST_ONLY = {
     "box-delete",
     "label-next-accept",
     "label-next-refresh",
+    "webhook-test",
+    "webhook-delete",
 }
 
 
@@ -352,6 +371,7 @@ def _console_url(world: World, name: str) -> str:
         "object_id": world.detection_object.id,
         "version": world.model.version,
         "user_id": world.owner.id,
+        "webhook_id": world.webhook.id,
     }
     kwargs = {key: values[key] for key in pattern.pattern.converters}
     return reverse(f"console:{name}", kwargs=kwargs)
@@ -386,8 +406,10 @@ def test_every_console_route_is_classified():
         if name in CONSOLE_PUBLIC or name in CONSOLE_ACCOUNT:
             assert not set(pattern.pattern.converters) - {"user_id"}, name
         else:
-            assert set(pattern.pattern.converters) <= {"task_id", "image_id", "object_id", "version"}, name
-            assert "task_id" in pattern.pattern.converters, name
+            converters = set(pattern.pattern.converters)
+            assert converters <= {"task_id", "image_id", "object_id", "version", "webhook_id"}, name
+            # A task's page, or a workspace-level object of the current workspace (a webhook).
+            assert "task_id" in converters or converters == {"webhook_id"}, name
 
 
 @pytest.mark.django_db

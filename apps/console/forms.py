@@ -7,6 +7,7 @@ from django import forms
 
 from apps.core.ids import parse_uuid
 from apps.tasks.models import Task
+from apps.webhooks.events import EVENTS as WEBHOOK_EVENTS
 
 TASK_TYPES = [
     (Task.Type.MULTI_CLASS, "Categorization (one label per image)"),
@@ -104,3 +105,13 @@ class BoxForm(forms.Form):
     def box(self) -> list[float]:
         data = self.cleaned_data
         return [data["x1"], data["y1"], data["x2"], data["y2"]]
+
+
+class WebhookForm(forms.Form):
+    url = forms.CharField(max_length=2000, strip=True, label="URL")
+    events = forms.MultipleChoiceField(
+        choices=[(name, f"{name}: {text}") for name, text in WEBHOOK_EVENTS.items()],
+        widget=forms.CheckboxSelectMultiple,
+        label="Events",
+    )
+    description = forms.CharField(max_length=255, required=False, strip=True)

@@ -3,7 +3,7 @@
 
 from django.urls import path
 
-from .views import account, boxes, images, suggestions, tasks, training
+from .views import account, boxes, images, suggestions, tasks, training, webhooks
 
 app_name = "console"
 
@@ -21,6 +21,10 @@ urlpatterns = [
     path("workspace/members/", account.members, name="members"),
     path("workspace/members/<int:user_id>/remove/", account.member_remove, name="member-remove"),
     path("workspace/audit-log/", account.audit_log, name="audit-log"),
+    path("workspace/webhooks/", webhooks.webhooks, name="webhooks"),
+    path("workspace/webhooks/deliveries/", webhooks.webhook_deliveries, name="webhook-deliveries"),
+    path("workspace/webhooks/<uuid:webhook_id>/test/", webhooks.webhook_test, name="webhook-test"),
+    path("workspace/webhooks/<uuid:webhook_id>/delete/", webhooks.webhook_delete, name="webhook-delete"),
     path("tasks/", tasks.task_list, name="task-list"),
     path(TASK, tasks.task_detail, name="task-detail"),
     path(TASK + "delete/", tasks.task_delete, name="task-delete"),

@@ -32,7 +32,7 @@ from . import artifacts, claims
 from .job_names import TRAIN_JOB, TRAINING_QUEUE
 from .models import ModelVersion
 from .selectors import model_version_active
-from .signals import version_trained
+from .signals import version_failed, version_started, version_trained
 
 logger = logging.getLogger(__name__)
 
@@ -220,6 +220,7 @@ def model_version_claim(*, version_id) -> ModelVersion | None:
             ]
         )
         Task.objects.filter(pk=version.task_id).update(last_train_status=Task.TrainStatus.IN_TRAINING)
+        transaction.on_commit(partial(version_started.send_robust, sender=ModelVersion, version=version))
     return version
 
 
@@ -230,6 +231,7 @@ def _fail_locked(version: ModelVersion, reason: str) -> ModelVersion:
     version.stage = ""
     version.save(update_fields=["train_status", "finished", "metrics", "stage"])
     Task.objects.filter(pk=version.task_id).update(last_train_status=Task.TrainStatus.FAILED)
+    transaction.on_commit(partial(version_failed.send_robust, sender=ModelVersion, version=version))
     logger.warning("model version %s failed: %s", version.pk, reason)
     return version
 

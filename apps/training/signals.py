@@ -16,6 +16,11 @@ from .models import ModelVersion
 # ModelVersion, its ``task`` loaded). The hook for apps above training (apps/suggestions scores the
 # task's pool) that the layers forbid training to import.
 version_trained = Signal()
+# Sent the same way when a worker claims a version (IN_TRAINING; again on each retried attempt) and
+# when a version is marked FAILED (by the job, the sweep, or a claim out of attempts), with
+# ``version``. apps/webhooks turns these into its training events.
+version_started = Signal()
+version_failed = Signal()
 
 
 def _delete(version: ModelVersion) -> None:
