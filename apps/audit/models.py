@@ -22,6 +22,8 @@ class AuditEvent(models.Model):
         LABEL_DELETED = "label.deleted", "Label deleted"
         VERSION_DELETED = "version.deleted", "Model version deleted"
         SIGNIN_LOCKED_OUT = "signin.locked_out", "Sign-in locked out"
+        WEBHOOK_CREATED = "webhook.created", "Webhook created"
+        WEBHOOK_DELETED = "webhook.deleted", "Webhook deleted"
 
     id = models.BigAutoField(primary_key=True)
     created = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -19,6 +19,7 @@ from apps.detection.models import DetectionLabel
 from apps.labels.models import Label
 from apps.tasks.models import Task
 from apps.training.models import ModelVersion
+from apps.webhooks.models import Webhook
 from apps.workspaces.models import Membership, Workspace
 
 from .models import AuditEvent
@@ -140,6 +141,25 @@ def version_deleted(sender, instance: ModelVersion, origin=None, **kwargs) -> No
             instance.pk,
             {"task": str(instance.task_id), "version": instance.version},
         )
+
+
+@receiver(post_save, sender=Webhook, dispatch_uid="audit-webhook-created")
+def webhook_created(sender, instance: Webhook, created: bool, raw: bool = False, **kwargs) -> None:
+    if created and not raw:
+        audit_record(
+            action=Action.WEBHOOK_CREATED,
+            target_type="webhook",
+            target_id=instance.pk,
+            target_name=instance.url,
+            workspace_id=instance.workspace_id,
+            details={"events": list(instance.events)},
+        )
+
+
+@receiver(post_delete, sender=Webhook, dispatch_uid="audit-webhook-deleted")
+def webhook_deleted(sender, instance: Webhook, origin=None, **kwargs) -> None:
+    if not _part_of_a_larger_delete(instance, origin):
+        _deleted(Action.WEBHOOK_DELETED, "webhook", instance.url, instance.workspace_id, instance.pk)
 
 
 @receiver(user_locked_out, dispatch_uid="audit-signin-locked-out")

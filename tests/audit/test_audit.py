@@ -143,3 +143,16 @@ def test_the_console_shows_the_owner_the_log_and_refuses_a_member(user, other_us
     member.post("/console/workspace/switch/", {"workspace": str(shared_workspace.pk)})
     refused = member.get("/console/workspace/audit-log/")
     assert refused.status_code == 403 and html.escape(MSG_ONLY_OWNER_READS) in refused.content.decode()
+
+
+def test_webhooks_added_and_deleted_are_logged(api, user, workspace, settings):
+    settings.VF_WEBHOOKS_ALLOWED_HOSTS = ["hooks.example.com"]
+    from apps.webhooks.models import Webhook
+
+    hook = Webhook.objects.create(
+        workspace=workspace, url="https://hooks.example.com/x", events=["ping"], secret="s"
+    )
+    hook.delete()
+    deleted, created = _log(api, workspace)
+    assert (created["action"], created["target_name"]) == ("webhook.created", "https://hooks.example.com/x")
+    assert deleted["action"] == "webhook.deleted"
