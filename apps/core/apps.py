@@ -8,3 +8,8 @@ class CoreConfig(AppConfig):
     name = "apps.core"
     label = "core"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self):
+        from . import strict
+
+        strict.install()  # JSON bodies keep the schema's types (apps/core/strict.py)

@@ -33,7 +33,9 @@ class PermissionDeniedError(DomainError):
 
 
 class ConflictError(DomainError):
-    """The resource is busy (a training runs on it): try again when it is done."""
+    """The request is well formed, but the state of what it names forbids it: the resource is busy
+    (a training runs on it), or it is one the service keeps (a user's default workspace, a task's
+    negative label). 409 says so; a 400 would tell a client its request was malformed."""
 
     status_code = status.HTTP_409_CONFLICT
 

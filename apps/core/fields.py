@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 MSG_META_DATA_OBJECT = "meta_data must be a JSON object."
@@ -16,6 +17,8 @@ def meta_data_limit() -> int:
     return settings.VF_MAX_META_DATA_BYTES
 
 
+# An object, as the server reads it (a JSONField alone is "any JSON value" in the schema).
+@extend_schema_field({"type": "object", "additionalProperties": {}})
 class MetaDataField(serializers.JSONField):
     """A JSON object of the caller's own data, at most ``VF_MAX_META_DATA_BYTES`` serialized.
 

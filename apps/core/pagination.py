@@ -34,11 +34,35 @@ MSG_BAD_CURSOR = "Invalid cursor: follow the next and previous links as they are
 CURSOR_SALT = "apps.core.pagination.cursor"
 
 
+MSG_BAD_PAGE_SIZE = "page_size must be a whole number from 1 (larger than 100 counts as 100)."
+
+
 class PageNumberPagination(pagination.PageNumberPagination):
     """``{count, next, previous, results}`` with ``page`` and ``page_size`` (at most 100)."""
 
     page_size_query_param = "page_size"
     max_page_size = 100
+
+    def get_page_size(self, request):
+        """``page_size`` as asked, at most 100; one that is not a positive whole number is a 400
+        (DRF would fall back to the default silently)."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        # ASCII digits only: int() would also take " 5", "+5", "1_0" and other scripts' digits.
+        if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+            raise exceptions.ValidationError({self.page_size_query_param: [MSG_BAD_PAGE_SIZE]})
+        return min(int(raw), self.max_page_size)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"]["minimum"] = 1
+                parameter["description"] = "Results per page, at most 100 (a larger number counts as 100)."
+            elif parameter["name"] == self.page_query_param:
+                parameter["schema"]["minimum"] = 1
+        return parameters
 
 
 class KeysetPagination(PageNumberPagination):
@@ -177,7 +201,8 @@ class KeysetPagination(PageNumberPagination):
         except (signing.BadSignature, KeyError, TypeError, ValueError):
             valid = False
         if not valid:
-            raise exceptions.ParseError(MSG_BAD_CURSOR)
+            # A 404 like an invalid page (and DRF's CursorPagination): the position names no page.
+            raise exceptions.NotFound(MSG_BAD_CURSOR)
         return {**cursor, "k": key}
 
     # --- the answer -----------------------------------------------------------------------------

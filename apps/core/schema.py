@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 # Bodies of the error answers (apps/core/errors.py): request-level errors are
 # {"detail": "..."}; a 400 may instead be DRF's {"field": ["message", ...]} (possibly nested).
 ERROR_SCHEMA = {
@@ -80,4 +82,70 @@ def declare_error_responses(result, generator, request, public):
                 if code.startswith("4") and "content" not in response:
                     ref = ERROR_REFS.get(code, ERROR_REFS["default"])
                     response["content"] = {"application/json": {"schema": ref}}
+    refine_serializer_schemas(result, generator)
+    return json_request_bodies(result)
+
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _has_file_field(schema: dict, components: dict) -> bool:
+    if "$ref" in schema:
+        schema = components.get(schema["$ref"].rsplit("/", 1)[-1], {})
+    return any(
+        field.get("format") == "binary" or field.get("items", {}).get("format") == "binary"
+        for field in schema.get("properties", {}).values()
+    )
+
+
+def json_request_bodies(result):
+    """Declare JSON request bodies, and multipart only where a body carries a file.
+
+    The parsers still read forms everywhere (the browsable API posts them), but a form cannot say
+    what the JSON says: ``meta_data`` an object, ``labels`` a list, a number or null. A client built
+    from the schema, as the Ximilar client does, sends JSON, and uploads files as multipart."""
+    components = result.get("components", {}).get("schemas", {})
+    for operations in result.get("paths", {}).values():
+        for method, operation in operations.items():
+            content = operation.get("requestBody", {}).get("content") if method in METHODS else None
+            if not content or "application/json" not in content:
+                continue
+            # A body whose schema requires something is itself required (DRF's actions leave it
+            # optional, and "no body" then reads as valid).
+            json_schema = content["application/json"].get("schema", {})
+            if "$ref" in json_schema:
+                json_schema = components.get(json_schema["$ref"].rsplit("/", 1)[-1], {})
+            if any(json_schema.get(key) for key in ("required", "anyOf", "oneOf")):
+                operation["requestBody"]["required"] = True
+            for media_type in FORM_TYPES:
+                schema = content.get(media_type)
+                if schema is not None and not _has_file_field(schema.get("schema", {}), components):
+                    del content[media_type]
+            content.pop("application/x-www-form-urlencoded", None)  # it cannot carry a file either
     return result
+
+
+def _merge(target: dict, extra: dict) -> None:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
+
+
+def refine_serializer_schemas(result, generator) -> None:
+    """Merge a serializer's ``schema_refinements`` into its request components: all of them into
+    the full one, only ``properties`` into a ``Patched`` one (where every field is optional).
+
+    For the rules a serializer checks in ``validate()`` that no field can state alone: one of two
+    fields required (``anyOf``), a list's length the service checks itself. The schema then says
+    what the server refuses, so a client built from it never sends what is refused."""
+    schemas = result.get("components", {}).get("schemas", {})
+    for component in generator.registry._components.values():
+        refinements = getattr(type(component.object), "schema_refinements", None)
+        name = component.name
+        if not refinements or not name.endswith("Request") or name not in schemas:
+            continue
+        if name.startswith("Patched"):
+            refinements = {"properties": refinements.get("properties", {})}
+        _merge(schemas[name], copy.deepcopy(refinements))

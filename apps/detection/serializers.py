@@ -172,7 +172,18 @@ class DetectionObjectSerializer(serializers.ModelSerializer):
         return answer
 
 
-@extend_schema_field({"oneOf": [{"type": "string", "format": "uuid"}, {"type": "object"}]})
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "format": "uuid"},
+            {
+                "type": "object",
+                "required": ["id"],
+                "properties": {"id": {"type": "string", "format": "uuid"}},
+            },
+        ]
+    }
+)
 class IdRefField(serializers.Field):
     """An id, or the nested object an answer carried (the client's PUT echoes the image it got)."""
 

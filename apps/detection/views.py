@@ -90,7 +90,11 @@ class DetectionTaskViewSet(
     @extend_schema(
         summary="Change a detection task; `production_version` deploys a version",
         request=DetectionTaskUpdateSerializer,
-        responses={200: DetectionTaskSerializer, **ERRORS},
+        responses={
+            200: DetectionTaskSerializer,
+            **ERRORS,
+            409: OpenApiResponse(description="The version to deploy is not trained"),
+        },
     )
     def update(self, request, pk=None):
         task = self.get_object()
@@ -101,7 +105,11 @@ class DetectionTaskViewSet(
     @extend_schema(
         summary="Change a detection task",
         request=DetectionTaskUpdateSerializer,
-        responses={200: DetectionTaskSerializer, **ERRORS},
+        responses={
+            200: DetectionTaskSerializer,
+            **ERRORS,
+            409: OpenApiResponse(description="The version to deploy is not trained"),
+        },
     )
     def partial_update(self, request, pk=None):
         return self.update(request, pk)

@@ -12,7 +12,10 @@ import uuid
 
 import django_filters
 from django.db.models import Exists, OuterRef
+from drf_spectacular.utils import extend_schema_field
 from rest_framework.exceptions import ValidationError
+
+from apps.core.ids import UUID_LIST_PATTERN, parse_uuid_list
 
 from .models import ImageLabel, TrainingImage
 from .selectors import training_image_pool
@@ -22,19 +25,17 @@ MSG_BAD_NUMBER = "Give a number."
 _VALUE_PARAM = re.compile(r"^label_value_(?P<label>[0-9a-fA-F-]{32,36})__(?P<op>gte|lte|gt|lt)$")
 
 
-def _ids(values) -> list[uuid.UUID]:
+def _ids(values, name: str = "labels") -> list[uuid.UUID]:
+    """The ids of every value (each one id or a comma-separated list of them); 400 for anything else,
+    an empty value included: the schema's pattern (``UUID_LIST_PATTERN``) says the same."""
     if isinstance(values, str):
         values = [values]
     ids = []
     for value in values:
-        for part in str(value).split(","):
-            part = part.strip()
-            if not part:
-                continue
-            try:
-                ids.append(uuid.UUID(part))
-            except ValueError:
-                raise ValidationError({"labels": [MSG_BAD_IDS]}) from None
+        parsed = parse_uuid_list(value)
+        if parsed is None:
+            raise ValidationError({name: [MSG_BAD_IDS]})
+        ids.extend(parsed)
     return ids
 
 
@@ -42,14 +43,19 @@ def _with_label(label_ids):
     return Exists(ImageLabel.objects.filter(image=OuterRef("pk"), label_id__in=label_ids))
 
 
+@extend_schema_field({"type": "string", "pattern": UUID_LIST_PATTERN})
 class LabelIdsFilter(django_filters.CharFilter):
     """Comma-separated or repeated label ids; ``exclude`` keeps the images with none of them."""
+
+    empty_is_invalid = True  # an empty value names no id: 400 (apps/core/filters.py), not "all"
 
     def filter(self, qs, value):
         request = getattr(self.parent, "request", None)
         raw = request.query_params.getlist(self.field_name) if request is not None else [value]
-        ids = _ids([item for item in raw if item] or ([value] if value else []))
-        if not ids:
+        if request is None and not value:
+            return qs
+        ids = _ids(raw, self.field_name)
+        if not ids:  # the parameter is absent
             return qs
         condition = _with_label(ids)
         return qs.exclude(condition) if self.exclude else qs.filter(condition)
@@ -71,7 +77,7 @@ class TrainingImageFilter(django_filters.FilterSet):
         method="filter_pool",
         help_text="The task's pool: images with none of its labels, uploaded to it or not labelled at all.",
     )
-    detection_labels = django_filters.CharFilter(
+    detection_labels = LabelIdsFilter(
         method="filter_detection_labels",
         help_text="Images with an object of any of these detection label ids (apps/detection).",
     )
@@ -95,7 +101,7 @@ class TrainingImageFilter(django_filters.FilterSet):
         # Through the reverse relation of apps/detection's objects: images stay below detection in
         # the layers, so no import of its models here.
         raw = self.request.query_params.getlist(name) if self.request is not None else [value]
-        ids = _ids([item for item in raw if item] or [value])
+        ids = _ids(raw, name)
         if not ids:
             return queryset
         return queryset.filter(detection_objects__detection_label_id__in=ids).distinct()

@@ -123,7 +123,9 @@ class TrainingImageSerializer(SignedImagePathsMixin, serializers.ModelSerializer
         }
 
 
-@extend_schema_field({"type": "array", "items": {"type": "string", "format": "uuid"}})
+@extend_schema_field(
+    {"type": "array", "items": {"type": "string", "format": "uuid"}, "maxItems": MAX_IDS_PER_CALL}
+)
 class LabelIdsField(serializers.Field):
     """Label ids as a JSON list, a JSON-list string, a comma-separated string or repeated form fields.
 
@@ -164,6 +166,9 @@ class LabelIdsField(serializers.Field):
 
 class TrainingImageUploadSerializer(serializers.Serializer):
     """``POST training-image/``: exactly one of ``img_path``, ``base64``, ``url``."""
+
+    # The one source, said in the schema too (apps/core/schema.py).
+    schema_refinements = {"oneOf": [{"required": [source]} for source in ("img_path", "base64", "url")]}
 
     img_path = serializers.FileField(required=False, help_text="The image file (multipart).")
     base64 = serializers.CharField(
@@ -216,6 +221,14 @@ class BulkUpdateSerializer(serializers.Serializer):
     locals()["mark-real"] = serializers.BooleanField(required=False, default=False)
     locals()["unmark-real"] = serializers.BooleanField(required=False, default=False)
     workspace = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+
+    # What validate() asks for, said in the schema too (apps/core/schema.py).
+    schema_refinements = {
+        "anyOf": [
+            {"required": ["images"], "properties": {"images": {"minItems": 1}}},
+            {"required": ["labels"], "properties": {"labels": {"minItems": 1}}},
+        ]
+    }
 
     def validate(self, attrs):
         if not attrs.get("images") and not attrs.get("labels"):

@@ -19,7 +19,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from PIL import Image
 
-from apps.core.errors import DomainError
+from apps.core.errors import ConflictError, DomainError
 from apps.core.ids import parse_uuid
 from apps.workspaces.models import Workspace
 
@@ -87,14 +87,14 @@ def labels_resolve(*, workspace: Workspace, label_ids: Iterable) -> list[Label]:
 
 def _check_value(label: Label, value) -> float | None:
     if label.type == _label_model().Type.VALUE:
-        if value is None:
-            raise ImageInputError(MSG_VALUE_REQUIRED)
+        if value is None:  # the label's type asks for one: a conflict with it, not a malformed body
+            raise ConflictError(MSG_VALUE_REQUIRED)
         try:
             return float(value)
         except (TypeError, ValueError):
             raise ImageInputError(MSG_VALUE_REQUIRED) from None
     if value is not None:
-        raise ImageInputError(MSG_VALUE_NOT_ALLOWED)
+        raise ConflictError(MSG_VALUE_NOT_ALLOWED)
     return None
 
 

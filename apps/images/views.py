@@ -38,6 +38,10 @@ from .serializers import (
 
 MSG_LINK_INVALID = "This link is invalid or has expired."
 
+# A well-formed request that the label it names refuses (apps/images/services.py, _check_value).
+VALUE_CONFLICT = {
+    409: OpenApiResponse(description="A value label without a value, or a value for a label that takes none")
+}
 ERRORS = {
     400: OpenApiResponse(description="Invalid input; `{detail}` or `{field: [messages]}`"),
     401: OpenApiResponse(description="No or invalid token"),
@@ -63,7 +67,7 @@ UPLOAD_ERRORS = {**ERRORS, 413: OpenApiResponse(description="Image or request bo
     retrieve=extend_schema(
         summary="Get a training image",
         parameters=[WORKSPACE_PARAMETER],
-        responses={200: TrainingImageSerializer, **ERRORS},
+        responses={200: TrainingImageSerializer, **ERRORS, **VALUE_CONFLICT},
     ),
     destroy=extend_schema(
         summary="Delete a training image and its files",
@@ -126,7 +130,7 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
             "multipart/form-data": TrainingImageUploadSerializer,
             "application/json": TrainingImageUploadSerializer,
         },
-        responses={201: TrainingImageSerializer, **UPLOAD_ERRORS},
+        responses={201: TrainingImageSerializer, **UPLOAD_ERRORS, **VALUE_CONFLICT},
     )
     def create(self, request, *args, **kwargs):
         upload = TrainingImageUploadSerializer(data=request.data)
@@ -149,7 +153,7 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
         summary="Change meta data and flags",
         description="The fields given change, the others stay (PUT acts like PATCH, as the client expects).",
         request=TrainingImageUpdateSerializer,
-        responses={200: TrainingImageSerializer, **ERRORS},
+        responses={200: TrainingImageSerializer, **ERRORS, **VALUE_CONFLICT},
     )
     def update(self, request, *args, **kwargs):
         image = self.get_object()
@@ -163,7 +167,7 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
         parameters=[WORKSPACE_PARAMETER],
         summary="Change some meta data and flags",
         request=TrainingImageUpdateSerializer,
-        responses={200: TrainingImageSerializer, **ERRORS},
+        responses={200: TrainingImageSerializer, **ERRORS, **VALUE_CONFLICT},
     )
     def partial_update(self, request, *args, **kwargs):
         return self.update(request, *args, **kwargs)
@@ -176,7 +180,7 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
         parameters=[WORKSPACE_PARAMETER],
         summary="Attach a label",
         request=ImageLabelValueSerializer,
-        responses={200: TrainingImageSerializer, **ERRORS},
+        responses={200: TrainingImageSerializer, **ERRORS, **VALUE_CONFLICT},
     )
     @action(detail=True, methods=["post"], url_path="add-label")
     def add_label(self, request, pk=None):
@@ -192,7 +196,7 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
         parameters=[WORKSPACE_PARAMETER],
         summary="Detach a label",
         request=ImageLabelIdSerializer,
-        responses={200: TrainingImageSerializer, **ERRORS},
+        responses={200: TrainingImageSerializer, **ERRORS, **VALUE_CONFLICT},
     )
     @action(detail=True, methods=["post"], url_path="remove-label")
     def remove_label(self, request, pk=None):
@@ -206,7 +210,7 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
         parameters=[WORKSPACE_PARAMETER],
         summary="Change the value of a value label",
         request=ImageLabelRequiredValueSerializer,
-        responses={200: TrainingImageSerializer, **ERRORS},
+        responses={200: TrainingImageSerializer, **ERRORS, **VALUE_CONFLICT},
     )
     @action(detail=True, methods=["post"], url_path="update-label")
     def update_label(self, request, pk=None):
@@ -222,7 +226,7 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
         parameters=[WORKSPACE_PARAMETER],
         summary="Change the value of a value label (alias of update-label)",
         request=ImageLabelRequiredValueSerializer,
-        responses={200: TrainingImageSerializer, **ERRORS},
+        responses={200: TrainingImageSerializer, **ERRORS, **VALUE_CONFLICT},
     )
     @action(detail=True, methods=["post"], url_path="update-value")
     def update_value(self, request, pk=None):
@@ -234,7 +238,7 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
         description="Select `images` (ids) and/or every image with one of `labels`; attach `labels-add`, "
         "detach `labels-remove`, set or clear the test/real flags.",
         request=BulkUpdateSerializer,
-        responses={200: BulkUpdateResultSerializer, **ERRORS},
+        responses={200: BulkUpdateResultSerializer, **ERRORS, **VALUE_CONFLICT},
     )
     @action(detail=False, methods=["post"], url_path="update")
     def bulk_update(self, request):

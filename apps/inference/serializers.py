@@ -53,6 +53,12 @@ class _RecordsRequestSerializer(serializers.Serializer):
     )
     workspace = serializers.UUIDField(required=False, help_text="Workspace of the task; default yours.")
 
+    # What the service refuses, said in the schema too (apps/core/schema.py). "task_id or task"
+    # is not: Schemathesis cannot fuzz that anyOf beside the records (tests/contract/schemathesis.toml).
+    schema_refinements = {
+        "properties": {"records": {"minItems": 1, "maxItems": settings.VF_CLASSIFY_MAX_RECORDS}},
+    }
+
     def validate(self, attrs):
         task_id = attrs.get("task_id") or attrs.get("task")
         if task_id is None:

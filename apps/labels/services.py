@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import transaction
 
 from apps.core.broker import broker_reachable, job_enqueue
-from apps.core.errors import DomainError, ServiceUnavailableError
+from apps.core.errors import ConflictError, ServiceUnavailableError
 
 from .job_names import WIPE_JOB
 from .models import Label
@@ -56,7 +56,7 @@ def label_update(*, label: Label, data: dict) -> Label:
     """
     new_type = data.get("type")
     if new_type is not None and new_type != label.type and label.tasks.exists():
-        raise DomainError(MSG_LABEL_TYPE_LOCKED)
+        raise ConflictError(MSG_LABEL_TYPE_LOCKED)
     changed = []
     for field in _EDITABLE_FIELDS:
         if field in data:
@@ -70,7 +70,7 @@ def label_update(*, label: Label, data: dict) -> Label:
 
 def _refuse_negative_label(label: Label) -> None:
     if label.negative_for_task_id is not None:
-        raise DomainError(MSG_NEGATIVE_LABEL_DELETE)
+        raise ConflictError(MSG_NEGATIVE_LABEL_DELETE)
 
 
 def label_delete(*, label: Label) -> None:

@@ -18,6 +18,12 @@ ERRORS = {
 }
 
 
+TYPE_LOCKED = OpenApiResponse(description="The type of a label attached to a task: detach it first")
+NEGATIVE_LABEL_CONFLICT = OpenApiResponse(
+    description="The negative label of a multi_label task: delete the task first"
+)
+
+
 @extend_schema(tags=["labels"], parameters=[WORKSPACE_PARAMETER])
 class LabelViewSet(
     mixins.ListModelMixin,
@@ -61,13 +67,15 @@ class LabelViewSet(
     @extend_schema(
         summary="Replace a label's fields",
         request=LabelUpdateSerializer,
-        responses={200: LabelSerializer, **ERRORS},
+        responses={200: LabelSerializer, **ERRORS, 409: TYPE_LOCKED},
     )
     def update(self, request, pk=None):
         return self._update(request, partial=False)
 
     @extend_schema(
-        summary="Change a label", request=LabelUpdateSerializer, responses={200: LabelSerializer, **ERRORS}
+        summary="Change a label",
+        request=LabelUpdateSerializer,
+        responses={200: LabelSerializer, **ERRORS, 409: TYPE_LOCKED},
     )
     def partial_update(self, request, pk=None):
         return self._update(request, partial=True)
@@ -80,7 +88,8 @@ class LabelViewSet(
         return self._answer(services.label_update(label=label, data=fields))
 
     @extend_schema(
-        summary="Delete a label: detached from every task, its images stay", responses={204: None, **ERRORS}
+        summary="Delete a label: detached from every task, its images stay",
+        responses={204: None, 409: NEGATIVE_LABEL_CONFLICT, **ERRORS},
     )
     def destroy(self, request, pk=None):
         services.label_delete(label=self.get_object())
@@ -92,6 +101,7 @@ class LabelViewSet(
         responses={
             204: None,
             202: OpenApiResponse(description="A large label: wiped by a job; `{id, images, status}`"),
+            409: NEGATIVE_LABEL_CONFLICT,
             **ERRORS,
         },
     )

@@ -6,6 +6,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apps.core.ids import UUID_LIST_PATTERN, parse_uuid_list
 from apps.images import storage
 
 from .models import Suggestion, SuggestionRun
@@ -90,13 +91,16 @@ class SuggestionListSerializer(serializers.Serializer):
 
 class SuggestionQuerySerializer(serializers.Serializer):
     count = serializers.IntegerField(required=False, default=20, min_value=1, max_value=MAX_SUGGESTIONS)
-    skip = serializers.CharField(
-        required=False, default="", help_text="Comma-separated image ids to leave out."
+    skip = serializers.RegexField(
+        UUID_LIST_PATTERN,
+        required=False,
+        default="",
+        help_text="Comma-separated image ids to leave out.",
+        error_messages={"invalid": "Give image ids (UUIDs), comma-separated."},
     )
 
     def validate_skip(self, value):
-        field = serializers.UUIDField()
-        return [field.to_internal_value(part.strip()) for part in value.split(",") if part.strip()][:1000]
+        return (parse_uuid_list(value) or [])[:1000]
 
 
 class PrelabelQuerySerializer(serializers.Serializer):
@@ -148,6 +152,9 @@ class PrelabelAcceptedSerializer(serializers.Serializer):
 
 class PoolUploadSerializer(serializers.Serializer):
     """``POST task/{id}/pool/``: one image, exactly one of ``img_path``, ``base64``, ``url``."""
+
+    # The one source, said in the schema too (apps/core/schema.py).
+    schema_refinements = {"oneOf": [{"required": [source]} for source in ("img_path", "base64", "url")]}
 
     img_path = serializers.FileField(required=False, help_text="The image file (multipart).")
     base64 = serializers.CharField(required=False, help_text="Base64 image, bare or data-URL prefixed.")

@@ -81,7 +81,9 @@ class SuggestionsViewSet(WorkspaceScopedViewSet):
     @action(detail=True, methods=["get"])
     def suggestions(self, request, pk=None):
         task = self.get_object()
-        query = _valid(SuggestionQuerySerializer, request.query_params)
+        # A plain dict: DRF reads an empty value in a QueryDict as "absent", where the schema says
+        # ``count=`` is not a number.
+        query = _valid(SuggestionQuerySerializer, request.query_params.dict())
         run, rows = selectors.suggestion_list(task=task, count=query["count"], skip=query["skip"])
         latest = selectors.suggestion_run_latest(task=task)
         body = {"task_id": task.pk, "run": latest, "version": run.version if run else None, "results": rows}
@@ -149,7 +151,7 @@ class SuggestionsViewSet(WorkspaceScopedViewSet):
     def prelabel(self, request, pk=None):
         task = self.get_object()
         if request.method == "GET":
-            image = self._image(_valid(PrelabelQuerySerializer, request.query_params)["image"])
+            image = self._image(_valid(PrelabelQuerySerializer, request.query_params.dict())["image"])
             guess = services.prelabel_guess(task=task, image=image)
             version = guess.pop("version")
             return Response(

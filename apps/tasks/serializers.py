@@ -97,6 +97,9 @@ class TaskInputSerializer(serializers.Serializer):
         required=False, write_only=True, help_text="Workspace to act on (else the caller's default)."
     )
 
+    # validate_input_size's rule, said in the schema too (apps/core/schema.py).
+    schema_refinements = {"properties": {"input_size": {"multipleOf": 32}}}
+
     def validate_input_size(self, value):
         if value is not None and value % 32:
             raise serializers.ValidationError(MSG_INPUT_SIZE_MULTIPLE)

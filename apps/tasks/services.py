@@ -7,7 +7,7 @@ import logging
 
 from django.db import transaction
 
-from apps.core.errors import ConflictError, DomainError, NotFoundError
+from apps.core.errors import ConflictError, NotFoundError
 from apps.images.errors import MSG_LABEL_NOT_FOUND
 from apps.labels import services as label_services
 from apps.labels.models import Label
@@ -63,7 +63,7 @@ def label_attach(*, label: Label, task: Task) -> Task:
         raise NotFoundError(MSG_LABEL_NOT_FOUND)
     expected = LABEL_TYPE_FOR_TASK_TYPE[task.type]
     if label.type != expected:
-        raise DomainError(
+        raise ConflictError(
             MSG_LABEL_TYPE_MISMATCH.format(task_type=task.type, expected=expected, label_type=label.type)
         )
     task.labels.add(label)
@@ -85,7 +85,7 @@ def label_detach(*, label: Label, task: Task) -> Task:
     if label.workspace_id != task.workspace_id:
         raise NotFoundError(MSG_LABEL_NOT_FOUND)
     if label.negative_for_task_id == task.pk:
-        raise DomainError(MSG_NEGATIVE_LABEL_DETACH)
+        raise ConflictError(MSG_NEGATIVE_LABEL_DETACH)
     task.labels.remove(label)
     return task
 
@@ -139,7 +139,7 @@ def task_update(*, task: Task, data: dict) -> Task:
     new_type = data.get("type")
     if new_type is not None and new_type != task.type:
         if task.labels.exists() or task.versions.exists():
-            raise DomainError(MSG_TASK_TYPE_LOCKED)
+            raise ConflictError(MSG_TASK_TYPE_LOCKED)
     changed = []
     for field in _EDITABLE_FIELDS:
         if field in data:
@@ -159,7 +159,7 @@ def task_update(*, task: Task, data: dict) -> Task:
 
 def task_deploy(*, task: Task, version: int) -> Task:
     """Make TRAINED version number ``version`` the task's production version, the one classify uses
-    (DomainError, a 400, when it is not TRAINED).
+    (ConflictError, a 409, when it is not TRAINED).
 
     The versions are read through the task's ``versions`` relation: apps/training stands on this
     app, so this app imports none of it. The task row is locked first, the order every writer of a
@@ -167,7 +167,7 @@ def task_deploy(*, task: Task, version: int) -> Task:
     with transaction.atomic():
         task = Task.objects.select_for_update().get(pk=task.pk)
         if not task.versions.filter(version=version, train_status=VersionStatus.TRAINED).exists():
-            raise DomainError(MSG_VERSION_NOT_TRAINED.format(version=version))
+            raise ConflictError(MSG_VERSION_NOT_TRAINED.format(version=version))
         task.production_version = version
         task.save(update_fields=["production_version"])
     return task

@@ -19,6 +19,12 @@ ERRORS = {
     404: OpenApiResponse(description="No such task (or label) in the workspace, or not a member of it"),
 }
 
+# Well-formed requests that the task's state refuses (apps/tasks/services.py).
+UPDATE_CONFLICT = OpenApiResponse(
+    description="The version to deploy is not trained, or the type of a task with labels or versions"
+)
+ATTACH_CONFLICT = OpenApiResponse(description="The label's type does not match the task's type")
+
 
 def _without_workspace(validated: dict) -> dict:
     # ``workspace`` in a body only picks the workspace (the base viewset reads it); not a task field.
@@ -70,7 +76,7 @@ class TaskViewSet(
     @extend_schema(
         summary="Replace a task's fields",
         request=TaskUpdateSerializer,
-        responses={200: TaskSerializer, **ERRORS},
+        responses={200: TaskSerializer, **ERRORS, 409: UPDATE_CONFLICT},
     )
     def update(self, request, pk=None):
         return self._update(request, partial=False)
@@ -78,7 +84,7 @@ class TaskViewSet(
     @extend_schema(
         summary="Change a task; `production_version` deploys a trained version",
         request=TaskUpdateSerializer,
-        responses={200: TaskSerializer, **ERRORS},
+        responses={200: TaskSerializer, **ERRORS, 409: UPDATE_CONFLICT},
     )
     def partial_update(self, request, pk=None):
         return self._update(request, partial=True)
@@ -104,7 +110,7 @@ class TaskViewSet(
     @extend_schema(
         summary="Attach a label of the matching type to the task",
         request=LabelIdSerializer,
-        responses={200: TaskSerializer, **ERRORS},
+        responses={200: TaskSerializer, **ERRORS, 409: ATTACH_CONFLICT},
     )
     @action(detail=True, methods=["post"], url_path="add-label")
     def add_label(self, request, pk=None):
@@ -115,7 +121,11 @@ class TaskViewSet(
     @extend_schema(
         summary="Detach a label from the task",
         request=LabelIdSerializer,
-        responses={200: TaskSerializer, **ERRORS},
+        responses={
+            200: TaskSerializer,
+            409: OpenApiResponse(description="The task's negative label stays attached to it"),
+            **ERRORS,
+        },
     )
     @action(detail=True, methods=["post"], url_path="remove-label")
     def remove_label(self, request, pk=None):

@@ -47,6 +47,9 @@ class MembershipInputSerializer(serializers.Serializer):
     username = serializers.CharField(required=False, allow_blank=False)
     email = serializers.CharField(required=False, allow_blank=False)
 
+    # One of the two, said in the schema too (apps/core/schema.py).
+    schema_refinements = {"anyOf": [{"required": ["username"]}, {"required": ["email"]}]}
+
     def validate(self, attrs):
         if not attrs.get("username") and not attrs.get("email"):
             raise serializers.ValidationError("Give the member's username or email.")

@@ -7,7 +7,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from rest_framework.authtoken.models import Token
 
-from apps.core.errors import DomainError, NotFoundError, PermissionDeniedError
+from apps.core.errors import ConflictError, DomainError, NotFoundError, PermissionDeniedError
 
 from .models import Membership, Workspace
 
@@ -94,7 +94,7 @@ def workspace_delete(*, workspace: Workspace, actor) -> None:
     """Delete a workspace and everything in it; only its owner may, and never the default one."""
     _require_owner(workspace, actor)
     if workspace.is_default:
-        raise DomainError(MSG_DEFAULT_CANNOT_BE_DELETED)
+        raise ConflictError(MSG_DEFAULT_CANNOT_BE_DELETED)
     workspace.delete()
 
 

@@ -13,11 +13,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, viewsets
 
+from apps.core.ids import parse_uuid
+
 from .models import Workspace
 from .selectors import workspace_get_for_user
 from .services import workspace_ensure_default
 
 MSG_WORKSPACE_NOT_FOUND = "Workspace not found."
+MSG_WORKSPACE_INVALID = "Give a workspace id (a UUID), or leave workspace out for your default workspace."
 # The Ximilar client names the caller's default workspace with this literal (its DEFAULT_WORKSPACE),
 # e.g. in the body of modify_images and on objects without a workspace field.
 DEFAULT_WORKSPACE_ALIAS = "default"
@@ -26,19 +29,27 @@ WORKSPACE_PARAMETER = OpenApiParameter(
     "workspace",
     OpenApiTypes.UUID,
     OpenApiParameter.QUERY,
-    description="Workspace to act on (or a `workspace` body field); default: the caller's default workspace.",
+    description=(
+        "Workspace to act on (or a `workspace` body field); default: the caller's default workspace. "
+        "`Default`, the Ximilar client's name for it, is accepted too."
+    ),
 )
 
 
 def resolve_workspace(request) -> Workspace:
-    """The workspace named by the request, or the caller's default; 404 if not a member."""
+    """The workspace named by the request, or the caller's default; 404 if not a member.
+
+    A ``workspace`` that is given but names no workspace (empty, not a UUID) is a 400: silently
+    acting on the default workspace instead would write where the caller did not mean to."""
     workspace_id = request.query_params.get("workspace")
-    if not workspace_id and request.method not in ("GET", "HEAD", "OPTIONS", "DELETE"):
+    if workspace_id is None and request.method not in ("GET", "HEAD", "OPTIONS", "DELETE"):
         data = request.data
         if hasattr(data, "get"):
             workspace_id = data.get("workspace")
-    if not workspace_id or str(workspace_id).strip().lower() == DEFAULT_WORKSPACE_ALIAS:
+    if workspace_id is None or str(workspace_id).strip().lower() == DEFAULT_WORKSPACE_ALIAS:
         return workspace_ensure_default(user=request.user)
+    if not isinstance(workspace_id, str) or len(workspace_id) != 36 or parse_uuid(workspace_id) is None:
+        raise exceptions.ValidationError({"workspace": [MSG_WORKSPACE_INVALID]})
     workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
     if workspace is None:
         raise exceptions.NotFound(MSG_WORKSPACE_NOT_FOUND)
@@ -58,6 +69,10 @@ class WorkspaceScopedViewSet(viewsets.GenericViewSet):
     def initial(self, request, *args, **kwargs):
         # Authentication, permissions and throttles first: an anonymous call is a 401, never a 404.
         super().initial(request, *args, **kwargs)
+        # A method the view does not serve (TRACE, or DELETE on a list) is a 405 whatever the
+        # workspace says: dispatch() answers it after initial() with no handler to call.
+        if getattr(self, request.method.lower(), None) is None:
+            return
         self.workspace = resolve_workspace(request)
 
     def get_workspace_queryset(self, workspace: Workspace) -> QuerySet:

@@ -77,7 +77,14 @@ class WorkspaceViewSet(
     def update(self, request, pk=None):
         return self.partial_update(request, pk)
 
-    @extend_schema(responses={204: None, 403: OpenApiResponse(description="Not the owner"), **ERRORS})
+    @extend_schema(
+        responses={
+            204: None,
+            403: OpenApiResponse(description="Not the owner"),
+            409: OpenApiResponse(description="The caller's default workspace, which cannot be deleted"),
+            **ERRORS,
+        }
+    )
     def destroy(self, request, pk=None):
         services.workspace_delete(workspace=self.get_object(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)

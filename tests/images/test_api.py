@@ -360,7 +360,7 @@ def test_add_label_takes_form_fields_like_the_curl_examples(api, make_image, mak
 def test_a_value_label_needs_a_value_and_update_value_changes_it(api, make_image, make_label):
     image, size = make_image(), make_label("size", Label.Type.VALUE)
     response = api.post(url(image, "add-label"), {"label_id": str(size.id)}, format="json")
-    assert response.status_code == 400
+    assert response.status_code == 409  # the body is well formed; the label's type asks for more
     assert response.json() == {"detail": "A value label needs a numeric value."}
     assert (
         api.post(url(image, "add-label"), {"label_id": str(size.id), "value": 1.5}, format="json").status_code
@@ -377,7 +377,7 @@ def test_a_value_label_needs_a_value_and_update_value_changes_it(api, make_image
 def test_a_category_takes_no_value(api, make_image, make_label):
     image, cat = make_image(), make_label("cat")
     response = api.post(url(image, "add-label"), {"label_id": str(cat.id), "value": 1}, format="json")
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert response.json() == {"detail": "Only a value label takes a value."}
 
 

@@ -281,7 +281,7 @@ def test_the_type_of_an_attached_label_is_locked(api, workspace):
     label = LabelFactory(workspace=workspace)
     TaskFactory(workspace=workspace).labels.add(label)
     response = api.patch(f"/recognition/v2/label/{label.pk}", {"type": "tag"}, format="json")
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert response.json() == {"detail": label_services.MSG_LABEL_TYPE_LOCKED}
     label.refresh_from_db()
     assert label.type == "category"
@@ -338,7 +338,7 @@ def test_the_negative_label_of_a_task_cannot_be_deleted(api, workspace, suffix):
     task = task_services.task_create(workspace=workspace, owner=workspace.owner, name="t", type="multi_label")
     negative = task.negative_labels.get()
     response = api.delete(f"/recognition/v2/label/{negative.pk}{suffix}")
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert response.json() == {"detail": label_services.MSG_NEGATIVE_LABEL_DELETE}
     assert task.labels.get() == negative
 

@@ -301,7 +301,7 @@ def test_the_type_of_a_task_with_labels_is_locked(api, workspace):
     task = TaskFactory(workspace=workspace)
     task.labels.add(LabelFactory(workspace=workspace))
     response = api.patch(f"/recognition/v2/task/{task.pk}", {"type": "multi_label"}, format="json")
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert response.json() == {"detail": task_services.MSG_TASK_TYPE_LOCKED}
     task.refresh_from_db()
     assert task.type == "multi_class"
@@ -390,7 +390,7 @@ def test_it_rejects_a_label_of_the_wrong_type(api, workspace, task_type, label_t
     response = api.post(
         f"/recognition/v2/task/{task.pk}/add-label/", {"label_id": str(label.pk)}, format="json"
     )
-    assert response.status_code == 400
+    assert response.status_code == 409  # well formed, but the label's type conflicts with the task's
     assert response.json() == {"detail": message}
     assert not task.labels.filter(pk=label.pk).exists()
 
@@ -428,7 +428,7 @@ def test_the_negative_label_cannot_be_detached(api, workspace):
     response = api.post(
         f"/recognition/v2/task/{task.pk}/remove-label/", {"label_id": str(negative.pk)}, format="json"
     )
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert response.json() == {"detail": task_services.MSG_NEGATIVE_LABEL_DETACH}
     assert task.labels.get() == negative
 
@@ -487,7 +487,7 @@ def test_patching_production_version_deploys_a_trained_version(api, workspace):
     assert response.json()["production_version"] == 1
 
     response = api.patch(f"/recognition/v2/task/{task.pk}/", {"production_version": 2}, format="json")
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert response.json() == {"detail": "Model version 2 of this task is not trained."}
     task.refresh_from_db()
     assert task.production_version == 1
@@ -498,6 +498,6 @@ def test_a_refused_deploy_changes_nothing_else_in_the_same_request(api, workspac
     response = api.patch(
         f"/recognition/v2/task/{task.pk}/", {"name": "after", "production_version": 3}, format="json"
     )
-    assert response.status_code == 400
+    assert response.status_code == 409
     task.refresh_from_db()
     assert (task.name, task.production_version) == ("before", -1)

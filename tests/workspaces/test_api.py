@@ -143,7 +143,7 @@ def test_the_owner_deletes_a_workspace_but_not_the_default_one(api, user, worksp
     assert api.delete(f"/account/v2/workspace/{team.id}").status_code == 204
     assert not Workspace.objects.filter(pk=team.pk).exists()
     response = api.delete(f"/account/v2/workspace/{workspace.id}/")
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert response.json() == {"detail": services.MSG_DEFAULT_CANNOT_BE_DELETED}
 
 

@@ -1,13 +1,13 @@
 import uuid
 
 import pytest
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.test import APIRequestFactory, force_authenticate
 
 from apps.workspaces import services
-from apps.workspaces.tenancy import MSG_WORKSPACE_NOT_FOUND, resolve_workspace
+from apps.workspaces.tenancy import MSG_WORKSPACE_INVALID, MSG_WORKSPACE_NOT_FOUND, resolve_workspace
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -45,10 +45,22 @@ def test_a_member_resolves_a_shared_workspace(user):
     assert resolve_workspace(_request("get", user, f"/x/?workspace={team.id}")) == team
 
 
-@pytest.mark.parametrize("value", ["not-a-uuid", str(uuid.uuid4())])
-def test_an_unknown_workspace_is_a_404(user, value):
+def test_an_unknown_workspace_is_a_404(user):
     with pytest.raises(NotFound, match=MSG_WORKSPACE_NOT_FOUND):
+        resolve_workspace(_request("get", user, f"/x/?workspace={uuid.uuid4()}"))
+
+
+@pytest.mark.parametrize("value", ["", "not-a-uuid", "1234"])
+def test_a_workspace_that_is_not_an_id_is_a_400_not_the_default_one(user, value):
+    with pytest.raises(ValidationError) as refused:
         resolve_workspace(_request("get", user, f"/x/?workspace={value}"))
+    assert refused.value.detail == {"workspace": [MSG_WORKSPACE_INVALID]}
+    with pytest.raises(ValidationError):
+        resolve_workspace(_request("patch", user, data={"workspace": value}))
+
+
+def test_the_ximilar_clients_name_for_the_default_workspace_is_the_default_one(user, workspace):
+    assert resolve_workspace(_request("patch", user, data={"workspace": "Default"})) == workspace
 
 
 def test_another_users_workspace_is_a_404_not_a_403(user, other_user):
