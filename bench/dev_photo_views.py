@@ -420,7 +420,7 @@ def main() -> None:
             results.setdefault(name, []).append(accs)
             print(f"seed {seed} {name}: {np.mean(accs):.4f} ({time.monotonic() - t0:.1f} s)", flush=True)
     base = [np.mean(a) for a in results[BASE]]
-    print("\n| variant | CV accuracy per seed (fold sd) | mean | vs base, per seed |")
+    print("\n| variant | CV accuracy per seed (fold sd) | mean | vs the reference, per seed |")
     print("| --- | --- | --- | --- |")
     for name, per_seed in sorted(results.items(), key=lambda kv: -np.mean([np.mean(a) for a in kv[1]])):
         means = [np.mean(a) for a in per_seed]
