@@ -379,7 +379,9 @@ def main() -> None:
     parser.add_argument("--random", type=int, default=8, help="random views a photo (training rows)")
     parser.add_argument("--sides", default="300,330", help="further lite2 input sides")
     parser.add_argument("--others", default="lite1@240,lite0@224")
-    parser.add_argument("--only", default="", help="comma-separated substrings: variants to run")
+    parser.add_argument(
+        "--only", default="", help="comma-separated substrings: variants to run (and the reference)"
+    )
     parser.add_argument("--skip", default="", help="comma-separated substrings: variants to leave out")
     parser.add_argument("--extract-only", action="store_true")
     parser.add_argument("--recipe-base", action="store_true", help="also the recipe's own head (slow)")
@@ -401,9 +403,9 @@ def main() -> None:
     threadpool_limits(limits=1, user_api="blas")
     table = variants(feats, args.random)
     if args.only:
-        table = {k: v for k, v in table.items() if any(s in k for s in args.only.split(","))}
+        table = {k: v for k, v in table.items() if k == BASE or any(s in k for s in args.only.split(","))}
     if args.skip:
-        table = {k: v for k, v in table.items() if not any(s in k for s in args.skip.split(","))}
+        table = {k: v for k, v in table.items() if k == BASE or not any(s in k for s in args.skip.split(","))}
     results: dict[str, list[list[float]]] = {}
     l2 = feats["lite2@260"]
     for seed in (int(s) for s in args.seeds.split(",")):
