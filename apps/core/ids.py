@@ -10,6 +10,9 @@ UUID_PATTERN = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9
 # pattern for ``labels``, ``not_labels``, ``detection_labels``, ``skip``, and what the server reads.
 UUID_LIST_PATTERN = rf"^ *{UUID_PATTERN} *(, *{UUID_PATTERN} *)*$"
 _UUID_LIST = re.compile(UUID_LIST_PATTERN)
+# A workspace as a caller names it: its id, or the Ximilar client's name for the caller's default
+# workspace (its DEFAULT_WORKSPACE, "Default"; any case).
+WORKSPACE_PATTERN = rf"^({UUID_PATTERN}|[Dd][Ee][Ff][Aa][Uu][Ll][Tt])$"
 
 
 def parse_uuid(value) -> uuid.UUID | None:

@@ -11,6 +11,7 @@ import re
 import uuid
 
 import django_filters
+from django import forms
 from django.db.models import Exists, OuterRef
 from drf_spectacular.utils import extend_schema_field
 from rest_framework.exceptions import ValidationError
@@ -61,6 +62,12 @@ class LabelIdsFilter(django_filters.CharFilter):
         return qs.exclude(condition) if self.exclude else qs.filter(condition)
 
 
+class IntegerFilter(django_filters.NumberFilter):
+    """A whole number, as the schema says (NumberFilter would take ``0.5`` and find nothing)."""
+
+    field_class = forms.IntegerField
+
+
 class TrainingImageFilter(django_filters.FilterSet):
     labels = LabelIdsFilter(field_name="labels", help_text="Images carrying any of these label ids.")
     label = LabelIdsFilter(field_name="label", help_text="Alias of `labels` (Vize).")
@@ -81,9 +88,7 @@ class TrainingImageFilter(django_filters.FilterSet):
         method="filter_detection_labels",
         help_text="Images with an object of any of these detection label ids (apps/detection).",
     )
-    verified = django_filters.NumberFilter(
-        field_name="verify_count", help_text="Images verified this many times."
-    )
+    verified = IntegerFilter(field_name="verify_count", help_text="Images verified this many times.")
 
     class Meta:
         model = TrainingImage

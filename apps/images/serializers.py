@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from apps.core.fields import MetaDataField
+from apps.core.ids import WORKSPACE_PATTERN
 
 from . import selectors, storage
 from .models import ImageLabel, TrainingImage
@@ -220,7 +221,8 @@ class BulkUpdateSerializer(serializers.Serializer):
     locals()["unmark-test"] = serializers.BooleanField(required=False, default=False)
     locals()["mark-real"] = serializers.BooleanField(required=False, default=False)
     locals()["unmark-real"] = serializers.BooleanField(required=False, default=False)
-    workspace = serializers.CharField(required=False, allow_null=True, allow_blank=True)
+    # The client sends its workspace: an id, or "Default" (apps/workspaces/tenancy.py reads it).
+    workspace = serializers.RegexField(WORKSPACE_PATTERN, required=False)
 
     # What validate() asks for, said in the schema too (apps/core/schema.py).
     schema_refinements = {

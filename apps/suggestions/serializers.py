@@ -100,7 +100,10 @@ class SuggestionQuerySerializer(serializers.Serializer):
     )
 
     def validate_skip(self, value):
-        return (parse_uuid_list(value) or [])[:1000]
+        ids = parse_uuid_list(value) if value else []
+        if ids is None:  # the pattern's "$" lets a trailing newline through; fullmatch does not
+            raise serializers.ValidationError(self.fields["skip"].error_messages["invalid"])
+        return ids[:1000]
 
 
 class PrelabelQuerySerializer(serializers.Serializer):

@@ -24,7 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.core.broker import broker_reachable, job_enqueue
-from apps.core.errors import DomainError, NotFoundError, ServiceUnavailableError
+from apps.core.errors import ConflictError, DomainError, NotFoundError, ServiceUnavailableError
 from apps.core.kinds import KINDS
 from apps.detection import services as detection_services
 from apps.detection.models import DetectionLabel
@@ -75,7 +75,16 @@ def pool_image_upload(*, task: Task, data: bytes, test_image: bool = False) -> T
 
 def _check_kind(task: Task) -> None:
     if task.type == Task.Type.REGRESSION:
-        raise DomainError(MSG_NO_SUGGESTIONS_FOR_REGRESSION)
+        raise ConflictError(MSG_NO_SUGGESTIONS_FOR_REGRESSION)
+
+
+def _deployed_version(task: Task, number: int | None = None) -> ModelVersion:
+    """The version to score with. Nothing deployed is the task's state, not a malformed request:
+    a 409 here (classify keeps its 400, which shared/API.md names)."""
+    try:
+        return prediction_version_get(task=task, version=number)
+    except DomainError as exc:
+        raise ConflictError(exc.message) from None
 
 
 def _guess(task: Task, prediction: dict, predictor, names: dict) -> dict:
@@ -132,7 +141,7 @@ def _predict(task: Task, predictor, images: list[TrainingImage]) -> tuple[list, 
 
 
 def _deployed(task: Task, number: int | None = None) -> tuple[ModelVersion, object]:
-    version = prediction_version_get(task=task, version=number)
+    version = _deployed_version(task, number)
     return version, predictor_get(version)
 
 
@@ -240,7 +249,7 @@ def suggestion_run_start(*, task: Task) -> SuggestionRun:
     """Queue a scoring of the task's pool by its deployed version and return the run; while a run
     of the task is queued or running, that run (one scoring at a time per task)."""
     _check_kind(task)
-    version = prediction_version_get(task=task, version=None)  # 400 when nothing is deployed
+    version = _deployed_version(task)  # 409 when nothing is deployed
     if not broker_reachable():
         raise ServiceUnavailableError(MSG_QUEUE_DOWN)
     with transaction.atomic():

@@ -46,6 +46,11 @@ ERRORS = {
 }
 
 
+NOTHING_DEPLOYED = OpenApiResponse(
+    description="The task has no deployed version to score with, or is a regression task"
+)
+
+
 def _valid(serializer_class, data):
     body = serializer_class(data=data)
     body.is_valid(raise_exception=True)
@@ -97,7 +102,12 @@ class SuggestionsViewSet(WorkspaceScopedViewSet):
         "a task with nothing deployed or a regression task; 503 when the job queue is unreachable.",
         parameters=[WORKSPACE_PARAMETER],
         request=None,
-        responses={202: SuggestionRunSerializer, **ERRORS, 503: OpenApiResponse(description="Queue down")},
+        responses={
+            202: SuggestionRunSerializer,
+            **ERRORS,
+            409: NOTHING_DEPLOYED,
+            503: OpenApiResponse(description="Queue down"),
+        },
     )
     @action(detail=True, methods=["post"], url_path="suggestions/refresh")
     def refresh(self, request, pk=None):

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import QuerySet
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, viewsets
 
-from apps.core.ids import parse_uuid
+from apps.core.ids import WORKSPACE_PATTERN, parse_uuid
 
 from .models import Workspace
 from .selectors import workspace_get_for_user
@@ -27,7 +26,7 @@ DEFAULT_WORKSPACE_ALIAS = "default"
 
 WORKSPACE_PARAMETER = OpenApiParameter(
     "workspace",
-    OpenApiTypes.UUID,
+    {"type": "string", "pattern": WORKSPACE_PATTERN},
     OpenApiParameter.QUERY,
     description=(
         "Workspace to act on (or a `workspace` body field); default: the caller's default workspace. "
@@ -46,7 +45,7 @@ def resolve_workspace(request) -> Workspace:
         data = request.data
         if hasattr(data, "get"):
             workspace_id = data.get("workspace")
-    if workspace_id is None or str(workspace_id).strip().lower() == DEFAULT_WORKSPACE_ALIAS:
+    if workspace_id is None or str(workspace_id).lower() == DEFAULT_WORKSPACE_ALIAS:
         return workspace_ensure_default(user=request.user)
     if not isinstance(workspace_id, str) or len(workspace_id) != 36 or parse_uuid(workspace_id) is None:
         raise exceptions.ValidationError({"workspace": [MSG_WORKSPACE_INVALID]})

@@ -209,18 +209,18 @@ def test_bad_suggestion_queries_are_a_400(api, workspace, colour_task, query):
     assert set(response.json()) & {"count", "skip"}
 
 
-def test_scoring_an_untrained_task_is_a_400_and_queues_nothing(api, workspace, colour_task):
+def test_scoring_an_untrained_task_is_a_409_and_queues_nothing(api, workspace, colour_task):
     task = colour_task(trained=False)
     response = api.post(BASE.format(task.pk) + "suggestions/refresh/")
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert response.json()["detail"] == MSG_NOT_TRAINED
     assert not SuggestionRun.objects.exists()
 
 
-def test_scoring_a_regression_task_is_a_400(api, workspace):
+def test_scoring_a_regression_task_is_a_409(api, workspace):
     task = Task.objects.create(workspace=workspace, name="values", type="regression")
     response = api.post(BASE.format(task.pk) + "suggestions/refresh/")
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert response.json()["detail"] == services.MSG_NO_SUGGESTIONS_FOR_REGRESSION
 
 
