@@ -94,7 +94,10 @@ class KeysetPagination(PageNumberPagination):
         else:
             self.page_number = self._page_number(request)
             self.count = self._count(queryset, view, None)
-            rows, self.has_next = self._rows_at_offset(queryset, (self.page_number - 1) * self.page_size_now)
+            offset = (self.page_number - 1) * self.page_size_now
+            if offset and offset >= self.count:  # past the end (and past what SQL can offset by)
+                raise exceptions.NotFound("Invalid page.")
+            rows, self.has_next = self._rows_at_offset(queryset, offset)
             if not rows and self.page_number != 1:
                 raise exceptions.NotFound("Invalid page.")
         self.rows = rows

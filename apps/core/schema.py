@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 
+from rest_framework import serializers
+
 # Bodies of the error answers (apps/core/errors.py): request-level errors are
 # {"detail": "..."}; a 400 may instead be DRF's {"field": ["message", ...]} (possibly nested).
 ERROR_SCHEMA = {
@@ -142,10 +144,32 @@ def refine_serializer_schemas(result, generator) -> None:
     what the server refuses, so a client built from it never sends what is refused."""
     schemas = result.get("components", {}).get("schemas", {})
     for component in generator.registry._components.values():
-        refinements = getattr(type(component.object), "schema_refinements", None)
         name = component.name
-        if not refinements or not name.endswith("Request") or name not in schemas:
+        if not name.endswith("Request") or name not in schemas:
+            continue
+        _not_blank(schemas[name], component.object)
+        refinements = getattr(type(component.object), "schema_refinements", None)
+        if not refinements:
             continue
         if name.startswith("Patched"):
             refinements = {"properties": refinements.get("properties", {})}
         _merge(schemas[name], copy.deepcopy(refinements))
+
+
+def _not_blank(schema: dict, serializer) -> None:
+    """A ``CharField`` that trims whitespace and refuses blanks takes no string of whitespace only
+    (``" "`` is a 400); ``minLength: 1`` alone would allow it. The pattern says "a character that
+    is not whitespace" (Python's ``\\S`` is exactly what ``str.strip()`` keeps)."""
+    fields = serializer.fields if isinstance(serializer, serializers.BaseSerializer) else {}
+    properties = schema.get("properties", {})
+    for field_name, field in fields.items():
+        prop = properties.get(field_name)
+        if (
+            isinstance(field, serializers.CharField)
+            and field.trim_whitespace
+            and not field.allow_blank
+            and prop is not None
+            and prop.get("type") == "string"
+            and "pattern" not in prop
+        ):
+            prop["pattern"] = r"\S"

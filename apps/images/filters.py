@@ -62,10 +62,21 @@ class LabelIdsFilter(django_filters.CharFilter):
         return qs.exclude(condition) if self.exclude else qs.filter(condition)
 
 
-class IntegerFilter(django_filters.NumberFilter):
-    """A whole number, as the schema says (NumberFilter would take ``0.5`` and find nothing)."""
+# A count column (PositiveIntegerField): a larger number is a 400, not a database error.
+COUNT_MAX = 2_147_483_647
 
-    field_class = forms.IntegerField
+
+class CountField(forms.IntegerField):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, min_value=0, max_value=COUNT_MAX, **kwargs)
+
+
+@extend_schema_field({"type": "integer", "minimum": 0, "maximum": COUNT_MAX})
+class CountFilter(django_filters.NumberFilter):
+    """A whole number of times, as the schema says (NumberFilter would take ``0.5`` and find nothing,
+    and pass ``10**20`` on to the database)."""
+
+    field_class = CountField
 
 
 class TrainingImageFilter(django_filters.FilterSet):
@@ -88,7 +99,7 @@ class TrainingImageFilter(django_filters.FilterSet):
         method="filter_detection_labels",
         help_text="Images with an object of any of these detection label ids (apps/detection).",
     )
-    verified = IntegerFilter(field_name="verify_count", help_text="Images verified this many times.")
+    verified = CountFilter(field_name="verify_count", help_text="Images verified this many times.")
 
     class Meta:
         model = TrainingImage
