@@ -53,7 +53,7 @@ def test_each_file_gets_its_own_error_duplicate_not_an_image_too_large(console, 
 def test_a_value_label_needs_a_value_and_stores_it(console, workspace):
     task, (size,) = _task(workspace, "size", label_type="value")
     refused = _upload(console, task, picture(color=(4, 4, 4)), label=str(size.id))
-    assert refused.status_code == 400
+    assert refused.status_code == 409  # the label asks for a value (apps/images/services.py)
     assert refused.json()["error"] == "A value label needs a numeric value."
     stored = _upload(console, task, picture(color=(4, 4, 4)), label=str(size.id), value="2.5")
     assert stored.status_code == 201
