@@ -49,6 +49,7 @@ class WebhookInputSerializer(serializers.Serializer):
     events = serializers.ListField(
         child=serializers.ChoiceField(choices=EVENT_CHOICES),
         allow_empty=False,
+        min_length=1,  # what allow_empty says, in a form the schema states (minItems)
         max_length=len(ev.EVENTS),
         help_text=EVENTS_HELP,
     )
