@@ -64,8 +64,12 @@ def test_a_person_labels_the_suggested_images_with_the_keyboard(
 
     # The image grid's pool filter shows the unlabelled uploads.
     page.get_by_role("link", name="Images").click()
+    # htmx (a deferred script) must be bound before the filter's change event, or nothing asks the
+    # server: on a loaded CI machine the check once came first and the grid stayed unfiltered.
+    page.wait_for_load_state("load")
+    page.wait_for_function("() => window.htmx !== undefined")
     page.get_by_label("in the pool").check()
-    expect(page.get_by_role("checkbox", name=re.compile("^Select image"))).to_have_count(POOL)
+    expect(page.get_by_role("checkbox", name=re.compile("^Select image"))).to_have_count(POOL, timeout=30_000)
     page.get_by_role("link", name="Colours").click()
 
     _train(page, 1)  # the training's end scores the pool (eager jobs: inline)
