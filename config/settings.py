@@ -448,6 +448,10 @@ VF_TRAINING_MAX_ATTEMPTS = env_int("VF_TRAINING_MAX_ATTEMPTS", 2)
 VF_TRAINING_QUEUED_MAX_AGE = env_int("VF_TRAINING_QUEUED_MAX_AGE", 24 * 3600)
 # How often (s) celery beat runs that sweep.
 VF_TRAINING_SWEEP_INTERVAL = env_int("VF_TRAINING_SWEEP_INTERVAL", 60)
+# A worker told to stop (SIGTERM, Ctrl-C) lets a running training go on this long (s), then hands it
+# back to the queue for the next worker (apps/training/jobs.py). Keep it below the time the platform
+# waits before SIGKILL (docker stop: 10 s, Kubernetes: 30 s), or the training waits for the sweep.
+VF_WORKER_SHUTDOWN_GRACE = env_int("VF_WORKER_SHUTDOWN_GRACE", 8)
 # Local copies of model artifacts, downloaded from storage on first use (keyed by version id).
 VF_MODEL_CACHE_DIR = Path(env("VF_MODEL_CACHE_DIR", str(VF_VAR_DIR / "model-cache")))
 # Thumbnails per page of the console's image grid.

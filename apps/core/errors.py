@@ -5,12 +5,29 @@ Services raise these with messages kept as constants, so tests can assert the ex
 
 from __future__ import annotations
 
+import errno
+import logging
+
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+MSG_DATABASE_UNAVAILABLE = "The database is unavailable; try again in a few seconds."
+MSG_STORAGE_FULL = "The storage is full; nothing was stored. Free space on the media volume and try again."
+# Seconds a client is asked to wait (Retry-After) when the database is unavailable: a restart or a
+# fail-over takes a few seconds, and clients that retry at once only add to the queue.
+DATABASE_RETRY_AFTER_S = 5
+# A database that cannot be reached or dropped the connection (a restart, a fail-over, the network);
+# on SQLite also a write lock held past the busy timeout. Retryable, so 503 rather than 500.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+# The filesystem (or quota) under a storage is full: 507 Insufficient Storage.
+STORAGE_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 class DomainError(Exception):
@@ -44,6 +61,23 @@ class ServiceUnavailableError(DomainError):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
 
 
+class StorageFullError(DomainError):
+    """A write found the storage full: 507, and nothing was stored."""
+
+    status_code = status.HTTP_507_INSUFFICIENT_STORAGE
+
+
+def is_storage_full(exc: BaseException) -> bool:
+    """True for an OSError saying the disk or the quota is full (ENOSPC, EDQUOT)."""
+    return isinstance(exc, OSError) and exc.errno in STORAGE_FULL_ERRNOS
+
+
+def database_unavailable(exc: BaseException) -> None:
+    """Log a request the database could not serve: one line, not a traceback per request while
+    the database restarts."""
+    logger.warning("database unavailable: %s: %s", type(exc).__name__, str(exc).strip()[:300])
+
+
 class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "Request body is too large."
@@ -53,6 +87,16 @@ class PayloadTooLarge(exceptions.APIException):
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         return Response({"detail": exc.message, **exc.extra}, status=exc.status_code)
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        database_unavailable(exc)
+        return Response(
+            {"detail": MSG_DATABASE_UNAVAILABLE},
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_S)},
+        )
+    if is_storage_full(exc):
+        logger.error("storage full: %s", exc)
+        return Response({"detail": MSG_STORAGE_FULL}, status=status.HTTP_507_INSUFFICIENT_STORAGE)
     if isinstance(exc, RequestDataTooBig):
         exc = PayloadTooLarge()
     elif isinstance(exc, DjangoValidationError):

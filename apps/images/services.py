@@ -19,7 +19,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from PIL import Image
 
-from apps.core.errors import ConflictError, DomainError
+from apps.core.errors import (
+    DATABASE_UNAVAILABLE,
+    MSG_STORAGE_FULL,
+    ConflictError,
+    DomainError,
+    StorageFullError,
+    is_storage_full,
+)
 from apps.core.ids import parse_uuid
 from apps.workspaces.models import Workspace
 
@@ -174,11 +181,18 @@ def training_image_ingest(
     stored, extension, thumbnail, (width, height) = prepare_image(data, noresize=noresize)
     image_name, thumb_name = storage.new_names(workspace.id, extension)
     written: list[str] = []
+    committing = False
     try:
         try:
             written.append(storage.save_bytes(image_name, stored))
             written.append(storage.save_bytes(thumb_name, thumbnail))
         except Exception as exc:  # any backend: disk full, permissions, S3 down
+            # A write that failed part way leaves its part on disk (Django's FileSystemStorage
+            # does not remove it); the names are this upload's own (random), so remove both.
+            storage.delete_files(*(name for name in (image_name, thumb_name) if name not in written))
+            if is_storage_full(exc):
+                logger.error("Could not write %s to storage: %s", image_name, exc)
+                raise StorageFullError(MSG_STORAGE_FULL) from exc
             logger.exception("Could not write %s to storage", image_name)
             raise StorageUnavailableError(MSG_STORAGE_UNAVAILABLE) from exc
         with transaction.atomic():
@@ -196,12 +210,21 @@ def training_image_ingest(
             ImageLabel.objects.bulk_create(
                 ImageLabel(image=image, label=label, value=value) for label, value in label_values
             )
+            committing = True  # what fails from here on is the COMMIT itself
     except IntegrityError as exc:
         storage.delete_files(*written)
         # Two uploads of the same bytes raced past the check above: the constraint decided.
         existing = TrainingImage.objects.filter(workspace=workspace, content_hash=content_hash).first()
         if existing is not None:
             raise DuplicateImageError(existing.id) from exc
+        raise
+    except DATABASE_UNAVAILABLE:
+        # The connection broke. Before the COMMIT nothing was written: the files go. During the
+        # COMMIT the server may have committed before the answer was lost: then deleting the files
+        # would leave a row without its file, so they stay (at worst orphans, which
+        # ``manage.py check_storage --fix`` removes).
+        if not committing:
+            storage.delete_files(*written)
         raise
     except BaseException:
         storage.delete_files(*written)

@@ -47,7 +47,14 @@ ERRORS = {
     401: OpenApiResponse(description="No or invalid token"),
     404: OpenApiResponse(description="No such image or label in the workspace, or not a member of it"),
 }
-UPLOAD_ERRORS = {**ERRORS, 413: OpenApiResponse(description="Image or request body larger than the limit")}
+UPLOAD_ERRORS = {
+    **ERRORS,
+    413: OpenApiResponse(description="Image or request body larger than the limit"),
+    503: OpenApiResponse(
+        description="The database or the media storage is unavailable (Retry-After); nothing was stored"
+    ),
+    507: OpenApiResponse(description="The media storage is full; nothing was stored"),
+}
 
 
 @extend_schema_view(

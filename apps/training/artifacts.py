@@ -37,17 +37,26 @@ def save_artifacts(version: ModelVersion, local_dir: str | os.PathLike) -> str:
     """Upload the files a training wrote to ``local_dir``; return the storage prefix.
 
     Existing files under the prefix are replaced (a rerun of the same version overwrites its own
-    files instead of getting storage's ``_abc123`` renamed copies).
+    files instead of getting storage's ``_abc123`` renamed copies). When a write fails (a full
+    disk), what was written under the prefix is removed again, so no half a version is left.
     """
     prefix = artifact_prefix(version)
-    for name in ARTIFACT_FILES:
-        target = f"{prefix}/{name}"
-        if default_storage.exists(target):
-            default_storage.delete(target)
-        with open(Path(local_dir) / name, "rb") as fh:
-            saved = default_storage.save(target, File(fh, name=name))
-        if saved != target:  # a storage that renames anyway would break loading: fail loudly
-            raise RuntimeError(f"storage saved {target} as {saved}")
+    try:
+        for name in ARTIFACT_FILES:
+            target = f"{prefix}/{name}"
+            if default_storage.exists(target):
+                default_storage.delete(target)
+            with open(Path(local_dir) / name, "rb") as fh:
+                saved = default_storage.save(target, File(fh, name=name))
+            if saved != target:  # a storage that renames anyway would break loading: fail loudly
+                raise RuntimeError(f"storage saved {target} as {saved}")
+    except BaseException:
+        for name in ARTIFACT_FILES:
+            try:
+                default_storage.delete(f"{prefix}/{name}")
+            except Exception:  # the write's error is the one to report
+                logger.exception("could not remove %s/%s after a failed save", prefix, name)
+        raise
     return prefix
 
 

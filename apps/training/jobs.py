@@ -2,23 +2,40 @@
 
 Jobs take ids, call the services in apps/training/services.py and own the failure handling; the
 e-mails go out from here, after the services' transactions committed.
+
+A worker that is told to stop (SIGTERM or Ctrl-C: a deploy) lets a running training go on for
+VF_WORKER_SHUTDOWN_GRACE seconds; then the pool process training it gets SIGTERM, hands its
+version back to the queue (``model_version_release``) and exits. A pool process that gets SIGTERM
+itself (systemd and ``kill`` of the process group signal every process) does the same at once.
+So a deploy never leaves a version to wait for the sweep, and never costs it an attempt.
+(billiard's SIGTERM handler in a pool process raises SystemExit in the running job, which is how
+the job learns of it: ``billiard.common.terminate_handler_fired``.)
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
 
+from billiard.common import terminate_handler_fired
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import worker_process_init, worker_ready, worker_shutting_down
 from django.conf import settings
 from django.db import connection
+
+from apps.core.errors import DATABASE_UNAVAILABLE
 
 from . import notifications
 from . import services as training
 from .job_names import SWEEP_JOB, TRAIN_JOB
 
 logger = logging.getLogger(__name__)
+
+MSG_RELEASE_STOPPING = "its worker is stopping"
+MSG_RELEASE_DATABASE = "the database went away during the training"
 
 
 @shared_task(
@@ -35,10 +52,16 @@ def train_model_version(self, version_id: str) -> None:
 
     Safe to run twice (a redelivered or swept message): a finished version, or one a live worker
     is training, is skipped. Any error fails the version with the reason; a worker killed
-    outright leaves it to the sweep. No Celery retries: a retry would train from scratch anyway,
-    and the sweep owns requeueing.
+    outright leaves it to the sweep. A worker that stops (SIGTERM) or a database that goes away
+    mid-training hands the version back to the queue instead: neither is the training's fault (a
+    stop costs no attempt; the database's errors do, so a lasting one ends in FAILED). No Celery
+    retries: a retry would train from scratch anyway, and the services requeue.
     """
-    version = training.model_version_claim(version_id=version_id)
+    patiently = training.with_database_patience
+    version = patiently(
+        lambda: training.model_version_claim(version_id=version_id),
+        what=f"claiming model version {version_id}",
+    )
     if version is None:
         return
     if version.train_status == version.Status.FAILED:  # out of attempts
@@ -49,11 +72,37 @@ def train_model_version(self, version_id: str) -> None:
         # In eager mode (tests, CELERY_TASK_ALWAYS_EAGER) the job runs inside the caller's
         # transaction, where a second connection for the heartbeat could not see the row.
         version = training.model_version_train(version=version, heartbeat_thread=not self.request.is_eager)
+    except SystemExit:
+        if terminate_handler_fired():  # SIGTERM: the pool process is on its way out
+            # Once, without waiting for a database that is away: the deploy's deadline runs, and
+            # a version left IN_TRAINING is still rescued (a redelivered job takes over, or the sweep).
+            connection.close()  # the signal may have cut a query short: hand back on a new connection
+            try:
+                training.model_version_release(version_id=version_id, reason=MSG_RELEASE_STOPPING)
+            except Exception:
+                logger.exception("could not hand model version %s back", version_id)
+        raise
+    except DATABASE_UNAVAILABLE:
+        logger.warning("model version %s lost the database during its training", version_id, exc_info=True)
+        patiently(
+            lambda: training.model_version_release(
+                version_id=version_id, reason=MSG_RELEASE_DATABASE, count_attempt=True
+            ),
+            what=f"handing model version {version_id} back",
+        )
+        return
     except SoftTimeLimitExceeded:
-        version = training.model_version_fail(version_id=version_id, reason=training.MSG_TIME_LIMIT)
+        version = patiently(
+            lambda: training.model_version_fail(version_id=version_id, reason=training.MSG_TIME_LIMIT),
+            what=f"failing model version {version_id}",
+        )
     except Exception as exc:
         logger.exception("training of model version %s failed", version_id)
-        version = training.model_version_fail(version_id=version_id, reason=training.failure_reason(exc))
+        reason = training.failure_reason(exc)
+        version = patiently(
+            lambda: training.model_version_fail(version_id=version_id, reason=reason),
+            what=f"failing model version {version_id}",
+        )
     if version is not None:
         notifications.training_finished(version=version)
 
@@ -86,6 +135,37 @@ def sweep_when_a_worker_starts(**_kwargs) -> None:
         # The worker's main process is not a job: do not keep its connection open across forks.
         connection.close()
     _preload_trainer()  # the solo pool trains in this process
+
+
+@worker_shutting_down.connect
+def _bound_the_warm_shutdown(how: str = "", **_kwargs) -> None:
+    """In the worker's main process, on SIGTERM or Ctrl-C: Celery's warm shutdown waits for running
+    jobs however long they take, and a deploy's deadline (docker stop's 10 s) would then end in
+    SIGKILL, leaving the training to the sweep and costing it an attempt. After
+    VF_WORKER_SHUTDOWN_GRACE seconds the pool processes still busy get SIGTERM (see the module's
+    docstring)."""
+    if how != "Warm" or _shutdown_bounded.is_set():  # a second SIGTERM does not restart the clock
+        return
+    _shutdown_bounded.set()
+    timer = threading.Timer(settings.VF_WORKER_SHUTDOWN_GRACE, _stop_busy_pool_processes)
+    timer.daemon = True
+    timer.start()
+
+
+_shutdown_bounded = threading.Event()
+
+
+def _stop_busy_pool_processes() -> None:
+    from celery.worker import state
+
+    pids = {request.worker_pid for request in list(state.active_requests) if request.worker_pid}
+    pids.discard(os.getpid())  # a solo or threads pool runs jobs in this very process
+    for pid in pids:
+        logger.warning("shutdown grace over: stopping pool process %s (its job goes back to the queue)", pid)
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
 
 
 @worker_process_init.connect

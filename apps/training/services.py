@@ -4,7 +4,8 @@ The request side (``task_train``) validates and queues a version; the worker sid
 (``model_version_claim`` -> ``model_version_train`` -> ``model_version_finish`` or
 ``model_version_fail``) runs it; ``model_versions_sweep`` rescues versions a dead worker left
 behind. A version's life: QUEUED -> IN_TRAINING -> TRAINED | FAILED (the sweep may move a
-dead IN_TRAINING back to QUEUED once).
+dead IN_TRAINING back to QUEUED once; ``model_version_release`` hands one back to the queue when
+its worker stops or loses the database, without counting the attempt).
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ from django.db.models import F, Max
 from django.utils import timezone
 
 from apps.core.broker import broker_reachable, job_enqueue, waiting_messages
-from apps.core.errors import ConflictError, DomainError, ServiceUnavailableError
+from apps.core.errors import (
+    DATABASE_UNAVAILABLE,
+    ConflictError,
+    DomainError,
+    ServiceUnavailableError,
+    is_storage_full,
+)
 from apps.core.kinds import KINDS
 from apps.tasks.models import Task
 from ml.config import finite
@@ -43,6 +50,10 @@ MSG_DELETE_ACTIVE = "A model version that is queued or training cannot be delete
 MSG_WORKER_LOST = "The worker training this version stopped responding ({attempts} attempts)."
 MSG_NEVER_STARTED = "No worker started this training within {hours:g} hours."
 MSG_TIME_LIMIT = "Training exceeded its time limit."
+MSG_STORAGE_FULL = (
+    "The storage is full: the trained model's files could not be saved. Free space on the media "
+    "volume and train again; the deployed version is unchanged."
+)
 MSG_QUEUE_DOWN = (
     "The job queue is unreachable, so the training cannot start; nothing was queued. Try again later."
 )
@@ -252,6 +263,8 @@ def failure_reason(exc: BaseException) -> str:
     """What the owner reads in ``metrics.error``: ml's own messages as they are, else the type too."""
     from ml.models import PretrainedLoadError
 
+    if is_storage_full(exc):
+        return MSG_STORAGE_FULL
     if isinstance(exc, (PretrainedLoadError, ValueError)):
         return str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {exc}"
@@ -266,12 +279,40 @@ def progress_stage(info: dict) -> str:
     return text[: ModelVersion._meta.get_field("stage").max_length]
 
 
+def _forget_broken_connection() -> None:
+    """After a database error, drop this thread's connection if it is broken, so the next query
+    opens a new one: Django does that at the start and end of a request, and a job has neither.
+    Never inside a transaction (eager jobs in tests run inside the caller's)."""
+    if not connection.in_atomic_block:
+        connection.close_if_unusable_or_obsolete()
+
+
+def with_database_patience(call, *, what: str):
+    """``call()``, tried again while the database is unavailable (a restart, a fail-over, the
+    network), for up to VF_TRAINING_STALE_AFTER seconds: past that the sweep takes the version as
+    left behind anyway. Then the error stands."""
+    deadline = time.monotonic() + settings.VF_TRAINING_STALE_AFTER
+    delay = 0.5
+    while True:
+        try:
+            return call()
+        except DATABASE_UNAVAILABLE as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            logger.warning("%s: database unavailable (%s); trying again in %.1f s", what, exc, delay)
+            _forget_broken_connection()
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 class _ProgressWriter:
     """ml's progress callback: writes progress/epoch/loss/stage/heartbeat, at most once a second,
     and at once when the stage changes (a probe's stages can be shorter than a second).
 
     ``.filter().update()`` touches only these columns, so it never overwrites what another
-    process (the sweep, an admin) wrote to the row meanwhile.
+    process (the sweep, an admin) wrote to the row meanwhile. A write the database cannot take
+    (it restarts) is skipped, not raised: progress is a report, and the training goes on; the
+    finish waits for the database (``with_database_patience``).
     """
 
     def __init__(self, version_id):
@@ -285,13 +326,17 @@ class _ProgressWriter:
         if now - self.last < PROGRESS_MIN_INTERVAL_S and stage == self.stage:
             return
         self.last, self.stage = now, stage
-        ModelVersion.objects.filter(pk=self.version_id, train_status=Status.IN_TRAINING).update(
-            progress=min(float(info.get("percent") or 0.0), 99.0),
-            epoch=info.get("epoch"),
-            loss=finite(info.get("loss")),
-            stage=stage,
-            heartbeat=timezone.now(),
-        )
+        try:
+            ModelVersion.objects.filter(pk=self.version_id, train_status=Status.IN_TRAINING).update(
+                progress=min(float(info.get("percent") or 0.0), 99.0),
+                epoch=info.get("epoch"),
+                loss=finite(info.get("loss")),
+                stage=stage,
+                heartbeat=timezone.now(),
+            )
+        except DATABASE_UNAVAILABLE as exc:
+            logger.warning("progress of model version %s not written: %s", self.version_id, exc)
+            _forget_broken_connection()
 
 
 class _HeartbeatThread:
@@ -314,6 +359,9 @@ class _HeartbeatThread:
                     ModelVersion.objects.filter(pk=self.version_id, train_status=Status.IN_TRAINING).update(
                         heartbeat=timezone.now()
                     )
+                except DATABASE_UNAVAILABLE as exc:  # a restart: one line a beat, not a traceback
+                    logger.warning("heartbeat of model version %s not written: %s", self.version_id, exc)
+                    close_old_connections()
                 except Exception:
                     logger.exception("heartbeat of model version %s failed", self.version_id)
                     close_old_connections()
@@ -333,21 +381,26 @@ def model_version_train(*, version: ModelVersion, heartbeat_thread: bool = True)
     """Train a claimed (IN_TRAINING) version end to end and mark it TRAINED.
 
     The task's kind (apps/core/kinds.py) fits the version into a temporary folder, reporting
-    progress; the artifacts are uploaded, then ``model_version_finish``. Raises on failure: the
-    caller (the job) fails the version.
+    progress; the artifacts are uploaded, then ``model_version_finish``, which waits for a database
+    that is restarting rather than throw the trained model away. Raises on failure: the caller
+    (the job) fails the version.
     """
     trainer = KINDS.get(version.task.type).trainer
     beat = _HeartbeatThread(version.pk) if heartbeat_thread else contextlib.nullcontext()
     with tempfile.TemporaryDirectory(prefix="vf-train-") as out_dir, beat:
         outcome = trainer.train(version=version, out_dir=out_dir, progress=_ProgressWriter(version.pk))
         artifact_path = artifacts.save_artifacts(version, out_dir)
-    return model_version_finish(
+    finish = partial(
+        model_version_finish,
         version_id=version.pk,
         metrics=outcome.metrics,
         warnings=outcome.warnings,
         evaluation=outcome.evaluation,
         artifact_path=artifact_path,
     )
+    if connection.in_atomic_block:  # an eager job inside the caller's transaction: no retrying
+        return finish()
+    return with_database_patience(finish, what=f"finishing model version {version.pk}")
 
 
 def model_version_finish(
@@ -389,6 +442,48 @@ def model_version_finish(
         transaction.on_commit(partial(version_trained.send_robust, sender=ModelVersion, version=version))
     logger.info("model version %s trained: accuracy %s", version.pk, version.accuracy)
     return version
+
+
+def model_version_release(*, version_id, reason: str, count_attempt: bool = False) -> bool:
+    """Hand a version this process is training back to the queue: QUEUED again, enqueued after
+    commit. The training did not fail (its worker is stopping, or the database went away under it),
+    so the attempt is not counted unless ``count_attempt``: the database's errors are counted, so
+    one that keeps coming back cannot requeue a version for ever (VF_TRAINING_MAX_ATTEMPTS ends
+    it). False when the version is no longer this process's (finished meanwhile, or taken over by
+    another worker), which is then left as it is."""
+    with transaction.atomic():
+        version = _lock_unfinished_version(version_id)
+        if (
+            version is None
+            or version.train_status != Status.IN_TRAINING
+            or version.claimed_by != claims.worker_identity()
+        ):
+            return False
+        version.train_status = Status.QUEUED
+        version.heartbeat = timezone.now()  # for a QUEUED version: when it was (re)enqueued
+        if not count_attempt:
+            version.attempts = max(version.attempts - 1, 0)
+        version.claimed_by = ""
+        version.started = None
+        version.progress = 0.0
+        version.epoch = version.loss = None
+        version.stage = ""
+        version.save(
+            update_fields=[
+                "train_status",
+                "heartbeat",
+                "attempts",
+                "claimed_by",
+                "started",
+                "progress",
+                "epoch",
+                "loss",
+                "stage",
+            ]
+        )
+        transaction.on_commit(partial(_enqueue, version.pk))
+    logger.warning("model version %s handed back to the queue: %s", version_id, reason)
+    return True
 
 
 # --------------------------------------------------------------------------- sweep

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import errno
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ def test_a_storage_write_failure_is_a_503_with_no_row_and_no_file(api, settings,
     def flaky_save(self, name, content):
         calls["n"] += 1
         if calls["n"] == failing_call:
-            raise OSError(28, "No space left on device")
+            raise OSError(errno.EIO, "Input/output error")  # a failing disk or volume (full is a 507)
         return real_save(self, name, content)
 
     monkeypatch.setattr(FileSystemStorage, "_save", flaky_save)

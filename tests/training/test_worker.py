@@ -94,9 +94,10 @@ def _database_url() -> str:
 
 class Worker:
     """``celery worker`` with the pool production runs (prefork, as scripts/run.sh and compose start
-    it), as a subprocess in its own process group (so SIGKILL takes all of it)."""
+    it), as a subprocess in its own process group (so SIGKILL takes all of it). ``args`` go on its
+    command line (``-B`` for beat)."""
 
-    def __init__(self, broker_url: str, log: Path, **env):
+    def __init__(self, broker_url: str, log: Path, args: tuple[str, ...] = (), **env):
         self.log = log
         environment = {
             **os.environ,
@@ -122,7 +123,7 @@ class Worker:
             [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", "default,training",
              "--pool", "prefork", "--concurrency", "1", "--loglevel", "INFO",
              "-n", f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+             "--without-gossip", "--without-mingle", "--without-heartbeat", *args],
             cwd=django_settings.BASE_DIR, env=environment, stdout=self.output, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
