@@ -29,9 +29,24 @@ export VF_PUBLIC_URL=${VF_PUBLIC_URL:-http://$HOST:$PORT}
 "$VENV/bin/celery" -A config worker -B -Q default,training --concurrency 1 --loglevel INFO \
   --schedule "${VF_VAR_DIR:-$ROOT/var}/celerybeat-schedule" &
 WORKER=$!
-trap 'kill $WORKER 2>/dev/null; wait $WORKER 2>/dev/null' EXIT INT TERM
 
 # No control socket: its default path is per user, shared by every gunicorn of this user.
 "$VENV/bin/gunicorn" config.wsgi:application --bind "$HOST:$PORT" \
   --workers "${WEB_CONCURRENCY:-2}" --threads "${GUNICORN_THREADS:-4}" --timeout 120 --access-logfile - \
-  --no-control-socket
+  --no-control-socket &
+WEB=$!
+
+# Stopping (Ctrl-C, SIGTERM, or the web server ending): SIGTERM to both, then wait for both.
+# gunicorn finishes the requests in flight; the worker hands a running training back to the queue
+# after VF_WORKER_SHUTDOWN_GRACE seconds. Both run in the background and the script waits with
+# `wait`, because bash runs a trap only once a foreground command has ended: with gunicorn in the
+# foreground, a SIGTERM to this script alone did nothing until gunicorn stopped by itself.
+stop() {
+  trap - EXIT INT TERM
+  kill -TERM "$WEB" "$WORKER" 2>/dev/null || true
+  wait "$WEB" "$WORKER" 2>/dev/null || true
+}
+trap 'stop; exit 130' INT
+trap 'stop; exit 143' TERM
+trap stop EXIT
+wait "$WEB"
