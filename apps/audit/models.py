@@ -24,6 +24,7 @@ class AuditEvent(models.Model):
         SIGNIN_LOCKED_OUT = "signin.locked_out", "Sign-in locked out"
         WEBHOOK_CREATED = "webhook.created", "Webhook created"
         WEBHOOK_DELETED = "webhook.deleted", "Webhook deleted"
+        QUOTA_CHANGED = "quota.changed", "Quota changed"
 
     id = models.BigAutoField(primary_key=True)
     created = models.DateTimeField(auto_now_add=True, db_index=True)
