@@ -89,6 +89,8 @@ INSTALLED_APPS = [
     "apps.webhooks",  # a workspace's events posted to its owner's URLs, signed and retried
     # Backups, restores and the storage check (manage.py backup / restore / check_storage).
     "apps.backups",
+    # Scoped API tokens: named keys for one workspace (read-only, classify-only, full), hashed.
+    "apps.tokens",
     # Who did what to whom (membership, tokens, deletions, lockouts): the audit log.
     "apps.audit",
     # The web console (/console/): templates and views over the same services and selectors.
@@ -241,11 +243,17 @@ if AWS_STORAGE_BUCKET_NAME and AWS_S3_PUBLIC_ENDPOINT_URL:
 # --- REST framework -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # A scoped token (a "vfs_" key, apps/tokens), bound to its workspace; other keys go on.
+        "apps.tokens.authentication.ScopedTokenAuthentication",
         # DRF's token authentication with the lookup cached and forgotten on revocation.
         "apps.workspaces.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PERMISSION_CLASSES": [
+        "rest_framework.permissions.IsAuthenticated",
+        # What a scoped token's scope allows (apps/tokens/scopes.py); other callers pass.
+        "apps.tokens.permissions.TokenScopePermission",
+    ],
     "DEFAULT_PAGINATION_CLASS": "apps.core.pagination.PageNumberPagination",
     "PAGE_SIZE": env_int("VF_PAGE_SIZE", 25),
     # django-filter, skipped when no filter parameter is given (apps/core/filters.py).

@@ -21,6 +21,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("account/v2/", include("apps.workspaces.urls")),
     path("account/v2/", include("apps.audit.urls")),  # workspace/{id}/audit-log/
+    path("account/v2/", include("apps.tokens.urls")),  # workspace/{id}/tokens/
     path("recognition/v2/", include("config.api_urls")),
     path("v2/", include(("config.api_urls", "v2"), namespace="v2")),
     # Custom object detection (Ximilar's detection/v2/): tasks, labels, objects.

@@ -18,6 +18,7 @@ from rest_framework.authtoken.models import Token
 from apps.detection.models import DetectionLabel
 from apps.labels.models import Label
 from apps.tasks.models import Task
+from apps.tokens.models import ScopedToken
 from apps.training.models import ModelVersion
 from apps.webhooks.models import Webhook
 from apps.workspaces.models import Membership, Workspace
@@ -84,6 +85,40 @@ def token_revoked(sender, instance: Token, origin=None, **kwargs) -> None:
             target_type="token",
             target_id=instance.user_id,
             target_name=f"API token of user {instance.user_id}",
+        )
+
+
+def _scoped_token_details(instance: ScopedToken) -> dict:
+    return {
+        "scope": instance.scope,
+        "prefix": instance.prefix,
+        "expires": instance.expires.isoformat() if instance.expires else None,
+    }
+
+
+@receiver(post_save, sender=ScopedToken, dispatch_uid="audit-scoped-token-created")
+def scoped_token_created(sender, instance: ScopedToken, created: bool, raw: bool = False, **kwargs) -> None:
+    if created and not raw:
+        audit_record(
+            action=Action.TOKEN_CREATED,
+            target_type="scoped_token",
+            target_id=instance.pk,
+            target_name=instance.name,
+            workspace=instance.workspace,
+            details=_scoped_token_details(instance),
+        )
+
+
+@receiver(post_delete, sender=ScopedToken, dispatch_uid="audit-scoped-token-revoked")
+def scoped_token_revoked(sender, instance: ScopedToken, origin=None, **kwargs) -> None:
+    if not _part_of_a_larger_delete(instance, origin):  # not with its workspace
+        _deleted(
+            Action.TOKEN_REVOKED,
+            "scoped_token",
+            instance.name,
+            instance.workspace_id,
+            instance.pk,
+            _scoped_token_details(instance),
         )
 
 

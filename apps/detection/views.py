@@ -16,7 +16,12 @@ from apps.tasks import services as task_services
 from apps.training.serializers import ModelVersionSerializer
 from apps.training.views import TrainActionMixin
 from apps.workspaces.selectors import workspace_list_for_user
-from apps.workspaces.tenancy import DEFAULT_WORKSPACE_ALIAS, WORKSPACE_PARAMETER, WorkspaceScopedViewSet
+from apps.workspaces.tenancy import (
+    DEFAULT_WORKSPACE_ALIAS,
+    WORKSPACE_PARAMETER,
+    WorkspaceScopedViewSet,
+    bound_workspace,
+)
 
 from . import selectors, services
 from .filters import DetectionLabelFilter, DetectionObjectFilter
@@ -279,7 +284,8 @@ class DetectionObjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, W
         named = self.request.query_params.get("workspace")
         if not named and self.request.method not in ("GET", "HEAD", "OPTIONS", "DELETE"):
             named = self.request.data.get("workspace") if hasattr(self.request.data, "get") else None
-        if named and str(named).strip().lower() != DEFAULT_WORKSPACE_ALIAS:
+        # A scoped token is bound to its workspace (self.workspace): never the owner's others.
+        if (named and str(named).strip().lower() != DEFAULT_WORKSPACE_ALIAS) or bound_workspace(self.request):
             return [self.workspace]
         return workspace_list_for_user(user=self.request.user)
 

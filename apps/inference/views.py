@@ -54,6 +54,7 @@ class _PredictBase(WorkspaceScopedViewSet):
     """A task of the caller's workspace and its records, through ``task_predict``."""
 
     parser_classes = [JSONParser, FormParser, MultiPartParser]
+    access_kind = "predict"  # classify-only scoped tokens call these (apps/tokens/scopes.py)
     upload_too_large_message = MSG_TOO_LARGE  # v1's image_file: one image, VF_MAX_IMAGE_BYTES
     threshold_field = "threshold"  # the body field that is the kind's cut-off
 

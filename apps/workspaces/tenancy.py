@@ -3,6 +3,10 @@
 It resolves the workspace a call acts on (``workspace`` query parameter, else the ``workspace``
 field of the body, else the caller's default workspace) and scopes ``get_queryset()`` to it. A
 workspace the caller is not a member of is a 404, so its existence never leaks.
+
+A call made with a scoped token (apps/tokens) is bound to the token's workspace: ``request.auth``
+has that ``workspace``, which is the default, and naming any other is a 404. What the token's
+scope allows is decided before (apps/tokens/permissions.py) by the view's ``access_kind``.
 """
 
 from __future__ import annotations
@@ -35,20 +39,37 @@ WORKSPACE_PARAMETER = OpenApiParameter(
 )
 
 
-def resolve_workspace(request) -> Workspace:
-    """The workspace named by the request, or the caller's default; 404 if not a member.
-
-    A ``workspace`` that is given but names no workspace (empty, not a UUID) is a 400: silently
-    acting on the default workspace instead would write where the caller did not mean to."""
+def requested_workspace(request):
+    """What the request names as its workspace (query parameter, else body field), or None."""
     workspace_id = request.query_params.get("workspace")
     if workspace_id is None and request.method not in ("GET", "HEAD", "OPTIONS", "DELETE"):
         data = request.data
         if hasattr(data, "get"):
             workspace_id = data.get("workspace")
+    return workspace_id
+
+
+def bound_workspace(request) -> Workspace | None:
+    """The workspace a scoped token binds the call to, or None for a user's token or a session."""
+    workspace = getattr(getattr(request, "auth", None), "workspace", None)
+    return workspace if isinstance(workspace, Workspace) else None
+
+
+def resolve_workspace(request) -> Workspace:
+    """The workspace named by the request, or the caller's default; 404 if not a member.
+
+    A ``workspace`` that is given but names no workspace (empty, not a UUID) is a 400: silently
+    acting on the default workspace instead would write where the caller did not mean to."""
+    workspace_id = requested_workspace(request)
+    bound = bound_workspace(request)
     if workspace_id is None or str(workspace_id).lower() == DEFAULT_WORKSPACE_ALIAS:
-        return workspace_ensure_default(user=request.user)
+        return bound if bound is not None else workspace_ensure_default(user=request.user)
     if not isinstance(workspace_id, str) or len(workspace_id) != 36 or parse_uuid(workspace_id) is None:
         raise exceptions.ValidationError({"workspace": [MSG_WORKSPACE_INVALID]})
+    if bound is not None:
+        if parse_uuid(workspace_id) != bound.pk:
+            raise exceptions.NotFound(MSG_WORKSPACE_NOT_FOUND)
+        return bound
     workspace = workspace_get_for_user(user=request.user, workspace_id=workspace_id)
     if workspace is None:
         raise exceptions.NotFound(MSG_WORKSPACE_NOT_FOUND)
@@ -64,6 +85,9 @@ class WorkspaceScopedViewSet(viewsets.GenericViewSet):
     """
 
     workspace_field = "workspace"
+    # What a scoped token may do here (apps/tokens/scopes.py): "data" for a workspace's objects;
+    # the predict endpoints say "predict". A view without it is the account's: no scoped token.
+    access_kind = "data"
 
     def initial(self, request, *args, **kwargs):
         # Authentication, permissions and throttles first: an anonymous call is a 401, never a 404.
