@@ -16,7 +16,9 @@ from torch import nn
 
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "model.json"
-ONNX_FILE = "model.onnx"  # written on demand by ml.recognition.export
+# The served model (FP32 or INT8), written at the end of training (ml/recognition/serving.py); for
+# versions trained before, exported on first load or download (Predictor.onnx_path).
+ONNX_FILE = "model.onnx"
 FORMAT_VERSION = 1
 
 
@@ -45,6 +47,14 @@ def save_version(out_dir: str | os.PathLike, model: nn.Module, meta: dict) -> No
         directory / META_FILE,
         lambda p: pathlib.Path(p).write_text(json.dumps(payload, indent=2, allow_nan=False)),
     )
+
+
+def update_meta(directory: str | os.PathLike, changes: dict) -> dict:
+    """Set top-level keys of a saved version's ``model.json`` (atomically); return the new meta."""
+    path = pathlib.Path(directory) / META_FILE
+    meta = {**json.loads(path.read_text()), **changes}
+    _atomic_write(path, lambda p: pathlib.Path(p).write_text(json.dumps(meta, indent=2, allow_nan=False)))
+    return meta
 
 
 def load_meta(directory: str | os.PathLike) -> dict:

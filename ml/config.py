@@ -123,6 +123,12 @@ class TrainConfig:
     # After the version is evaluated on its test side, fit the chosen recipe once more on every
     # labelled image (test side included) before saving. The metrics stay those of the 80/20 run.
     final_refit: bool = False
+    # The served model.onnx (ml/recognition/serving.py): INT8, calibrated on the training side,
+    # when on the test side it keeps FP32's top-1 answer on at least ``int8_min_agreement`` of the
+    # images and moves no probability more than ``int8_max_prob_diff``; else FP32.
+    int8: bool = True
+    int8_min_agreement: float = 0.995
+    int8_max_prob_diff: float = 0.03
 
     def validate(self) -> None:
         """Raise ValueError when a field is out of range."""
@@ -152,6 +158,8 @@ class TrainConfig:
             raise ValueError("amp must be one of auto, off, bf16, fp16")
         if not self.pretrained:
             raise ValueError("pretrained must be auto, none, hub, package or a path")
+        if not (0.0 <= self.int8_min_agreement <= 1.0 and 0.0 <= self.int8_max_prob_diff <= 1.0):
+            raise ValueError("int8_min_agreement and int8_max_prob_diff must be in [0, 1]")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

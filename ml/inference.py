@@ -1,20 +1,25 @@
-"""Inference modes of a loaded predictor: eager, TorchScript trace + freeze, bf16.
+"""Inference modes of a loaded predictor: ONNX Runtime, eager, TorchScript trace + freeze, bf16.
 
 ``accelerate(predictor, mode)`` swaps the predictor's forward for the faster equivalent the mode
-names and warms it up; ``Predictor.load(directory, mode=...)`` calls it. ``auto`` is jit:
-float32, the same answers as the eager model and the ONNX export within 1e-4. bf16 is faster on a
-CPU with AMX but moves probabilities by up to a few hundredths (docs/operations.md, "Inference modes"), so it
-is served only when asked for.
+names and warms it up; ``Predictor.load(directory, mode=...)`` calls it. ``auto`` is ``onnx``: the
+version's ``model.onnx`` (the very file a download hands out: FP32, or INT8 where training found
+it agrees with FP32) run by ONNX Runtime, on CUDA when its CUDA provider is installed; on a GPU
+without it, ``auto`` is ``jit`` on CUDA. ``jit`` is float32 TorchScript, the same answers as the
+eager model and the FP32 ONNX export within 1e-4. bf16 is faster on a CPU with AMX but moves
+probabilities by up to a few hundredths (docs/operations.md, "Inference modes"), so it is served
+only when asked for.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import os
 import warnings
 from collections.abc import Callable
 from typing import Protocol
 
+import numpy as np
 import torch
 
 from ml.models import features_and_logits
@@ -29,11 +34,49 @@ class Servable(Protocol):
     device: torch.device
     input_size: int
     forward_fn: Callable
+    onnx: OnnxRunner | None
 
     def predict_tensor(self, batch: torch.Tensor, descriptor: bool = False) -> list[dict]: ...
 
+    def onnx_path(self, rewrite: bool = False) -> str | os.PathLike: ...
 
-MODES = ("auto", "jit", "bf16", "eager")
+
+MODES = ("auto", "onnx", "jit", "bf16", "eager")
+
+
+def onnx_providers() -> list[str]:
+    """ONNX Runtime's providers to use: CUDA first when this onnxruntime build has it."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+class OnnxRunner:
+    """A version's ``model.onnx`` in an ONNX Runtime session: uint8 (N, 3, S, S) images in,
+    ``(scores, features)`` out as float32 arrays (the file's ``scores`` are the predictor's
+    ``probs`` / values; ``features`` the penultimate features, not normalised).
+
+    Sequential execution on ``num_threads`` intra-op threads (None: ONNX Runtime's default, one
+    per core), so a forward uses the cores the service gives inference and no more.
+    """
+
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.inter_op_num_threads = 1
+        if num_threads:
+            options.intra_op_num_threads = num_threads
+        self.path = str(path)
+        self.session = ort.InferenceSession(self.path, options, providers=onnx_providers())
+        self.outputs = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        found = dict(zip(self.outputs, self.session.run(None, {"images": images}), strict=True))
+        return found["scores"], found.get("features")
 
 
 class _FeaturesAndLogits(torch.nn.Module):
@@ -82,20 +125,27 @@ def amx_available() -> bool:
         return False
 
 
-def accelerate(predictor: Servable, mode: str) -> Servable:
+def accelerate(predictor: Servable, mode: str, num_threads: int | None = None) -> Servable:
     """Swap the predictor's forward for the ``mode`` lever and warm it up.
 
+    ``onnx``: the version's ``model.onnx`` in ONNX Runtime (``num_threads`` intra-op threads).
     ``eager``: plain PyTorch. ``jit``: traced and frozen, float32. ``bf16``: traced and frozen
-    with bfloat16 weights, only on a GPU or a CPU with AMX (else ``jit``). ``auto``: ``jit``.
+    with bfloat16 weights, only on a GPU or a CPU with AMX (else ``jit``). ``auto``: ``onnx``,
+    except on a GPU when onnxruntime has no CUDA provider (then ``jit`` on the GPU).
     Warming up runs the first, slow passes (profiling, graph
     optimisation) at load time instead of in a request.
     """
     if mode == "auto":
-        mode = "jit"
+        on_gpu = predictor.device.type != "cpu"
+        mode = "jit" if on_gpu and "CUDAExecutionProvider" not in onnx_providers() else "onnx"
     if mode == "bf16" and predictor.device.type == "cpu" and not amx_available():
         logger.warning("inference mode bf16 needs AMX on CPU; using jit")
         mode = "jit"
-    if mode == "jit":
+    if mode == "onnx":
+        predictor.onnx = OnnxRunner(predictor.onnx_path(), num_threads)
+        if "features" not in predictor.onnx.outputs:  # exported before descriptors were an output
+            predictor.onnx = OnnxRunner(predictor.onnx_path(rewrite=True), num_threads)
+    elif mode == "jit":
         predictor.forward_fn = _frozen(_FeaturesAndLogits(predictor.model), predictor)
     elif mode == "bf16":
         model = copy.deepcopy(predictor.model).to(torch.bfloat16)

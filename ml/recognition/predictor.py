@@ -1,10 +1,19 @@
-"""Serve a saved version: load model.safetensors + model.json, preprocess, batched forward."""
+"""Serve a saved version: load model.safetensors + model.json, preprocess, batched forward.
+
+The version's ``model.onnx`` (written at the end of training, FP32 or INT8: ml/recognition/serving.py;
+exported here on first load for versions trained before) is what the ``onnx`` mode serves and
+what a download hands out: one file, so the service and a downloaded copy answer alike.
+"""
 
 from __future__ import annotations
 
 import os
+import pathlib
+import tempfile
+import warnings
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -12,9 +21,28 @@ from ml import artifacts
 from ml.data import ImageInput, normalize
 from ml.data import draft as draft_image
 from ml.data import preprocess as preprocess_image
-from ml.inference import accelerate
+from ml.inference import OnnxRunner, accelerate
 from ml.models import create_empty_model, features_and_logits, forward_batch_size, postprocess
 from ml.recognition import blend, multi, taps
+
+ONNX_OPSET = 17
+
+
+class _Exportable(torch.nn.Module):
+    """The predictor as one graph: uint8 images in; normalisation, the net and the output
+    activation inside; ``scores`` (``probs`` / values) and ``features`` (penultimate) out."""
+
+    def __init__(self, predictor: Predictor):
+        super().__init__()
+        self.model = predictor.model
+        self.mean, self.std = predictor.mean, predictor.std
+        self.task_type = predictor.task_type
+        self.target_mean, self.target_std = predictor.target_mean, predictor.target_std
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = normalize(images, self.mean, self.std)
+        features, logits = features_and_logits(self.model, x)
+        return postprocess(logits, self.task_type, self.target_mean, self.target_std), features.float()
 
 
 def model_from_meta(meta: dict) -> torch.nn.Module:
@@ -37,8 +65,11 @@ class Predictor:
     the same preprocessing as training.
     """
 
-    def __init__(self, model: torch.nn.Module, meta: dict, device: torch.device):
+    def __init__(
+        self, model: torch.nn.Module, meta: dict, device: torch.device, directory: str | os.PathLike = ""
+    ):
         self.model = model
+        self.directory = pathlib.Path(directory)
         self.meta = meta
         self.device = device
         self.task_type: str = meta["task_type"]
@@ -54,6 +85,8 @@ class Predictor:
         # normalised batch -> (penultimate features, logits). An inference mode (ml/inference.py)
         # swaps in an equivalent traced/frozen or bf16 callable without touching the rest.
         self.forward_fn = lambda x: features_and_logits(self.model, x)
+        # The ``onnx`` mode's runner of model.onnx; when set it runs the whole forward.
+        self.onnx: OnnxRunner | None = None
 
     @classmethod
     def load(
@@ -64,9 +97,9 @@ class Predictor:
         mode: str | None = None,
     ) -> Predictor:
         """Load the version saved in ``directory``. ``device`` None = cuda if available.
-        ``num_threads`` sets torch's (process-wide) intra-op thread count. ``mode`` (``auto``,
-        ``jit``, ``bf16``, ``eager``; ml/inference.py) optimises the forward for serving and warms
-        it up; None leaves the plain model, as training and export want it."""
+        ``num_threads`` sets torch's (process-wide) intra-op thread count and ONNX Runtime's. ``mode``
+        (``auto``, ``onnx``, ``jit``, ``bf16``, ``eager``; ml/inference.py) optimises the forward
+        for serving and warms it up; None leaves the plain model, as training and export want it."""
         if num_threads:
             torch.set_num_threads(num_threads)
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -74,10 +107,52 @@ class Predictor:
         model = model_from_meta(meta)
         model.load_state_dict(artifacts.load_weights(directory, "cpu"), strict=True)
         model = model.to(dev).to(memory_format=torch.channels_last).eval()
-        predictor = cls(model, meta, dev)
+        predictor = cls(model, meta, dev, directory)
         if mode is not None:
-            accelerate(predictor, mode)
+            accelerate(predictor, mode, num_threads)
         return predictor
+
+    def write_onnx(self, target: str | os.PathLike) -> pathlib.Path:
+        """Export the plain (FP32) model to ONNX at ``target``.
+
+        Input ``images``: uint8 (batch, 3, S, S), batch dynamic. Outputs ``scores``: (batch,
+        labels) probabilities, or (batch,) values for regression; ``features``: (batch, F)
+        penultimate features (the descriptor before L2 normalisation).
+        """
+        module = _Exportable(self).eval()
+        example = torch.zeros(1, 3, self.input_size, self.input_size, dtype=torch.uint8)
+        with warnings.catch_warnings():
+            # The TorchScript-based exporter is deprecated in favour of the dynamo one, which needs
+            # extra packages and is much slower for these CNNs; its output is the same ONNX.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module.cpu(),
+                (example,),
+                str(target),
+                input_names=["images"],
+                output_names=["scores", "features"],
+                dynamic_axes={"images": {0: "batch"}, "scores": {0: "batch"}, "features": {0: "batch"}},
+                opset_version=ONNX_OPSET,
+                dynamo=False,
+            )
+        self.model.to(self.device)
+        return pathlib.Path(target)
+
+    def onnx_path(self, rewrite: bool = False) -> pathlib.Path:
+        """The version's ``model.onnx``; a version trained before there was one gets its FP32 export
+        written once (beside it and renamed, so a concurrent reader never sees half a file).
+        ``rewrite``: export again (an export made before ``features`` was an output)."""
+        target = self.directory / artifacts.ONNX_FILE
+        if rewrite or not target.is_file():
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".export.", suffix=".onnx")
+            os.close(fd)
+            try:
+                self.write_onnx(tmp)
+                os.replace(tmp, target)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        return target
 
     def preprocess(self, image: ImageInput) -> torch.Tensor:
         """Decode + resize one image to the version's uint8 (3, S, S) input."""
@@ -107,6 +182,8 @@ class Predictor:
         for multi_label: compare with ``thresholds``) or ``value`` (regression, in target
         units), plus ``descriptor`` (L2-normalised penultimate features) when asked.
         """
+        if self.onnx is not None:
+            return self._rows(*self._onnx_outputs(batch), descriptor)
         with torch.inference_mode():
             x = normalize(batch.to(self.device), self.mean, self.std)
             step = forward_batch_size(x.shape[-1], self.device, x.shape[0])
@@ -114,12 +191,25 @@ class Predictor:
             feats, logits = (torch.cat(pieces) for pieces in zip(*parts, strict=True))
             out = postprocess(logits, self.task_type, self.target_mean, self.target_std).cpu()
             desc = torch.nn.functional.normalize(feats.float(), dim=1).cpu() if descriptor else None
+        return self._rows(out, desc, descriptor)
+
+    def _onnx_outputs(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        scores, features = self.onnx(np.ascontiguousarray(batch.numpy()))
+        out = torch.from_numpy(scores)
+        desc = None
+        if features is not None:
+            desc = torch.nn.functional.normalize(torch.from_numpy(features).float(), dim=1)
+        return out, desc
+
+    def _rows(self, out: torch.Tensor, desc: torch.Tensor | None, descriptor: bool) -> list[dict]:
+        if descriptor and desc is None:
+            raise ValueError("this model.onnx has no features output: export it again for descriptors")
         results = []
         for i in range(out.shape[0]):
             row: dict = (
                 {"value": float(out[i])} if self.task_type == "regression" else {"probs": out[i].tolist()}
             )
-            if desc is not None:
+            if descriptor:
                 row["descriptor"] = desc[i].tolist()
             results.append(row)
         return results

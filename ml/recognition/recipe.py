@@ -59,6 +59,7 @@ from ml.recognition.context import (
 )
 from ml.recognition.search import begin
 from ml.recognition.selection import choose_winner, refit_winner
+from ml.recognition.serving import build_served_model
 from ml.recognition.train import forward_outputs, resolve_device, seed_everything
 from ml.threads import torch_threads
 
@@ -119,6 +120,8 @@ def _fit(items, test_mask, labels, task_type, config, out_dir, progress) -> Trai
     warnings = sorted(ctx.images.warnings + test.images.warnings, key=_item_number) + ctx.warnings
     if out_dir is not None:
         _save(out_dir, ctx, winner, model, config, labels, test.thresholds, result_metrics, warnings)
+        result_metrics["serving"] = _serve(out_dir, ctx, winner, test, config)
+        artifacts.update_meta(out_dir, {"serving": result_metrics["serving"], "metrics": result_metrics})
     return TrainResult(
         metrics=result_metrics,
         warnings=warnings,
@@ -234,6 +237,7 @@ class _TestSide:
     """The test side, read once the winner is fixed, and what the winner made of it."""
 
     images: Images
+    cache: torch.Tensor  # the readable test images as the predictor gets them, uint8 (N, 3, S, S)
     indices: list[int]  # the readable test items, positions in ``items``
     targets: list  # their targets as given
     thresholds: list[float] | None
@@ -259,7 +263,7 @@ def _score_test_side(
     result, predictions = _test_metrics(
         ctx.task_type, logits, raw_test, test_ok, labels, thresholds, target_mean, target_std
     )
-    return _TestSide(tests, test_ok, raw_test, thresholds, result, predictions)
+    return _TestSide(tests, test_cache, test_ok, raw_test, thresholds, result, predictions)
 
 
 def _test_metrics(task_type, logits, raw_test, indices, labels, thresholds, target_mean, target_std):
@@ -348,6 +352,14 @@ def _final_refit(ctx: Context, winner: Candidate, test: _TestSide) -> dict:
     ctx.report({"stage": "final refit on every labelled image"})
     winner.final_refit(test.images, y_test)
     return {"done": True, "images": n_train + n_test, "seconds": round(time.monotonic() - t0, 2)}
+
+
+def _serve(out_dir, ctx: Context, winner: Candidate, test: _TestSide, config: TrainConfig) -> dict:
+    """Write the served model.onnx (INT8 where it agrees with FP32 on the test side, else FP32)."""
+    ctx.report({"stage": "exporting the served model"})
+    prep = winner.preprocessing
+    calibration = ctx.images.cache(winner.input_size, prep["interpolation"], prep.get("resize", "crop"))
+    return build_served_model(out_dir, calibration=calibration, test=test.cache, config=config)
 
 
 def _item_number(warning: str) -> int:

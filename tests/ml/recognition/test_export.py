@@ -49,7 +49,7 @@ def test_the_onnx_export_gives_the_same_outputs_as_the_predictor(tmp_path, task_
     expected = predictor.predict_tensor(batch)
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    (scores,) = session.run(None, {"images": batch.numpy()})
+    (scores,) = session.run(["scores"], {"images": batch.numpy()})
     key = "value" if task_type == "regression" else "probs"
     np.testing.assert_allclose(scores, np.array([row[key] for row in expected]), atol=1e-4)
     assert scores.shape[0] == 5

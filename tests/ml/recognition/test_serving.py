@@ -1,0 +1,121 @@
+"""The served model.onnx: INT8 where it agrees with FP32 on the test side, else FP32; the service's
+answers are the file's, descriptors included, and a version folder loads on its own."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from ml import artifacts
+from ml.config import TrainConfig
+from ml.recognition import serving
+from ml.recognition.predictor import Predictor
+from ml.recognition.recipe import fit
+
+ort = pytest.importorskip("onnxruntime")
+
+
+def _quantized(path) -> bool:
+    return any(node.op_type == "QuantizeLinear" for node in onnx.load(str(path)).graph.node)
+
+
+def _run_file(path, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    scores, features = session.run(["scores", "features"], {"images": batch.numpy()})
+    return scores, features
+
+
+@pytest.fixture
+def trained(tmp_path, colour_dataset, scratch_config):
+    items, test_mask, labels = colour_dataset
+    result = fit(items, test_mask, labels, "multi_class", config=scratch_config, out_dir=tmp_path)
+    return tmp_path, items, result
+
+
+def test_int8_is_served_when_it_agrees_and_the_service_answers_as_the_file(trained):
+    directory, items, result = trained
+    record = result.metrics["serving"]
+    assert record["precision"] == "int8", record
+    assert record["agreement"]["top1_agreement"] >= 0.995
+    assert record["agreement"]["max_prob_diff"] <= 0.03
+    assert record["agreement"]["images"] == sum(1 for k in range(len(items)) if k % 5 == 0)
+    assert artifacts.load_meta(directory)["serving"] == record  # recorded on the version itself
+    assert _quantized(directory / "model.onnx")
+
+    served = Predictor.load(directory, device="cpu", mode="auto", num_threads=1)
+    assert served.onnx is not None
+    batch = torch.stack([served.preprocess(image) for image, _ in items[:10]])
+    answers = served.predict_tensor(batch, descriptor=True)
+    scores, features = _run_file(directory / "model.onnx", batch)
+    # The same runtime on the same file: the same numbers, not merely close ones.
+    assert np.array_equal(np.array([a["probs"] for a in answers], dtype=np.float32), scores)
+    unit = features / np.linalg.norm(features, axis=1, keepdims=True)
+    np.testing.assert_allclose([a["descriptor"] for a in answers], unit, atol=1e-6)
+    # INT8 keeps the FP32 model's answers within the recorded limits.
+    fp32 = Predictor.load(directory, device="cpu", mode="eager").predict_tensor(batch, descriptor=True)
+    probs = np.array([a["probs"] for a in fp32])
+    assert (probs.argmax(1) == scores.argmax(1)).all()
+    assert np.abs(probs - scores).max() <= 0.03
+
+
+def test_fp32_is_served_when_int8_would_move_answers_beyond_the_limit(
+    tmp_path, colour_dataset, scratch_config
+):
+    """A limit no quantised model meets (no probability may move at all): the version records
+    FP32 and why, and its model.onnx is the FP32 export, answering as the eager model does."""
+    items, test_mask, labels = colour_dataset
+    config = dataclasses.replace(scratch_config, int8_max_prob_diff=0.0)
+    result = fit(items, test_mask, labels, "multi_class", config=config, out_dir=tmp_path)
+    record = result.metrics["serving"]
+    assert record["precision"] == "fp32"
+    assert record["reason"] == "INT8 disagrees with FP32 beyond the limits"
+    assert record["agreement"]["max_prob_diff"] > 0.0
+    assert artifacts.load_meta(tmp_path)["metrics"]["serving"]["precision"] == "fp32"
+    assert not _quantized(tmp_path / "model.onnx")
+
+    served = Predictor.load(tmp_path, device="cpu", mode="onnx", num_threads=1)
+    eager = Predictor.load(tmp_path, device="cpu", mode="eager")
+    batch = torch.stack([eager.preprocess(image) for image, _ in items[:6]])
+    np.testing.assert_allclose(
+        [a["probs"] for a in served.predict_tensor(batch)],
+        [a["probs"] for a in eager.predict_tensor(batch)],
+        atol=1e-4,
+    )
+
+
+def test_agreement_needs_both_the_top1_share_and_the_probability_limit():
+    config = TrainConfig()
+    fp32 = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]], dtype=np.float32)
+    close = fp32 + np.float32(0.01) * np.array([[-1, 1], [-1, 1], [1, -1]], dtype=np.float32)
+    assert serving.agrees(serving.agreement(fp32, close), config)
+    flipped = close.copy()
+    flipped[1] = [0.45, 0.55]  # one top-1 answer of three changes (and moves 0.15)
+    figures = serving.agreement(fp32, flipped)
+    assert figures["top1_agreement"] == pytest.approx(2 / 3, abs=1e-6)
+    assert not serving.agrees(figures, config)
+    moved = fp32 + np.float32(0.05) * np.array([[-1, 1], [-1, 1], [1, -1]], dtype=np.float32)
+    assert serving.agreement(fp32, moved)["top1_agreement"] == 1.0
+    assert not serving.agrees(serving.agreement(fp32, moved), config)  # same top-1, moved 0.05
+
+
+def test_the_version_folder_loads_alone_and_an_older_version_gets_its_export(trained, tmp_path_factory):
+    directory, items, _ = trained
+    alone = tmp_path_factory.mktemp("copied") / "version"
+    shutil.copytree(directory, alone)
+    served = Predictor.load(alone, device="cpu", mode="onnx", num_threads=1)
+    batch = torch.stack([served.preprocess(image) for image, _ in items[:3]])
+    first = served.predict_tensor(batch, descriptor=True)
+    assert len(first[0]["descriptor"]) == len(_run_file(alone / "model.onnx", batch)[1][0])
+
+    # A version trained before model.onnx was written: its FP32 export is made on first load.
+    (alone / "model.onnx").unlink()
+    older = Predictor.load(alone, device="cpu", mode="onnx", num_threads=1)
+    assert (alone / "model.onnx").is_file() and not _quantized(alone / "model.onnx")
+    again = older.predict_tensor(batch, descriptor=True)
+    assert [np.argmax(a["probs"]) for a in again] == [np.argmax(a["probs"]) for a in first]
+    assert len(again[0]["descriptor"]) == len(first[0]["descriptor"])
