@@ -9,6 +9,10 @@ here until it is classified. For each route and method:
   victim's workspace;
 - the owner and a member, naming the workspace with ``workspace=``: allowed (never 401/403/404,
   except the owner-only member management, a 403 for the member);
+- a scoped token (apps/tokens) of each scope: in its own workspace allowed or a 403 naming the
+  scope, as the scope's table below says; the attacker's: naming the victim's workspace a 404, the
+  victim's ids a 404 (a route outside the scope is the scope's 403, before any lookup); an expired
+  or revoked token: 401 on every route;
 
 and after the attacker's calls every row and stored file of the victim workspace is unchanged.
 The web console's routes (apps/console/urls.py) are walked the same way at the end of this file.
@@ -35,6 +39,9 @@ from apps.images.services import training_image_ingest
 from apps.labels.models import Label
 from apps.suggestions.models import PoolImage, SuggestionRun
 from apps.tasks.models import Task
+from apps.tokens.models import ScopedToken
+from apps.tokens.scopes import scope_refusal
+from apps.tokens.services import scoped_token_create
 from apps.training.models import ModelVersion
 from apps.webhooks.models import Webhook, WebhookDelivery
 from apps.workspaces import services as workspace_services
@@ -64,6 +71,8 @@ OWNER_ONLY = re.compile(
     r"|^GET /account/v2/workspace/\{pk\}/audit-log/"
     # Webhooks, every route: their URLs and delivery log are the owner's (apps/webhooks/services.py).
     r"|^\w+ /(recognition/)?v2/webhook/"
+    # Scoped API tokens: the owner issues and revokes them (apps/tokens/services.py).
+    r"|^\w+ /account/v2/workspace/\{pk\}/tokens/"
 )
 # The object kind behind {pk} of each collection.
 OBJECT_KIND = {
@@ -128,6 +137,9 @@ class World:
             image=self.image,
             data=[1, 1, 20, 20],
         )
+        self.scoped_token, _key = scoped_token_create(
+            workspace=self.workspace, actor=self.owner, name="victim token", scope="full"
+        )
         self.webhook = Webhook.objects.create(
             workspace=self.workspace,
             url="https://hooks.example.com/victim",  # never sent: no job runs in these tests
@@ -146,6 +158,7 @@ class World:
             "detection_label": str(self.detection_label.id),
             "detection_object": str(self.detection_object.id),
             "webhook": str(self.webhook.id),
+            "scoped_token": str(self.scoped_token.id),
         }
 
     def url(self, path: str) -> str:
@@ -160,6 +173,7 @@ class World:
         if "{pk}" in path:
             assert kind, f"{path}: add its collection to OBJECT_KIND in this test"
             path = path.replace("{pk}", ids[kind])
+        path = path.replace("{token_id}", ids["scoped_token"])
         return path.replace("{user_id}", str(self.owner.id))
 
     def body(self, workspace: str | None, path: str = "") -> dict:
@@ -180,6 +194,7 @@ class World:
             "meta_data": {"changed": True},
             "base64": base64.b64encode(_png((9, 9, 9))).decode(),
             "username": self.attacker.username,
+            "scope": "read-only",
             "value": 1.0,
             # detection/v2/: objects, negative images.
             "detection_label": str(self.detection_label.id),
@@ -233,6 +248,9 @@ class World:
             ),
             "suggestion_runs": list(SuggestionRun.objects.filter(workspace=ws).values().order_by("id")),
             "webhooks": list(Webhook.objects.filter(workspace=ws).values().order_by("id")),
+            "scoped_tokens": list(
+                ScopedToken.objects.filter(workspace=ws).values("id", "name", "scope", "key_hash", "expires")
+            ),
             "webhook_deliveries": sorted(
                 WebhookDelivery.objects.filter(webhook__workspace=ws).values_list("id", flat=True)
             ),
@@ -312,6 +330,106 @@ def test_the_owner_and_members_are_allowed_through_the_workspace_parameter(clien
             response.status_code,
             response.content,
         )
+
+
+# --------------------------------------------------------------------------- scoped tokens
+# What each scope may do, stated here from the issue (not read from apps/tokens): read-only reads
+# the workspace, classify-only calls the predict endpoints, full does everything in the workspace;
+# no scoped token uses an account route (workspaces, members, tokens, the audit log, the user).
+SCOPES = ["read-only", "classify-only", "full"]
+PREDICT = re.compile(r"^/(recognition/v2|v2|detection/v2|v1)/(classify|detect)/$")
+
+
+def _account_route(path: str) -> bool:
+    return path.startswith("/account/")
+
+
+def _scope_allows(scope: str, method: str, path: str) -> bool:
+    if _account_route(path):
+        return False
+    if PREDICT.match(path):
+        return method == "POST" and scope in ("classify-only", "full")
+    return scope == "full" or (scope == "read-only" and method in ("GET", "HEAD", "OPTIONS"))
+
+
+def _token_client(key: str):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    return client
+
+
+def _refused_by_scope(response, scope: str, path: str) -> None:
+    assert response.status_code == 403, (path, response.status_code, response.content)
+    access = None if _account_route(path) else ("predict" if PREDICT.match(path) else "data")
+    assert response.json() == {"detail": scope_refusal(scope=scope, access=access)}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("scope", SCOPES)
+@pytest.mark.parametrize(("method", "path"), SCOPED + sorted(ACCOUNT), ids=lambda v: v)
+def test_a_scoped_token_acts_in_its_own_workspace_only_and_as_its_scope_allows(method, path, scope):
+    world = World()
+    url = world.url(path)
+    victim = str(world.workspace.id)
+    allowed = _scope_allows(scope, method, path)
+
+    # The attacker's token of the same scope, bound to the attacker's workspace: the victim's
+    # workspace is a 404 whatever the scope; the victim's ids in its own workspace a 404 where
+    # the scope allows the route, else the scope's 403.
+    before = world.snapshot()
+    _token, key = scoped_token_create(
+        workspace=world.attacker_workspace, actor=world.attacker, name="attacker", scope=scope
+    )
+    attacker = _token_client(key)
+    response = _call(attacker, method, url, victim, world.body(victim, path))
+    assert response.status_code == 404, (method, url, response.status_code, response.content)
+    response = _call(attacker, method, url, None, world.body(None, path))
+    assert response.status_code < 500, response.content
+    if not allowed:  # refused before any lookup: says nothing of the victim's object
+        _refused_by_scope(response, scope, path)
+    elif "{pk}" in path or path.endswith(("/classify/", "/train/", "/detect/")):
+        assert response.status_code == 404, (method, url, response.status_code, response.content)
+    assert world.snapshot() == before
+
+    # The victim owner's token of this scope, in the victim's workspace: allowed or a 403.
+    _token, key = scoped_token_create(workspace=world.workspace, actor=world.owner, name="own", scope=scope)
+    response = _call(_token_client(key), method, url, victim, world.body(victim, path))
+    assert response.status_code < 500, response.content
+    if allowed:
+        assert response.status_code not in (401, 403, 404), (
+            method,
+            path,
+            response.status_code,
+            response.content,
+        )
+    else:
+        _refused_by_scope(response, scope, path)
+
+
+@pytest.mark.django_db
+def test_an_expired_or_revoked_scoped_token_is_a_401_on_every_route():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    world = World()
+    expired, expired_key = scoped_token_create(
+        workspace=world.workspace, actor=world.owner, name="expired", scope="full"
+    )
+    ScopedToken.objects.filter(pk=expired.pk).update(expires=timezone.now() - timedelta(seconds=1))
+    revoked, revoked_key = scoped_token_create(
+        workspace=world.workspace, actor=world.owner, name="revoked", scope="full"
+    )
+    revoked.delete()
+    before = world.snapshot()
+    victim = str(world.workspace.id)
+    for method, path in SCOPED + sorted(ACCOUNT):
+        for key in (expired_key, revoked_key):
+            response = _call(_token_client(key), method, world.url(path), victim, world.body(victim, path))
+            assert response.status_code == 401, (method, path, response.status_code, response.content)
+    assert world.snapshot() == before
 
 
 # --------------------------------------------------------------------------- the web console
