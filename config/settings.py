@@ -419,10 +419,18 @@ VF_MODEL_CACHE_SIZE = env_int("VF_MODEL_CACHE_SIZE", 4)
 VF_INFERENCE_THREADS = env_int(
     "VF_INFERENCE_THREADS", max(1, (os.cpu_count() or 1) // max(1, env_int("WEB_CONCURRENCY", 2)))
 )
-# How a loaded version runs (BENCHMARKS.md, classify; docs/operations.md, "Inference modes"): "auto" (= jit),
-# "jit" (TorchScript trace + freeze, float32: the ONNX export's answers within 1e-4), "bf16"
-# (traced, bfloat16 weights: faster on AMX CPUs and GPUs, probabilities within ~0.05) or "eager".
+# How a loaded version runs (BENCHMARKS.md, classify; docs/operations.md, "Inference modes"): "auto"
+# (= "onnx"; on a GPU without onnxruntime's CUDA provider, "jit"), "onnx" (the version's model.onnx,
+# the file a download hands out, FP32 or INT8, in ONNX Runtime), "jit" (TorchScript trace + freeze,
+# float32: the FP32 ONNX export's answers within 1e-4), "bf16" (traced, bfloat16 weights: faster on
+# AMX CPUs and GPUs, probabilities within ~0.05) or "eager".
 VF_INFERENCE_MODE = env("VF_INFERENCE_MODE", "auto")
+# A version is served in INT8 (calibrated on its training side) only when, on its test side, INT8
+# keeps FP32's top-1 answer for at least this share of the images and moves no probability by more
+# than VF_INT8_MAX_PROB_DIFF; else in FP32 (ml/recognition/serving.py). VF_INT8=0: always FP32.
+VF_INT8 = env_bool("VF_INT8", True)
+VF_INT8_MIN_AGREEMENT = float(env("VF_INT8_MIN_AGREEMENT", "0.995"))
+VF_INT8_MAX_PROB_DIFF = float(env("VF_INT8_MAX_PROB_DIFF", "0.03"))
 
 # Training (apps/training). Images each label needs before a task may train.
 VF_MIN_IMAGES_PER_LABEL = env_int("VF_MIN_IMAGES_PER_LABEL", 20)

@@ -9,7 +9,7 @@ from django.apps import apps
 from django.core.files.storage import default_storage
 
 from apps.images.models import TrainingImage
-from apps.training.artifacts import ARTIFACT_FILES
+from apps.training.artifacts import ARTIFACT_FILES, OPTIONAL_FILES
 from apps.training.models import ModelVersion
 
 # Folders of the default storage that rows point into (apps/images/storage.py and
@@ -58,10 +58,16 @@ def image_files() -> Iterator[tuple[str, str, str]]:
 
 
 def artifact_files() -> Iterator[tuple[str, str]]:
-    """(version id, storage name) of every stored model file."""
+    """(version id, storage name) of every stored model file: the served model.onnx too for the
+    versions whose training wrote one (their metrics say how it is served)."""
     rows = ModelVersion.objects.exclude(artifact_path="").order_by("id").values_list("id", "artifact_path")
+    served = set(
+        ModelVersion.objects.exclude(artifact_path="")
+        .filter(metrics__has_key="serving")
+        .values_list("id", flat=True)
+    )
     for version_id, prefix in rows.iterator(chunk_size=2000):
-        for name in ARTIFACT_FILES:
+        for name in ARTIFACT_FILES + (OPTIONAL_FILES if version_id in served else ()):
             yield str(version_id), f"{prefix}/{name}"
 
 

@@ -173,6 +173,9 @@ def train(*, version: ModelVersion, out_dir: str, progress) -> TrainOutcome:
         seed=seed,
         num_threads=settings.VF_TRAIN_THREADS or None,
         final_refit=task.final_refit,
+        int8=settings.VF_INT8,
+        int8_min_agreement=settings.VF_INT8_MIN_AGREEMENT,
+        int8_max_prob_diff=settings.VF_INT8_MAX_PROB_DIFF,
     )
     labels = [
         {"id": str(label.id), "name": label.name}

@@ -1,9 +1,12 @@
 """Where a model version's files live: Django's default storage, plus a local cache.
 
-A training writes ``model.safetensors`` and ``model.json`` (ml.artifacts) to a local folder;
-``save_artifacts`` uploads them under ``models/<workspace>/<task>/<version id>/`` in the default
-storage (local disk or S3), and ``local_artifact_dir`` gives any process (web, classify, another
-worker machine) a local folder with both files, downloading them once into ``VF_MODEL_CACHE_DIR``.
+A training writes ``model.safetensors``, ``model.json`` and (recognition) the served ``model.onnx``
+(ml.artifacts) to a local folder; ``save_artifacts`` uploads them under
+``models/<workspace>/<task>/<version id>/`` in the default storage (local disk or S3), and
+``local_artifact_dir`` gives any process (web, classify, another worker machine) a local folder
+with the files, downloading them once into ``VF_MODEL_CACHE_DIR``. ``model.onnx`` is optional:
+versions trained before it existed (and detection versions) have none stored, and get an FP32
+export in their cache folder when first served or downloaded.
 Load a version for inference with ``ml.recognition.predictor.Predictor.load(local_artifact_dir(version))``.
 """
 
@@ -25,7 +28,8 @@ from .models import ModelVersion
 
 logger = logging.getLogger(__name__)
 
-ARTIFACT_FILES = (WEIGHTS_FILE, META_FILE)
+ARTIFACT_FILES = (WEIGHTS_FILE, META_FILE)  # every stored version has these
+OPTIONAL_FILES = (ONNX_FILE,)  # stored when the training wrote it (the version's metrics say "serving")
 
 
 def artifact_prefix(version: ModelVersion) -> str:
@@ -41,8 +45,9 @@ def save_artifacts(version: ModelVersion, local_dir: str | os.PathLike) -> str:
     disk), what was written under the prefix is removed again, so no half a version is left.
     """
     prefix = artifact_prefix(version)
+    names = ARTIFACT_FILES + tuple(name for name in OPTIONAL_FILES if (Path(local_dir) / name).is_file())
     try:
-        for name in ARTIFACT_FILES:
+        for name in names:
             target = f"{prefix}/{name}"
             if default_storage.exists(target):
                 default_storage.delete(target)
@@ -51,7 +56,7 @@ def save_artifacts(version: ModelVersion, local_dir: str | os.PathLike) -> str:
             if saved != target:  # a storage that renames anyway would break loading: fail loudly
                 raise RuntimeError(f"storage saved {target} as {saved}")
     except BaseException:
-        for name in ARTIFACT_FILES:
+        for name in names:
             try:
                 default_storage.delete(f"{prefix}/{name}")
             except Exception:  # the write's error is the one to report
@@ -65,7 +70,8 @@ def _cache_dir(version: ModelVersion) -> Path:
 
 
 def local_artifact_dir(version: ModelVersion) -> Path:
-    """A local folder holding the version's ``model.safetensors`` and ``model.json``.
+    """A local folder holding the version's ``model.safetensors`` and ``model.json`` (and its
+    ``model.onnx`` when one is stored).
 
     Downloaded from storage on first use into ``VF_MODEL_CACHE_DIR/<version id>/``; the folder is
     filled in a temporary sibling and renamed into place, so concurrent callers never see half a
@@ -85,6 +91,12 @@ def local_artifact_dir(version: ModelVersion) -> Path:
                 open(tmp / name, "wb") as dst,
             ):
                 shutil.copyfileobj(src, dst, length=1024 * 1024)
+        for name in OPTIONAL_FILES:
+            stored = f"{version.artifact_path}/{name}"
+            if not default_storage.exists(stored):
+                continue  # trained before it existed: exported on first use
+            with default_storage.open(stored, "rb") as src, open(tmp / name, "wb") as dst:
+                shutil.copyfileobj(src, dst, length=1024 * 1024)
         try:
             os.replace(tmp, target)
         except OSError:
@@ -101,10 +113,13 @@ BUNDLE_README = """Model version {version} of task "{task}" ({task_type}).
 model.safetensors  the weights ({architecture}), loadable with safetensors
 model.json         architecture, input size, normalisation, labels in output order, thresholds,
                    training config and metrics
-model.onnx         the same model for onnxruntime and other ONNX runtimes: input "images" is a
-                   uint8 batch (N, 3, {size}, {size}) of RGB images resized to {size} x {size};
-                   output "scores" holds the probabilities in the order of model.json's labels
-                   (regression: the values). Normalisation and softmax/sigmoid are in the graph.
+model.onnx         the model the service runs ({precision}: the very file it serves), for
+                   onnxruntime and other ONNX runtimes: input "images" is a uint8 batch
+                   (N, 3, {size}, {size}) of RGB images resized to {size} x {size}; output "scores"
+                   holds the probabilities in the order of model.json's labels (regression: the
+                   values), output "features" the penultimate features (L2-normalise them for the
+                   descriptor). Normalisation and softmax/sigmoid are in the graph. model.json's
+                   "serving" says how INT8 compared with FP32 on the version's test side.
 """
 
 
@@ -122,7 +137,8 @@ NO_ONNX_TASK_TYPES = {"detection"}
 
 
 def onnx_file(version: ModelVersion) -> Path:
-    """The version exported to ONNX, made once per cache folder (ml.recognition.export) and kept there."""
+    """The version's served ONNX file: stored by its training, or (trained before) exported once per
+    cache folder (ml.recognition.export) and kept there."""
     directory = local_artifact_dir(version)
     target = directory / ONNX_FILE
     if not target.is_file():
@@ -165,6 +181,13 @@ def _describe_architecture(meta: dict) -> str:
     return f"a blend (ml/recognition/blend.py) of {members}, their weights under {prefixes}"
 
 
+def _precision(meta: dict) -> str:
+    serving = meta.get("serving") or {}
+    if serving.get("precision") == "int8":
+        return "INT8, static quantisation calibrated on the task's training images"
+    return "FP32"
+
+
 def bundle_file(version: ModelVersion) -> Path:
     """A zip of the version's weights, model.json, ONNX export and a README, in a temp file.
 
@@ -183,6 +206,7 @@ def bundle_file(version: ModelVersion) -> Path:
         task_type=meta.get("task_type"),
         architecture=_describe_architecture(meta),
         size=meta.get("input_size"),
+        precision=_precision(meta),
     )
     fd, path = tempfile.mkstemp(prefix="model-bundle-", suffix=".zip")
     os.close(fd)
@@ -198,7 +222,7 @@ def bundle_file(version: ModelVersion) -> Path:
 def delete_artifacts(version: ModelVersion) -> None:
     """Delete the version's stored files and its local cache copy. Missing files are fine."""
     if version.artifact_path:
-        for name in ARTIFACT_FILES:
+        for name in ARTIFACT_FILES + OPTIONAL_FILES:
             try:
                 default_storage.delete(f"{version.artifact_path}/{name}")
             except Exception:  # a storage hiccup must not keep the row alive; log and go on
