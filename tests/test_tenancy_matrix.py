@@ -454,6 +454,7 @@ CONSOLE_ACCOUNT = {
     "task-list",
     "webhooks",
     "webhook-deliveries",
+    "token-create",  # issues a token in the caller's own current workspace
 }
 CONSOLE_ROUTES = sorted((pattern.name, pattern) for pattern in console_urls.urlpatterns)
 CONSOLE_SCOPED = [
@@ -477,6 +478,8 @@ CONSOLE_POST_ONLY = {
     "label-next-refresh",
     "webhook-test",
     "webhook-delete",
+    "token-create",
+    "token-revoke",
 }
 
 
@@ -490,6 +493,7 @@ def _console_url(world: World, name: str) -> str:
         "version": world.model.version,
         "user_id": world.owner.id,
         "webhook_id": world.webhook.id,
+        "token_id": world.scoped_token.id,
     }
     kwargs = {key: values[key] for key in pattern.pattern.converters}
     return reverse(f"console:{name}", kwargs=kwargs)
@@ -525,9 +529,11 @@ def test_every_console_route_is_classified():
             assert not set(pattern.pattern.converters) - {"user_id"}, name
         else:
             converters = set(pattern.pattern.converters)
-            assert converters <= {"task_id", "image_id", "object_id", "version", "webhook_id"}, name
-            # A task's page, or a workspace-level object of the current workspace (a webhook).
-            assert "task_id" in converters or converters == {"webhook_id"}, name
+            assert converters <= {"task_id", "image_id", "object_id", "version", "webhook_id", "token_id"}, (
+                name
+            )
+            # A task's page, or a workspace-level object of the current workspace (a webhook, a token).
+            assert "task_id" in converters or converters in ({"webhook_id"}, {"token_id"}), name
 
 
 @pytest.mark.django_db

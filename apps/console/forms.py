@@ -115,3 +115,21 @@ class WebhookForm(forms.Form):
         label="Events",
     )
     description = forms.CharField(max_length=255, required=False, strip=True)
+
+
+class ScopedTokenForm(forms.Form):
+    name = forms.CharField(max_length=100, strip=True, label="Name")
+    scope = forms.ChoiceField(
+        choices=[
+            ("read-only", "Read-only: reads the workspace, changes nothing"),
+            ("classify-only", "Classify-only: calls classify and detect, nothing else"),
+            ("full", "Full: everything in this workspace, but not members or tokens"),
+        ],
+        label="Scope",
+    )
+    expires_on = forms.DateField(
+        required=False,
+        label="Expires on",
+        help_text="Optional; the token stops working as that day begins (UTC).",
+        widget=forms.DateInput(attrs={"type": "date"}),
+    )

@@ -3,7 +3,7 @@
 
 from django.urls import path
 
-from .views import account, boxes, images, suggestions, tasks, training, webhooks
+from .views import account, boxes, images, suggestions, tasks, tokens, training, webhooks
 
 app_name = "console"
 
@@ -20,6 +20,8 @@ urlpatterns = [
     path("workspace/switch/", account.switch, name="workspace-switch"),
     path("workspace/members/", account.members, name="members"),
     path("workspace/members/<int:user_id>/remove/", account.member_remove, name="member-remove"),
+    path("workspace/tokens/", tokens.token_create, name="token-create"),
+    path("workspace/tokens/<uuid:token_id>/revoke/", tokens.token_revoke, name="token-revoke"),
     path("workspace/audit-log/", account.audit_log, name="audit-log"),
     path("workspace/webhooks/", webhooks.webhooks, name="webhooks"),
     path("workspace/webhooks/deliveries/", webhooks.webhook_deliveries, name="webhook-deliveries"),

@@ -17,10 +17,11 @@ from django.views.decorators.http import require_POST
 from apps.audit import selectors as audit_selectors
 from apps.core import clients
 from apps.core.errors import DomainError
+from apps.tokens import selectors as token_selectors
 from apps.workspaces import selectors as workspace_selectors
 from apps.workspaces import services as workspace_services
 
-from ..forms import MemberForm, WorkspaceSwitchForm
+from ..forms import MemberForm, ScopedTokenForm, WorkspaceSwitchForm
 from ..tenancy import page, workspace_switch, workspace_view
 
 
@@ -82,10 +83,30 @@ def members(request):
                 status = exc.status_code
         else:
             status = 400
+    return members_page(request, {"form": form, **tokens_context(request)}, status=status)
+
+
+def tokens_context(request, form: ScopedTokenForm | None = None, created=None, key: str = "") -> dict:
+    """What the Members page shows of the tokens: nothing for a member who is not the owner."""
+    if request.workspace.owner_id != request.user.pk:
+        return {}
+    return {
+        "tokens": token_selectors.scoped_token_list(workspace=request.workspace),
+        "token_form": form or ScopedTokenForm(),
+        # Shown in this answer only; a reload of the page (GET) no longer has it.
+        "created_token": created,
+        "created_key": key,
+    }
+
+
+def members_page(request, context: dict, status: int = 200):
+    """The Members page: the members, the add-a-member form, and for the owner the API tokens."""
+    workspace = request.workspace
     context = {
         "memberships": workspace_selectors.membership_list(workspace=workspace),
-        "form": form,
+        "form": MemberForm(),
         "is_owner": workspace.owner_id == request.user.pk,
+        **context,
     }
     return page(request, "console/members.html", context, status=status)
 
