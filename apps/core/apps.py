@@ -3,7 +3,8 @@ from django.apps import AppConfig
 
 class CoreConfig(AppConfig):
     """Plumbing every app uses: errors and the exception handler, the router, parsers, pagination,
-    schema hooks, id parsing, shared fields and the health check. No models."""
+    schema hooks, id parsing, shared fields and the health check; one table, the blocks of long lists
+    (models.py, positions.py)."""
 
     name = "apps.core"
     label = "core"

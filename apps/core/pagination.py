@@ -7,10 +7,11 @@ row shown), so following them reads one page of an index however deep the page i
 ``page`` too, and ``?page=N`` without a cursor still works: it skips rows in the index alone (ids
 only, from whichever end of the list is nearer), then reads the page's rows by id.
 
-A view may also say where a deep offset starts (``list_seek(offset) -> (bound, newer)``: the first
-``bound`` of the sort key such that ``newer`` rows sort before it): the skip then starts there,
-inside one small group of rows, however deep the page (training images: kept counts per hour
-and minute).
+A view may also say where a deep offset starts (``list_seek(offset) -> (key, pk, newer)``: the
+sort key and primary key of a position in the list, at or before the offset's row, with ``newer``
+rows before it): the skip then starts there, inside one small group of rows, however deep the page
+(training images: the blocks of about a thousand rows that apps/core/positions.py keeps, so the
+group stays small however the rows' times are spread).
 
 Counts come from the view when it knows them without counting (``list_count``: a maintained
 counter), else from one ``COUNT`` on the first page, carried in the cursor for the pages after it
@@ -126,10 +127,13 @@ class KeysetPagination(PageNumberPagination):
         seek = getattr(self.view, "list_seek", None)
         found = seek(offset) if seek is not None and min(offset, self.count - offset) >= SEEK_FROM else None
         if found is not None:
-            bound, newer = found
+            key, pk, newer = found
             skip = offset - newer
-            before = queryset.filter(**{f"{self.key_field}__lt": bound})
-            ids = list(before.values_list("pk", flat=True)[skip : skip + size + 1])
+            # From (key, pk) on in list order: the index range starts there (see _rows_after).
+            start = queryset.filter(**{f"{self.key_field}__lte": key}).exclude(
+                **{self.key_field: key, "pk__lt": pk}
+            )
+            ids = list(start.values_list("pk", flat=True)[skip : skip + size + 1])
             more = len(ids) > size
             ids = ids[:size]
         elif offset > self.count // 2 and offset < self.count:

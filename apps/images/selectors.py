@@ -1,13 +1,16 @@
 """Reads for training images: one query for the page, one for all of its labels; counts from the
-counters the database keeps (migrations 0004 here and labels' 0003), never from counting rows."""
+counters the database keeps (migrations 0004 here and labels' 0003), never from counting rows; a
+deep page's start from the list's blocks (core's migration 0001)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import uuid
+from datetime import datetime
 
-from django.db import connection
-from django.db.models import Exists, OuterRef, Prefetch, QuerySet
+from django.db.models import Exists, F, OuterRef, Prefetch, QuerySet, Sum, Window
+from django.db.models.expressions import RowRange
 
+from apps.core.models import ListBlock
 from apps.workspaces.models import Workspace
 
 from .models import ImageCount, ImageLabel, TrainingImage
@@ -83,43 +86,29 @@ def training_image_count(*, workspace: Workspace, label_id=None) -> int:
     return counts.values_list("images_count", flat=True).first() or 0
 
 
-# ImageHour's and ImageMinute's tables (migrations 0005 and 0006 name them in their triggers too);
-# the values are parameters. The hour that holds the row comes first (a running sum over a few
-# thousand hours at most), then its minute among that hour's sixty. The counts are summed as
-# integers (an hour never holds 2**31 images): the sum of a bigint column is a numeric, whose
-# arithmetic took half of the time of a running sum over 4,000 minutes.
-SEEK_SQL = """
-WITH h AS (
-    SELECT hour, running - images AS newer FROM (
-        SELECT hour, images,
-            sum(images::integer) OVER (ORDER BY hour DESC ROWS UNBOUNDED PRECEDING) AS running
-        FROM images_imagehour WHERE workspace_id = %(workspace)s
-    ) AS x WHERE running > %(offset)s ORDER BY hour DESC LIMIT 1
-)
-SELECT m.minute, h.newer + m.running - m.images FROM h CROSS JOIN LATERAL (
-    SELECT minute, images,
-        sum(images::integer) OVER (ORDER BY minute DESC ROWS UNBOUNDED PRECEDING) AS running
-    FROM images_imageminute
-    WHERE workspace_id = %(workspace)s AND minute >= h.hour AND minute < h.hour + interval '1 hour'
-) AS m WHERE h.newer + m.running > %(offset)s ORDER BY m.minute DESC LIMIT 1
-"""
-
-
-def training_image_seek(*, workspace: Workspace, offset: int) -> tuple[datetime, int] | None:
+def training_image_seek(*, workspace: Workspace, offset: int) -> tuple[datetime, uuid.UUID, int] | None:
     """Where the row at ``offset`` of the workspace's unfiltered list (newest first) sits:
-    ``(bound, newer)``, the end of the minute that holds it and how many images are newer than
-    that minute, so the row is number ``offset - newer`` of the images created before ``bound``.
+    ``(created, first_id, newer)``, the sort key of the first row of the block of rows that holds
+    it (apps/core/positions.py) and how many images come before that block, so the row is number
+    ``offset - newer`` from that key on (fewer than two blocks' worth of rows).
 
-    One query over the kept counts: per hour (``ImageHour``), newest first, up to the hour where
-    the running sum passes ``offset``, then that hour's minutes (``ImageMinute``) the same way.
-    None on SQLite (no counts kept) or past the last image.
+    One query: a running sum of the workspace's block sizes in list order (a thousand blocks per
+    million images), the first block where it passes ``offset``. None past the last image.
     """
-    if connection.vendor != "postgresql":
+    running = Window(
+        Sum("size"),
+        order_by=[F("created").desc(), F("first_id").asc()],
+        frame=RowRange(start=None, end=0),
+    )
+    block = (
+        ListBlock.objects.filter(source=TrainingImage._meta.db_table, scope=workspace.pk)
+        .annotate(running=running)
+        .filter(running__gt=offset)
+        .order_by("-created", "first_id")
+        .values_list("created", "first_id", "running", "size")
+        .first()
+    )
+    if block is None:
         return None
-    with connection.cursor() as cursor:
-        cursor.execute(SEEK_SQL, {"workspace": workspace.pk, "offset": offset})
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    minute, newer = row
-    return minute + timedelta(minutes=1), int(newer)
+    created, first_id, running, size = block
+    return created, first_id, int(running) - size
