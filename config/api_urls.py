@@ -12,5 +12,6 @@ urlpatterns = [
     path("", include("apps.labels.urls")),  # label/
     path("", include("apps.images.urls")),  # training-image/
     path("", include("apps.suggestions.urls")),  # task/{id}/suggestions/, pool/, prelabel/
+    path("", include("apps.similarity.urls")),  # task/{id}/similar/, similar/status/, similar/refresh/
     path("", include("apps.webhooks.urls")),  # webhook/ (with its test and deliveries actions)
 ]

@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "apps.inference",
     "apps.suggestions",  # the labelling loop: pool, active-learning suggestions, pre-labels
     "apps.webhooks",  # a workspace's events posted to its owner's URLs, signed and retried
+    "apps.similarity",  # descriptors per image, "images like this one", near-duplicate warnings
     # Backups, restores and the storage check (manage.py backup / restore / check_storage).
     "apps.backups",
     # Scoped API tokens: named keys for one workspace (read-only, classify-only, full), hashed.
@@ -384,6 +385,14 @@ VF_WEBHOOKS_ALLOWED_HOSTS = env_list("VF_WEBHOOKS_ALLOWED_HOSTS")
 VF_WEBHOOKS_MAX_ATTEMPTS = env_int("VF_WEBHOOKS_MAX_ATTEMPTS", 5)
 VF_WEBHOOKS_RETRY_BASE_S = env_int("VF_WEBHOOKS_RETRY_BASE_S", 30)
 VF_WEBHOOKS_TIMEOUT_S = env_int("VF_WEBHOOKS_TIMEOUT_S", 10)
+# Similarity search (apps/similarity). Indexes of descriptors kept per web process (one per
+# version, rebuilt from the database rows), the cosine distance at or under which an upload is
+# reported as a near-duplicate (chosen on development photos: BENCHMARKS.md, "Similarity"), how
+# many it names at most, and the largest k a search may ask for.
+VF_SIMILARITY_CACHE_SIZE = env_int("VF_SIMILARITY_CACHE_SIZE", 2)
+VF_SIMILARITY_DUPLICATE_DISTANCE = float(os.environ.get("VF_SIMILARITY_DUPLICATE_DISTANCE") or 0.05)
+VF_SIMILARITY_DUPLICATES_SHOWN = env_int("VF_SIMILARITY_DUPLICATES_SHOWN", 5)
+VF_SIMILARITY_MAX_K = env_int("VF_SIMILARITY_MAX_K", 100)
 
 SESSION_COOKIE_AGE = int(timedelta(days=14).total_seconds())
 

@@ -260,3 +260,23 @@ class SkippedFileSerializer(serializers.Serializer):
 class ZipImportResultSerializer(serializers.Serializer):
     images = TrainingImageSerializer(many=True)
     skipped = SkippedFileSerializer(many=True, help_text="Archive members not imported, with the reason.")
+
+
+class UploadWarningSerializer(serializers.Serializer):
+    """Something an upload's receiver noticed (apps/images/signals.py, ``upload_checks``)."""
+
+    code = serializers.CharField(help_text="`near_duplicate`: the image looks like a stored one.")
+    text = serializers.CharField()
+    image_id = serializers.UUIDField(required=False, help_text="The stored image it looks like.")
+    distance = serializers.FloatField(required=False, help_text="Cosine distance of their descriptors.")
+
+
+class TrainingImageUploadedSerializer(TrainingImageSerializer):
+    """An upload's answer: the stored image, and ``warnings`` when a check found something (the
+    near-duplicates by descriptor once the workspace has computed descriptors); never a refusal."""
+
+    warnings = UploadWarningSerializer(many=True, required=False, read_only=True)
+
+    class Meta(TrainingImageSerializer.Meta):
+        fields = [*TrainingImageSerializer.Meta.fields, "warnings"]
+        read_only_fields = fields

@@ -23,6 +23,7 @@ from . import selectors, services, storage
 from .decoding import max_image_bytes
 from .errors import MSG_TOO_LARGE
 from .filters import TrainingImageFilter
+from .models import TrainingImage
 from .serializers import (
     BulkUpdateResultSerializer,
     BulkUpdateSerializer,
@@ -31,12 +32,23 @@ from .serializers import (
     ImageLabelValueSerializer,
     TrainingImageSerializer,
     TrainingImageUpdateSerializer,
+    TrainingImageUploadedSerializer,
     TrainingImageUploadSerializer,
     ZipImportResultSerializer,
     ZipImportSerializer,
 )
+from .signals import upload_checks
 
 MSG_LINK_INVALID = "This link is invalid or has expired."
+
+
+def upload_warnings(*, image, data: bytes) -> list[dict]:
+    """What the receivers of ``upload_checks`` warn about an upload (apps/images/signals.py)."""
+    found = []
+    for _, answer in upload_checks.send(sender=TrainingImage, image=image, data=data):
+        found.extend(answer or [])
+    return found
+
 
 # A well-formed request that the label it names refuses (apps/images/services.py, _check_value).
 VALUE_CONFLICT = {
@@ -137,7 +149,7 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
             "multipart/form-data": TrainingImageUploadSerializer,
             "application/json": TrainingImageUploadSerializer,
         },
-        responses={201: TrainingImageSerializer, **UPLOAD_ERRORS, **VALUE_CONFLICT},
+        responses={201: TrainingImageUploadedSerializer, **UPLOAD_ERRORS, **VALUE_CONFLICT},
     )
     def create(self, request, *args, **kwargs):
         upload = TrainingImageUploadSerializer(data=request.data)
@@ -153,7 +165,11 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
             test_image=data["test_image"],
             real=data["real"],
         )
-        return self._detail(image, status.HTTP_201_CREATED)
+        response = self._detail(image, status.HTTP_201_CREATED)
+        warnings = upload_warnings(image=image, data=raw)
+        if warnings:
+            response.data["warnings"] = warnings
+        return response
 
     @extend_schema(
         parameters=[WORKSPACE_PARAMETER],

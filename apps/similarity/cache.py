@@ -1,0 +1,114 @@
+"""A per-process cache of similarity indexes, one per version, kept current from the database.
+
+The descriptors are rows (apps/similarity/models.py), so every process and machine builds the
+same index from them. An entry is keyed by the version and stamped with the rows' generation
+(largest row id, row count), read on every search: rows added since (uploads described after the
+run) are added to the cached index; any other change (images deleted) rebuilds it from the rows.
+Concurrent searches share an entry; a build happens once at a time per version.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.conf import settings
+
+from ml import similarity
+
+from . import selectors
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Entry:
+    """A version's index and the image id of each of its rows."""
+
+    index: similarity.Index | None
+    image_of: dict = field(default_factory=dict)
+    top: int = 0
+    count: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def search(self, vectors: np.ndarray, k: int) -> list[list[tuple]]:
+        """For each vector, up to ``k`` ``(image id, cosine distance)`` nearest first."""
+        if self.index is None or not len(vectors):
+            return [[] for _ in range(len(vectors))]
+        with self.lock:  # faiss adds are not safe beside searches of the same index
+            ids, distances = self.index.search(vectors, k)
+        return [
+            [(self.image_of[int(i)], float(d)) for i, d in zip(row_ids, row_d, strict=True) if i >= 0]
+            for row_ids, row_d in zip(ids, distances, strict=True)
+        ]
+
+
+_ENTRIES: OrderedDict = OrderedDict()
+_LOCK = threading.Lock()
+_BUILD_LOCKS: dict = {}
+builds = 0  # how many full builds this process made (tests)
+
+
+def _build(version_id) -> Entry:
+    global builds
+    started = time.perf_counter()
+    top, count = selectors.descriptor_generation(version_id=version_id)
+    ids, images, vectors = selectors.descriptor_rows(version_id=version_id)
+    entry = Entry(index=similarity.build_index(ids, vectors) if len(ids) else None)
+    entry.image_of = dict(zip(ids.tolist(), images, strict=True))
+    entry.top, entry.count = (int(ids[-1]), len(ids)) if len(ids) else (top, count)
+    builds += 1
+    logger.info(
+        "similarity index of version %s: %d descriptors in %.2f s",
+        version_id,
+        len(ids),
+        time.perf_counter() - started,
+    )
+    return entry
+
+
+def _catch_up(entry: Entry, version_id, top: int, count: int) -> bool:
+    """Add the rows written since ``entry`` was built; False when only a rebuild will do."""
+    if top < entry.top or entry.index is None:
+        return False
+    ids, images, vectors = selectors.descriptor_rows(version_id=version_id, after_id=entry.top)
+    if entry.count + len(ids) != count:  # rows were deleted too
+        return False
+    with entry.lock:
+        entry.index.add(ids, vectors)
+        entry.image_of.update(zip(ids.tolist(), images, strict=True))
+        entry.top, entry.count = top, count
+    return True
+
+
+def index_get(version_id) -> Entry:
+    """The current index of a version's descriptors (built, caught up or rebuilt as needed)."""
+    key = str(version_id)
+    with _LOCK:
+        build_lock = _BUILD_LOCKS.setdefault(key, threading.Lock())
+    with build_lock:
+        top, count = selectors.descriptor_generation(version_id=version_id)
+        with _LOCK:
+            entry = _ENTRIES.get(key)
+            if entry is not None:
+                _ENTRIES.move_to_end(key)
+        if entry is not None and (entry.top, entry.count) == (top, count):
+            return entry
+        if entry is None or not _catch_up(entry, version_id, top, count):
+            entry = _build(version_id)
+        with _LOCK:
+            _ENTRIES[key] = entry
+            _ENTRIES.move_to_end(key)
+            while len(_ENTRIES) > max(1, settings.VF_SIMILARITY_CACHE_SIZE):
+                _ENTRIES.popitem(last=False)
+        return entry
+
+
+def clear() -> None:
+    """Forget every index (tests)."""
+    with _LOCK:
+        _ENTRIES.clear()

@@ -1,0 +1,116 @@
+"""Nearest descriptors: an index over L2-normalised vectors (faiss), and the exact search it is
+measured against.
+
+Descriptors are L2-normalised, so the inner product is the cosine similarity and the distance we
+report is the cosine distance, ``1 - cos`` (0 for the same direction, 2 for opposite ones).
+
+Below ``EXACT_BELOW`` vectors the index is exact (faiss's flat inner-product scan: every vector
+compared, recall 1). From there on it is an inverted file (IVF): k-means cells of about
+``sqrt(n)`` vectors each, vectors kept as float16 (half the memory of float32, with no loss of
+ranking at these dimensions), and a query scans the ``nprobe`` cells nearest to it. An IVF is built
+in seconds from the rows (no graph to grow, unlike HNSW), so every process can rebuild it from
+the database and agree with the others; vectors added later go into their cells without retraining.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+
+EXACT_BELOW = 20_000  # under this, the exact scan is already a few milliseconds
+TRAIN_PER_CELL = 40  # k-means sample per cell: faiss's own lower bound for a stable clustering
+MIN_NPROBE = 32  # cells scanned per query at the least; BENCHMARKS.md has recall@10 against it
+SEED = 1234  # the k-means start, so every process builds the same cells from the same rows
+
+_THREADS_LOCK = threading.Lock()
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    """Float32 rows of unit length (a zero row stays zero)."""
+    x = np.ascontiguousarray(vectors, dtype=np.float32)
+    if x.ndim == 1:
+        x = x[None, :]
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+
+def default_cells(n: int) -> int:
+    """IVF cells for ``n`` vectors: about sqrt(n) (so a cell holds about sqrt(n) vectors)."""
+    return max(16, int(np.sqrt(n)))
+
+
+def default_nprobe(cells: int) -> int:
+    """Cells a query scans: an eighth of them, at least ``MIN_NPROBE`` (all of them if fewer)."""
+    return min(cells, max(MIN_NPROBE, cells // 8))
+
+
+@dataclass
+class Index:
+    """A searchable set of ``(id, vector)``: ids are int64 keys the caller maps back to its rows."""
+
+    index: faiss.Index
+    dim: int
+    exact: bool
+
+    @property
+    def size(self) -> int:
+        return int(self.index.ntotal)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add vectors under ``ids`` (an IVF puts them into its existing cells)."""
+        if len(ids):
+            self.index.add_with_ids(normalise(vectors), np.asarray(ids, dtype=np.int64))
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest vectors of each query: ``(ids, distances)``, each ``(len(queries), k)``,
+        nearest first; cosine distances; id -1 (distance inf) pads a row when fewer exist."""
+        q = normalise(queries)
+        if self.size == 0 or k <= 0:
+            empty = np.full((len(q), max(k, 0)), -1, dtype=np.int64)
+            return empty, np.full(empty.shape, np.inf, dtype=np.float32)
+        sims, ids = self.index.search(q, k)
+        distances = np.where(ids >= 0, 1.0 - sims, np.inf).astype(np.float32)
+        return ids, np.maximum(distances, 0.0)
+
+
+def build_index(ids: np.ndarray, vectors: np.ndarray, *, exact_below: int = EXACT_BELOW) -> Index:
+    """An index over ``vectors`` (``(n, dim)``, normalised here) keyed by int64 ``ids``: exact under
+    ``exact_below`` vectors, an IVF of float16 vectors from there on (see the module's docstring)."""
+    x = normalise(vectors)
+    n, dim = x.shape
+    ids = np.asarray(ids, dtype=np.int64)
+    if n < exact_below:
+        index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        index.add_with_ids(x, ids)
+        return Index(index=index, dim=dim, exact=True)
+    cells = default_cells(n)
+    quantizer = faiss.IndexFlatIP(dim)
+    ivf = faiss.IndexIVFScalarQuantizer(
+        quantizer, dim, cells, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+    )
+    ivf.cp.seed = SEED
+    sample = x[np.random.default_rng(SEED).choice(n, min(n, cells * TRAIN_PER_CELL), replace=False)]
+    ivf.train(sample)
+    ivf.add_with_ids(x, ids)
+    ivf.nprobe = default_nprobe(cells)
+    return Index(index=ivf, dim=dim, exact=False)
+
+
+def exact_search(vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The reference: every vector compared with numpy. ``(positions, distances)`` nearest first."""
+    x, q = normalise(vectors), normalise(queries)
+    sims = q @ x.T
+    k = min(k, x.shape[0])
+    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    order = np.take_along_axis(sims, top, axis=1).argsort(axis=1)[:, ::-1]
+    positions = np.take_along_axis(top, order, axis=1)
+    return positions, 1.0 - np.take_along_axis(sims, positions, axis=1)
+
+
+def set_threads(count: int) -> None:
+    """faiss's OpenMP threads for this process (a web process keeps it small beside its requests)."""
+    with _THREADS_LOCK:
+        faiss.omp_set_num_threads(max(1, int(count)))
