@@ -118,7 +118,7 @@ class WebhookForm(forms.Form):
 
 
 class ScopedTokenForm(forms.Form):
-    name = forms.CharField(max_length=100, strip=True, label="Name")
+    name = forms.CharField(max_length=100, strip=True, label="Token name")
     scope = forms.ChoiceField(
         choices=[
             ("read-only", "Read-only: reads the workspace, changes nothing"),
