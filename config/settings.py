@@ -29,7 +29,7 @@ def env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int | None) -> int | None:
     value = os.environ.get(name)
     return int(value) if value not in (None, "") else default
 
@@ -90,6 +90,8 @@ INSTALLED_APPS = [
     "apps.similarity",  # descriptors per image, "images like this one", near-duplicate warnings
     # Backups, restores and the storage check (manage.py backup / restore / check_storage).
     "apps.backups",
+    # Per-workspace limits (images, stored bytes, versions, queued trainings), set in the admin.
+    "apps.quotas",
     # Scoped API tokens: named keys for one workspace (read-only, classify-only, full), hashed.
     "apps.tokens",
     # Who did what to whom (membership, tokens, deletions, lockouts): the audit log.
@@ -473,6 +475,14 @@ VF_TRAINING_MAX_ATTEMPTS = env_int("VF_TRAINING_MAX_ATTEMPTS", 2)
 VF_TRAINING_QUEUED_MAX_AGE = env_int("VF_TRAINING_QUEUED_MAX_AGE", 24 * 3600)
 # How often (s) celery beat runs that sweep.
 VF_TRAINING_SWEEP_INTERVAL = env_int("VF_TRAINING_SWEEP_INTERVAL", 60)
+# Quotas per workspace (apps/quotas): the defaults of a workspace whose limits row (the admin,
+# "Workspace quotas") leaves a limit empty. Unset or empty = unlimited. Images, stored bytes (the
+# stored image and its thumbnail), model versions kept (any status), trainings queued or running
+# at once. Past one, the service answers 403 naming the limit, its value and the current use.
+VF_QUOTA_IMAGES = env_int("VF_QUOTA_IMAGES", None)
+VF_QUOTA_BYTES = env_int("VF_QUOTA_BYTES", None)
+VF_QUOTA_VERSIONS = env_int("VF_QUOTA_VERSIONS", None)
+VF_QUOTA_QUEUED_TRAININGS = env_int("VF_QUOTA_QUEUED_TRAININGS", None)
 # A worker told to stop (SIGTERM, Ctrl-C) lets a running training go on this long (s), then hands it
 # back to the queue for the next worker (apps/training/jobs.py). Keep it below the time the platform
 # waits before SIGKILL (docker stop: 10 s, Kubernetes: 30 s), or the training waits for the sweep.

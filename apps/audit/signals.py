@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from axes.signals import user_locked_out
 from django.conf import settings
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from apps.detection.models import DetectionLabel
 from apps.labels.models import Label
+from apps.quotas.models import WorkspaceQuota
 from apps.tasks.models import Task
 from apps.tokens.models import ScopedToken
 from apps.training.models import ModelVersion
@@ -213,3 +214,49 @@ def signin_locked_out(sender, request=None, username=None, ip_address=None, **kw
         details={"username": username or ""},
         ip=ip_address,
     )
+
+
+_QUOTA_FIELDS = ("images", "stored_bytes", "versions", "queued_trainings")
+
+
+def _quota_values(row) -> dict:
+    """A quota row's limits (None: the settings default)."""
+    return (
+        {name: getattr(row, name) for name in _QUOTA_FIELDS}
+        if row is not None
+        else dict.fromkeys(_QUOTA_FIELDS)
+    )
+
+
+@receiver(pre_save, sender=WorkspaceQuota, dispatch_uid="audit-quota-before")
+def quota_before(sender, instance: WorkspaceQuota, raw: bool = False, **kwargs) -> None:
+    if not raw:  # what the limits were, for the event post_save records
+        instance._audit_before = _quota_values(WorkspaceQuota.objects.filter(pk=instance.pk).first())
+
+
+@receiver(post_save, sender=WorkspaceQuota, dispatch_uid="audit-quota-changed")
+def quota_changed(sender, instance: WorkspaceQuota, raw: bool = False, **kwargs) -> None:
+    before, after = getattr(instance, "_audit_before", None), _quota_values(instance)
+    if raw or before == after:
+        return
+    audit_record(
+        action=Action.QUOTA_CHANGED,
+        target_type="workspace",
+        target_id=instance.workspace_id,
+        target_name=instance.workspace.name,
+        workspace=instance.workspace,
+        details={"before": before, "after": after},
+    )
+
+
+@receiver(post_delete, sender=WorkspaceQuota, dispatch_uid="audit-quota-removed")
+def quota_removed(sender, instance: WorkspaceQuota, origin=None, **kwargs) -> None:
+    if not _part_of_a_larger_delete(instance, origin):  # back to the settings defaults
+        _deleted(
+            Action.QUOTA_CHANGED,
+            "workspace",
+            Workspace.objects.filter(pk=instance.workspace_id).values_list("name", flat=True).first() or "",
+            instance.workspace_id,
+            instance.workspace_id,
+            {"before": _quota_values(instance), "after": _quota_values(None)},
+        )

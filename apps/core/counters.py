@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 # Templates over the counter's identifiers (checked: lower-case SQL names only, never input).
-_COUNTED = "SELECT {group} AS grp, count(*) AS n FROM changed GROUP BY {group} ORDER BY 1"
+_COUNTED = "SELECT {group} AS grp, {measure} AS n FROM changed GROUP BY {group} ORDER BY 1"
 _PG_UPSERT = (
     "INSERT INTO {target} ({key}, {column}) {counted} ON CONFLICT ({key}) DO UPDATE "
     "SET {column} = {target}.{column} + EXCLUDED.{column}"
@@ -34,17 +34,17 @@ _PG_TRIGGER = (
 )
 _PG_DROP = ["DROP TRIGGER IF EXISTS {trigger} ON {source}", "DROP FUNCTION IF EXISTS {trigger}()"]
 _LITE_UPSERT = (
-    "INSERT INTO {target} ({key}, {column}) VALUES (NEW.{group}, 1) "
-    "ON CONFLICT ({key}) DO UPDATE SET {column} = {column} + 1"
+    "INSERT INTO {target} ({key}, {column}) VALUES (NEW.{group}, {step}) "
+    "ON CONFLICT ({key}) DO UPDATE SET {column} = {column} + {step}"
 )
-_LITE_UPDATE = "UPDATE {target} SET {column} = {column} {sign} 1 WHERE {key} = {rows}.{group}"
+_LITE_UPDATE = "UPDATE {target} SET {column} = {column} {sign} {step} WHERE {key} = {rows}.{group}"
 _LITE_TRIGGER = "CREATE TRIGGER {trigger} AFTER {event} ON {source} BEGIN {body}; END"
 _LITE_DROP = ["DROP TRIGGER IF EXISTS {trigger}"]
 _BACKFILL_UPSERT = (
-    "INSERT INTO {target} ({key}, {column}) SELECT {group}, count(*) FROM {source} GROUP BY {group}"
+    "INSERT INTO {target} ({key}, {column}) SELECT {group}, {measure} FROM {source} GROUP BY {group}"
 )
 _BACKFILL_UPDATE = (
-    "UPDATE {target} SET {column} = (SELECT count(*) FROM {source} WHERE {source}.{group} = {target}.{key})"
+    "UPDATE {target} SET {column} = (SELECT {measure} FROM {source} WHERE {source}.{group} = {target}.{key})"
 )
 # (trigger name suffix, event, transition rows, sign)
 _EVENTS = (("added", "INSERT", "NEW", "+"), ("removed", "DELETE", "OLD", "-"))
@@ -55,7 +55,9 @@ class RowCounter:
     """Keep ``target.column`` = the number of ``source`` rows whose ``group`` is ``target.key``.
 
     With ``upsert`` the target row is created by the first source row of its group (a table of
-    counters); without, it must exist already (a counter column on the group's own row).
+    counters); without, it must exist already (a counter column on the group's own row). With
+    ``summed`` (a column of ``source``) it keeps the sum of that column instead of the count (a
+    null adds nothing); the column must never change on an existing row either.
     """
 
     name: str
@@ -65,15 +67,22 @@ class RowCounter:
     key: str
     column: str
     upsert: bool = False
+    summed: str = ""
 
     def __post_init__(self):
         names = {key: value for key, value in asdict(self).items() if key != "upsert"}
+        if not self.summed:
+            names.pop("summed")
         if not all(_IDENTIFIER.match(value) for value in names.values()):
             raise ValueError(f"not SQL identifiers: {names}")
 
     def _sql(self, template: str, **more) -> str:
         names = asdict(self)
-        return template.format(**names, counted=_COUNTED.format(**names), **more)
+        measure = f"coalesce(sum({self.summed}), 0)" if self.summed else "count(*)"
+        counted = _COUNTED.format(**names, measure=measure)
+        rows = more.get("rows", "NEW")
+        step = f"coalesce({rows}.{self.summed}, 0)" if self.summed else "1"
+        return template.format(**names, counted=counted, measure=measure, step=step, **more)
 
     def postgresql(self) -> list[str]:
         statements = []

@@ -57,6 +57,17 @@ class ConflictError(DomainError):
     status_code = status.HTTP_409_CONFLICT
 
 
+class QuotaExceededError(DomainError):
+    """A write that would take a workspace past one of its quotas (apps/quotas): 403, with the
+    quota's name, its limit and the current use beside the message, so a client can tell which
+    limit it hit and by how much without parsing text. Nothing was stored."""
+
+    status_code = status.HTTP_403_FORBIDDEN
+
+    def __init__(self, message: str, *, quota: str, limit: int, used: int):
+        super().__init__(message, quota=quota, limit=limit, used=used)
+
+
 class ServiceUnavailableError(DomainError):
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
 

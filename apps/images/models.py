@@ -25,6 +25,10 @@ class TrainingImage(models.Model):
     # Nullable without a default so that SQLite adds the column in place: a column with a default
     # makes Django rebuild the table, which drops the image counters' triggers (migration 0004).
     file_missing = models.BooleanField(null=True, blank=True, default=None)
+    # Bytes in storage (the stored image and its thumbnail), for the workspace's stored-bytes quota:
+    # summed per workspace by triggers into apps/quotas' StoredBytes. Null (no default, so SQLite
+    # adds the column in place, as above) for images stored before the column existed.
+    stored_bytes = models.BigIntegerField(null=True, blank=True, default=None)
     labels = models.ManyToManyField("labels.Label", through="ImageLabel", related_name="images", blank=True)
     created = models.DateTimeField(auto_now_add=True)
 

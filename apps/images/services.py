@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
 from PIL import Image
 
 from apps.core.errors import (
@@ -28,6 +28,8 @@ from apps.core.errors import (
     is_storage_full,
 )
 from apps.core.ids import parse_uuid
+from apps.quotas import selectors as quota_selectors
+from apps.quotas.services import quota_check
 from apps.workspaces.models import Workspace
 
 from . import storage
@@ -148,6 +150,29 @@ def prepare_image(data: bytes, *, noresize: bool) -> tuple[bytes, str, bytes, tu
 # --- ingestion --------------------------------------------------------------------------------------
 
 
+def _image_quotas_guarded(limits: dict) -> bool:
+    return limits["images"] is not None or limits["stored_bytes"] is not None
+
+
+def _check_image_quotas(workspace_id, limits: dict, *, adding_bytes: int) -> None:
+    """Refuse (403) an image that would take the workspace past its image or byte quota, by the
+    kept counters (never a count of the rows)."""
+    images = ImageCount.objects.filter(workspace_id=workspace_id).values_list("images", flat=True).first()
+    quota_check(quota="images", limit=limits["images"], used=images or 0)
+    used_bytes = quota_selectors.stored_bytes_used(workspace_id=workspace_id)
+    quota_check(quota="stored_bytes", limit=limits["stored_bytes"], used=used_bytes, adding=adding_bytes)
+
+
+def _lock_image_counter(workspace_id) -> None:
+    """Hold the workspace's image counter row until the transaction ends, so concurrent uploads to
+    a workspace with quotas check and insert one at a time: each reads the counts the one before
+    committed (PostgreSQL: the row lock of a no-op UPDATE; SQLite: that write takes the database
+    write lock before anything is read). The images table's triggers take the same row first on
+    every insert and delete (then the bytes counter), so the lock order is one and the same."""
+    ImageCount.objects.get_or_create(workspace_id=workspace_id)  # the triggers upsert it anyway
+    ImageCount.objects.filter(workspace_id=workspace_id).update(images=F("images"))
+
+
 def training_image_ingest(
     *,
     workspace: Workspace,
@@ -167,7 +192,16 @@ def training_image_ingest(
     ids to their regression targets. Unless ``noresize`` the shorter side is scaled down to 512 px.
     Nothing is stored when anything fails: the files are written first and deleted again if the
     row cannot be written.
+
+    Quotas (apps/quotas: images, stored bytes) are checked twice: at once, so a full workspace is
+    refused before the image is decoded, and again in the transaction that inserts the row, with
+    the workspace's image counter row locked (``_lock_image_counter``), so concurrent uploads never
+    pass a limit. A workspace without limits takes no lock.
     """
+    limits = quota_selectors.quota_limits(workspace_id=workspace.id)
+    guarded = _image_quotas_guarded(limits)
+    if guarded:
+        _check_image_quotas(workspace.id, limits, adding_bytes=1)
     content_hash = hashlib.sha256(data).hexdigest()
     values = {str(key): value for key, value in (values or {}).items()}
     labels = labels_resolve(workspace=workspace, label_ids=[*label_ids, *values.keys()])
@@ -196,8 +230,12 @@ def training_image_ingest(
             logger.exception("Could not write %s to storage", image_name)
             raise StorageUnavailableError(MSG_STORAGE_UNAVAILABLE) from exc
         with transaction.atomic():
+            if guarded:
+                _lock_image_counter(workspace.id)
+                _check_image_quotas(workspace.id, limits, adding_bytes=len(stored) + len(thumbnail))
             image = TrainingImage.objects.create(
                 workspace=workspace,
+                stored_bytes=len(stored) + len(thumbnail),
                 file=written[0],
                 thumbnail=written[1],
                 img_width=width,
@@ -412,11 +450,15 @@ def training_image_import_zip(
     """Ingest every image of a zip archive (one archive per label, as AWS and IBM import classes).
 
     Returns the stored images and ``[{"name", "detail"}]`` for the members skipped (unreadable,
-    duplicate, too large). The archive is bounded before anything is unpacked: its size, its
+    duplicate, too large, past a quota: a workspace already full is refused with 403 before
+    anything is unpacked). The archive is bounded before anything is unpacked: its size, its
     number of members and the unpacked total (zip bombs); each member is read with a limit, not
     trusting the sizes its header declares. Every image is its own transaction.
     """
     labels = labels_resolve(workspace=workspace, label_ids=label_ids)
+    limits = quota_selectors.quota_limits(workspace_id=workspace.id)
+    if _image_quotas_guarded(limits):  # a full workspace is refused before anything is unpacked
+        _check_image_quotas(workspace.id, limits, adding_bytes=1)
     if (file.size or 0) > zip_limit():
         raise ImageTooLargeError(MSG_TOO_LARGE.format(limit=zip_limit()))
     try:

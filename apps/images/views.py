@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from apps.core.ids import parse_uuid
 from apps.core.pagination import KeysetPagination
 from apps.core.parsers import JSONParser, MultiPartParser
+from apps.quotas.schema import QUOTA_EXCEEDED
 from apps.workspaces.tenancy import WORKSPACE_PARAMETER, WorkspaceScopedViewSet
 
 from . import selectors, services, storage
@@ -149,7 +150,7 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
             "multipart/form-data": TrainingImageUploadSerializer,
             "application/json": TrainingImageUploadSerializer,
         },
-        responses={201: TrainingImageUploadedSerializer, **UPLOAD_ERRORS, **VALUE_CONFLICT},
+        responses={201: TrainingImageUploadedSerializer, **UPLOAD_ERRORS, **VALUE_CONFLICT, **QUOTA_EXCEEDED},
     )
     def create(self, request, *args, **kwargs):
         upload = TrainingImageUploadSerializer(data=request.data)
@@ -285,7 +286,7 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
         description="One archive per label: every image gets `labels`. Unreadable files and duplicates "
         "are skipped and listed; the others are stored.",
         request={"multipart/form-data": ZipImportSerializer},
-        responses={201: ZipImportResultSerializer, **UPLOAD_ERRORS},
+        responses={201: ZipImportResultSerializer, **UPLOAD_ERRORS, **QUOTA_EXCEEDED},
     )
     @action(detail=False, methods=["post"], url_path="import-zip")
     def import_zip(self, request):

@@ -24,6 +24,7 @@ from apps.images import services as image_services
 from apps.images.decoding import max_image_bytes
 from apps.images.errors import MSG_IMAGE_NOT_FOUND, MSG_TOO_LARGE
 from apps.images.serializers import TrainingImageSerializer
+from apps.quotas.schema import QUOTA_EXCEEDED
 from apps.tasks import selectors as task_selectors
 from apps.workspaces.tenancy import WORKSPACE_PARAMETER, WorkspaceScopedViewSet
 
@@ -121,7 +122,12 @@ class SuggestionsViewSet(WorkspaceScopedViewSet):
         "are. The image is in the task's pool until it carries one of the task's labels.",
         parameters=[WORKSPACE_PARAMETER],
         request={"multipart/form-data": PoolUploadSerializer, "application/json": PoolUploadSerializer},
-        responses={201: TrainingImageSerializer, **ERRORS, 413: OpenApiResponse(description="Too large")},
+        responses={
+            201: TrainingImageSerializer,
+            **ERRORS,
+            413: OpenApiResponse(description="Too large"),
+            **QUOTA_EXCEEDED,
+        },
     )
     @action(detail=True, methods=["post"])
     def pool(self, request, pk=None):

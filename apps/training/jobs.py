@@ -48,7 +48,8 @@ MSG_RELEASE_DATABASE = "the database went away during the training"
     ignore_result=True,
 )
 def train_model_version(self, version_id: str) -> None:
-    """Train model version ``version_id``: claim, e-mail, train, e-mail.
+    """Train the next model version (fairly between workspaces; ``version_id`` is the one whose
+    queueing sent this message): claim, e-mail, train, e-mail.
 
     Safe to run twice (a redelivered or swept message): a finished version, or one a live worker
     is training, is skipped. Any error fails the version with the reason; a worker killed
@@ -59,11 +60,14 @@ def train_model_version(self, version_id: str) -> None:
     """
     patiently = training.with_database_patience
     version = patiently(
-        lambda: training.model_version_claim(version_id=version_id),
+        lambda: training.model_version_claim(version_id=version_id, fair=not self.request.is_eager),
         what=f"claiming model version {version_id}",
     )
     if version is None:
         return
+    # The message is a wake-up: the version claimed is the fairest one queued, not always the one
+    # it names (model_version_claim). Everything below is about the version claimed.
+    version_id = str(version.pk)
     if version.train_status == version.Status.FAILED:  # out of attempts
         notifications.training_finished(version=version)
         return

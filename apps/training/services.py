@@ -20,7 +20,7 @@ from functools import partial
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
-from django.db.models import F, Max
+from django.db.models import Count, F, Max, Min, Q
 from django.utils import timezone
 
 from apps.core.broker import broker_reachable, job_enqueue, waiting_messages
@@ -32,7 +32,10 @@ from apps.core.errors import (
     is_storage_full,
 )
 from apps.core.kinds import KINDS
+from apps.quotas import selectors as quota_selectors
+from apps.quotas.services import quota_check
 from apps.tasks.models import Task
+from apps.workspaces.models import Workspace
 from ml.config import finite
 
 from . import artifacts, claims
@@ -87,12 +90,31 @@ def _lock_task(task_id) -> Task:
     return Task.objects.select_for_update().get(pk=task_id)
 
 
+def _check_training_quotas(workspace_id) -> None:
+    """Refuse (403) a new version past the workspace's quota of versions kept or trainings queued
+    at once. With either limit set, the workspace row is locked first (FOR NO KEY UPDATE: rows
+    that only point at the workspace are not held up), so train requests of its different tasks
+    count one after another and never pass a limit together. Called with the task row locked: the
+    order is task, then workspace."""
+    limits = quota_selectors.quota_limits(workspace_id=workspace_id)
+    if limits["versions"] is None and limits["queued_trainings"] is None:
+        return
+    Workspace.objects.select_for_update(no_key=True).filter(pk=workspace_id).first()
+    versions = ModelVersion.objects.filter(workspace_id=workspace_id)
+    if limits["versions"] is not None:
+        quota_check(quota="versions", limit=limits["versions"], used=versions.count())
+    if limits["queued_trainings"] is not None:
+        active = versions.filter(train_status__in=(Status.QUEUED, Status.IN_TRAINING)).count()
+        quota_check(quota="queued_trainings", limit=limits["queued_trainings"], used=active)
+
+
 def task_train(*, task: Task, user=None) -> ModelVersion:
     """Queue the next model version of ``task`` for training and return it.
 
     Validates first (labels, images per label). While a version is QUEUED or IN_TRAINING it
     creates nothing and returns that version. The task row is locked for the check-and-create,
-    so concurrent requests queue one training; the job is enqueued after commit.
+    so concurrent requests queue one training; the job is enqueued after commit. A new version
+    past the workspace's quotas (versions kept, trainings queued at once) is refused with 403.
 
     With the broker down it answers 503 and creates nothing, rather than leaving a version QUEUED
     that no worker will hear of (if the broker dies between this check and the enqueue, the
@@ -105,6 +127,7 @@ def task_train(*, task: Task, user=None) -> ModelVersion:
         active = model_version_active(task=task)
         if active is not None:
             return active
+        _check_training_quotas(task.workspace_id)
         KINDS.get(task.type).trainer.validate(task=task)
         last = task.versions.aggregate(n=Max("version"))["n"] or 0
         version = ModelVersion.objects.create(
@@ -182,56 +205,143 @@ def _lock_unfinished_version(version_id) -> ModelVersion | None:
     return version
 
 
-def model_version_claim(*, version_id) -> ModelVersion | None:
+# At most this many queued versions are tried by one claim when others take them first.
+CLAIM_CANDIDATES = 20
+
+
+def _fair_queue(limit: int = CLAIM_CANDIDATES) -> list:
+    """QUEUED version ids in the order a worker should start them: fair between workspaces.
+
+    Workspaces take turns: the one with the fewest trainings running goes first, then the one
+    whose last training started longest ago (never: first), then the one waiting longest. Within
+    a workspace, oldest first. The ids interleave the workspaces (the first of each, then the
+    second of each, ...), so a claim that loses its first pick to a concurrent worker takes the
+    next workspace's turn rather than a second one of the same workspace. Two queries, whatever
+    the length of the queue.
+    """
+    queued = ModelVersion.objects.filter(train_status=Status.QUEUED)
+    heads = {
+        row["workspace_id"]: row["oldest"]
+        for row in queued.values("workspace_id").annotate(oldest=Min("created")).order_by()
+    }
+    if not heads:
+        return []
+    turns = (
+        ModelVersion.objects.filter(workspace_id__in=heads)
+        .values("workspace_id")
+        .annotate(running=Count("pk", filter=Q(train_status=Status.IN_TRAINING)), last_start=Max("started"))
+        .order_by()
+    )
+    never = timezone.now() - timedelta(days=365 * 100)
+    order = sorted(
+        turns,
+        key=lambda t: (t["running"], t["last_start"] or never, heads[t["workspace_id"]], t["workspace_id"]),
+    )
+    per_workspace = [
+        list(
+            queued.filter(workspace_id=t["workspace_id"])
+            .order_by("created", "pk")
+            .values_list("pk", flat=True)[:limit]
+        )
+        for t in order[:limit]
+    ]
+    interleaved = [ids[i] for i in range(limit) for ids in per_workspace if i < len(ids)]
+    return interleaved[:limit]
+
+
+def _claim_candidates(version_id, *, fair: bool):
+    """The versions one train job tries to claim, in order (ids; each is locked and checked again).
+
+    Each job message is a wake-up: one message per QUEUED version, and whoever receives one starts
+    the version that is next by ``_fair_queue``, not necessarily the one it names; that version's
+    own message later starts another. First, though, what must be taken over at once: the
+    message's own version when it is IN_TRAINING (a redelivered job whose worker died), then any
+    version held by a worker process of this machine that is gone (it may have been training a
+    version other than its message's). Without ``fair`` (eager jobs: no queue, each job runs when
+    it is sent) only the message's own version.
+    """
+    yield version_id
+    if not fair:
+        return
+    training = ModelVersion.objects.filter(train_status=Status.IN_TRAINING).values_list("pk", "claimed_by")
+    for pk, claimed_by in list(training):
+        if claims.claim_holder_is_gone(claimed_by):
+            yield pk
+    yield from _fair_queue()
+
+
+def _claimable(version: ModelVersion, *, queued: bool) -> bool:
+    """Whether a locked, unfinished version may be claimed now: QUEUED (when ``queued``), or
+    IN_TRAINING with a stale heartbeat or a worker process of this machine that is gone."""
+    if version.train_status == Status.QUEUED:
+        return queued
+    if version.heartbeat and version.heartbeat > _stale_before():
+        if not claims.claim_holder_is_gone(version.claimed_by):
+            logger.info("model version %s is being trained by a live worker; skipping", version.pk)
+            return False
+        logger.warning(
+            "model version %s: its worker process %s is gone; taking over", version.pk, version.claimed_by
+        )
+    return True
+
+
+def model_version_claim(*, version_id, fair: bool = True) -> ModelVersion | None:
     """Mark a version IN_TRAINING for this worker process; None when there is nothing to do.
 
-    Safe to call twice for one version: TRAINED/FAILED versions and versions another live worker
-    is training (fresh heartbeat) are skipped. A fresh heartbeat of a worker process that died on
-    this machine does not count: its redelivered job takes over at once (apps/training/claims.py).
-    A version out of attempts is failed and returned (FAILED) so the caller can tell its owner.
+    The message names ``version_id``, but the version claimed is the fairest to start
+    (``_claim_candidates``): an A queuing many trainings cannot make a B wait behind all of them.
+    The caller trains the version returned, whichever it is.
+
+    Safe to call twice: TRAINED/FAILED versions and versions another live worker is training
+    (fresh heartbeat) are skipped, and every candidate is checked again under its task's lock, so
+    no version is claimed twice. A fresh heartbeat of a worker process that died on this machine
+    does not count: a redelivered job takes over at once (apps/training/claims.py). A version out
+    of attempts is failed and returned (FAILED) so the caller can tell its owner.
     """
-    with transaction.atomic():
-        version = _lock_unfinished_version(version_id)
-        if version is None:
-            return None
-        if (
-            version.train_status == Status.IN_TRAINING
-            and version.heartbeat
-            and version.heartbeat > _stale_before()
-        ):
-            if not claims.claim_holder_is_gone(version.claimed_by):
-                logger.info("model version %s is being trained by a live worker; skipping", version_id)
-                return None
-            logger.warning(
-                "model version %s: its worker process %s is gone; taking over", version_id, version.claimed_by
-            )
-        if version.attempts >= settings.VF_TRAINING_MAX_ATTEMPTS:
-            return _fail_locked(version, MSG_WORKER_LOST.format(attempts=version.attempts))
-        now = timezone.now()
-        version.train_status = Status.IN_TRAINING
-        version.started = version.heartbeat = now
-        version.finished = None
-        version.progress = 0.0
-        version.epoch = version.loss = None
-        version.stage = "starting"
-        version.attempts += 1
-        version.claimed_by = claims.worker_identity()
-        version.save(
-            update_fields=[
-                "train_status",
-                "started",
-                "heartbeat",
-                "finished",
-                "progress",
-                "epoch",
-                "loss",
-                "stage",
-                "attempts",
-                "claimed_by",
-            ]
-        )
-        Task.objects.filter(pk=version.task_id).update(last_train_status=Task.TrainStatus.IN_TRAINING)
-        transaction.on_commit(partial(version_started.send_robust, sender=ModelVersion, version=version))
+    tried = set()
+    for position, candidate in enumerate(_claim_candidates(version_id, fair=fair)):
+        if str(candidate) in tried:
+            continue
+        if position > 0 or not fair:  # the message's own version may come again, from the queue
+            tried.add(str(candidate))
+        with transaction.atomic():
+            version = _lock_unfinished_version(candidate)
+            # The message's own version is claimed from QUEUED only when not fair (the fair queue
+            # decides which QUEUED version goes next); any candidate may be taken over.
+            if version is None or not _claimable(version, queued=position > 0 or not fair):
+                continue
+            if version.attempts >= settings.VF_TRAINING_MAX_ATTEMPTS:
+                return _fail_locked(version, MSG_WORKER_LOST.format(attempts=version.attempts))
+            return _mark_claimed(version)
+    return None
+
+
+def _mark_claimed(version: ModelVersion) -> ModelVersion:
+    now = timezone.now()
+    version.train_status = Status.IN_TRAINING
+    version.started = version.heartbeat = now
+    version.finished = None
+    version.progress = 0.0
+    version.epoch = version.loss = None
+    version.stage = "starting"
+    version.attempts += 1
+    version.claimed_by = claims.worker_identity()
+    version.save(
+        update_fields=[
+            "train_status",
+            "started",
+            "heartbeat",
+            "finished",
+            "progress",
+            "epoch",
+            "loss",
+            "stage",
+            "attempts",
+            "claimed_by",
+        ]
+    )
+    Task.objects.filter(pk=version.task_id).update(last_train_status=Task.TrainStatus.IN_TRAINING)
+    transaction.on_commit(partial(version_started.send_robust, sender=ModelVersion, version=version))
     return version
 
 

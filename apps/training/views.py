@@ -17,6 +17,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from apps.quotas.schema import QUOTA_EXCEEDED
 from apps.tasks import selectors as task_selectors
 from apps.tasks.filters import TaskFilter
 from apps.tasks.serializers import TaskSerializer
@@ -38,6 +39,7 @@ TRAIN_RESPONSES = {
     401: ERRORS[401],
     404: ERRORS[404],
     503: OpenApiResponse(description="The job queue is unreachable; nothing was queued"),
+    **QUOTA_EXCEEDED,  # versions kept, trainings queued at once
 }
 
 
