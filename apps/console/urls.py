@@ -45,6 +45,7 @@ urlpatterns = [
     path(TASK + "label-next/refresh/", suggestions.label_next_refresh, name="label-next-refresh"),
     path(IMAGE + "boxes/", boxes.box_editor, name="box-editor"),
     path(IMAGE + "boxes/new/", boxes.box_create, name="box-create"),
+    path(IMAGE + "boxes/guess/", boxes.box_guess, name="box-guess"),
     path(IMAGE + "boxes/<uuid:object_id>/", boxes.box_update, name="box-update"),
     path(IMAGE + "boxes/<uuid:object_id>/delete/", boxes.box_delete, name="box-delete"),
     path(VERSION, training.version_detail, name="version-detail"),

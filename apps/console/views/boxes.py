@@ -1,6 +1,8 @@
 """The box editor of a detection task's training image, and the three calls it saves with: create,
 update (move, resize, relabel) and delete one box, each through the detection services (which
-validate the box against the stored image)."""
+validate the box against the stored image). With a deployed version the editor also shows the
+model's boxes (``box_guess``) as proposals: nothing is stored until a person accepts or adjusts one,
+which saves it through the same create call."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from apps.core.errors import DomainError, NotFoundError
 from apps.detection import selectors as detection_selectors
 from apps.detection import services as detection_services
 from apps.images.storage import signed_link
+from apps.suggestions import services as suggestion_services
 from apps.tasks.models import Task
 
 from .. import selectors
@@ -64,6 +67,7 @@ def box_editor(request, task_id, image_id):
         "labels": selectors.task_labels(task=task),
         "boxes": selectors.image_boxes(task=task, image=image),
         "next_image": following,
+        "has_model": task.production_version >= 1,
     }
     return page(request, "console/boxes.html", context)
 
@@ -101,3 +105,18 @@ def box_delete(request, task_id, image_id, object_id):
     task, image = _task_and_image(request, task_id, image_id)
     detection_services.detection_object_delete(obj=_object(task, image, object_id))
     return JsonResponse({"deleted": str(object_id)})
+
+
+@workspace_view
+def box_guess(request, task_id, image_id):
+    """The deployed version's boxes for the image, as the editor draws proposals: ``{version,
+    boxes: [{label, box, prob}]}``; the reason (with its status) when there is no model to ask."""
+    task, image = _task_and_image(request, task_id, image_id)
+    try:
+        guess = suggestion_services.prelabel_guess(task=task, image=image)
+    except DomainError as exc:
+        return JsonResponse({"error": exc.message}, status=exc.status_code)
+    boxes = [
+        {"label": found["id"], "box": found["bound_box"], "prob": found["prob"]} for found in guess["objects"]
+    ]
+    return JsonResponse({"version": guess["version"], "boxes": boxes})

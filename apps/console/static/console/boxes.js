@@ -1,6 +1,8 @@
 // The box editor: draw, move, resize, relabel and delete boxes with the mouse and the keyboard.
 // Boxes live in the stored image's pixels ([x1, y1, x2, y2]); every change is saved at once through
 // the console's box endpoints (the detection services validate it), and the status line says so.
+// With a deployed model its boxes are drawn dashed as proposals: stored only when a person accepts
+// one (Enter on the selected one, A for all), relabels it (a number key) or adjusts it (drag).
 "use strict";
 (function () {
   const editor = document.getElementById("box-editor");
@@ -29,7 +31,10 @@
       borderColor: colourOf(box.label),
     });
     const input = labelInputs.find((i) => i.value === box.label);
-    box.el.querySelector("span").textContent = input ? input.dataset.name : "?";
+    const name = input ? input.dataset.name : "?";
+    box.el.querySelector("span").textContent = box.proposed ? name + " " + Math.round(box.prob * 100) + "%?" : name;
+    box.el.classList.toggle("proposed", Boolean(box.proposed));
+    box.el.setAttribute("aria-label", box.proposed ? "Proposed box" : "Box");
   }
 
   function select(box) {
@@ -76,7 +81,9 @@
       box.box = answer.body.box;
       box.el.dataset.id = box.id;
       if (isNew) saved += 1;
+      box.proposed = false;
       place(box);
+      proposalsChanged();
     } else {
       failure = "Not saved: " + ((answer.body && answer.body.error) || "HTTP " + answer.status);
     }
@@ -91,6 +98,7 @@
   }
 
   async function removeNow(box) {
+    const dismissed = box.proposed && !box.id;
     if (box.id) {
       const answer = await window.vfConsole.post(editor.dataset.baseUrl + box.id + "/delete/", new FormData());
       if (answer.status !== 200) { say("Not deleted: HTTP " + answer.status); return; }
@@ -99,7 +107,8 @@
     box.el.remove();
     boxes.splice(boxes.indexOf(box), 1);
     select(null);
-    say("Deleted. " + saved + " box" + (saved === 1 ? "" : "es") + " saved.");
+    proposalsChanged();
+    say((dismissed ? "Dismissed. " : "Deleted. ") + saved + " box" + (saved === 1 ? "" : "es") + " saved.");
   }
 
   function render(box) {
@@ -107,7 +116,6 @@
     box.el.className = "box editable";
     box.el.innerHTML = "<span></span><i class='handle' title='Resize'></i>";
     box.el.setAttribute("role", "button");
-    box.el.setAttribute("aria-label", "Box");
     editor.appendChild(box.el);
     place(box);
     box.el.addEventListener("mousedown", (e) => {
@@ -164,8 +172,70 @@
     drag(e, box, "draw");
   });
 
+  // ------------------------------------------------------------------ the model's proposals
+  const guessUrl = editor.dataset.guessUrl;
+  const showButton = document.getElementById("show-guess");
+  const acceptButton = document.getElementById("accept-guess");
+  const proposals = () => boxes.filter((b) => b.proposed && !b.id);
+
+  function proposalsChanged() {
+    if (acceptButton) acceptButton.hidden = proposals().length === 0;
+  }
+
+  async function showGuess() {
+    if (!guessUrl) return;
+    say("Asking the model…");
+    let answer;
+    try {
+      const response = await fetch(guessUrl, { headers: { Accept: "application/json" } });
+      answer = { status: response.status, body: await response.json() };
+    } catch (err) {
+      answer = { status: 0, body: { error: "The server could not be reached." } };
+    }
+    if (answer.status !== 200) {
+      say("No proposals: " + ((answer.body && answer.body.error) || "HTTP " + answer.status));
+      return;
+    }
+    proposals().forEach((box) => { box.el.remove(); boxes.splice(boxes.indexOf(box), 1); });
+    const known = new Set(labelInputs.map((i) => i.value));
+    // Least probable first, so where proposals overlap the most probable is on top, under the mouse.
+    answer.body.boxes.filter((g) => known.has(g.label)).reverse().forEach((g) => {
+      const box = { id: null, label: g.label, box: g.box.slice(), prob: g.prob, proposed: true };
+      boxes.push(box);
+      render(box);
+    });
+    const count = proposals().length;
+    proposalsChanged();
+    say(count
+      ? "The model proposes " + count + " box" + (count === 1 ? "" : "es") + " (dashed): Enter accepts the selected one, A all of them."
+      : "The model finds nothing on this image.");
+  }
+
+  function accept(box) {
+    if (!box || !box.proposed || box.id) return;
+    save(box);
+    proposalsChanged();
+  }
+
+  if (showButton) showButton.addEventListener("click", showGuess);
+  if (acceptButton) acceptButton.addEventListener("click", () => proposals().forEach(accept));
+
   document.addEventListener("keydown", (e) => {
     if (e.target.matches("input[type=text], input[type=number], textarea, select")) return;
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.key === "Enter" && selected && selected.proposed) {
+      e.preventDefault();
+      accept(selected);
+      return;
+    }
+    if ((e.key === "a" || e.key === "A") && guessUrl) {
+      proposals().forEach(accept);
+      return;
+    }
+    if ((e.key === "p" || e.key === "P") && guessUrl) {
+      showGuess();
+      return;
+    }
     if (/^[1-9]$/.test(e.key) && labelInputs[Number(e.key) - 1]) {
       labelInputs[Number(e.key) - 1].checked = true;
       if (selected) { selected.label = chosenLabel(); place(selected); save(selected); }
@@ -183,7 +253,11 @@
     if (selected) { selected.label = input.value; place(selected); save(selected); }
   }));
 
-  function start() { boxes.forEach(render); }
+  function start() {
+    boxes.forEach(render);
+    // An image with no box yet starts from the model's boxes, when there is a model to ask.
+    if (guessUrl && boxes.length === 0) showGuess();
+  }
   if (image.complete) start(); else image.addEventListener("load", start);
   window.addEventListener("resize", () => boxes.forEach(place));
 })();
