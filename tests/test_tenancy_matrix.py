@@ -38,7 +38,6 @@ from apps.images.models import ImageLabel, TrainingImage
 from apps.images.services import training_image_ingest
 from apps.labels.models import Label
 from apps.similarity.models import Descriptor, DescriptorRun
-from apps.similarity.models import Descriptor, DescriptorRun
 from apps.suggestions.models import PoolImage, SuggestionRun
 from apps.tasks.models import Task
 from apps.tokens.models import ScopedToken
@@ -249,10 +248,6 @@ class World:
                 PoolImage.objects.filter(task__workspace=ws).values_list("task_id", "image_id")
             ),
             "suggestion_runs": list(SuggestionRun.objects.filter(workspace=ws).values().order_by("id")),
-            "descriptor_runs": list(DescriptorRun.objects.filter(workspace=ws).values().order_by("id")),
-            "descriptors": sorted(
-                Descriptor.objects.filter(image__workspace=ws).values_list("version_id", "image_id")
-            ),
             "descriptor_runs": list(DescriptorRun.objects.filter(workspace=ws).values().order_by("id")),
             "descriptors": sorted(
                 Descriptor.objects.filter(image__workspace=ws).values_list("version_id", "image_id")
