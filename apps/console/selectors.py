@@ -11,20 +11,23 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 
 from apps.core.errors import NotFoundError
 from apps.detection import selectors as detection_selectors
 from apps.detection.models import DetectionLabel, DetectionObject
 from apps.images import selectors as image_selectors
 from apps.images.errors import MSG_IMAGE_NOT_FOUND
-from apps.images.models import ImageLabel, TrainingImage
+from apps.images.models import ImageCount, ImageLabel, TrainingImage
 from apps.images.storage import signed_link
 from apps.labels import selectors as label_selectors
+from apps.quotas import selectors as quota_selectors
+from apps.quotas.models import StoredBytes
 from apps.tasks import selectors as task_selectors
 from apps.tasks.models import Task
 from apps.training import selectors as training_selectors
 from apps.training.models import ModelVersion
+from apps.workspaces.models import Workspace
 
 MSG_VERSION_NOT_FOUND = "Model version not found."
 EVALUATION_SHOWN = 48  # evaluation images on a version page, wrong ones first
@@ -36,6 +39,47 @@ def task_lists(*, workspace) -> dict[str, QuerySet]:
         "recognition": task_selectors.task_list(workspace=workspace),
         "detection": detection_selectors.detection_task_list(workspace=workspace),
     }
+
+
+# The quotas as the task list shows them: (name, what is counted, counted in bytes).
+QUOTA_ROWS = (
+    ("images", "Training images", False),
+    ("stored_bytes", "Storage", True),
+    ("versions", "Model versions kept", False),
+    ("queued_trainings", "Trainings queued or running", False),
+)
+
+
+def _counted(queryset: QuerySet) -> Subquery:
+    return Subquery(queryset.order_by().values("workspace").annotate(n=Count("pk")).values("n")[:1])
+
+
+def workspace_quotas(*, workspace) -> list[dict]:
+    """Use against each quota of the workspace (``limit`` None: unlimited), read from the kept
+    counters: two queries, however many images."""
+    limits = quota_selectors.quota_limits(workspace_id=workspace.pk)
+    versions = ModelVersion.objects.filter(workspace=OuterRef("pk"))
+    use = (
+        Workspace.objects.filter(pk=workspace.pk)
+        .annotate(
+            used_images=Subquery(ImageCount.objects.filter(workspace=OuterRef("pk")).values("images")[:1]),
+            used_stored_bytes=Subquery(
+                StoredBytes.objects.filter(workspace=OuterRef("pk")).values("bytes")[:1]
+            ),
+            used_versions=_counted(versions),
+            used_queued_trainings=_counted(versions.filter(train_status__in=("QUEUED", "IN_TRAINING"))),
+        )
+        .values("used_images", "used_stored_bytes", "used_versions", "used_queued_trainings")
+        .first()
+    ) or {}
+    rows = []
+    for name, title, in_bytes in QUOTA_ROWS:
+        used, limit = use.get(f"used_{name}") or 0, limits[name]
+        share = used / limit if limit else (1.0 if limit == 0 else None)
+        rows.append(
+            {"name": name, "title": title, "in_bytes": in_bytes, "used": used, "limit": limit, "share": share}
+        )
+    return rows
 
 
 def task_get(*, workspace, task_id) -> Task:

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from apps.console.templatetags.numbers import count, number, percent
+from apps.console.templatetags.numbers import count, number, percent, size
 
 
 @pytest.mark.parametrize(
@@ -28,3 +28,11 @@ def test_a_measured_value_has_fixed_decimals_and_separators():
     assert number(1234.56789) == "1,234.568"
     assert number(0.51234, 4) == "0.5123"
     assert number(math.inf) == "–"
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(900, "900 bytes"), (4_400, "4.4 kB"), (1_234_567, "1.2 MB"), (5_000_000_000, "5.0 GB"), (None, "–")],
+)
+def test_a_number_of_bytes_reads_in_decimal_units_with_one_decimal(value, text):
+    assert size(value) == text

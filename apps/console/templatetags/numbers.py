@@ -49,3 +49,19 @@ def number(value, places: int = 3) -> str:
     if figure is None:
         return MISSING
     return f"{figure:,.{int(places)}f}"
+
+
+_SIZE_UNITS = ("bytes", "kB", "MB", "GB", "TB", "PB")
+
+
+@register.filter
+def size(value) -> str:
+    """A number of bytes in decimal units with one decimal: 1234567 -> "1.2 MB", 900 -> "900 bytes"."""
+    figure = _finite(value)
+    if figure is None:
+        return MISSING
+    unit = 0
+    while abs(figure) >= 1000 and unit < len(_SIZE_UNITS) - 1:
+        figure /= 1000
+        unit += 1
+    return f"{round(figure):,} bytes" if unit == 0 else f"{figure:,.1f} {_SIZE_UNITS[unit]}"

@@ -41,7 +41,11 @@ def task_list(request):
         messages.success(request, f"Task {task.name} created.")
         return redirect("console:task-detail", task_id=task.pk)
     status = 400 if form.errors else 200
-    context = {"tasks": selectors.task_lists(workspace=request.workspace), "form": form}
+    context = {
+        "tasks": selectors.task_lists(workspace=request.workspace),
+        "quotas": selectors.workspace_quotas(workspace=request.workspace),
+        "form": form,
+    }
     return page(request, "console/task_list.html", context, status=status)
 
 
