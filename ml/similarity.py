@@ -10,6 +10,9 @@ compared, recall 1). From there on it is an inverted file (IVF): k-means cells o
 ranking at these dimensions), and a query scans the ``nprobe`` cells nearest to it. An IVF is built
 in seconds from the rows (no graph to grow, unlike HNSW), so every process can rebuild it from
 the database and agree with the others; vectors added later go into their cells without retraining.
+How many cells a query scans (``nprobe``) is calibrated when the index is built: the fewest that
+find ``TARGET_RECALL`` of the exact 10 nearest neighbours of a sample of the stored vectors, so
+recall holds on clustered and on diffuse descriptors alike (diffuse ones need more cells).
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import numpy as np
 
 EXACT_BELOW = 20_000  # under this, the exact scan is already a few milliseconds
 TRAIN_PER_CELL = 40  # k-means sample per cell: faiss's own lower bound for a stable clustering
-MIN_NPROBE = 32  # cells scanned per query at the least; BENCHMARKS.md has recall@10 against it
+MIN_NPROBE = 16  # cells scanned per query at the least
+TARGET_RECALL = 0.97  # recall@10 an IVF is calibrated to on its own vectors (the goal is 0.95)
+CALIBRATION_QUERIES = 64  # stored vectors used as queries to calibrate nprobe
 SEED = 1234  # the k-means start, so every process builds the same cells from the same rows
 
 _THREADS_LOCK = threading.Lock()
@@ -42,9 +47,22 @@ def default_cells(n: int) -> int:
     return max(16, int(np.sqrt(n)))
 
 
-def default_nprobe(cells: int) -> int:
-    """Cells a query scans: an eighth of them, at least ``MIN_NPROBE`` (all of them if fewer)."""
-    return min(cells, max(MIN_NPROBE, cells // 8))
+def calibrate_nprobe(ivf, x: np.ndarray, *, target: float = TARGET_RECALL, seed: int = SEED) -> int:
+    """The fewest cells to scan (doubling from ``MIN_NPROBE``) for which the index finds
+    ``target`` of the exact 10 nearest neighbours of ``CALIBRATION_QUERIES`` stored vectors (each
+    vector itself left out of both lists)."""
+    rng = np.random.default_rng(seed)
+    sample = x[rng.choice(len(x), min(len(x), CALIBRATION_QUERIES), replace=False)]
+    exact, _ = exact_search(x, sample, 11)
+    truth = [set(row[1:].tolist()) for row in exact]
+    nprobe = min(MIN_NPROBE, ivf.nlist)
+    while True:
+        ivf.nprobe = nprobe
+        _, found = ivf.search(sample, 11)
+        recall = np.mean([len(t & set(f.tolist())) / 10 for t, f in zip(truth, found, strict=True)])
+        if recall >= target or nprobe >= ivf.nlist:
+            return nprobe
+        nprobe = min(ivf.nlist, nprobe * 2)
 
 
 @dataclass
@@ -94,8 +112,10 @@ def build_index(ids: np.ndarray, vectors: np.ndarray, *, exact_below: int = EXAC
     ivf.cp.seed = SEED
     sample = x[np.random.default_rng(SEED).choice(n, min(n, cells * TRAIN_PER_CELL), replace=False)]
     ivf.train(sample)
+    ivf.add_with_ids(x, np.arange(n, dtype=np.int64))  # positions first, for the calibration
+    ivf.nprobe = calibrate_nprobe(ivf, x)
+    ivf.reset()
     ivf.add_with_ids(x, ids)
-    ivf.nprobe = default_nprobe(cells)
     return Index(index=ivf, dim=dim, exact=False)
 
 
