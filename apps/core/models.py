@@ -23,12 +23,15 @@ class ListBlock(models.Model):
     size = models.BigIntegerField()
 
     class Meta:
-        # Its index serves every read: a row's block, a scope's blocks in list order.
+        # The unique index keeps one block per first key (the triggers' upsert of the newest
+        # block); the second holds the list's order (key descending, then id), so the running sum
+        # of a deep page and a row's block read it in order, without sorting.
         constraints = [
             models.UniqueConstraint(
                 fields=["source", "scope", "created", "first_id"], name="unique_list_block_start"
             )
         ]
+        indexes = [models.Index(fields=["source", "scope", "-created", "first_id"], name="list_block_order")]
 
     def __str__(self) -> str:
         return f"{self.size} row(s) of {self.source} {self.scope} from {self.created:%Y-%m-%d %H:%M:%S.%f}"

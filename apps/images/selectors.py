@@ -7,8 +7,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from django.db.models import Exists, F, OuterRef, Prefetch, QuerySet, Sum, Window
-from django.db.models.expressions import RowRange
+from django.db import connection
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 
 from apps.core.models import ListBlock
 from apps.workspaces.models import Workspace
@@ -86,29 +86,30 @@ def training_image_count(*, workspace: Workspace, label_id=None) -> int:
     return counts.values_list("images_count", flat=True).first() or 0
 
 
+# The block whose rows span the offset: a running sum of the sizes in list order, read from the
+# index that holds that order (ListBlock's "list_block_order"). Sizes are positive, so the sums
+# rise and one block matches: no sort. Raw SQL because the ORM's window filter computes the sum
+# twice (one window per condition), half of the query's time at a thousand blocks.
+SEEK_SQL = """
+SELECT id, created, first_id, running - size AS newer FROM (
+    SELECT id, created, first_id, size,
+        sum(size) OVER (ORDER BY created DESC, first_id ROWS UNBOUNDED PRECEDING) AS running
+    FROM core_listblock WHERE source = %s AND scope = %s
+) AS x WHERE running > %s AND running - size <= %s LIMIT 1
+"""
+
+
 def training_image_seek(*, workspace: Workspace, offset: int) -> tuple[datetime, uuid.UUID, int] | None:
     """Where the row at ``offset`` of the workspace's unfiltered list (newest first) sits:
     ``(created, first_id, newer)``, the sort key of the first row of the block of rows that holds
     it (apps/core/positions.py) and how many images come before that block, so the row is number
     ``offset - newer`` from that key on (fewer than two blocks' worth of rows).
 
-    One query: a running sum of the workspace's block sizes in list order (a thousand blocks per
-    million images), the first block where it passes ``offset``. None past the last image.
+    One query over the workspace's blocks (a thousand per million images). None past the last image.
     """
-    running = Window(
-        Sum("size"),
-        order_by=[F("created").desc(), F("first_id").asc()],
-        frame=RowRange(start=None, end=0),
-    )
-    block = (
-        ListBlock.objects.filter(source=TrainingImage._meta.db_table, scope=workspace.pk)
-        .annotate(running=running)
-        .filter(running__gt=offset)
-        .order_by("-created", "first_id")
-        .values_list("created", "first_id", "running", "size")
-        .first()
-    )
-    if block is None:
+    scope = ListBlock._meta.get_field("scope").get_db_prep_value(workspace.pk, connection)
+    params = [TrainingImage._meta.db_table, scope, offset, offset]
+    found = list(ListBlock.objects.raw(SEEK_SQL, params))
+    if not found:
         return None
-    created, first_id, running, size = block
-    return created, first_id, int(running) - size
+    return found[0].created, found[0].first_id, int(found[0].newer)
