@@ -12,6 +12,7 @@ from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from apps.quotas.schema import QUOTA_EXCEEDED
 from apps.tasks import services as task_services
 from apps.training.serializers import ModelVersionSerializer
 from apps.training.views import TrainActionMixin
@@ -63,7 +64,7 @@ def _valid(serializer_class, request, partial: bool = False) -> dict:
     train=extend_schema(
         summary="Train a detection task (the next model version, QUEUED)",
         request=None,
-        responses={200: ModelVersionSerializer, **ERRORS},
+        responses={200: ModelVersionSerializer, **ERRORS, **QUOTA_EXCEEDED},
     )
 )
 class DetectionTaskViewSet(

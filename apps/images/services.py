@@ -173,6 +173,15 @@ def _lock_image_counter(workspace_id) -> None:
     ImageCount.objects.filter(workspace_id=workspace_id).update(images=F("images"))
 
 
+def training_image_check_quota(*, workspace: Workspace) -> None:
+    """Refuse (403) at once when the workspace cannot take one more image (its image or byte quota
+    is reached): before a zip is unpacked or records are classified to be stored. A hint, not the
+    guarantee: ``training_image_ingest`` checks again under its lock."""
+    limits = quota_selectors.quota_limits(workspace_id=workspace.id)
+    if _image_quotas_guarded(limits):
+        _check_image_quotas(workspace.id, limits, adding_bytes=1)
+
+
 def training_image_ingest(
     *,
     workspace: Workspace,
@@ -456,9 +465,7 @@ def training_image_import_zip(
     trusting the sizes its header declares. Every image is its own transaction.
     """
     labels = labels_resolve(workspace=workspace, label_ids=label_ids)
-    limits = quota_selectors.quota_limits(workspace_id=workspace.id)
-    if _image_quotas_guarded(limits):  # a full workspace is refused before anything is unpacked
-        _check_image_quotas(workspace.id, limits, adding_bytes=1)
+    training_image_check_quota(workspace=workspace)  # a full workspace: refused before unpacking
     if (file.size or 0) > zip_limit():
         raise ImageTooLargeError(MSG_TOO_LARGE.format(limit=zip_limit()))
     try:

@@ -35,7 +35,7 @@ from apps.images.errors import (
     ImageTooLargeError,
 )
 from apps.images.fetch import fetch_url
-from apps.images.services import training_image_ingest
+from apps.images.services import training_image_check_quota, training_image_ingest
 from apps.tasks.models import Task
 from apps.tasks.services import MSG_VERSION_NOT_TRAINED
 from apps.training.models import ModelVersion
@@ -240,7 +240,9 @@ def task_predict(
     ``labels``; detection: objects under it, ``keep_prob``), ``descriptor`` adds the L2-normalised
     penultimate features, ``store_images`` stores each readable record as a training image of the
     task's workspace. Raises DomainError (400) for a bad record count, a task without a trained
-    version or a version that is not TRAINED.
+    version or a version that is not TRAINED; with ``store_images``, QuotaExceededError (403) when
+    the workspace's image quota is reached before anything is predicted (records stored before the
+    quota filled part way stay stored, and the request is a 403).
     """
     started = time.perf_counter()
     limit = settings.VF_CLASSIFY_MAX_RECORDS
@@ -249,6 +251,8 @@ def task_predict(
     if len(records) > limit:
         raise DomainError(MSG_TOO_MANY_RECORDS.format(limit=limit, count=len(records)))
     model_version = prediction_version_get(task=task, version=version)
+    if store_images:
+        training_image_check_quota(workspace=task.workspace)
     predictor = predictor_get(model_version)
     kind = KINDS.get(task.type).predictor
     names = kind.names(labels=predictor.labels)

@@ -11,6 +11,7 @@ from apps.core.errors import NotFoundError
 from apps.core.parsers import JSONParser, MultiPartParser
 from apps.images.decoding import check_size
 from apps.images.errors import MSG_TOO_LARGE
+from apps.quotas.schema import QUOTA_EXCEEDED
 from apps.tasks.models import Task
 from apps.tasks.selectors import MSG_TASK_NOT_FOUND
 from apps.workspaces.tenancy import WorkspaceScopedViewSet
@@ -98,7 +99,7 @@ class ClassifyViewSet(_PredictBase):
             "as a training image and adds `_stored_image_id`."
         ),
         request=ClassifyRequestSerializer,
-        responses={200: ClassifyResponseSerializer, **ERRORS},
+        responses={200: ClassifyResponseSerializer, **ERRORS, **QUOTA_EXCEEDED},  # store_images
         examples=[EXAMPLE_REQUEST],
     )
     def create(self, request):
@@ -123,7 +124,7 @@ class DetectViewSet(_PredictBase):
             "be read gets `_status` 400 and the others are still answered."
         ),
         request=DetectRequestSerializer,
-        responses={200: DetectResponseSerializer, **ERRORS},
+        responses={200: DetectResponseSerializer, **ERRORS, **QUOTA_EXCEEDED},  # store_images
     )
     def create(self, request):
         return self.predict(request)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import threading
 import zipfile
 
@@ -22,9 +21,9 @@ from apps.quotas.selectors import quota_limits
 from apps.quotas.services import MSG_QUOTA
 from apps.training import services as training
 from apps.training.models import ModelVersion
-from tests.conftest import require_service, service_reachable
-from tests.factories import ModelVersionFactory, TaskFactory, make_task
+from tests.factories import ModelVersionFactory, TaskFactory, add_trained_version, make_task
 from tests.pictures import picture
+from tests.training.test_services import _use_postgres
 
 IMAGES = "/recognition/v2/training-image/"
 
@@ -190,18 +189,6 @@ def test_a_quota_change_is_in_the_audit_log_with_the_limits_before_and_after(wor
     assert {e.workspace_id for e in events} == {workspace.pk}
 
 
-def _use_postgres() -> None:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url.startswith(("postgres://", "postgresql://")):
-        pytest.skip("needs PostgreSQL (set DATABASE_URL=postgres://...)")
-    db = connection.settings_dict
-    require_service(
-        connection.vendor == "postgresql"
-        and service_reachable(db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)),
-        "PostgreSQL",
-    )
-
-
 @pytest.mark.services
 def test_sixteen_concurrent_uploads_never_pass_the_image_and_byte_quotas(transactional_db, workspace):
     _use_postgres()
@@ -228,3 +215,20 @@ def test_sixteen_concurrent_uploads_never_pass_the_image_and_byte_quotas(transac
     assert (len(stored), len(refused)) == (5, 11)
     assert ImageCount.objects.get(workspace=workspace).images == 5
     assert StoredBytes.objects.get(workspace=workspace).bytes == sum(i.stored_bytes for i in stored)
+
+
+def test_classify_storing_images_into_a_full_workspace_is_a_403_before_anything_is_predicted(
+    api, workspace, tmp_path
+):
+    task = TaskFactory(workspace=workspace)
+    add_trained_version(task, 1, tmp_path)  # fake files: a prediction would fail to load them
+    task.production_version = 1
+    task.save(update_fields=["production_version"])
+    WorkspaceQuota.objects.create(workspace=workspace, images=0)
+    body = {"task_id": str(task.id), "records": [{"_base64": _b64(1)}], "store_images": True}
+
+    response = api.post("/recognition/v2/classify/", body, format="json")
+
+    assert response.status_code == 403
+    assert (response.json()["quota"], response.json()["limit"], response.json()["used"]) == ("images", 0, 0)
+    assert not TrainingImage.objects.filter(workspace=workspace).exists()
