@@ -268,6 +268,9 @@ def _claim_candidates(version_id, *, fair: bool):
         if claims.claim_holder_is_gone(claimed_by):
             yield pk
     yield from _fair_queue()
+    # Last, the message's own version if still QUEUED: when concurrent claims took every fair pick
+    # first (more than CLAIM_CANDIDATES at once), this message must not go unused while it waits.
+    yield version_id
 
 
 def _claimable(version: ModelVersion, *, queued: bool) -> bool:
