@@ -29,11 +29,10 @@ ERRORS = {
     403: OpenApiResponse(description="Not the workspace's owner, or a scoped token (account-level route)"),
     404: OpenApiResponse(description="No such token in the workspace, or not a member of the workspace"),
 }
-WORKSPACE_PATH = OpenApiParameter("pk", OpenApiTypes.UUID, OpenApiParameter.PATH, description="Workspace id")
 TOKEN_PATH = OpenApiParameter("token_id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="Token id")
 
 
-@extend_schema(tags=["account"], parameters=[WORKSPACE_PATH])
+@extend_schema(tags=["account"])
 class ScopedTokenViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     """Named tokens limited to one workspace and a scope (read-only, classify-only, full), with an
     optional expiry; stored hashed, the key shown once; revoking one refuses it at once."""
