@@ -7,17 +7,25 @@ from rest_framework import serializers
 
 
 class QuotaExceededSerializer(serializers.Serializer):
+    """A 403's body. ``quota``, ``limit`` and ``used`` come with a quota's refusal; a 403 for another
+    reason (a scoped token outside its scope) has ``detail`` only."""
+
     detail = serializers.CharField(help_text="What was refused and what to do.")
     quota = serializers.ChoiceField(
-        choices=["images", "stored_bytes", "versions", "queued_trainings"], help_text="The limit passed."
+        choices=["images", "stored_bytes", "versions", "queued_trainings"],
+        required=False,
+        help_text="The limit passed.",
     )
-    limit = serializers.IntegerField(help_text="The workspace's limit.")
-    used = serializers.IntegerField(help_text="The use before this request.")
+    limit = serializers.IntegerField(required=False, min_value=0, help_text="The workspace's limit.")
+    used = serializers.IntegerField(required=False, min_value=0, help_text="The use before this request.")
 
 
 QUOTA_EXCEEDED = {
     403: OpenApiResponse(
         response=QuotaExceededSerializer,
-        description="A workspace quota would be passed (set by the administrator); nothing was stored",
+        description=(
+            "A workspace quota would be passed (set by the administrator; `quota`, `limit`, `used` "
+            "name it) and nothing was stored, or a scoped token's scope does not cover the route"
+        ),
     )
 }
