@@ -481,6 +481,7 @@ CONSOLE_POST_ONLY = {
     "box-delete",
     "label-next-accept",
     "label-next-refresh",
+    "similar-refresh",
     "webhook-test",
     "webhook-delete",
     "token-create",

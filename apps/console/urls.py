@@ -3,7 +3,7 @@
 
 from django.urls import path
 
-from .views import account, boxes, images, suggestions, tasks, tokens, training, webhooks
+from .views import account, boxes, images, similarity, suggestions, tasks, tokens, training, webhooks
 
 app_name = "console"
 
@@ -43,6 +43,9 @@ urlpatterns = [
     path(TASK + "label-next/progress/", suggestions.label_next_progress, name="label-next-progress"),
     path(TASK + "label-next/accept/", suggestions.label_next_accept, name="label-next-accept"),
     path(TASK + "label-next/refresh/", suggestions.label_next_refresh, name="label-next-refresh"),
+    path(TASK + "similar/progress/", similarity.similar_progress, name="similar-progress"),
+    path(TASK + "similar/refresh/", similarity.similar_refresh, name="similar-refresh"),
+    path(IMAGE + "similar/", similarity.similar_images, name="similar-images"),
     path(IMAGE + "boxes/", boxes.box_editor, name="box-editor"),
     path(IMAGE + "boxes/new/", boxes.box_create, name="box-create"),
     path(IMAGE + "boxes/guess/", boxes.box_guess, name="box-guess"),
