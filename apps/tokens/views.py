@@ -22,7 +22,7 @@ from .models import ScopedToken
 from .serializers import ScopedTokenCreatedSerializer, ScopedTokenInputSerializer, ScopedTokenSerializer
 
 MSG_WORKSPACE_NOT_FOUND = "Workspace not found."
-MSG_TOKEN_NOT_FOUND = "Token not found."  # noqa: S105 - a message, not a secret
+MSG_NOT_FOUND = "Token not found."
 
 ERRORS = {
     401: OpenApiResponse(description="No, invalid, expired or revoked token"),
@@ -57,7 +57,7 @@ class ScopedTokenViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     def _token(self):
         token = selectors.scoped_token_get(workspace=self.workspace, token_id=self.kwargs.get("token_id"))
         if token is None:
-            raise NotFoundError(MSG_TOKEN_NOT_FOUND)
+            raise NotFoundError(MSG_NOT_FOUND)
         return token
 
     @extend_schema(

@@ -18,7 +18,7 @@ from ..forms import ScopedTokenForm
 from ..tenancy import page, workspace_view
 from .account import members_page, tokens_context
 
-MSG_TOKEN_NOT_FOUND = "Token not found."  # noqa: S105 - a message, not a secret
+MSG_NOT_FOUND = "Token not found."
 
 
 @require_POST
@@ -52,7 +52,7 @@ def token_create(request):
 def token_revoke(request, token_id):
     token = token_selectors.scoped_token_get(workspace=request.workspace, token_id=token_id)
     if token is None:
-        raise NotFoundError(MSG_TOKEN_NOT_FOUND)
+        raise NotFoundError(MSG_NOT_FOUND)
     try:
         token_services.scoped_token_revoke(token=token, actor=request.user)
         messages.success(request, f"The token {token.name} was revoked.")
