@@ -27,9 +27,11 @@ from ml.config import TrainConfig
 from ml.inference import OnnxRunner
 from ml.recognition.predictor import Predictor
 
-# Images of the training side the activation ranges are calibrated on (evenly spread over it):
-# more moves the ranges little and costs a forward each.
-CALIBRATION_IMAGES = 64
+# Images of the training side the activation ranges are calibrated on (evenly spread over it). Each
+# costs a forward of the graph with every activation as an output: the photo recipe's version took
+# 76 s for 32 on a loaded 2-core machine, most of the step (BENCHMARKS.md, "Serving through ONNX
+# Runtime"), so no more than this.
+CALIBRATION_IMAGES = 32
 BATCH = 16
 
 
