@@ -1,18 +1,21 @@
 """The training queue is fair between workspaces: each job message is a wake-up, and the claim
 starts the queued version of the workspace whose turn it is (apps/training/services.py,
 ``_fair_queue``), with the real claim code and its locks; a worker is simulated by calling the
-claim for each message in the order the broker hands them out. tests/training/test_worker.py has
-the same with a real worker process over Redis and PostgreSQL."""
+claim for each message in the order the broker hands them out. There is also
+the same with a real worker process over Redis and PostgreSQL (the last test)."""
 
 from __future__ import annotations
 
+import pytest
 from django.utils import timezone
 
+from apps.tasks.services import label_attach, task_create
 from apps.training import services as training
 from apps.training.models import ModelVersion
 from apps.workspaces.services import workspace_ensure_default
-from tests.factories import ModelVersionFactory, TaskFactory, UserFactory
+from tests.factories import ModelVersionFactory, TaskFactory, UserFactory, make_task
 from tests.training.test_claims import _identity_of_a_finished_process
+from tests.training.test_worker import broker, finished, wait_for, workers  # noqa: F401 - fixtures by name
 
 
 def _queue(workspace, count: int) -> list[ModelVersion]:
@@ -120,3 +123,38 @@ def test_an_eager_job_claims_only_the_version_it_names(db):
     assert claimed.pk == named.pk
     older.refresh_from_db()
     assert older.train_status == "QUEUED"
+
+
+@pytest.mark.services
+@pytest.mark.slow
+def test_with_a_real_worker_a_workspace_with_one_training_starts_before_the_fifth_of_one_with_five(
+    broker,  # noqa: F811
+    workers,  # noqa: F811
+):
+    """Workspace A queues 5 trainings, then B queues 1, through task_train and Redis, before a
+    worker (the prefork pool, one process, as production runs it) starts: B's starts second."""
+    a_user, b_user = UserFactory(), UserFactory()
+    a, b = _workspace_of(a_user), _workspace_of(b_user)
+    first, labels = make_task(a, a_user, per_label=5, seed=1)
+    tasks_a = [first]
+    for n in range(4):  # four more tasks on the same labelled images
+        task = task_create(workspace=a, owner=a_user, name=f"more {n}", type="multi_class")
+        for label in labels:
+            label_attach(label=label, task=task)
+        tasks_a.append(task)
+    task_b, _ = make_task(b, b_user, per_label=5, seed=2)
+    queued_a = [training.task_train(task=task, user=a_user) for task in tasks_a]
+    queued_b = training.task_train(task=task_b, user=b_user)
+
+    worker = workers(VF_TRAIN_EPOCHS="1")
+    done = [wait_for(lambda v=v: finished(v.pk), f"version {v.pk}", worker) for v in [*queued_a, queued_b]]
+
+    order = [v.workspace_id for v in sorted(done, key=lambda v: v.started)]
+    fifth_of_a = [i for i, ws in enumerate(order) if ws == a.pk][4]
+    assert order.index(b.pk) < fifth_of_a, order
+    assert order.index(b.pk) == 1  # A queued first and went first; then B's turn
+    assert all(v.attempts == 1 for v in done)  # each started once
+
+
+def _workspace_of(user):
+    return workspace_ensure_default(user=user)
