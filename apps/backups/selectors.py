@@ -28,6 +28,7 @@ SKIPPED_MODELS = {
     "images.imagecount",
     "images.imageminute",
     "images.imagehour",
+    "quotas.storedbytes",
 }
 SKIPPED_APPS = {"axes"}
 
@@ -63,7 +64,7 @@ def artifact_files() -> Iterator[tuple[str, str]]:
     rows = ModelVersion.objects.exclude(artifact_path="").order_by("id").values_list("id", "artifact_path")
     served = set(
         ModelVersion.objects.exclude(artifact_path="")
-        .filter(metrics__has_key="serving")
+        .filter(metrics__serving__runtime="onnxruntime")
         .values_list("id", flat=True)
     )
     for version_id, prefix in rows.iterator(chunk_size=2000):
