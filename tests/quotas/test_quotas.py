@@ -232,3 +232,37 @@ def test_classify_storing_images_into_a_full_workspace_is_a_403_before_anything_
     assert response.status_code == 403
     assert (response.json()["quota"], response.json()["limit"], response.json()["used"]) == ("images", 0, 0)
     assert not TrainingImage.objects.filter(workspace=workspace).exists()
+
+
+def test_an_admin_sets_a_workspace_quota_in_the_admin_and_the_change_is_logged_with_its_actor(
+    client, admin_user, api, workspace
+):
+    client.force_login(admin_user)
+    form = {
+        "workspace": str(workspace.pk),
+        "images": "1",
+        "stored_bytes": "",
+        "versions": "",
+        "queued_trainings": "",
+    }
+
+    response = client.post("/admin/quotas/workspacequota/add/", form)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    quota = WorkspaceQuota.objects.get(workspace=workspace)
+    assert (quota.images, quota.stored_bytes) == (1, None)
+    event = AuditEvent.objects.get(action="quota.changed")
+    assert (event.actor_name, event.details["after"]["images"]) == (admin_user.username, 1)
+    assert api.post(IMAGES, {"base64": _b64(0)}, format="json").status_code == 201
+    assert api.post(IMAGES, {"base64": _b64(1)}, format="json").status_code == 403
+    assert client.get("/admin/quotas/storedbytes/").status_code == 200  # read only, listed
+
+
+def test_the_admin_refuses_a_negative_limit(client, admin_user, workspace):
+    client.force_login(admin_user)
+    form = {"workspace": str(workspace.pk), "images": "-1"}
+
+    response = client.post("/admin/quotas/workspacequota/add/", form)
+
+    assert response.status_code == 200  # the form again, with the error
+    assert not WorkspaceQuota.objects.exists()
