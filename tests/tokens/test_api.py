@@ -227,3 +227,23 @@ def test_deleting_the_workspace_deletes_its_tokens_without_a_revoke_event_each(a
     workspace_delete(workspace=team, actor=user)
     assert ScopedToken.objects.count() == 1  # the default workspace's
     assert not AuditEvent.objects.filter(action="token.revoked").exists()
+
+
+@pytest.mark.django_db
+def test_a_scoped_call_reads_its_token_workspace_and_owner_in_one_query_and_caches_nothing(
+    workspace, issued, settings, django_assert_num_queries
+):
+    from django.core.cache import cache
+
+    settings.VF_TOKEN_CACHE_SECONDS = 300  # the user-token cache on, as with Redis
+    cache.clear()
+    _token, key = issued
+    client = scoped_client(key)
+    with django_assert_num_queries(3):  # the token joined to its workspace and owner, last_used, count
+        assert client.get("/recognition/v2/task/").status_code == 200
+    with django_assert_num_queries(
+        2
+    ):  # the token again (nothing cached: a revocation is seen at once), count
+        assert client.get("/recognition/v2/task/").status_code == 200
+    ScopedToken.objects.all().delete()
+    assert client.get("/recognition/v2/task/").status_code == 401
