@@ -189,10 +189,8 @@ def test_a_quota_change_is_in_the_audit_log_with_the_limits_before_and_after(wor
     assert {e.workspace_id for e in events} == {workspace.pk}
 
 
-@pytest.mark.services
-def test_sixteen_concurrent_uploads_never_pass_the_image_and_byte_quotas(transactional_db, workspace):
-    _use_postgres()
-    WorkspaceQuota.objects.create(workspace=workspace, images=5)
+def _sixteen_uploads_at_once(workspace) -> tuple[list, list]:
+    """16 threads upload a different picture each at the same moment: (stored, refused by a quota)."""
     barrier = threading.Barrier(16)
     stored, refused, errors = [], [], []
 
@@ -201,7 +199,7 @@ def test_sixteen_concurrent_uploads_never_pass_the_image_and_byte_quotas(transac
             barrier.wait()
             stored.append(training_image_ingest(workspace=workspace, data=picture(size=(40 + n, 30))))
         except Exception as exc:  # collected, asserted below
-            (refused if getattr(exc, "extra", {}).get("quota") == "images" else errors).append(exc)
+            (refused if "quota" in getattr(exc, "extra", {}) else errors).append(exc)
         finally:
             connection.close()
 
@@ -210,11 +208,37 @@ def test_sixteen_concurrent_uploads_never_pass_the_image_and_byte_quotas(transac
         thread.start()
     for thread in threads:
         thread.join()
-
     assert errors == []
+    return stored, refused
+
+
+@pytest.mark.services
+def test_sixteen_concurrent_uploads_never_pass_the_image_quota(transactional_db, workspace):
+    _use_postgres()
+    WorkspaceQuota.objects.create(workspace=workspace, images=5)
+
+    stored, refused = _sixteen_uploads_at_once(workspace)
+
     assert (len(stored), len(refused)) == (5, 11)
+    assert {exc.extra["quota"] for exc in refused} == {"images"}
     assert ImageCount.objects.get(workspace=workspace).images == 5
     assert StoredBytes.objects.get(workspace=workspace).bytes == sum(i.stored_bytes for i in stored)
+
+
+@pytest.mark.services
+def test_sixteen_concurrent_uploads_never_pass_the_byte_quota(transactional_db, workspace):
+    _use_postgres()
+    # Room for about five of these pictures (each a little larger than the one before).
+    one = len(picture(size=(48, 30))) * 5
+    WorkspaceQuota.objects.create(workspace=workspace, stored_bytes=one)
+
+    stored, refused = _sixteen_uploads_at_once(workspace)
+
+    used = StoredBytes.objects.get(workspace=workspace).bytes
+    assert 0 < len(stored) < 16 and len(stored) + len(refused) == 16
+    assert {exc.extra["quota"] for exc in refused} == {"stored_bytes"}
+    assert used == sum(i.stored_bytes for i in stored) <= one
+    assert all(exc.extra["used"] <= one for exc in refused)
 
 
 def test_classify_storing_images_into_a_full_workspace_is_a_403_before_anything_is_predicted(
