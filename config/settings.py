@@ -389,10 +389,10 @@ VF_WEBHOOKS_RETRY_BASE_S = env_int("VF_WEBHOOKS_RETRY_BASE_S", 30)
 VF_WEBHOOKS_TIMEOUT_S = env_int("VF_WEBHOOKS_TIMEOUT_S", 10)
 # Similarity search (apps/similarity). Indexes of descriptors kept per web process (one per
 # version, rebuilt from the database rows), the cosine distance at or under which an upload is
-# reported as a near-duplicate (chosen on development photos: BENCHMARKS.md, "Similarity"), how
+# reported as a near-duplicate (chosen on development photos: bench/dev_similarity_threshold.py), how
 # many it names at most, and the largest k a search may ask for.
 VF_SIMILARITY_CACHE_SIZE = env_int("VF_SIMILARITY_CACHE_SIZE", 2)
-VF_SIMILARITY_DUPLICATE_DISTANCE = float(os.environ.get("VF_SIMILARITY_DUPLICATE_DISTANCE") or 0.05)
+VF_SIMILARITY_DUPLICATE_DISTANCE = float(os.environ.get("VF_SIMILARITY_DUPLICATE_DISTANCE") or 0.15)
 VF_SIMILARITY_DUPLICATES_SHOWN = env_int("VF_SIMILARITY_DUPLICATES_SHOWN", 5)
 VF_SIMILARITY_MAX_K = env_int("VF_SIMILARITY_MAX_K", 100)
 

@@ -47,14 +47,17 @@ def default_cells(n: int) -> int:
     return max(16, int(np.sqrt(n)))
 
 
-def calibrate_nprobe(ivf, x: np.ndarray, *, target: float = TARGET_RECALL, seed: int = SEED) -> int:
+def calibrate_nprobe(
+    ivf, x: np.ndarray, ids: np.ndarray, *, target: float = TARGET_RECALL, seed: int = SEED
+) -> int:
     """The fewest cells to scan (doubling from ``MIN_NPROBE``) for which the index finds
     ``target`` of the exact 10 nearest neighbours of ``CALIBRATION_QUERIES`` stored vectors (each
     vector itself left out of both lists)."""
     rng = np.random.default_rng(seed)
     sample = x[rng.choice(len(x), min(len(x), CALIBRATION_QUERIES), replace=False)]
+    # The ids of a vector's exact neighbours; the vector itself is the first of both lists.
     exact, _ = exact_search(x, sample, 11)
-    truth = [set(row[1:].tolist()) for row in exact]
+    truth = [set(ids[row[1:]].tolist()) for row in exact]
     nprobe = min(MIN_NPROBE, ivf.nlist)
     while True:
         ivf.nprobe = nprobe
@@ -112,10 +115,8 @@ def build_index(ids: np.ndarray, vectors: np.ndarray, *, exact_below: int = EXAC
     ivf.cp.seed = SEED
     sample = x[np.random.default_rng(SEED).choice(n, min(n, cells * TRAIN_PER_CELL), replace=False)]
     ivf.train(sample)
-    ivf.add_with_ids(x, np.arange(n, dtype=np.int64))  # positions first, for the calibration
-    ivf.nprobe = calibrate_nprobe(ivf, x)
-    ivf.reset()
     ivf.add_with_ids(x, ids)
+    ivf.nprobe = calibrate_nprobe(ivf, x, ids)
     return Index(index=ivf, dim=dim, exact=False)
 
 
