@@ -300,6 +300,8 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "apps.core.schema.declare_error_responses",
     ],
+    # The background jobs' status (a scoring run, a descriptor run): one enum, named once.
+    "ENUM_NAME_OVERRIDES": {"JobStatusEnum": "apps.similarity.models.DescriptorRun.Status"},
 }
 
 # --- Celery ---------------------------------------------------------------------------------------
