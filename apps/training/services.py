@@ -20,7 +20,8 @@ from functools import partial
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
-from django.db.models import Count, F, Max, Min, Q
+from django.db.models import Count, F, Max, Min, Q, Window
+from django.db.models.functions import RowNumber
 from django.utils import timezone
 
 from apps.core.broker import broker_reachable, job_enqueue, waiting_messages
@@ -216,7 +217,7 @@ def _fair_queue(limit: int = CLAIM_CANDIDATES) -> list:
     whose last training started longest ago (never: first), then the one waiting longest. Within
     a workspace, oldest first. The ids interleave the workspaces (the first of each, then the
     second of each, ...), so a claim that loses its first pick to a concurrent worker takes the
-    next workspace's turn rather than a second one of the same workspace. Two queries, whatever
+    next workspace's turn rather than a second one of the same workspace. Three queries, whatever
     the length of the queue.
     """
     queued = ModelVersion.objects.filter(train_status=Status.QUEUED)
@@ -237,14 +238,16 @@ def _fair_queue(limit: int = CLAIM_CANDIDATES) -> list:
         turns,
         key=lambda t: (t["running"], t["last_start"] or never, heads[t["workspace_id"]], t["workspace_id"]),
     )
-    per_workspace = [
-        list(
-            queued.filter(workspace_id=t["workspace_id"])
-            .order_by("created", "pk")
-            .values_list("pk", flat=True)[:limit]
-        )
-        for t in order[:limit]
-    ]
+    turn = {t["workspace_id"]: i for i, t in enumerate(order[:limit])}
+    ranked = (
+        queued.filter(workspace_id__in=turn)
+        .annotate(rank=Window(RowNumber(), partition_by=F("workspace_id"), order_by=(F("created"), F("pk"))))
+        .filter(rank__lte=limit)
+        .values_list("workspace_id", "pk")
+    )
+    per_workspace = [[] for _ in turn]
+    for workspace_id, pk in ranked.order_by("workspace_id", "created", "pk"):
+        per_workspace[turn[workspace_id]].append(pk)
     interleaved = [ids[i] for i in range(limit) for ids in per_workspace if i < len(ids)]
     return interleaved[:limit]
 
