@@ -21,11 +21,11 @@ change on an existing row.
 
 SQLite has row-level triggers only (its writers take turns on one lock); the split is a trigger on
 the blocks table, so it knows the block it splits. PostgreSQL counts per statement (a bulk insert
-of a million rows is one pass, then the split loop); its triggers take a transaction-level
-advisory lock per scope first, so each sees the blocks and the rows as the previous writer of that
-scope committed them (under READ COMMITTED, Django's default: every statement of a PL/pgSQL
-function takes a new snapshot). The rows another writer added but has not counted yet are not
-visible, and that writer counts them later against the blocks it then finds.
+of a million rows is one pass, then one split of the grown block into a thousand); its triggers
+take a transaction-level advisory lock per scope first, so each sees the blocks and the rows as
+the previous writer of that scope committed them (under READ COMMITTED, Django's default: every
+statement of a PL/pgSQL function takes a new snapshot). The rows another writer added but has not
+counted yet are not visible, and that writer counts them later against the blocks it then finds.
 """
 
 from __future__ import annotations
@@ -60,6 +60,19 @@ _SPLIT_ROW = (
     "WHERE {scope} = {block}.scope AND {key} <= {block}.created "
     "AND NOT ({key} = {block}.created AND id < {block}.first_id) "
     "ORDER BY {key} DESC, id LIMIT 1 OFFSET {size}"
+)
+# PostgreSQL's statements can add any number of rows to a block: it splits into blocks of
+# ``size`` from its start, the last one keeping ``size`` to ``2 * size - 1``, in one pass over the
+# block's rows (one read, whatever the plan: right after a bulk load into a fresh table the
+# statistics say it is nearly empty, and a split by OFFSET per block then sorted the table each
+# time). ``k = k / size * size``: k a multiple of size (no ``%``, which the driver would read).
+_SPLIT_MANY = (
+    "SELECT '{source}', b.scope, {key}, id, "
+    "CASE WHEN k + 2 * {size} <= b.size THEN {size} ELSE b.size - k END FROM ("
+    "SELECT {key}, id, row_number() OVER (ORDER BY {key} DESC, id) - 1 AS k FROM ("
+    "SELECT {key}, id FROM {source} WHERE {scope} = b.scope AND {key} <= b.created "
+    "AND NOT ({key} = b.created AND id < b.first_id) ORDER BY {key} DESC, id LIMIT b.size) AS r"
+    ") AS numbered WHERE k >= {size} AND k = k / {size} * {size} AND k + {size} <= b.size"
 )
 _INSERT = "INSERT INTO core_listblock (source, scope, created, first_id, size) "
 
@@ -98,11 +111,9 @@ _PG_ADDED = (
     "{insert}SELECT DISTINCT '{source}', {scope}, {top}, {top_id}, 0 FROM changed "
     "ON CONFLICT (source, scope, created, first_id) DO NOTHING; "
     "{count_add}"
-    "LOOP "
-    "SELECT id, scope, created, first_id, size INTO b FROM core_listblock "
-    "WHERE source = '{source}' AND scope = ANY(scopes) AND size >= 2 * {size} LIMIT 1; "
-    "EXIT WHEN NOT FOUND; "
-    "{insert}{split_b}; "
+    "FOR b IN SELECT id, scope, created, first_id, size FROM core_listblock "
+    "WHERE source = '{source}' AND scope = ANY(scopes) AND size >= 2 * {size} LOOP "
+    "{insert}{split_many}; "
     "UPDATE core_listblock SET size = {size} WHERE id = b.id; "
     "END LOOP; RETURN NULL; END $$"
 )
@@ -154,7 +165,10 @@ class ListBlocks:
         top, top_id = TOP[vendor]
         names = {**asdict(self), "top": top, "top_id": top_id, "insert": _INSERT}
         block = {f"block_{row.lower()}": _BLOCK_OF.format(**names, row=row) for row in ("NEW", "OLD", "c")}
-        split = {f"split_{alias.lower()}": _SPLIT_ROW.format(**names, block=alias) for alias in ("NEW", "b")}
+        split = {
+            "split_new": _SPLIT_ROW.format(**names, block="NEW"),
+            "split_many": _SPLIT_MANY.format(**names),
+        }
         return template.format(**names, **block, **split, **more)
 
     def sqlite(self) -> list[str]:
@@ -174,6 +188,13 @@ class ListBlocks:
             statements.append(self._sql(function, "postgresql", lock=lock, **counts))
             statements.append(self._sql(_PG_TRIGGER, "postgresql", suffix=suffix, event=event, rows=rows))
         return statements
+
+    def replace_functions(self, apps, schema_editor) -> None:
+        """Bring PostgreSQL trigger functions installed by older code up to this one's
+        (migrations.RunPython); the triggers stay."""
+        if schema_editor.connection.vendor == "postgresql":
+            for sql in self.postgresql()[::2]:  # the functions (each trigger follows its function)
+                schema_editor.execute(sql.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1))
 
     def backfill(self, vendor: str) -> str:
         return self._sql(_BACKFILL, vendor)
