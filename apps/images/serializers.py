@@ -275,8 +275,10 @@ class TrainingImageUploadedSerializer(TrainingImageSerializer):
     """An upload's answer: the stored image, and ``warnings`` when a check found something (the
     near-duplicates by descriptor once the workspace has computed descriptors); never a refusal."""
 
-    warnings = UploadWarningSerializer(many=True, required=False, read_only=True)
+    # Not read_only: the schema would then list it as always present (it is there only with
+    # something to say); the serializer describes the answer and never reads a request.
+    warnings = UploadWarningSerializer(many=True, required=False)
 
     class Meta(TrainingImageSerializer.Meta):
         fields = [*TrainingImageSerializer.Meta.fields, "warnings"]
-        read_only_fields = fields
+        read_only_fields = TrainingImageSerializer.Meta.fields
