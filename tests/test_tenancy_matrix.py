@@ -339,10 +339,12 @@ def test_the_owner_and_members_are_allowed_through_the_workspace_parameter(clien
 
 # --------------------------------------------------------------------------- scoped tokens
 # What each scope may do, stated here from the issue (not read from apps/tokens): read-only reads
-# the workspace, classify-only calls the predict endpoints, full does everything in the workspace;
-# no scoped token uses an account route (workspaces, members, tokens, the audit log, the user).
+# the workspace (not its webhooks, the owner's), classify-only calls the predict endpoints, full
+# does everything in the workspace; no scoped token uses an account route (workspaces, members,
+# tokens, the audit log, the user).
 SCOPES = ["read-only", "classify-only", "full"]
 PREDICT = re.compile(r"^/(recognition/v2|v2|detection/v2|v1)/(classify|detect)/$")
+WEBHOOKS = re.compile(r"^/(recognition/)?v2/webhook/")
 
 
 def _account_route(path: str) -> bool:
@@ -354,6 +356,8 @@ def _scope_allows(scope: str, method: str, path: str) -> bool:
         return False
     if PREDICT.match(path):
         return method == "POST" and scope in ("classify-only", "full")
+    if WEBHOOKS.match(path):
+        return scope == "full"
     return scope == "full" or (scope == "read-only" and method in ("GET", "HEAD", "OPTIONS"))
 
 
@@ -367,7 +371,15 @@ def _token_client(key: str):
 
 def _refused_by_scope(response, scope: str, path: str) -> None:
     assert response.status_code == 403, (path, response.status_code, response.content)
-    access = None if _account_route(path) else ("predict" if PREDICT.match(path) else "data")
+    access = (
+        None
+        if _account_route(path)
+        else "predict"
+        if PREDICT.match(path)
+        else "owner"
+        if WEBHOOKS.match(path)
+        else "data"
+    )
     assert response.json() == {"detail": scope_refusal(scope=scope, access=access)}
 
 

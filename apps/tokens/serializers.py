@@ -8,9 +8,9 @@ from .models import ScopedToken
 from .services import MAX_NAME_LENGTH
 
 SCOPE_HELP = (
-    "`read-only`: GET on the workspace's tasks, labels, images, models, objects; `classify-only`: "
-    "POST classify/ and detect/ only; `full`: everything in the workspace but the account "
-    "(workspaces, members, tokens, the audit log)."
+    "`read-only`: GET on the workspace's tasks, labels, images, models, objects, suggestions; "
+    "`classify-only`: POST classify/ and detect/ only; `full`: everything in the workspace (webhooks "
+    "included) but the account (workspaces, members, tokens, the audit log)."
 )
 
 

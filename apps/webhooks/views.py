@@ -44,6 +44,8 @@ class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Workspace
     secret (``X-Signature-256: sha256=<hex>``), retried with backoff, every attempt logged."""
 
     serializer_class = WebhookSerializer
+    # Owner-only, so of the scoped tokens only a full one (apps/tokens/scopes.py).
+    access_kind = "owner"
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
