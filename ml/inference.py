@@ -142,15 +142,19 @@ def accelerate(predictor: Servable, mode: str, num_threads: int | None = None) -
         logger.warning("inference mode bf16 needs AMX on CPU; using jit")
         mode = "jit"
     if mode == "onnx":
-        predictor.onnx = OnnxRunner(predictor.onnx_path(), num_threads)
-        if "features" not in predictor.onnx.outputs:  # exported before descriptors were an output
-            predictor.onnx = OnnxRunner(predictor.onnx_path(rewrite=True), num_threads)
-    elif mode == "jit":
+        try:
+            predictor.onnx = OnnxRunner(predictor.onnx_path(), num_threads)
+            if "features" not in predictor.onnx.outputs:  # exported before descriptors were an output
+                predictor.onnx = OnnxRunner(predictor.onnx_path(rewrite=True), num_threads)
+        except Exception:  # a net the exporter or the runtime cannot take: serve it with torch
+            logger.exception("ONNX Runtime cannot serve this version; using jit")
+            predictor.onnx, mode = None, "jit"
+    if mode == "jit":
         predictor.forward_fn = _frozen(_FeaturesAndLogits(predictor.model), predictor)
     elif mode == "bf16":
         model = copy.deepcopy(predictor.model).to(torch.bfloat16)
         predictor.forward_fn = _frozen(_FeaturesAndLogits(model, torch.bfloat16), predictor)
-    elif mode != "eager":
+    elif mode not in ("eager", "onnx"):
         raise ValueError(f"unknown inference mode {mode!r}")
     size = predictor.input_size
     warm = torch.zeros((2, 3, size, size), dtype=torch.uint8)

@@ -85,7 +85,8 @@ def test_a_restored_install_keeps_tokens_answers_the_same_and_trains_again(
     assert "Backup written" in out.getvalue()
     manifest = json.loads(tarfile.open(path).extractfile("manifest.json").read())
     assert manifest["rows"]["images.trainingimage"] == images
-    assert len(manifest["files"]) == 2 * images + 2  # images, thumbnails, the version's two files
+    # images, thumbnails, the version's three files (weights, model.json, the served model.onnx)
+    assert len(manifest["files"]) == 2 * images + 3
 
     _wipe(settings, tmp_path, "restored-media")
     assert not Task.objects.exists() and not TrainingImage.objects.exists()

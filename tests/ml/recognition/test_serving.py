@@ -119,3 +119,18 @@ def test_the_version_folder_loads_alone_and_an_older_version_gets_its_export(tra
     again = older.predict_tensor(batch, descriptor=True)
     assert [np.argmax(a["probs"]) for a in again] == [np.argmax(a["probs"]) for a in first]
     assert len(again[0]["descriptor"]) == len(first[0]["descriptor"])
+
+
+def test_a_file_the_runtime_cannot_open_is_served_by_torch_instead(trained):
+    """A damaged model.onnx does not take the version down: the predictor runs the torch model."""
+    directory, items, _ = trained
+    (directory / "model.onnx").write_bytes(b"not an onnx graph")
+    served = Predictor.load(directory, device="cpu", mode="onnx", num_threads=1)
+    assert served.onnx is None
+    eager = Predictor.load(directory, device="cpu", mode="eager")
+    batch = torch.stack([eager.preprocess(image) for image, _ in items[:4]])
+    np.testing.assert_allclose(
+        [a["probs"] for a in served.predict_tensor(batch)],
+        [a["probs"] for a in eager.predict_tensor(batch)],
+        atol=1e-4,
+    )
