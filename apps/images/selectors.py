@@ -89,11 +89,12 @@ def training_image_count(*, workspace: Workspace, label_id=None) -> int:
 # The block whose rows span the offset: a running sum of the sizes in list order, read from the
 # index that holds that order (ListBlock's "list_block_order"). Sizes are positive, so the sums
 # rise and one block matches: no sort. Raw SQL because the ORM's window filter computes the sum
-# twice (one window per condition), half of the query's time at a thousand blocks.
+# twice (one window per condition), half of the query's time at a thousand blocks. Summed as
+# integers (a block holds fewer than 2,000 rows): PostgreSQL's sum of a bigint is a numeric.
 SEEK_SQL = """
 SELECT id, created, first_id, running - size AS newer FROM (
     SELECT id, created, first_id, size,
-        sum(size) OVER (ORDER BY created DESC, first_id ROWS UNBOUNDED PRECEDING) AS running
+        sum(CAST(size AS integer)) OVER (ORDER BY created DESC, first_id ROWS UNBOUNDED PRECEDING) AS running
     FROM core_listblock WHERE source = %s AND scope = %s
 ) AS x WHERE running > %s AND running - size <= %s LIMIT 1
 """
