@@ -114,3 +114,14 @@ def test_a_new_versions_descriptors_replace_the_old_versions(workspace, colour_t
     assert Descriptor.objects.filter(version=new).count() == 2
     answer = services.similar_images(task=task, records=[{"_base64": "x"}], k=1)
     assert answer["version"] == 2
+
+
+def test_another_process_builds_the_same_answers_from_the_rows(workspace, colour_task):
+    """What a second web process or machine does: a cold cache, the same rows, the same answer."""
+    task = colour_task()
+    red1, *_ = _images(workspace, [RED, RED, GREEN, BLUE])
+    _run(task)
+    first = services.similar_images(task=task, records=[{"_id": red1.pk}], k=3)["records"][0]["_similar"]
+    cache.clear()
+    again = services.similar_images(task=task, records=[{"_id": red1.pk}], k=3)["records"][0]["_similar"]
+    assert [(r["image"].pk, r["distance"]) for r in again] == [(r["image"].pk, r["distance"]) for r in first]
