@@ -1,8 +1,10 @@
 """The scope of a scoped token, enforced on every API view (REST_FRAMEWORK's default permissions).
 
-Runs before the view looks anything up, so a refusal says nothing about the objects named:
-naming another workspace is a 404 (as for a stranger), a route outside the scope a 403 whose
-``detail`` names the scope. Calls with a user's token or a session pass through untouched.
+Runs before the view looks anything up, so a refusal says nothing about the objects named: a
+``workspace`` query parameter naming another workspace is a 404 (as for a stranger), a route
+outside the scope a 403 whose ``detail`` names the scope. The body is not read here: a refused
+upload is not parsed first; a body's ``workspace`` is the tenancy base's to check (404 too) once
+the scope allows the route. Calls with a user's token or a session pass through untouched.
 """
 
 from __future__ import annotations
@@ -15,17 +17,15 @@ from apps.core.ids import parse_uuid
 from .models import ScopedToken
 from .scopes import scope_allows, scope_refusal
 
+MSG_WORKSPACE_NOT_FOUND = "Workspace not found."
+
 
 class TokenScopePermission(BasePermission):
     def has_permission(self, request, view) -> bool:
         token = request.auth
         if not isinstance(token, ScopedToken):
             return True
-        # Imported here: DRF imports this class while it defines APIView, and the tenancy module
-        # imports DRF's viewsets, which need APIView.
-        from apps.workspaces.tenancy import MSG_WORKSPACE_NOT_FOUND, requested_workspace
-
-        named = parse_uuid(requested_workspace(request))
+        named = parse_uuid(request.query_params.get("workspace"))
         if named is not None and named != token.workspace_id:
             raise exceptions.NotFound(MSG_WORKSPACE_NOT_FOUND)
         access = getattr(view, "access_kind", None)

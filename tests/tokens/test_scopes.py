@@ -111,3 +111,13 @@ def test_full_changes_the_workspace_but_not_the_account(user, team):
     assert response.status_code == 403
     assert client.get("/account/v2/user/").status_code == 403
     assert client.get(f"/account/v2/workspace/{team.id}/audit-log/").status_code == 403
+
+
+@pytest.mark.django_db
+def test_a_refused_call_is_refused_before_its_body_is_read(user, team):
+    # Not JSON at all: a 400 if the body were parsed; the scope refuses it first (an upload a
+    # read-only token sends is never spooled).
+    client = scoped(team, user, "read-only")
+    response = client.generic("POST", TASKS, "{not json", content_type="application/json")
+    assert response.status_code == 403
+    assert response.json() == {"detail": MSG_REFUSED["read-only"]}
