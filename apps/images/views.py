@@ -127,7 +127,8 @@ class TrainingImageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Wor
 
     def list_seek(self, offset: int):
         """Where a deep page of the unfiltered list starts (KeysetPagination asks):
-        ``(bound, newer)`` from the kept counts per hour and minute, or None (filters, SQLite)."""
+        ``(created, id, newer)`` from the list's kept blocks of rows (apps/core/positions.py), or
+        None (filters)."""
         if self._list_filters():
             return None
         return selectors.training_image_seek(workspace=self.workspace, offset=offset)
