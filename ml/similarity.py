@@ -97,12 +97,13 @@ class Index:
         return ids, np.maximum(distances, 0.0)
 
 
-def build_index(ids: np.ndarray, vectors: np.ndarray, *, exact_below: int = EXACT_BELOW) -> Index:
+def build_index(ids: np.ndarray, vectors: np.ndarray, *, exact_below: int | None = None) -> Index:
     """An index over ``vectors`` (``(n, dim)``, normalised here) keyed by int64 ``ids``: exact under
     ``exact_below`` vectors, an IVF of float16 vectors from there on (see the module's docstring)."""
     x = normalise(vectors)
     n, dim = x.shape
     ids = np.asarray(ids, dtype=np.int64)
+    exact_below = EXACT_BELOW if exact_below is None else exact_below
     if n < exact_below:
         index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         index.add_with_ids(x, ids)
@@ -135,3 +136,14 @@ def set_threads(count: int) -> None:
     """faiss's OpenMP threads for this process (a web process keeps it small beside its requests)."""
     with _THREADS_LOCK:
         faiss.omp_set_num_threads(max(1, int(count)))
+
+
+def dumps(index: Index) -> bytes:
+    """The index as bytes (faiss's own format: vectors, cells and ``nprobe``), to store and share."""
+    return faiss.serialize_index(index.index).tobytes()
+
+
+def loads(data: bytes) -> Index:
+    """An index from ``dumps``' bytes."""
+    raw = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))  # already of its own class
+    return Index(index=raw, dim=int(raw.d), exact=isinstance(raw, faiss.IndexIDMap2))

@@ -5,6 +5,12 @@ same index from them. An entry is keyed by the version and stamped with the rows
 (largest row id, row count), read on every search: rows added since (uploads described after the
 run) are added to the cached index; any other change (images deleted) rebuilds it from the rows.
 Concurrent searches share an entry; a build happens once at a time per version.
+
+An approximate index (from ``similarity.EXACT_BELOW`` descriptors on) takes seconds to build, so
+the one built last is kept in the media storage (``similarity/<version id>/<top>-<count>.faiss``,
+every machine sees it): a process starting cold reads it and adds the rows written since, instead
+of building again. The descriptor job builds and stores it when it finishes, so the first search
+of a web process does not pay for the build.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 
 from ml import similarity
 
@@ -53,6 +61,61 @@ _BUILD_LOCKS: dict = {}
 builds = 0  # how many full builds this process made (tests)
 
 
+def _folder(version_id) -> str:
+    return f"similarity/{version_id}"
+
+
+def _stored(version_id, top: int) -> Entry | None:
+    """The stored index with the largest generation at or under ``top`` whose rows are all still
+    there (None when there is none, or it cannot be read)."""
+    try:
+        names = default_storage.listdir(_folder(version_id))[1]
+    except (FileNotFoundError, OSError, NotImplementedError):
+        return None
+    found = []
+    for name in names:
+        stem, _, ext = name.partition(".")
+        parts = stem.split("-")
+        if ext == "faiss" and len(parts) == 2 and all(p.isdigit() for p in parts):
+            found.append((int(parts[0]), int(parts[1]), name))
+    for stored_top, stored_count, name in sorted(found, reverse=True):
+        if stored_top > top:
+            continue
+        ids, images = selectors.descriptor_ids(version_id=version_id, up_to=stored_top)
+        if len(ids) != stored_count:  # rows deleted since: the file no longer matches them
+            continue
+        try:
+            with default_storage.open(f"{_folder(version_id)}/{name}", "rb") as handle:
+                index = similarity.loads(handle.read())
+        except Exception:  # noqa: BLE001 - an unreadable file is rebuilt from the rows
+            logger.exception("similarity index %s of version %s cannot be read", name, version_id)
+            return None
+        if index.size != stored_count:
+            return None
+        return Entry(
+            index=index,
+            image_of=dict(zip(ids.tolist(), images, strict=True)),
+            top=stored_top,
+            count=stored_count,
+        )
+    return None
+
+
+def _store(version_id, entry: Entry) -> None:
+    """Keep an approximate index in the media storage (the others of the version go)."""
+    if entry.index is None or entry.index.exact:
+        return
+    folder, name = _folder(version_id), f"{entry.top}-{entry.count}.faiss"
+    try:
+        if not default_storage.exists(f"{folder}/{name}"):
+            default_storage.save(f"{folder}/{name}", ContentFile(similarity.dumps(entry.index)))
+        for old in default_storage.listdir(folder)[1]:
+            if old != name:
+                default_storage.delete(f"{folder}/{old}")
+    except Exception:  # noqa: BLE001 - a process that cannot store it still answers from memory
+        logger.exception("could not store the similarity index of version %s", version_id)
+
+
 def _build(version_id) -> Entry:
     global builds
     started = time.perf_counter()
@@ -62,6 +125,7 @@ def _build(version_id) -> Entry:
     entry.image_of = dict(zip(ids.tolist(), images, strict=True))
     entry.top, entry.count = (int(ids[-1]), len(ids)) if len(ids) else (top, count)
     builds += 1
+    _store(version_id, entry)
     logger.info(
         "similarity index of version %s: %d descriptors in %.2f s",
         version_id,
@@ -98,7 +162,14 @@ def index_get(version_id) -> Entry:
                 _ENTRIES.move_to_end(key)
         if entry is not None and (entry.top, entry.count) == (top, count):
             return entry
-        if entry is None or not _catch_up(entry, version_id, top, count):
+        if entry is None and count >= similarity.EXACT_BELOW:
+            entry = _stored(version_id, top)
+            if entry is not None and (entry.top, entry.count) != (top, count):
+                if not _catch_up(entry, version_id, top, count):
+                    entry = None
+        elif entry is not None and not _catch_up(entry, version_id, top, count):
+            entry = None
+        if entry is None:
             entry = _build(version_id)
         with _LOCK:
             _ENTRIES[key] = entry

@@ -89,3 +89,13 @@ def similarity_status(*, task: Task) -> dict:
         "descriptors": descriptor_count(version_id=done.version_id) if done else 0,
         "run": latest,
     }
+
+
+def descriptor_ids(*, version_id, up_to: int) -> tuple[np.ndarray, list]:
+    """A version's row ids up to ``up_to`` and their image ids, in row order (no vectors)."""
+    rows = list(
+        Descriptor.objects.filter(version_id=version_id, id__lte=up_to)
+        .order_by("id")
+        .values_list("id", "image_id")
+    )
+    return np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows)), [row[1] for row in rows]

@@ -31,6 +31,7 @@ from apps.inference.cache import TORCH_LOCK, predictor_get
 from apps.inference.services import prediction_version_get, task_predict
 from apps.tasks.models import Task
 from apps.training.models import ModelVersion
+from ml import similarity
 
 from . import cache, selectors
 from .job_names import DESCRIBE_JOB
@@ -220,6 +221,12 @@ def descriptor_run_execute(*, run_id) -> DescriptorRun | None:
         run.done, run.total, run.progress = count, count + len(skipped), 100.0
         run.save(update_fields=["status", "finished", "progress", "done", "total"])
     logger.info("described %d image(s) of task %s (%d unreadable)", count, run.task_id, len(skipped))
+    if count >= similarity.EXACT_BELOW:
+        # Build and store the approximate index here, so no web process pays for the build.
+        try:
+            cache.index_get(run.version_id)
+        except Exception:  # noqa: BLE001 - the web processes build it themselves then
+            logger.exception("could not build the similarity index of version %s", run.version_id)
     return run
 
 

@@ -56,3 +56,14 @@ def test_fewer_vectors_than_asked_pad_with_minus_one():
     assert ids[0].tolist() == [7, 8, -1, -1]
     assert np.isinf(distances[0, 2:]).all()
     assert abs(distances[0, 1] - 1.0) < 1e-6  # orthogonal: cosine distance 1
+
+
+def test_an_index_read_back_from_its_bytes_answers_the_same():
+    x = _clustered(3000, 24, 4)
+    index = similarity.build_index(np.arange(3000) * 7, x, exact_below=1000)
+    again = similarity.loads(similarity.dumps(index))
+    assert not again.exact and again.index.nprobe == index.index.nprobe
+    queries = _clustered(20, 24, 5)
+    assert np.array_equal(again.search(queries, 10)[0], index.search(queries, 10)[0])
+    small = similarity.build_index(np.arange(10), x[:10])
+    assert similarity.loads(similarity.dumps(small)).exact

@@ -125,3 +125,37 @@ def test_another_process_builds_the_same_answers_from_the_rows(workspace, colour
     cache.clear()
     again = services.similar_images(task=task, records=[{"_id": red1.pk}], k=3)["records"][0]["_similar"]
     assert [(r["image"].pk, r["distance"]) for r in again] == [(r["image"].pk, r["distance"]) for r in first]
+
+
+def test_an_approximate_index_is_stored_and_a_cold_process_reads_it_and_adds_newer_rows(
+    workspace, colour_task, monkeypatch
+):
+    from apps.images.models import TrainingImage
+    from ml import similarity
+    from tests.bulk import fill_images
+
+    monkeypatch.setattr(similarity, "EXACT_BELOW", 200)  # an IVF from 200 descriptors on
+    task = colour_task()
+    version = task.versions.get()
+    fill_images(workspace_id=workspace.pk, count=700)
+    images = list(TrainingImage.objects.filter(workspace=workspace).order_by("pk"))
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(20, 16))
+    vectors = centres[rng.integers(0, 20, len(images))] + 0.3 * rng.normal(size=(len(images), 16))
+    rows = [
+        Descriptor(version=version, image=i, vector=v.astype(np.float16).tobytes())
+        for i, v in zip(images, vectors, strict=True)
+    ]
+    Descriptor.objects.bulk_create(rows[:600])
+    built = cache.index_get(version.pk)
+    assert not built.index.exact
+    assert default_storage.listdir(f"similarity/{version.pk}")[1] == [f"{built.top}-600.faiss"]
+
+    Descriptor.objects.bulk_create(rows[600:])  # described since, e.g. uploads
+    cache.clear()  # another process, cold
+    builds = cache.builds
+    entry = cache.index_get(version.pk)
+    assert cache.builds == builds  # read from the storage, not built
+    assert entry.index.size == 700 and entry.count == 700
+    query = vectors[650:651]
+    assert entry.search(query, 1)[0][0][0] == images[650].pk
