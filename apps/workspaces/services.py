@@ -113,7 +113,7 @@ def membership_remove(*, workspace: Workspace, actor, user_id: int) -> None:
     """Remove a member from the workspace (owner only; the owner stays)."""
     _require_owner(workspace, actor)
     if workspace.owner_id == user_id:
-        raise DomainError(MSG_OWNER_CANNOT_LEAVE)
+        raise ConflictError(MSG_OWNER_CANNOT_LEAVE)  # a state the service keeps, not a bad request
     deleted, _ = Membership.objects.filter(workspace=workspace, user_id=user_id).delete()
     if not deleted:
         raise NotFoundError(MSG_NOT_MEMBER)

@@ -112,7 +112,13 @@ class WorkspaceViewSet(
         return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        request=None, responses={204: None, 403: OpenApiResponse(description="Not the owner"), **ERRORS}
+        request=None,
+        responses={
+            204: None,
+            403: OpenApiResponse(description="Not the owner"),
+            409: OpenApiResponse(description="The owner, who cannot be removed"),
+            **ERRORS,
+        },
     )
     @action(detail=True, methods=["delete"], url_path=r"members/(?P<user_id>\d+)")
     def remove_member(self, request, pk=None, user_id=None):

@@ -134,7 +134,7 @@ def test_adding_members_rejects_unknown_users_duplicates_and_removing_the_owner(
     response = api.post(base, {"username": user.username}, format="json")
     assert response.json() == {"detail": services.MSG_ALREADY_MEMBER}
     response = api.delete(f"{base}{user.id}/")
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert response.json() == {"detail": services.MSG_OWNER_CANNOT_LEAVE}
 
 
