@@ -128,6 +128,30 @@ def test_the_version_records_how_it_is_served_and_the_download_is_that_file(api,
     assert json.loads(bundle.read("model.json"))["serving"] == shown
 
 
+def test_the_served_descriptor_is_the_downloaded_files_features(api, trained, settings):
+    """``descriptor`` in the served (ONNX Runtime) mode: the downloaded file's ``features`` output,
+    L2-normalised."""
+    from apps.inference import cache as model_cache
+    from apps.training.artifacts import local_artifact_dir
+
+    settings.VF_INFERENCE_MODE = "auto"
+    model_cache.model_cache().clear()
+    task, labels, version = trained
+    images = [solid(COLOURS[i], np.random.default_rng(7)) for i in range(2)]
+    records = [{"_base64": base64.b64encode(image).decode()} for image in images]
+    body = {"task_id": str(task.id), "records": records, "descriptor": True}
+    served = api.post(f"{API}classify/", body, format="json")
+    assert served.status_code == 200, served.content
+    downloaded = _bytes(api.get(f"{API}model/{version.id}/download/?artifact=onnx"))
+    predictor = Predictor.load(local_artifact_dir(version), device="cpu")  # only its preprocessing
+    batch = torch.stack([predictor.preprocess(image) for image in images])
+    session = ort.InferenceSession(downloaded, providers=["CPUExecutionProvider"])
+    (features,) = session.run(["features"], {"images": batch.numpy()})
+    unit = features / np.linalg.norm(features, axis=1, keepdims=True)
+    np.testing.assert_allclose([r["_descriptor"] for r in served.json()["records"]], unit, atol=1e-6)
+    model_cache.model_cache().clear()
+
+
 def test_a_tighter_int8_limit_serves_fp32_and_records_why(
     api, user, workspace, settings, tmp_path, django_capture_on_commit_callbacks
 ):

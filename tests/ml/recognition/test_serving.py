@@ -30,6 +30,16 @@ def _run_file(path, batch: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     return scores, features
 
 
+def _answers_as_the_eager_model(served: Predictor, directory, images) -> None:
+    eager = Predictor.load(directory, device="cpu", mode="eager")
+    batch = torch.stack([eager.preprocess(image) for image in images])
+    np.testing.assert_allclose(
+        [a["probs"] for a in served.predict_tensor(batch)],
+        [a["probs"] for a in eager.predict_tensor(batch)],
+        atol=1e-4,
+    )
+
+
 @pytest.fixture
 def trained(tmp_path, colour_dataset, scratch_config):
     items, test_mask, labels = colour_dataset
@@ -79,13 +89,7 @@ def test_fp32_is_served_when_int8_would_move_answers_beyond_the_limit(
     assert not _quantized(tmp_path / "model.onnx")
 
     served = Predictor.load(tmp_path, device="cpu", mode="onnx", num_threads=1)
-    eager = Predictor.load(tmp_path, device="cpu", mode="eager")
-    batch = torch.stack([eager.preprocess(image) for image, _ in items[:6]])
-    np.testing.assert_allclose(
-        [a["probs"] for a in served.predict_tensor(batch)],
-        [a["probs"] for a in eager.predict_tensor(batch)],
-        atol=1e-4,
-    )
+    _answers_as_the_eager_model(served, tmp_path, [image for image, _ in items[:6]])
 
 
 def test_agreement_needs_both_the_top1_share_and_the_probability_limit():
@@ -127,10 +131,4 @@ def test_a_file_the_runtime_cannot_open_is_served_by_torch_instead(trained):
     (directory / "model.onnx").write_bytes(b"not an onnx graph")
     served = Predictor.load(directory, device="cpu", mode="onnx", num_threads=1)
     assert served.onnx is None
-    eager = Predictor.load(directory, device="cpu", mode="eager")
-    batch = torch.stack([eager.preprocess(image) for image, _ in items[:4]])
-    np.testing.assert_allclose(
-        [a["probs"] for a in served.predict_tensor(batch)],
-        [a["probs"] for a in eager.predict_tensor(batch)],
-        atol=1e-4,
-    )
+    _answers_as_the_eager_model(served, directory, [image for image, _ in items[:4]])
