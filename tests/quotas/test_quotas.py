@@ -15,7 +15,7 @@ from django.db import connection
 
 from apps.audit.models import AuditEvent
 from apps.images.models import ImageCount, TrainingImage
-from apps.images.services import training_image_delete, training_image_ingest
+from apps.images.services import training_image_delete, training_image_delete_many, training_image_ingest
 from apps.quotas.models import StoredBytes, WorkspaceQuota
 from apps.quotas.selectors import quota_limits
 from apps.quotas.services import MSG_QUOTA
@@ -290,3 +290,16 @@ def test_the_admin_refuses_a_negative_limit(client, admin_user, workspace):
 
     assert response.status_code == 200  # the form again, with the error
     assert not WorkspaceQuota.objects.exists()
+
+
+def test_the_byte_counter_follows_bulk_deletes_and_a_deleted_workspace(workspace, user):
+    images = [training_image_ingest(workspace=workspace, data=picture(size=(30 + n, 30))) for n in range(4)]
+    counter = StoredBytes.objects.get(workspace=workspace)
+    assert counter.bytes == sum(i.stored_bytes for i in images)
+
+    training_image_delete_many(queryset=TrainingImage.objects.filter(pk__in=[i.pk for i in images[:3]]))
+
+    counter.refresh_from_db()
+    assert counter.bytes == images[3].stored_bytes
+    workspace.delete()  # the cascade takes the images and the counter row
+    assert not StoredBytes.objects.exists()
