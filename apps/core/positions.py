@@ -101,9 +101,19 @@ _PG_LOCK = (
     "scopes := ARRAY(SELECT DISTINCT {scope} FROM changed ORDER BY 1); "
     "PERFORM pg_advisory_xact_lock(hashtext('{source}'), hashtext(s::text)) FROM unnest(scopes) AS s; "
 )
+# Rows newer than their scope's second block start (new images, nearly always) are the newest
+# block's, found by one comparison; only the others look their block up in the index (a bulk
+# insert of 200,000 rows took 2.5 times as long when every row did).
 _PG_COUNT = (
     "UPDATE core_listblock AS t SET size = t.size {sign} d.n FROM ("
-    "SELECT {block_c} AS block, count(*) AS n FROM changed AS c GROUP BY 1) AS d WHERE t.id = d.block; "
+    "SELECT CASE WHEN h.head IS NOT NULL AND (h.c2 IS NULL OR c.{key} > h.c2 "
+    "OR (c.{key} = h.c2 AND c.id < h.f2)) THEN h.head ELSE {block_c} END AS block, count(*) AS n "
+    "FROM changed AS c JOIN ("
+    "SELECT s AS scope, (SELECT id FROM core_listblock WHERE source = '{source}' AND scope = s "
+    "AND created = {top} AND first_id = {top_id}) AS head, n.c2, n.f2 FROM unnest(scopes) AS s "
+    "LEFT JOIN LATERAL (SELECT created AS c2, first_id AS f2 FROM core_listblock "
+    "WHERE source = '{source}' AND scope = s AND created < {top} ORDER BY created DESC, first_id LIMIT 1"
+    ") AS n ON true) AS h ON h.scope = c.{scope} GROUP BY 1) AS d WHERE t.id = d.block; "
 )
 _PG_ADDED = (
     "CREATE FUNCTION {name}_added() RETURNS trigger LANGUAGE plpgsql AS $$ "
