@@ -40,7 +40,8 @@ class Entry:
     index: similarity.Index | None
     image_of: dict = field(default_factory=dict)
     top: int = 0
-    count: int = 0
+    count: int = 0  # the version's rows when the entry was last brought up to date
+    ghosts: int = 0  # vectors of rows deleted since (their images are left out of answers)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def search(self, vectors: np.ndarray, k: int) -> list[list[tuple]]:
@@ -50,11 +51,16 @@ class Entry:
         with self.lock:  # faiss adds are not safe beside searches of the same index
             ids, distances = self.index.search(vectors, k)
         return [
-            [(self.image_of[int(i)], float(d)) for i, d in zip(row_ids, row_d, strict=True) if i >= 0]
+            [
+                (self.image_of[int(i)], float(d))
+                for i, d in zip(row_ids, row_d, strict=True)
+                if int(i) in self.image_of  # -1 pads a short row; a ghost read from storage has no image
+            ]
             for row_ids, row_d in zip(ids, distances, strict=True)
         ]
 
 
+GHOSTS_KEPT = 0.1  # deleted rows an index keeps (a share of its rows) before it is rebuilt
 _ENTRIES: OrderedDict = OrderedDict()
 _LOCK = threading.Lock()
 _BUILD_LOCKS: dict = {}
@@ -82,7 +88,7 @@ def _stored(version_id, top: int) -> Entry | None:
         if stored_top > top:
             continue
         ids, images = selectors.descriptor_ids(version_id=version_id, up_to=stored_top)
-        if len(ids) != stored_count:  # rows deleted since: the file no longer matches them
+        if len(ids) > stored_count or stored_count - len(ids) > GHOSTS_KEPT * max(len(ids), 1):
             continue
         try:
             with default_storage.open(f"{_folder(version_id)}/{name}", "rb") as handle:
@@ -92,11 +98,13 @@ def _stored(version_id, top: int) -> Entry | None:
             return None
         if index.size != stored_count:
             return None
+        # Rows of the file deleted since are ghosts: their ids map to no image, answers skip them.
         return Entry(
             index=index,
             image_of=dict(zip(ids.tolist(), images, strict=True)),
             top=stored_top,
-            count=stored_count,
+            count=len(ids),
+            ghosts=stored_count - len(ids),
         )
     return None
 
@@ -140,12 +148,15 @@ def _catch_up(entry: Entry, version_id, top: int, count: int) -> bool:
     if top < entry.top or entry.index is None:
         return False
     ids, images, vectors = selectors.descriptor_rows(version_id=version_id, after_id=entry.top)
-    if entry.count + len(ids) != count:  # rows were deleted too
+    # Rows deleted since stay in the index as ghosts, which answers leave out (their images are
+    # gone), until they are a tenth of it: a deletion never makes a request rebuild the index.
+    ghosts = entry.ghosts + entry.count + len(ids) - count
+    if ghosts < 0 or ghosts > GHOSTS_KEPT * max(count, 1):
         return False
     with entry.lock:
         entry.index.add(ids, vectors)
         entry.image_of.update(zip(ids.tolist(), images, strict=True))
-        entry.top, entry.count = top, count
+        entry.top, entry.count, entry.ghosts = max(top, entry.top), count, ghosts
     return True
 
 

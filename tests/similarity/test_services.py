@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from django.core.files.storage import default_storage
+from django.utils import timezone
 
 from apps.images.services import training_image_ingest
 from apps.similarity import cache, jobs, services
@@ -159,3 +160,36 @@ def test_an_approximate_index_is_stored_and_a_cold_process_reads_it_and_adds_new
     assert entry.index.size == 700 and entry.count == 700
     query = vectors[650:651]
     assert entry.search(query, 1)[0][0][0] == images[650].pk
+
+
+def test_a_deleted_image_stays_a_skipped_ghost_until_ghosts_are_a_tenth_of_the_rows(
+    workspace, colour_task, monkeypatch
+):
+    from apps.images.models import TrainingImage
+    from tests.bulk import fill_images
+
+    task = colour_task()
+    version = task.versions.get()
+    fill_images(workspace_id=workspace.pk, count=30)
+    images = list(TrainingImage.objects.filter(workspace=workspace).order_by("pk"))
+    vectors = np.random.default_rng(1).normal(size=(30, 8))
+    Descriptor.objects.bulk_create(
+        Descriptor(version=version, image=image, vector=vector.astype(np.float16).tobytes())
+        for image, vector in zip(images, vectors, strict=True)
+    )
+    DescriptorRun.objects.create(
+        workspace=workspace, task=task, version=version, status="DONE", finished=timezone.now()
+    )
+    entry = cache.index_get(version.pk)
+    builds = cache.builds
+    gone = images[0].pk
+    images[0].delete()
+    near = cache.index_get(version.pk).search(vectors[:1], 30)[0]
+    assert cache.builds == builds and entry.ghosts == 1  # no rebuild for one deletion
+    found = {pk for pk, _ in near}
+    assert gone in found  # the ghost is still in the index; answers drop it:
+    answer = services.similar_images(task=task, records=[{"_id": images[1].pk}], k=29)
+    assert gone not in {row["image"].pk for row in answer["records"][0]["_similar"]}
+    for image in images[1:4]:  # 4 ghosts of 26 rows: past a tenth, rebuilt without them
+        image.delete()
+    assert cache.index_get(version.pk).index.size == 26 and cache.builds == builds + 1
