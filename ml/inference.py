@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Callable
 from typing import Protocol
@@ -52,13 +53,37 @@ def onnx_providers() -> list[str]:
     return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
 
 
+_shared_arena_lock = threading.Lock()
+_shared_arena_registered = False
+
+
+def _share_cpu_arena(ort) -> None:
+    """Register one CPU arena in ONNX Runtime's process-wide environment, once per process.
+
+    Each session otherwise grows an arena of its own to its largest forward's activations (lite0,
+    10 images at 224 px: ~240 MB) and keeps it while the version stays cached, so a web process
+    holding 4 versions held ~1 GB of arenas that are never used at the same time (the service runs
+    one forward at a time, ``apps/inference/cache.py``'s ``TORCH_LOCK``). Sessions made with
+    ``session.use_env_allocators`` share this one instead: its size is one forward's peak, and
+    each further version costs about its weights (BENCHMARKS.md, "Memory per web process").
+    """
+    global _shared_arena_registered
+    with _shared_arena_lock:
+        if _shared_arena_registered:
+            return
+        memory = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+        ort.create_and_register_allocator(memory, ort.OrtArenaCfg(0, -1, -1, -1))  # ORT's defaults
+        _shared_arena_registered = True
+
+
 class OnnxRunner:
     """A version's ``model.onnx`` in an ONNX Runtime session: uint8 (N, 3, S, S) images in,
     ``(scores, features)`` out as float32 arrays (the file's ``scores`` are the predictor's
     ``probs`` / values; ``features`` the penultimate features, not normalised).
 
     Sequential execution on ``num_threads`` intra-op threads (None: ONNX Runtime's default, one
-    per core), so a forward uses the cores the service gives inference and no more.
+    per core), so a forward uses the cores the service gives inference and no more. Every
+    runner of the process allocates from one shared CPU arena (``_share_cpu_arena``).
     """
 
     def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
@@ -70,6 +95,8 @@ class OnnxRunner:
         options.inter_op_num_threads = 1
         if num_threads:
             options.intra_op_num_threads = num_threads
+        _share_cpu_arena(ort)
+        options.add_session_config_entry("session.use_env_allocators", "1")
         self.path = str(path)
         self.session = ort.InferenceSession(self.path, options, providers=onnx_providers())
         self.outputs = [o.name for o in self.session.get_outputs()]

@@ -14,6 +14,9 @@ loaded once, not once per request. Loads of different versions proceed in parall
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import logging
 import threading
 import time
@@ -52,6 +55,7 @@ class LRUCache:
                 if key in self._items:
                     self._items.move_to_end(key)
                     return self._items[key]
+            evicted: list = []
             try:
                 value = loader()
                 with self._lock:
@@ -59,11 +63,14 @@ class LRUCache:
                     self._items[key] = value
                     self._items.move_to_end(key)
                     while len(self._items) > self.size:
-                        evicted, _ = self._items.popitem(last=False)
-                        logger.info("model cache: evicted %s", evicted)
+                        evicted.append(self._items.popitem(last=False))
             finally:
                 with self._lock:
                     self._loading.pop(key, None)
+            if evicted:
+                logger.info("model cache: evicted %s", ", ".join(str(k) for k, _ in evicted))
+                evicted.clear()
+                release_memory()
         return value
 
     def keys(self) -> list:
@@ -73,6 +80,25 @@ class LRUCache:
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None (musl, macOS): it hands the C heap's free pages back to the
+    system, which glibc otherwise keeps for the process (a freed ONNX session's buffers)."""
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_trim = _malloc_trim()
+
+
+def release_memory() -> None:
+    """Free what evicted versions held: their reference cycles now, then the C heap's free pages."""
+    gc.collect()
+    if _trim is not None:
+        _trim(0)
 
 
 # --------------------------------------------------------------------------- loading a version
