@@ -359,7 +359,6 @@ def _final_refit(ctx: Context, winner: Candidate, test: _TestSide) -> dict:
 
 def _serve(out_dir, ctx: Context, winner: Candidate, test: _TestSide, config: TrainConfig) -> dict:
     """Write the served model.onnx (INT8 where it agrees with FP32 on the test side, else FP32)."""
-    ctx.report({"stage": "exporting the served model"})
     prep = winner.preprocessing
     calibration = ctx.images.cache(winner.input_size, prep["interpolation"], prep.get("resize", "crop"))
     try:
