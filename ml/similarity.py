@@ -17,11 +17,26 @@ recall holds on clustered and on diffuse descriptors alike (diffuse ones need mo
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import faiss
 import numpy as np
+
+if TYPE_CHECKING:
+    import faiss
+
+
+def _faiss():
+    """faiss, imported on first use: a process that never searches does not load it (tens of MB),
+    and its loader's INFO lines (each missing CPU-specific build tried, "ModuleNotFoundError") are
+    kept out of the log."""
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    import faiss
+
+    return faiss
+
 
 EXACT_BELOW = 20_000  # under this, the exact scan is already a few milliseconds
 TRAIN_PER_CELL = 40  # k-means sample per cell: faiss's own lower bound for a stable clustering
@@ -105,13 +120,13 @@ def build_index(ids: np.ndarray, vectors: np.ndarray, *, exact_below: int | None
     ids = np.asarray(ids, dtype=np.int64)
     exact_below = EXACT_BELOW if exact_below is None else exact_below
     if n < exact_below:
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        index = _faiss().IndexIDMap2(_faiss().IndexFlatIP(dim))
         index.add_with_ids(x, ids)
         return Index(index=index, dim=dim, exact=True)
     cells = default_cells(n)
-    quantizer = faiss.IndexFlatIP(dim)
-    ivf = faiss.IndexIVFScalarQuantizer(
-        quantizer, dim, cells, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+    quantizer = _faiss().IndexFlatIP(dim)
+    ivf = _faiss().IndexIVFScalarQuantizer(
+        quantizer, dim, cells, _faiss().ScalarQuantizer.QT_fp16, _faiss().METRIC_INNER_PRODUCT
     )
     ivf.cp.seed = SEED
     sample = x[np.random.default_rng(SEED).choice(n, min(n, cells * TRAIN_PER_CELL), replace=False)]
@@ -135,15 +150,15 @@ def exact_search(vectors: np.ndarray, queries: np.ndarray, k: int) -> tuple[np.n
 def set_threads(count: int) -> None:
     """faiss's OpenMP threads for this process (a web process keeps it small beside its requests)."""
     with _THREADS_LOCK:
-        faiss.omp_set_num_threads(max(1, int(count)))
+        _faiss().omp_set_num_threads(max(1, int(count)))
 
 
 def dumps(index: Index) -> bytes:
     """The index as bytes (faiss's own format: vectors, cells and ``nprobe``), to store and share."""
-    return faiss.serialize_index(index.index).tobytes()
+    return _faiss().serialize_index(index.index).tobytes()
 
 
 def loads(data: bytes) -> Index:
     """An index from ``dumps``' bytes."""
-    raw = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))  # already of its own class
-    return Index(index=raw, dim=int(raw.d), exact=isinstance(raw, faiss.IndexIDMap2))
+    raw = _faiss().deserialize_index(np.frombuffer(data, dtype=np.uint8))  # already of its own class
+    return Index(index=raw, dim=int(raw.d), exact=isinstance(raw, _faiss().IndexIDMap2))

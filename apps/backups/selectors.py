@@ -17,8 +17,8 @@ from apps.training.models import ModelVersion
 STORED_ROOTS = ("training-images", "models")
 
 # Rows a backup leaves out: made by `migrate` (content types, permissions), kept by database
-# triggers from the images themselves (the image counters), or short-lived (sessions, sign-in
-# attempts, the admin's history).
+# triggers from the images themselves (the image counters, the list's blocks, the stored bytes),
+# or short-lived (sessions, sign-in attempts, the admin's history).
 SKIPPED_MODELS = {
     "contenttypes.contenttype",
     "auth.permission",
@@ -29,6 +29,7 @@ SKIPPED_MODELS = {
     "images.imageminute",
     "images.imagehour",
     "quotas.storedbytes",
+    "core.listblock",
 }
 SKIPPED_APPS = {"axes"}
 
