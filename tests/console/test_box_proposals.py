@@ -139,6 +139,7 @@ def test_a_person_accepts_one_proposed_box_and_adjusts_another_in_a_real_browser
     guess = page.evaluate("async (url) => (await fetch(url)).json()", page.url + "guess/")["boxes"]
     assert proposed.count() == len(guess) >= 2
     assert not DetectionObject.objects.exists()
+    _shot(page, "box-proposals")
     guessed = [[round(v) for v in g["box"]] for g in guess]
 
     def free_centre():
@@ -187,5 +188,4 @@ def test_a_person_accepts_one_proposed_box_and_adjusts_another_in_a_real_browser
     page.reload()
     expect(page.get_by_role("button", name="Box", exact=True)).to_have_count(2)
     expect(proposed).to_have_count(0)  # an image with boxes does not ask the model by itself
-    _shot(page, "box-proposals")
     _assert_clean_log(page)
