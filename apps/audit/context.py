@@ -32,3 +32,15 @@ def current_actor():
     user = getattr(request, "user", None)
     user = user if user is not None and user.is_authenticated else None
     return user, request.META.get("REMOTE_ADDR") or None
+
+
+def current_token() -> dict:
+    """The scoped API token the request being served authenticated with, as the audit log names
+    it (``{"token": name, "token_prefix": the key's visible start}``); empty for a user's own token,
+    a session, or outside a request. DRF puts its authenticator's ``auth`` on the request."""
+    request = _request.get()
+    auth = getattr(request, "auth", None) if request is not None else None
+    prefix = getattr(auth, "prefix", None)
+    if not isinstance(prefix, str):
+        return {}
+    return {"token": getattr(auth, "name", ""), "token_prefix": prefix}

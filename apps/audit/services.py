@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .context import current_actor
+from .context import current_actor, current_token
 from .models import AuditEvent
 
 
@@ -20,8 +20,11 @@ def audit_record(
     ip: str | None = None,
 ) -> AuditEvent:
     """Write one event. The actor defaults to the user of the request being served (none for a
-    command, a job or the sweep). In the caller's transaction: a rolled-back change logs nothing."""
+    command, a job or the sweep); a call made with a scoped API token acts as the workspace's
+    owner, and the event's details name the token. In the caller's transaction: a rolled-back
+    change logs nothing."""
     request_actor, request_ip = current_actor()
+    details = {**(details or {}), **current_token()}
     actor = actor if actor is not None else request_actor
     if workspace is not None:
         workspace_id, workspace_name = workspace.pk, workspace_name or workspace.name

@@ -9,6 +9,7 @@ from apps.detection.models import DetectionLabel, DetectionObject
 from apps.images.services import training_image_ingest
 from apps.tasks.models import Task
 from apps.tokens import services
+from apps.tokens.models import ScopedToken
 from apps.tokens.scopes import MSG_REFUSED
 from apps.workspaces.services import workspace_create
 from tests.pictures import picture
@@ -121,3 +122,16 @@ def test_a_refused_call_is_refused_before_its_body_is_read(user, team):
     response = client.generic("POST", TASKS, "{not json", content_type="application/json")
     assert response.status_code == 403
     assert response.json() == {"detail": MSG_REFUSED["read-only"]}
+
+
+@pytest.mark.django_db
+def test_what_a_full_token_deletes_is_logged_as_the_owner_through_that_token(user, team):
+    from apps.audit.models import AuditEvent
+
+    client = scoped(team, user, "full")
+    task = Task.objects.get(name="team's task")
+    assert client.delete(f"{TASKS}{task.id}/").status_code == 204
+    event = AuditEvent.objects.get(action="task.deleted")
+    assert (event.actor, event.workspace_id, event.target_name) == (user, team.id, "team's task")
+    token = ScopedToken.objects.get(workspace=team)
+    assert event.details["token"] == "full" and event.details["token_prefix"] == token.prefix
