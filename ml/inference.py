@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 class Servable(Protocol):
     """What a mode needs of a loaded predictor (``ml.recognition.predictor.Predictor`` is one)."""
 
-    model: torch.nn.Module
+    model: torch.nn.Module | None  # None once ONNX Runtime serves (``accelerate``)
     device: torch.device
     input_size: int
     forward_fn: Callable
@@ -155,7 +155,8 @@ def amx_available() -> bool:
 def accelerate(predictor: Servable, mode: str, num_threads: int | None = None) -> Servable:
     """Swap the predictor's forward for the ``mode`` lever and warm it up.
 
-    ``onnx``: the version's ``model.onnx`` in ONNX Runtime (``num_threads`` intra-op threads).
+    ``onnx``: the version's ``model.onnx`` in ONNX Runtime (``num_threads`` intra-op threads); the
+    torch model is then dropped (``predictor.model`` is None).
     ``eager``: plain PyTorch. ``jit``: traced and frozen, float32. ``bf16``: traced and frozen
     with bfloat16 weights, only on a GPU or a CPU with AMX (else ``jit``). ``auto``: ``onnx``,
     except on a GPU when onnxruntime has no CUDA provider (then ``jit`` on the GPU).
@@ -183,6 +184,9 @@ def accelerate(predictor: Servable, mode: str, num_threads: int | None = None) -
         predictor.forward_fn = _frozen(_FeaturesAndLogits(model, torch.bfloat16), predictor)
     elif mode not in ("eager", "onnx"):
         raise ValueError(f"unknown inference mode {mode!r}")
+    if predictor.onnx is not None:
+        # ONNX Runtime holds the weights it serves; the torch copy would only double them.
+        predictor.model = None
     size = predictor.input_size
     warm = torch.zeros((2, 3, size, size), dtype=torch.uint8)
     for _ in range(2):

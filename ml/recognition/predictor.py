@@ -194,7 +194,13 @@ class Predictor:
         return self._rows(out, desc, descriptor)
 
     def _onnx_outputs(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        scores, features = self.onnx(np.ascontiguousarray(batch.numpy()))
+        # In passes of forward_batch_size images on a CPU, like the torch forward: the shared arena
+        # (ml/inference.py) then grows to one pass's activations, not the whole request's.
+        images = np.ascontiguousarray(batch.numpy())
+        step = forward_batch_size(images.shape[-1], self.device, images.shape[0])
+        parts = [self.onnx(images[start : start + step]) for start in range(0, max(len(images), 1), step)]
+        scores = np.concatenate([part[0] for part in parts])
+        features = None if parts[0][1] is None else np.concatenate([part[1] for part in parts])
         out = torch.from_numpy(scores)
         desc = None
         if features is not None:
