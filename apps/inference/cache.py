@@ -70,7 +70,10 @@ class LRUCache:
             if evicted:
                 logger.info("model cache: evicted %s", ", ".join(str(k) for k, _ in evicted))
                 evicted.clear()
-                release_memory()
+            # What the load built and dropped (the torch model ONNX Runtime replaced, the graph
+            # optimiser's buffers) and what eviction freed: ~100 MB of free heap a lite0 load
+            # otherwise leaves with the process (BENCHMARKS.md, "Memory per web process").
+            release_memory()
         return value
 
     def keys(self) -> list:
@@ -95,7 +98,8 @@ _trim = _malloc_trim()
 
 
 def release_memory() -> None:
-    """Free what evicted versions held: their reference cycles now, then the C heap's free pages."""
+    """Free what a load left behind and what evicted versions held: reference cycles now, then the
+    C heap's free pages (a few ms, next to a load's seconds)."""
     gc.collect()
     if _trim is not None:
         _trim(0)
