@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -73,3 +75,32 @@ def test_the_process_cache_follows_the_size_setting(settings):
     assert model_cache.model_cache().size == 3
     settings.VF_MODEL_CACHE_SIZE = 1
     assert model_cache.model_cache().size == 1
+
+
+class _Version:
+    """A loaded version that, like a real predictor, sits in a reference cycle."""
+
+    def __init__(self):
+        self.itself = self
+
+
+def test_an_evicted_version_is_freed_at_once_even_inside_a_reference_cycle():
+    cache = LRUCache(1)
+    held = [_Version()]
+    gone = weakref.ref(held[0])
+    cache.get("v1", held.pop)  # the cache holds the only reference
+    gc.disable()  # only the cache's own collection may free the cycle
+    try:
+        cache.get("v2", _Version)
+        assert cache.keys() == ["v2"]
+        assert gone() is None
+    finally:
+        gc.enable()
+
+
+def test_releasing_memory_after_loads_is_safe_where_malloc_trim_is_missing(monkeypatch):
+    monkeypatch.setattr(model_cache, "_trim", None)  # musl or macOS: no malloc_trim
+    cache = LRUCache(1)
+    cache.get("v1", _Version)
+    cache.get("v2", _Version)
+    assert cache.keys() == ["v2"] and cache.loads == 2

@@ -132,3 +132,21 @@ def test_a_file_the_runtime_cannot_open_is_served_by_torch_instead(trained):
     served = Predictor.load(directory, device="cpu", mode="onnx", num_threads=1)
     assert served.onnx is None
     _answers_as_the_eager_model(served, directory, [image for image, _ in items[:4]])
+
+
+def test_an_onnx_served_version_drops_its_torch_model_and_answers_in_passes_as_the_file(trained, monkeypatch):
+    """ONNX Runtime holds the served weights (the torch copy is dropped), and a batch larger than
+    one CPU pass runs in passes that answer as one run of the whole batch through the file."""
+    import ml.models
+
+    directory, items, _ = trained
+    served = Predictor.load(directory, device="cpu", mode="onnx", num_threads=1)
+    assert served.onnx is not None and served.model is None
+    side = served.input_size
+    monkeypatch.setattr(ml.models, "CPU_BATCH_PIXELS", 2 * side * side)  # passes of 2 images
+    batch = torch.stack([served.preprocess(image) for image, _ in items[:5]])
+    answers = served.predict_tensor(batch, descriptor=True)
+    scores, features = _run_file(directory / "model.onnx", batch)
+    np.testing.assert_allclose([a["probs"] for a in answers], scores, atol=1e-5)
+    norms = features / np.linalg.norm(features, axis=1, keepdims=True)
+    np.testing.assert_allclose([a["descriptor"] for a in answers], norms, atol=1e-5)
