@@ -1,6 +1,7 @@
 """ "Label next" in a real browser (Debian's Chromium, as tests/console/test_browser.py drives it):
-drop unlabelled photos into a task's pool, label a few per label, train, open "Label next", accept
-two suggestions with Enter and correct one with a number key."""
+the labelling loop of issue 22 walked as a person does it. Drop 60 unlabelled pictures into a
+task's pool, label 5 per label, train, open "Label next", accept three suggestions with Enter and
+correct one with a number key, train again, and look for the images like one of them."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from tests.pictures import COLOURS
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PER_LABEL = 5
-POOL = 8
+POOL = 60
 
 
 def test_a_person_labels_the_suggested_images_with_the_keyboard(
@@ -60,7 +61,7 @@ def test_a_person_labels_the_suggested_images_with_the_keyboard(
     expect(_stored(page)).to_have_count(2 * PER_LABEL, timeout=60_000)
     pool = _pictures(tmp_path, COLOURS[0], POOL // 2, 3) + _pictures(tmp_path, COLOURS[1], POOL // 2, 4)
     page.get_by_label("Files for the pool").set_input_files([str(p) for p in pool])
-    expect(_stored(page)).to_have_count(2 * PER_LABEL + POOL, timeout=60_000)
+    expect(_stored(page)).to_have_count(2 * PER_LABEL + POOL, timeout=120_000)
 
     # The image grid's pool filter shows the unlabelled uploads.
     page.get_by_role("link", name="Images").click()
@@ -69,7 +70,7 @@ def test_a_person_labels_the_suggested_images_with_the_keyboard(
     page.wait_for_load_state("load")
     page.wait_for_function("() => window.htmx !== undefined")
     page.get_by_label("in the pool").check()
-    expect(page.get_by_role("checkbox", name=re.compile("^Select image"))).to_have_count(POOL, timeout=30_000)
+    expect(page.get_by_text(f"{POOL} images", exact=True)).to_be_visible(timeout=30_000)
     page.get_by_role("link", name="Colours").click()
 
     _train(page, 1)  # the training's end scores the pool (eager jobs: inline)
@@ -80,8 +81,8 @@ def test_a_person_labels_the_suggested_images_with_the_keyboard(
     assert SuggestionRun.objects.get().status == "DONE"
     _shot(page, "label-next")
 
-    # Enter accepts the pre-selected guess, twice; the next suggestion loads each time.
-    for _ in range(2):
+    # Enter accepts the pre-selected guess, three times; the next suggestion loads each time.
+    for _ in range(3):
         guessed = page.get_by_role("radio", checked=True).locator("xpath=..").inner_text()
         name = "red" if "red" in guessed else "blue"
         page.keyboard.press("Enter")
@@ -94,7 +95,22 @@ def test_a_person_labels_the_suggested_images_with_the_keyboard(
     expect(page.get_by_text(f"Labelled: {other}.")).to_be_visible()
 
     pool_labels = ImageLabel.objects.filter(~Q(image__pool_entries=None))
-    assert pool_labels.count() == 3
+    assert pool_labels.count() == 4
     assert pool_labels.filter(label__name=other).exists()
-    expect(page.get_by_text(f"{POOL - 3} images in the pool")).to_be_visible()
+    expect(page.get_by_text(f"{POOL - 4} images in the pool")).to_be_visible()
+
+    # Train again with the new labels; the pool is scored anew and the descriptors computed.
+    page.get_by_role("link", name="Colours").click()
+    _train(page, 2)
+    # Images like one of the corrected ones: its nearest images by version 2's descriptors.
+    corrected = pool_labels.filter(label__name=other).first().image_id
+    page.goto(page.url.split("/versions/")[0] + f"/images/{corrected}/similar/")
+    page.get_by_role("heading", name=re.compile("^Images like this")).wait_for()
+    expect(page.get_by_text(re.compile(r"nearest of \d+ described images by version 2"))).to_be_visible()
+    similar = page.get_by_role("img", name=re.compile(r"^Similar image \d+"))
+    expect(similar.first).to_be_visible()
+    assert similar.count() >= 5
+    distances = [float(t.split()[-1]) for t in page.locator(".similar .tags span").all_inner_texts()]
+    assert distances == sorted(distances) and 0 <= distances[0] < 0.5, distances
+    _shot(page, "similar")
     _assert_clean_log(page)
