@@ -1,6 +1,6 @@
 """Memory of a web process holding ``VF_MODEL_CACHE_SIZE`` lite0-sized versions (issue #23).
 
-    .venv/bin/python bench/bench_memory.py [--versions 7] [--before COMMIT] [--calls 3]
+    .venv/bin/python bench/bench_memory.py [--versions 7] [--before COMMIT] [--calls 3] [--speed 20]
 
 Prepares everything itself (a temporary VF_VAR_DIR, a migrated SQLite database, a user and token):
 trains one tf_efficientnet_lite0 version at 224 px for one short epoch (``bench_classify``'s
@@ -17,8 +17,10 @@ and reads that worker's resident memory (VmRSS, /proc) at each step:
 
 With ``--before COMMIT`` the same is measured, in the same run and on the same database and
 artifacts, for the code of ``COMMIT`` (``git archive`` into a temporary folder, run with this
-virtualenv), so the figures are before/after ratios on one machine state. Absolute figures move a
-little with the libraries' versions; the machine's load does not change them much (unlike time).
+virtualenv), so the figures are before/after ratios on one machine state. ``--speed N``: then
+both servers run at once and take N classify calls each in turns (latency p50 and its ratio).
+Absolute memory figures move a little with the libraries' versions; the machine's load does not
+change them much (unlike time).
 Not part of the test suite; takes a few minutes (the training dominates).
 """
 
@@ -165,6 +167,32 @@ def measure(name: str, code: Path, env: dict, ids: dict, images: list[bytes], ca
     return {"steps": steps, "peak": final["VmHWM"], "final": final["VmRSS"]}
 
 
+def speed(codes: dict[str, Path], env: dict, ids: dict, images: list[bytes], rounds: int) -> None:
+    """Classify latency (10 records, one cached version) of every code's server, in turns, so the
+    machine's load weighs on each alike; p50 and its ratio to the first code's."""
+    servers = {}
+    try:
+        for name, code in codes.items():
+            port = free_port()
+            servers[name] = (port, start_server(code, port, env))
+        body = body_for(ids["task_ids"][0], images)
+        for port, _ in servers.values():
+            for _ in range(2):  # load and warm up
+                call(port, ids["token"], body)
+        times: dict[str, list[float]] = {name: [] for name in servers}
+        for _ in range(rounds):
+            for name, (port, _) in servers.items():
+                times[name].append(call(port, ids["token"], body)[0])
+    finally:
+        for _, server in servers.values():
+            server.terminate()
+            server.wait(timeout=60)
+    first = float(np.median(next(iter(times.values()))))
+    print(f"\nclassify 10 records over HTTP, p50 of {rounds} calls in turns:")
+    for name, values in times.items():
+        print(f"  {name:24s} {np.median(values) * 1000:6.0f} ms  {np.median(values) / first:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -172,6 +200,7 @@ def main() -> None:
     parser.add_argument("--versions", type=int, default=7, help="tasks classified in turn, one version each")
     parser.add_argument("--calls", type=int, default=3, help="classify calls (10 records) per version")
     parser.add_argument("--before", default="", help="a commit whose code to measure alongside")
+    parser.add_argument("--speed", type=int, default=0, help="rounds of a latency check of each code")
     args = parser.parse_args()
 
     var_dir = Path(tempfile.mkdtemp(prefix="vf-bench-memory-"))
@@ -206,6 +235,8 @@ def main() -> None:
                 print(f"  {label:18s} {b['VmRSS'] / a['VmRSS']:.2f}")
             print(f"  {'peak':18s} {new['peak'] / old['peak']:.2f}")
         print(json.dumps({name: {"peak": r["peak"], "final": r["final"]} for name, r in results.items()}))
+        if args.speed:
+            speed(codes, env, ids, images, args.speed)
     finally:
         shutil.rmtree(var_dir, ignore_errors=True)
 
