@@ -21,6 +21,7 @@ def _configure(app: Celery) -> None:
     from django.conf import settings
 
     from apps.training.job_names import SWEEP_JOB, TRAIN_JOB, TRAINING_QUEUE
+    from apps.webhooks.job_names import SWEEP_DELIVERIES_JOB
 
     broker_options: dict = {}
     if settings.CELERY_BROKER_URL.startswith("filesystem://"):
@@ -63,6 +64,10 @@ def _configure(app: Celery) -> None:
         beat_schedule={
             "sweep-stuck-trainings": {
                 "task": SWEEP_JOB,
+                "schedule": float(settings.VF_TRAINING_SWEEP_INTERVAL),
+            },
+            "sweep-stranded-webhook-deliveries": {
+                "task": SWEEP_DELIVERIES_JOB,
                 "schedule": float(settings.VF_TRAINING_SWEEP_INTERVAL),
             },
         },

@@ -17,10 +17,12 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from celery.signals import worker_ready
 from django.conf import settings
+from django.db import connection
 
 from . import services
-from .job_names import DELIVER_JOB
+from .job_names import DELIVER_JOB, SWEEP_DELIVERIES_JOB
 
 logger = logging.getLogger(__name__)
 
@@ -53,3 +55,24 @@ def deliver_webhook(self, delivery_id: str):
     logger.warning(
         "webhook delivery %s failed after %d attempt(s): %s", delivery_id, outcome.number, outcome.error
     )
+
+
+@shared_task(name=SWEEP_DELIVERIES_JOB, ignore_result=True)
+def sweep_stranded_deliveries() -> list[str]:
+    """Periodic (celery beat, beside the trainings' sweep): queue again the deliveries whose message
+    was lost, e.g. an event that happened while the broker was down."""
+    requeued = services.webhook_deliveries_requeue_stranded()
+    if requeued:
+        logger.info("webhook sweep: queued %d stranded deliveries again", len(requeued))
+    return [str(pk) for pk in requeued]
+
+
+@worker_ready.connect
+def sweep_deliveries_when_a_worker_starts(**_kwargs) -> None:
+    """A worker that starts (often after the broker or the worker was down) sends what waited."""
+    try:
+        sweep_stranded_deliveries()
+    except Exception:
+        logger.exception("webhook sweep at worker start failed")
+    finally:
+        connection.close()  # the worker's main process is not a job: no connection across forks

@@ -27,6 +27,7 @@ import requests
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.core.broker import job_enqueue
@@ -378,3 +379,37 @@ def webhook_delivery_fail(*, delivery_id) -> None:
     WebhookDelivery.objects.filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING).update(
         status=WebhookDelivery.Status.FAILED, next_attempt=None, finished=timezone.now()
     )
+
+
+# --------------------------------------------------------------------------- stranded deliveries
+
+# A PENDING delivery has a message on its way: its first attempt's, or the retry's (due at
+# ``next_attempt``). Past this grace beyond when it was due, the message is taken as lost.
+STRANDED_AFTER_S = 120
+
+
+def webhook_deliveries_requeue_stranded(*, grace_s: float = STRANDED_AFTER_S) -> list:
+    """Queue again the PENDING deliveries whose message was lost: never queued (the broker was down
+    when the event happened) or dropped (a broker that lost its data, a retry that never came),
+    judged by when their next attempt was due, plus ``grace_s``. Their ids; a delivery queued twice
+    is attempted once more at most (the attempt takes the row's lock and skips a finished one)."""
+    due_before = timezone.now() - timedelta(seconds=grace_s)
+    stranded = list(
+        WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING)
+        .filter(Q(next_attempt__lt=due_before) | Q(next_attempt__isnull=True, created__lt=due_before))
+        .order_by("created")
+        .values_list("pk", flat=True)[:1000]
+    )
+    requeued = []
+    for delivery_id in stranded:
+        # Pushed forward first, so the next sweep leaves it alone while this message is on its way.
+        WebhookDelivery.objects.filter(pk=delivery_id, status=WebhookDelivery.Status.PENDING).update(
+            next_attempt=timezone.now()
+        )
+        try:
+            job_enqueue(DELIVER_JOB, str(delivery_id))
+        except Exception:
+            logger.warning("webhook sweep: the queue is still unreachable; %s stays PENDING", delivery_id)
+            break
+        requeued.append(delivery_id)
+    return requeued

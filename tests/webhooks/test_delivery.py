@@ -240,3 +240,40 @@ def test_the_job_is_safe_to_run_again_and_after_its_webhook_is_gone(workspace, h
 def test_an_unknown_event_is_a_programming_error(workspace):
     with pytest.raises(ValueError, match="Unknown event 'training.paused'"):
         services.webhook_event_emit(workspace=workspace, event="training.paused", payload={})
+
+
+def test_an_event_while_the_broker_was_down_is_delivered_by_the_sweep_once_it_is_back(
+    workspace, hook, receiver, monkeypatch, django_capture_on_commit_callbacks
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from config.celery import app
+
+    previous = (app.conf.broker_url, app.conf.task_always_eager)
+    dead = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens: a real refused connection
+    monkeypatch.setenv("CELERY_BROKER_URL", dead)
+    app.conf.broker_url, app.conf.task_always_eager = dead, False
+    try:
+        (delivery,) = emit(workspace, django_capture_on_commit_callbacks)
+    finally:
+        monkeypatch.undo()
+        app.conf.broker_url, app.conf.task_always_eager = previous
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (WebhookDelivery.Status.PENDING, 0)
+    assert receiver.received == []
+
+    # Not yet stranded: its message may still be on its way.
+    assert services.webhook_deliveries_requeue_stranded() == []
+    # Past the grace, the sweep (beat, or a worker that starts) queues it again; it is delivered once.
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        created=timezone.now() - timedelta(seconds=services.STRANDED_AFTER_S + 5)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        assert jobs.sweep_stranded_deliveries() == [str(delivery.pk)]
+    (request,) = receiver.wait_for(1)
+    assert request.delivery == str(delivery.pk)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == (WebhookDelivery.Status.DELIVERED, 1)
+    assert jobs.sweep_stranded_deliveries() == []
