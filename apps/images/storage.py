@@ -93,6 +93,17 @@ def save_bytes(name: str, data: bytes) -> str:
     return default_storage.save(name, ContentFile(data))
 
 
+def read_bytes(name: str, *, who: str) -> bytes | None:
+    """The stored file's bytes, or None (logged as ``who`` skipping it) when it cannot be read: a
+    background job over many images skips a missing file rather than failing."""
+    try:
+        with default_storage.open(name, "rb") as handle:
+            return handle.read()
+    except OSError:
+        logger.warning("%s: the file %s cannot be read; skipped", who, name)
+        return None
+
+
 def delete_files(*names: str) -> None:
     """Delete files, logging (not raising) failures: a leftover file must not fail a request."""
     for name in names:

@@ -20,13 +20,13 @@ from functools import partial
 
 import numpy as np
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
 from apps.core.broker import broker_reachable, job_enqueue
 from apps.core.errors import ConflictError, DomainError, NotFoundError, ServiceUnavailableError
 from apps.images.models import TrainingImage
+from apps.images.storage import read_bytes
 from apps.inference.cache import TORCH_LOCK, predictor_get
 from apps.inference.services import prediction_version_get, task_predict
 from apps.tasks.models import Task
@@ -117,20 +117,11 @@ def descriptor_run_fail(*, run_id, reason: str) -> None:
     )
 
 
-def _read(image: TrainingImage) -> bytes | None:
-    try:
-        with default_storage.open(image.file, "rb") as handle:
-            return handle.read()
-    except OSError:
-        logger.warning("similarity: image %s has no readable file; skipped", image.pk)
-        return None
-
-
 def _describe(predictor, images: list) -> tuple[list, list]:
     """One forward pass over ``images``: those that could be read, and their descriptors."""
     kept, inputs = [], []
     for image in images:
-        data = _read(image)
+        data = read_bytes(image.file, who="similarity")
         if data is None:
             continue
         try:

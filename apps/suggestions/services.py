@@ -19,7 +19,6 @@ import logging
 from functools import partial
 
 import numpy as np
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
@@ -31,6 +30,7 @@ from apps.detection.models import DetectionLabel
 from apps.images import services as image_services
 from apps.images.errors import MSG_IMAGE_NOT_FOUND
 from apps.images.models import ImageLabel, TrainingImage
+from apps.images.storage import read_bytes
 from apps.inference.cache import TORCH_LOCK, predictor_get
 from apps.inference.services import prediction_version_get
 from apps.labels.models import Label
@@ -106,22 +106,13 @@ def _uncertainty(task: Task, predictions: list[dict], predictor) -> np.ndarray:
     return active.uncertainty_margin(probs)
 
 
-def _read(image: TrainingImage) -> bytes | None:
-    try:
-        with default_storage.open(image.file, "rb") as handle:
-            return handle.read()
-    except OSError:
-        logger.warning("suggestions: image %s has no readable file; skipped", image.pk)
-        return None
-
-
 def _predict(task: Task, predictor, images: list[TrainingImage]) -> tuple[list, list[dict], list]:
     """One forward pass over ``images``: the images that could be read, their predictions and their
     descriptors (the version's penultimate features for recognition; a coarse colour layout for
     detection, whose predictor has no descriptor)."""
     kept, inputs, coarse = [], [], []
     for image in images:
-        data = _read(image)
+        data = read_bytes(image.file, who="suggestions")
         if data is None:
             continue
         try:
