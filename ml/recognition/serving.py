@@ -40,12 +40,17 @@ class _Calibration:
 
     def __init__(self, images: torch.Tensor):
         self.batches = [images[i : i + BATCH].numpy() for i in range(0, len(images), BATCH)]
+        self.next = 0
 
     def get_next(self) -> dict | None:
-        return {"images": np.ascontiguousarray(self.batches.pop(0))} if self.batches else None
+        if self.next >= len(self.batches):
+            return None
+        self.next += 1
+        return {"images": np.ascontiguousarray(self.batches[self.next - 1])}
 
-    def rewind(self) -> None:  # pragma: no cover - not called by MinMax calibration
-        raise NotImplementedError
+    def rewind(self) -> None:
+        """Start again from the first batch (calibration methods that read the data twice)."""
+        self.next = 0
 
 
 def spread(images: torch.Tensor, count: int) -> torch.Tensor:

@@ -150,3 +150,16 @@ def test_an_onnx_served_version_drops_its_torch_model_and_answers_in_passes_as_t
     np.testing.assert_allclose([a["probs"] for a in answers], scores, atol=1e-5)
     norms = features / np.linalg.norm(features, axis=1, keepdims=True)
     np.testing.assert_allclose([a["descriptor"] for a in answers], norms, atol=1e-5)
+
+
+def test_the_calibration_reader_gives_every_image_once_per_pass_and_rewinds():
+    from ml.recognition.serving import BATCH, _Calibration
+
+    images = torch.arange(BATCH + 3, dtype=torch.uint8).reshape(-1, 1, 1, 1).expand(-1, 3, 2, 2).contiguous()
+    reader = _Calibration(images)
+    for _ in range(2):
+        seen = []
+        while (batch := reader.get_next()) is not None:
+            seen.extend(batch["images"][:, 0, 0, 0].tolist())
+        assert seen == list(range(BATCH + 3))
+        reader.rewind()
