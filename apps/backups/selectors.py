@@ -61,15 +61,21 @@ def image_files() -> Iterator[tuple[str, str, str]]:
 
 def artifact_files() -> Iterator[tuple[str, str]]:
     """(version id, storage name) of every stored model file: the served model.onnx too for the
-    versions whose training wrote one (their metrics say how it is served)."""
-    rows = ModelVersion.objects.exclude(artifact_path="").order_by("id").values_list("id", "artifact_path")
+    versions whose training wrote one (their metrics say how it is served), and the INT8 file a
+    version is served from once its INT8 attempt kept one."""
+    rows = (
+        ModelVersion.objects.exclude(artifact_path="")
+        .order_by("id")
+        .values_list("id", "artifact_path", "served_file")
+    )
     served = set(
         ModelVersion.objects.exclude(artifact_path="")
         .filter(metrics__serving__runtime="onnxruntime")
         .values_list("id", flat=True)
     )
-    for version_id, prefix in rows.iterator(chunk_size=2000):
-        for name in ARTIFACT_FILES + (OPTIONAL_FILES if version_id in served else ()):
+    for version_id, prefix, served_file in rows.iterator(chunk_size=2000):
+        extra = (served_file,) if served_file else ()
+        for name in ARTIFACT_FILES + (OPTIONAL_FILES if version_id in served else ()) + extra:
             yield str(version_id), f"{prefix}/{name}"
 
 

@@ -5,8 +5,10 @@ Loading a version (download the artifacts once, then the task's kind hands ml/ t
 more than a forward pass, so each web process keeps the ``VF_MODEL_CACHE_SIZE`` most recently
 used versions. The cache is keyed by the version row
 (task id, version number and the row's id: a deleted version whose number is reused by a later
-training never serves the old weights). Which version a call uses is decided by the caller from
-the database on every request, so a deployment takes effect at once without a restart.
+training never serves the old weights) and its served file (the FP32 ``model.onnx`` until the INT8
+attempt after training keeps an INT8 file: every process then loads that file on its next request).
+Which version a call uses is decided by the caller from the database on every request, so a
+deployment takes effect at once without a restart.
 
 Concurrent requests for a version that is not loaded yet wait on a per-key lock: the version is
 loaded once, not once per request. Loads of different versions proceed in parallel.
@@ -148,5 +150,5 @@ def model_cache() -> LRUCache:
 
 def predictor_get(version: ModelVersion):
     """The loaded predictor of a TRAINED version, from the cache or loaded once."""
-    key = (str(version.task_id), version.version, str(version.pk))
+    key = (str(version.task_id), version.version, str(version.pk), artifacts.served_file(version))
     return model_cache().get(key, lambda: load_predictor(version))

@@ -71,7 +71,7 @@ def prediction_version_get(*, task: Task, version: int | None) -> ModelVersion:
         raise DomainError(MSG_NOT_TRAINED)
     found = (
         ModelVersion.objects.filter(task=task, version=number, train_status=ModelVersion.Status.TRAINED)
-        .only("id", "task_id", "workspace_id", "version", "artifact_path")
+        .only("id", "task_id", "workspace_id", "version", "artifact_path", "served_file")
         .first()
     )
     if found is None:

@@ -4,7 +4,10 @@ A training writes ``model.safetensors``, ``model.json`` and (recognition) the se
 (ml.artifacts) to a local folder; ``save_artifacts`` uploads them under
 ``models/<workspace>/<task>/<version id>/`` in the default storage (local disk or S3), and
 ``local_artifact_dir`` gives any process (web, classify, another worker machine) a local folder
-with the files, downloading them once into ``VF_MODEL_CACHE_DIR``. ``model.onnx`` is optional:
+with the files, downloading them once into ``VF_MODEL_CACHE_DIR``: one folder per served file, so
+a version that switches to the INT8 file its INT8 attempt stored after training
+(``save_served_file``, ``ModelVersion.served_file``) gets a new folder where that file is its
+``model.onnx``. ``model.onnx`` is optional:
 versions trained before it existed (and detection versions) have none stored, and get an FP32
 export in their cache folder when first served or downloaded.
 Load a version for inference with ``ml.recognition.predictor.Predictor.load(local_artifact_dir(version))``.
@@ -65,17 +68,49 @@ def save_artifacts(version: ModelVersion, local_dir: str | os.PathLike) -> str:
     return prefix
 
 
+def served_file(version: ModelVersion) -> str:
+    """The stored file the version is served from: its INT8 file once the INT8 attempt kept one
+    (``ModelVersion.served_file``), else ``model.onnx``."""
+    return version.served_file or ONNX_FILE
+
+
+def delete_stored_file(version: ModelVersion, name: str) -> None:
+    """Delete one stored file of the version (a served file no row names any more)."""
+    try:
+        default_storage.delete(f"{version.artifact_path}/{name}")
+    except Exception:
+        logger.exception("could not delete %s/%s", version.artifact_path, name)
+
+
 def _cache_dir(version: ModelVersion) -> Path:
-    return Path(settings.VF_MODEL_CACHE_DIR) / str(version.id)
+    """The local folder of the version as it is served now: one per served file, so a process
+    that cached the FP32 folder never serves it once the version switched to its INT8 file."""
+    served = served_file(version)
+    name = str(version.id) if served == ONNX_FILE else f"{version.id}.{served.removesuffix('.onnx')}"
+    return Path(settings.VF_MODEL_CACHE_DIR) / name
+
+
+def save_served_file(version: ModelVersion, local_file: str | os.PathLike, name: str) -> None:
+    """Upload a served file the training did not write (the INT8 file, named by its digest) beside
+    the version's other files. A name is never reused for other bytes, so it is written once."""
+    target = f"{version.artifact_path}/{name}"
+    if default_storage.exists(target):
+        return
+    with open(local_file, "rb") as fh:
+        saved = default_storage.save(target, File(fh, name=name))
+    if saved != target:
+        raise RuntimeError(f"storage saved {target} as {saved}")
 
 
 def local_artifact_dir(version: ModelVersion) -> Path:
-    """A local folder holding the version's ``model.safetensors`` and ``model.json`` (and its
-    ``model.onnx`` when one is stored).
+    """A local folder holding the version's ``model.safetensors`` and ``model.json`` and, as
+    ``model.onnx``, its served file when one is stored (``served_file``: the FP32 export or the
+    INT8 file).
 
-    Downloaded from storage on first use into ``VF_MODEL_CACHE_DIR/<version id>/``; the folder is
-    filled in a temporary sibling and renamed into place, so concurrent callers never see half a
-    version. Raises FileNotFoundError when the version has no stored artifacts (not TRAINED).
+    Downloaded from storage on first use into ``VF_MODEL_CACHE_DIR/<version id>/`` (an INT8-served
+    version: ``<version id>.<its file's stem>/``); the folder is filled in a temporary sibling and
+    renamed into place, so concurrent callers never see half a version. Raises FileNotFoundError
+    when the version has no stored artifacts (not TRAINED).
     """
     if not version.artifact_path:
         raise FileNotFoundError(f"model version {version.id} has no artifacts")
@@ -91,11 +126,11 @@ def local_artifact_dir(version: ModelVersion) -> Path:
                 open(tmp / name, "wb") as dst,
             ):
                 shutil.copyfileobj(src, dst, length=1024 * 1024)
-        for name in OPTIONAL_FILES:
-            stored = f"{version.artifact_path}/{name}"
-            if not default_storage.exists(stored):
-                continue  # trained before it existed: exported on first use
-            with default_storage.open(stored, "rb") as src, open(tmp / name, "wb") as dst:
+        stored = f"{version.artifact_path}/{served_file(version)}"
+        # model.onnx may be missing (trained before it existed: exported on first use); an INT8
+        # file the version names must be there.
+        if version.served_file or default_storage.exists(stored):
+            with default_storage.open(stored, "rb") as src, open(tmp / ONNX_FILE, "wb") as dst:
                 shutil.copyfileobj(src, dst, length=1024 * 1024)
         try:
             os.replace(tmp, target)
@@ -198,6 +233,10 @@ def bundle_file(version: ModelVersion) -> Path:
 
     directory = local_artifact_dir(version)
     meta = json.loads((directory / META_FILE).read_text())
+    # How the version is served is decided after its model.json was stored (the INT8 attempt runs
+    # after TRAINED): the bundle's model.json says what the row says.
+    if (version.metrics or {}).get("serving"):
+        meta["serving"] = version.metrics["serving"]
     with_onnx = meta.get("task_type") not in NO_ONNX_TASK_TYPES
     onnx = onnx_file(version) if with_onnx else None
     readme = (BUNDLE_README if with_onnx else DETECTION_README).format(
@@ -211,8 +250,8 @@ def bundle_file(version: ModelVersion) -> Path:
     fd, path = tempfile.mkstemp(prefix="model-bundle-", suffix=".zip")
     os.close(fd)
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as bundle:
-        for name in ARTIFACT_FILES:
-            bundle.write(directory / name, name)
+        bundle.write(directory / WEIGHTS_FILE, WEIGHTS_FILE)
+        bundle.writestr(META_FILE, json.dumps(meta, indent=2))
         if onnx is not None:
             bundle.write(onnx, ONNX_FILE)
         bundle.writestr("README.txt", readme)
@@ -220,11 +259,14 @@ def bundle_file(version: ModelVersion) -> Path:
 
 
 def delete_artifacts(version: ModelVersion) -> None:
-    """Delete the version's stored files and its local cache copy. Missing files are fine."""
+    """Delete the version's stored files and its local cache copies. Missing files are fine."""
     if version.artifact_path:
-        for name in ARTIFACT_FILES + OPTIONAL_FILES:
+        served = (version.served_file,) if version.served_file else ()
+        for name in ARTIFACT_FILES + OPTIONAL_FILES + served:
             try:
                 default_storage.delete(f"{version.artifact_path}/{name}")
             except Exception:  # a storage hiccup must not keep the row alive; log and go on
                 logger.exception("could not delete %s/%s", version.artifact_path, name)
-    shutil.rmtree(_cache_dir(version), ignore_errors=True)
+    cache = Path(settings.VF_MODEL_CACHE_DIR)
+    for folder in [cache / str(version.id), *cache.glob(f"{version.id}.*")]:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,4 +1,5 @@
-"""Celery jobs of apps/training: train one model version, sweep versions left by dead workers.
+"""Celery jobs of apps/training: train one model version, try INT8 for a trained one, sweep versions
+left by dead workers.
 
 Jobs take ids, call the services in apps/training/services.py and own the failure handling; the
 e-mails go out from here, after the services' transactions committed.
@@ -30,12 +31,13 @@ from apps.core.errors import DATABASE_UNAVAILABLE
 
 from . import notifications
 from . import services as training
-from .job_names import SWEEP_JOB, TRAIN_JOB
+from .job_names import INT8_JOB, SWEEP_JOB, TRAIN_JOB
 
 logger = logging.getLogger(__name__)
 
 MSG_RELEASE_STOPPING = "its worker is stopping"
 MSG_RELEASE_DATABASE = "the database went away during the training"
+MSG_INT8_TIME_LIMIT = "The INT8 attempt exceeded its time limit; the version is served in FP32."
 
 
 @shared_task(
@@ -180,3 +182,16 @@ def _preload_trainer(**_kwargs) -> None:
         import ml.recognition.recipe  # noqa: F401
     except Exception:
         logger.exception("could not preload the trainer")
+
+
+@shared_task(name=INT8_JOB, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def serve_int8(version_id: str) -> None:
+    """The INT8 attempt of a version that became TRAINED (queued then): safe to run twice (a
+    finished attempt is skipped); any error is recorded on the version, which keeps serving FP32."""
+    try:
+        training.model_version_serve_int8(version_id=version_id)
+    except SoftTimeLimitExceeded:
+        training.model_version_int8_fail(version_id=version_id, reason=MSG_INT8_TIME_LIMIT)
+    except Exception as exc:
+        logger.exception("INT8 attempt of model version %s failed", version_id)
+        training.model_version_int8_fail(version_id=version_id, reason=training.failure_reason(exc))

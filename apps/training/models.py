@@ -43,6 +43,11 @@ class ModelVersion(models.Model):
     # Which worker process holds the claim ("host/pid/start ticks", apps/training/claims.py): a
     # redelivered job takes over at once from a worker process that died on the same machine.
     claimed_by = models.CharField(max_length=255, blank=True, default="")
+    # The stored file the version is served from (and downloaded as): blank for model.onnx, the FP32
+    # export its training wrote; the INT8 file's digest name once the INT8 attempt kept it
+    # (ml/recognition/serving.py). Caches of loaded versions are keyed by it, so every process
+    # switches when it changes. metrics["serving"] holds the whole record (agreement, limits).
+    served_file = models.CharField(max_length=128, blank=True, default="")
 
     class Meta:
         # The table kept its name when the model moved here from apps.tasks (migrations

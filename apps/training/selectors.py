@@ -33,3 +33,19 @@ def model_version_list(*, workspace=None) -> QuerySet[ModelVersion]:
 def model_version_active(*, task: Task) -> ModelVersion | None:
     """The task's QUEUED or IN_TRAINING version, if any."""
     return task.versions.filter(train_status__in=ACTIVE_STATUSES).order_by("-version").first()
+
+
+def model_version_split_files(*, version: ModelVersion) -> tuple[list[str], list[str]]:
+    """Storage names of the images of the version's recorded split: (training side, test side), in
+    the split's order; images deleted since the training are left out."""
+    from apps.images.models import TrainingImage
+
+    split = version.split or {}
+    train_ids, test_ids = split.get("train") or [], split.get("test") or []
+    files = dict(
+        TrainingImage.objects.filter(
+            pk__in=[*train_ids, *test_ids], workspace_id=version.workspace_id
+        ).values_list("pk", "file")
+    )
+    files = {str(pk): name for pk, name in files.items()}
+    return [files[i] for i in train_ids if i in files], [files[i] for i in test_ids if i in files]

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import shutil
 import tempfile
 import threading
 import time
@@ -40,9 +42,10 @@ from apps.workspaces.models import Workspace
 from ml.config import finite
 
 from . import artifacts, claims
-from .job_names import TRAIN_JOB, TRAINING_QUEUE
+from .fitting import image_sources
+from .job_names import INT8_JOB, TRAIN_JOB, TRAINING_QUEUE
 from .models import ModelVersion
-from .selectors import model_version_active
+from .selectors import model_version_active, model_version_split_files
 from .signals import version_failed, version_started, version_trained
 
 logger = logging.getLogger(__name__)
@@ -65,6 +68,9 @@ MSG_EXPORT_NOT_TRAINED = "Only a TRAINED model version can be downloaded."
 MSG_NO_ONNX = "ONNX export is not available for {task_type} models; download the bundle instead."
 
 PROGRESS_MIN_INTERVAL_S = 1.0  # at most one progress write per second
+
+# The states of a version's INT8 attempt (metrics["serving"]["int8"]; ml/recognition/serving.py).
+INT8_PENDING, INT8_RUNNING, INT8_FAILED = "pending", "running", "failed"
 
 
 # --------------------------------------------------------------------------- request side
@@ -556,6 +562,8 @@ def model_version_finish(
         version.task = task
         # send_robust: a hook that fails (logged by Django) never undoes or fails the training.
         transaction.on_commit(partial(version_trained.send_robust, sender=ModelVersion, version=version))
+        if (metrics.get("serving") or {}).get("int8") == INT8_PENDING:
+            transaction.on_commit(partial(_enqueue_int8, version.pk))
     logger.info("model version %s trained: accuracy %s", version.pk, version.accuracy)
     return version
 
@@ -663,3 +671,87 @@ def model_versions_sweep() -> dict[str, list]:
                 transaction.on_commit(partial(_enqueue, version.pk))
                 requeued.append(version.pk)
     return {"requeued": requeued, "failed": failed}
+
+
+# --------------------------------------------------------------------------- served precision
+
+
+def _enqueue_int8(version_id) -> None:
+    try:
+        job_enqueue(INT8_JOB, str(version_id))
+    except Exception:
+        # Broker down: the version keeps serving its FP32 file, which is a correct answer.
+        logger.exception("could not enqueue the INT8 attempt of model version %s", version_id)
+
+
+def _serving_update(version_id, changes: dict, *, served_file: str | None = None, states=None):
+    """Merge ``changes`` into a TRAINED version's serving record (and set ``served_file``) under
+    its row lock; None (nothing written) when the version is gone or its INT8 state is not one of
+    ``states``."""
+    with transaction.atomic():
+        version = (
+            ModelVersion.objects.select_for_update()
+            .filter(pk=version_id, train_status=Status.TRAINED)
+            .first()
+        )
+        if version is None:
+            return None
+        record = dict((version.metrics or {}).get("serving") or {})
+        if states is not None and record.get("int8") not in states:
+            return None
+        record.update(changes)
+        version.metrics = {**version.metrics, "serving": {k: v for k, v in record.items() if v is not None}}
+        fields = ["metrics"]
+        if served_file is not None:
+            version.served_file = served_file
+            fields.append("served_file")
+        version.save(update_fields=fields)
+        return version
+
+
+def model_version_serve_int8(*, version_id) -> ModelVersion | None:
+    """The INT8 attempt of a TRAINED version, after its training: quantise its served FP32 file,
+    calibrated on its training side, and switch the version to the INT8 file when, on its test
+    side, INT8 keeps FP32's answers within the version's limits (ml/recognition/serving.py).
+
+    The version is served in FP32 until then, and stays so when INT8 is refused; either way its
+    serving record (``metrics["serving"]``) gets the agreement figures and the state. The switch is
+    one row update (``served_file``): every process's model cache is keyed by it, and the
+    download hands out the same file. Safe to run twice: a finished attempt is left as it is, and
+    the INT8 file is named by its digest. Raises on failure (the job records it: FP32 stays).
+    """
+    from ml.recognition.serving import try_int8
+
+    version = _serving_update(version_id, {"int8": INT8_RUNNING}, states=(INT8_PENDING, INT8_RUNNING))
+    if version is None:
+        return None
+    source = artifacts.local_artifact_dir(version)
+    train_files, test_files = model_version_split_files(version=version)
+    with tempfile.TemporaryDirectory(prefix="vf-int8-") as work:
+        # A private copy: the quantiser writes beside the files, and the cache folder is shared.
+        directory = f"{work}/version"
+        shutil.copytree(source, directory)
+        spool = f"{work}/spool"
+        os.makedirs(spool)
+        sources = image_sources(train_files + test_files, spool)
+        record = try_int8(
+            directory,
+            training_images=[s for s in sources[: len(train_files)] if s],
+            test_images=[s for s in sources[len(train_files) :] if s],
+            num_threads=settings.VF_TRAIN_THREADS or None,
+        )
+        name = record.get("file") if record.get("precision") == "int8" else None
+        if name:
+            artifacts.save_served_file(version, f"{directory}/{name}", name)
+    updated = _serving_update(version_id, record, served_file=name, states=(INT8_RUNNING,))
+    if updated is None and name and not ModelVersion.objects.filter(pk=version_id, served_file=name).exists():
+        artifacts.delete_stored_file(version, name)  # the version went away meanwhile
+    logger.info("model version %s: INT8 %s (%s)", version_id, record.get("int8"), record.get("agreement"))
+    return updated
+
+
+def model_version_int8_fail(*, version_id, reason: str) -> ModelVersion | None:
+    """Record that the INT8 attempt failed; the version keeps serving its FP32 file."""
+    return _serving_update(
+        version_id, {"int8": INT8_FAILED, "reason": reason[:500]}, states=(INT8_PENDING, INT8_RUNNING)
+    )

@@ -60,7 +60,7 @@ from ml.recognition.context import (
 )
 from ml.recognition.search import begin
 from ml.recognition.selection import choose_winner, refit_winner
-from ml.recognition.serving import build_served_model
+from ml.recognition.serving import write_fp32
 from ml.recognition.train import forward_outputs, resolve_device, seed_everything
 from ml.threads import torch_threads
 
@@ -123,7 +123,7 @@ def _fit(items, test_mask, labels, task_type, config, out_dir, progress) -> Trai
     warnings = sorted(ctx.images.warnings + test.images.warnings, key=_item_number) + ctx.warnings
     if out_dir is not None:
         _save(out_dir, ctx, winner, model, config, labels, test.thresholds, result_metrics, warnings)
-        result_metrics["serving"] = _serve(out_dir, ctx, winner, test, config)
+        result_metrics["serving"] = _serve(out_dir, config)
         artifacts.update_meta(out_dir, {"serving": result_metrics["serving"], "metrics": result_metrics})
     return TrainResult(
         metrics=result_metrics,
@@ -357,12 +357,11 @@ def _final_refit(ctx: Context, winner: Candidate, test: _TestSide) -> dict:
     return {"done": True, "images": n_train + n_test, "seconds": round(time.monotonic() - t0, 2)}
 
 
-def _serve(out_dir, ctx: Context, winner: Candidate, test: _TestSide, config: TrainConfig) -> dict:
-    """Write the served model.onnx (INT8 where it agrees with FP32 on the test side, else FP32)."""
-    prep = winner.preprocessing
-    calibration = ctx.images.cache(winner.input_size, prep["interpolation"], prep.get("resize", "crop"))
+def _serve(out_dir, config: TrainConfig) -> dict:
+    """Write the served model.onnx (FP32; the INT8 attempt runs after TRAINED, in a job of its own:
+    ml/recognition/serving.py)."""
     try:
-        return build_served_model(out_dir, calibration=calibration, test=test.cache, config=config)
+        return write_fp32(out_dir, config)
     except Exception as exc:  # the version is trained: serve it with torch rather than fail it
         logger.exception("could not write the served model.onnx")
         return {"runtime": "torch", "precision": "fp32", "reason": f"ONNX export failed: {exc}"[:500]}

@@ -118,17 +118,21 @@ def test_the_onnx_export_answers_what_the_service_serves(api, trained, tmp_path,
 
 
 def test_the_version_records_how_it_is_served_and_the_download_is_that_file(api, trained):
-    """The version's metrics (the API's and model.json's) say which precision is served and how INT8
-    compared with FP32 on the test side; the downloaded model.onnx is the stored file, byte for byte."""
+    """The version's metrics (the API's and the bundle's model.json) say which precision is served
+    and how INT8 compared with FP32 on the test side (the INT8 attempt ran after TRAINED); the
+    downloaded model.onnx is the stored served file, byte for byte."""
     from django.core.files.storage import default_storage
 
     task, labels, version = trained
     shown = api.get(f"{API}model/{version.id}/").json()["metrics"]["serving"]
     assert shown == version.metrics["serving"]
     assert shown["runtime"] == "onnxruntime" and shown["precision"] in ("int8", "fp32")
+    assert shown["int8"] in ("accepted", "refused")
     assert shown["agreement"]["images"] == version.metrics["number_of_testing_images"]
+    served_name = version.served_file or "model.onnx"
+    assert served_name == shown["file"]
     downloaded = _bytes(api.get(f"{API}model/{version.id}/download/?artifact=onnx"))
-    with default_storage.open(f"{version.artifact_path}/model.onnx", "rb") as stored:
+    with default_storage.open(f"{version.artifact_path}/{served_name}", "rb") as stored:
         assert downloaded == stored.read()
     bundle = zipfile.ZipFile(io.BytesIO(_bytes(api.get(f"{API}model/{version.id}/download/"))))
     assert bundle.read("model.onnx") == downloaded
@@ -180,8 +184,9 @@ def test_a_tighter_int8_limit_serves_fp32_and_records_why(
     version = ModelVersion.objects.get(pk=response.json()["id"])
     assert version.train_status == ModelVersion.Status.TRAINED
     serving = version.metrics["serving"]
-    assert serving["precision"] == "fp32"
+    assert serving["precision"] == "fp32" and serving["int8"] == "refused"
     assert serving["reason"] == "INT8 disagrees with FP32 beyond the limits"
+    assert version.served_file == "" and serving["file"] == "model.onnx"
     assert serving["limits"]["max_prob_diff"] == 0.0
     rng = np.random.default_rng(5)
     images = [solid(COLOURS[i], rng) for i in range(3)]

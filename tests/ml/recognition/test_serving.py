@@ -1,9 +1,11 @@
-"""The served model.onnx: INT8 where it agrees with FP32 on the test side, else FP32; the service's
-answers are the file's, descriptors included, and a version folder loads on its own."""
+"""The served model.onnx: FP32 when training ends, INT8 afterwards where it agrees with FP32 on the
+test side; the service's answers are the file's, descriptors included, and a version folder loads
+on its own."""
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 
 import numpy as np
@@ -40,6 +42,12 @@ def _answers_as_the_eager_model(served: Predictor, directory, images) -> None:
     )
 
 
+def _sides(items, test_mask):
+    training = [image for (image, _), test in zip(items, test_mask, strict=True) if not test]
+    test = [image for (image, _), test in zip(items, test_mask, strict=True) if test]
+    return training, test
+
+
 @pytest.fixture
 def trained(tmp_path, colour_dataset, scratch_config):
     items, test_mask, labels = colour_dataset
@@ -47,16 +55,29 @@ def trained(tmp_path, colour_dataset, scratch_config):
     return tmp_path, items, result
 
 
-def test_int8_is_served_when_it_agrees_and_the_service_answers_as_the_file(trained):
-    directory, items, result = trained
+def test_training_ends_with_the_fp32_file_served_and_the_int8_attempt_pending(trained):
+    directory, _, result = trained
     record = result.metrics["serving"]
-    assert record["precision"] == "int8", record
+    assert record["precision"] == "fp32" and record["int8"] == serving.INT8_PENDING
+    assert record["file"] == "model.onnx" and not _quantized(directory / "model.onnx")
+    assert record["limits"] == {"top1_agreement": 0.995, "max_prob_diff": 0.03}
+    assert artifacts.load_meta(directory)["serving"] == record
+
+
+def test_int8_is_kept_when_it_agrees_and_the_service_answers_as_the_file(trained, colour_dataset):
+    directory, items, _ = trained
+    training, test = _sides(items, colour_dataset[1])
+    record = serving.try_int8(directory, training_images=training, test_images=test, num_threads=1)
+    assert record["precision"] == "int8" and record["int8"] == serving.INT8_ACCEPTED, record
     assert record["agreement"]["top1_agreement"] >= 0.995
     assert record["agreement"]["max_prob_diff"] <= 0.03
-    assert record["agreement"]["images"] == sum(1 for k in range(len(items)) if k % 5 == 0)
-    assert artifacts.load_meta(directory)["serving"] == record  # recorded on the version itself
-    assert _quantized(directory / "model.onnx")
+    assert record["agreement"]["images"] == len(test)
+    assert record["calibration_images"] == serving.CALIBRATION_IMAGES
+    int8_file = directory / record["file"]
+    assert record["file"] == serving.int8_file_name(int8_file) and _quantized(int8_file)
 
+    # The service's local folder holds the served file as model.onnx (apps/training/artifacts.py).
+    os.replace(int8_file, directory / "model.onnx")
     served = Predictor.load(directory, device="cpu", mode="auto", num_threads=1)
     assert served.onnx is not None
     batch = torch.stack([served.preprocess(image) for image, _ in items[:10]])
@@ -73,23 +94,38 @@ def test_int8_is_served_when_it_agrees_and_the_service_answers_as_the_file(train
     assert np.abs(probs - scores).max() <= 0.03
 
 
-def test_fp32_is_served_when_int8_would_move_answers_beyond_the_limit(
+def test_int8_is_refused_when_calibration_would_move_answers_beyond_the_limit(
     tmp_path, colour_dataset, scratch_config
 ):
-    """A limit no quantised model meets (no probability may move at all): the version records
-    FP32 and why, and its model.onnx is the FP32 export, answering as the eager model does."""
+    """A limit no quantised model meets (no probability may move at all), taken from the version's
+    own config: INT8 is refused, says why, and no INT8 file is left; model.onnx stays the FP32
+    export, answering as the eager model does."""
     items, test_mask, labels = colour_dataset
     config = dataclasses.replace(scratch_config, int8_max_prob_diff=0.0)
-    result = fit(items, test_mask, labels, "multi_class", config=config, out_dir=tmp_path)
-    record = result.metrics["serving"]
-    assert record["precision"] == "fp32"
-    assert record["reason"] == "INT8 disagrees with FP32 beyond the limits"
+    fit(items, test_mask, labels, "multi_class", config=config, out_dir=tmp_path)
+    training, test = _sides(items, test_mask)
+    record = serving.try_int8(tmp_path, training_images=training, test_images=test, num_threads=1)
+    assert record["int8"] == serving.INT8_REFUSED and "precision" not in record
+    assert record["reason"] == serving.MSG_DISAGREES
     assert record["agreement"]["max_prob_diff"] > 0.0
-    assert artifacts.load_meta(tmp_path)["metrics"]["serving"]["precision"] == "fp32"
-    assert not _quantized(tmp_path / "model.onnx")
+    assert record["limits"]["max_prob_diff"] == 0.0
+    assert not list(tmp_path.glob("model.int8-*")) and not _quantized(tmp_path / "model.onnx")
 
     served = Predictor.load(tmp_path, device="cpu", mode="onnx", num_threads=1)
     _answers_as_the_eager_model(served, tmp_path, [image for image, _ in items[:6]])
+
+
+def test_int8_is_refused_when_it_changes_top1_answers(trained, colour_dataset):
+    """Calibration that changes a top-1 answer beyond the limit is refused: here the ranges are
+    calibrated on black images only, so every colour saturates to the same activations."""
+    directory, items, _ = trained
+    _, test = _sides(items, colour_dataset[1])
+    from PIL import Image
+
+    black = [Image.new("RGB", (32, 32)) for _ in range(8)]
+    record = serving.try_int8(directory, training_images=black, test_images=test, num_threads=1)
+    assert record["agreement"]["top1_agreement"] < 0.995, record
+    assert record["int8"] == serving.INT8_REFUSED
 
 
 def test_agreement_needs_both_the_top1_share_and_the_probability_limit():
