@@ -76,6 +76,23 @@ def _share_cpu_arena(ort) -> None:
         _shared_arena_registered = True
 
 
+def onnx_session(path: str | os.PathLike, num_threads: int | None = None):
+    """An ONNX Runtime session of ``path`` as the service runs every served file: sequential
+    execution on ``num_threads`` intra-op threads (None: one per core), the process's shared CPU
+    arena (``_share_cpu_arena``), CUDA first when this build has it."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.inter_op_num_threads = 1
+    if num_threads:
+        options.intra_op_num_threads = num_threads
+    _share_cpu_arena(ort)
+    options.add_session_config_entry("session.use_env_allocators", "1")
+    return ort.InferenceSession(str(path), options, providers=onnx_providers())
+
+
 class OnnxRunner:
     """A version's ``model.onnx`` in an ONNX Runtime session: uint8 (N, 3, S, S) images in,
     ``(scores, features)`` out as float32 arrays (the file's ``scores`` are the predictor's
@@ -87,18 +104,8 @@ class OnnxRunner:
     """
 
     def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.inter_op_num_threads = 1
-        if num_threads:
-            options.intra_op_num_threads = num_threads
-        _share_cpu_arena(ort)
-        options.add_session_config_entry("session.use_env_allocators", "1")
         self.path = str(path)
-        self.session = ort.InferenceSession(self.path, options, providers=onnx_providers())
+        self.session = onnx_session(self.path, num_threads)
         self.outputs = [o.name for o in self.session.get_outputs()]
 
     def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

@@ -16,10 +16,11 @@ DEFAULT_KEEP_PROB = 0.3  # Ximilar's documented default
 
 
 def load(directory, *, mode: str, num_threads: int | None = None):
-    """The detector saved in ``directory`` (``mode`` is for classification's traced modes)."""
+    """The detector saved in ``directory``: its model.onnx in ONNX Runtime when it has one and
+    ``mode`` is ``auto`` or ``onnx``, else the torch model."""
     from ml.detection.detector import DetectionPredictor  # torch loads with the first model, not with Django
 
-    return DetectionPredictor.load(directory, num_threads=num_threads)
+    return DetectionPredictor.load(directory, num_threads=num_threads, mode=mode)
 
 
 def label_names(*, labels: list[dict]) -> dict[str, str]:

@@ -123,11 +123,24 @@ def train(*, version: ModelVersion, out_dir: str, progress) -> TrainOutcome:
         result = fit_detector(
             examples, test_mask, label_list, config=config, out_dir=out_dir, progress=progress
         )
+    result.metrics["serving"] = _export(out_dir)
     return TrainOutcome(
         metrics=result.metrics,
         warnings=list(result.warnings),
         evaluation=_evaluation(result.predictions, images, labels),
     )
+
+
+def _export(out_dir: str) -> dict:
+    """The served model.onnx (ml/detection/export.py): the version is TRAINED either way, served by
+    torch when the export fails."""
+    from ml.detection.export import export_detector
+
+    try:
+        return export_detector(out_dir)
+    except Exception as exc:
+        logger.exception("could not export the detector to ONNX")
+        return {"runtime": "torch", "precision": "fp32", "reason": f"ONNX export failed: {exc}"[:500]}
 
 
 TRAINER = Trainer(validate=task_validate_trainable, train=train)

@@ -165,10 +165,26 @@ model.safetensors  the weights: torchvision FCOS with an FPN on timm's tf_effici
 model.json         labels in class order (class i+1 of the net is label i), input size, the
                    training config and metrics; served by
                    ml.detection.detector.DetectionPredictor.load(folder)
-(No ONNX export for detection yet: FCOS's decoding and NMS are not exported with parity.)
 """
-# Task types whose bundle has no ONNX export (see DETECTION_README).
-NO_ONNX_TASK_TYPES = {"detection"}
+DETECTION_ONNX_README = """model.onnx         the detector the service runs (FP32, the very file it serves),
+                   for onnxruntime: backbone, FPN and FCOS heads; input "images" is a uint8 batch
+                   (N, 3, {padded}, {padded}) of RGB images letterboxed (longer side {size} px, at
+                   the top left, grey 128 around); outputs cls_logits, bbox_regression and
+                   bbox_ctrness. The decoding and NMS are postprocess.py's.
+postprocess.py     the decoding + NMS the service runs after the graph, in numpy (needs numpy,
+                   Pillow, onnxruntime; no torch): `python postprocess.py <this folder> photo.jpg`
+                   prints the objects with boxes in the photo's pixels; its docstring documents
+                   the graph's outputs and the decoding.
+"""
+# Task types whose ONNX file is written by their training only (no export on first use): a version
+# trained before that has none, and its bundle has no ONNX file.
+EXPORTED_AT_TRAINING = {"detection"}
+
+
+def has_served_onnx(version: ModelVersion) -> bool:
+    """Whether the version has a served ONNX file (a detection version trained before detectors
+    were exported has none)."""
+    return (local_artifact_dir(version) / ONNX_FILE).is_file()
 
 
 def onnx_file(version: ModelVersion) -> Path:
@@ -237,14 +253,16 @@ def bundle_file(version: ModelVersion) -> Path:
     # after TRAINED): the bundle's model.json says what the row says.
     if (version.metrics or {}).get("serving"):
         meta["serving"] = version.metrics["serving"]
-    with_onnx = meta.get("task_type") not in NO_ONNX_TASK_TYPES
-    onnx = onnx_file(version) if with_onnx else None
-    readme = (BUNDLE_README if with_onnx else DETECTION_README).format(
+    detection = meta.get("task_type") in EXPORTED_AT_TRAINING
+    onnx = onnx_file(version) if not detection or has_served_onnx(version) else None
+    template = DETECTION_README + (DETECTION_ONNX_README if onnx else "") if detection else BUNDLE_README
+    readme = template.format(
         version=version.version,
         task=version.task.name,
         task_type=meta.get("task_type"),
         architecture=_describe_architecture(meta),
         size=meta.get("input_size"),
+        padded=-(-int(meta.get("input_size") or 0) // 32) * 32,
         precision=_precision(meta),
     )
     fd, path = tempfile.mkstemp(prefix="model-bundle-", suffix=".zip")
@@ -254,6 +272,10 @@ def bundle_file(version: ModelVersion) -> Path:
         bundle.writestr(META_FILE, json.dumps(meta, indent=2))
         if onnx is not None:
             bundle.write(onnx, ONNX_FILE)
+        if onnx is not None and detection:
+            from ml.detection import postprocess  # numpy only: the file the bundle's user runs
+
+            bundle.write(postprocess.__file__, "postprocess.py")
         bundle.writestr("README.txt", readme)
     return Path(path)
 

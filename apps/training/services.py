@@ -65,7 +65,10 @@ MSG_QUEUE_DOWN = (
     "The job queue is unreachable, so the training cannot start; nothing was queued. Try again later."
 )
 MSG_EXPORT_NOT_TRAINED = "Only a TRAINED model version can be downloaded."
-MSG_NO_ONNX = "ONNX export is not available for {task_type} models; download the bundle instead."
+MSG_NO_ONNX = (
+    "ONNX export is not available for this {task_type} model (trained before detectors were exported); "
+    "download the bundle instead."
+)
 
 PROGRESS_MIN_INTERVAL_S = 1.0  # at most one progress write per second
 
@@ -158,7 +161,7 @@ def model_version_download(*, version: ModelVersion, artifact: str = "bundle"):
         raise DomainError(MSG_EXPORT_NOT_TRAINED)
     stem = f"{version.task.name}-v{version.version}".replace("/", "_").replace('"', "")
     if artifact == "onnx":
-        if version.task.type in artifacts.NO_ONNX_TASK_TYPES:
+        if version.task.type in artifacts.EXPORTED_AT_TRAINING and not artifacts.has_served_onnx(version):
             raise DomainError(MSG_NO_ONNX.format(task_type=version.task.type))
         return artifacts.onnx_file(version), f"{stem}.onnx", False
     return artifacts.bundle_file(version), f"{stem}.zip", True

@@ -464,22 +464,34 @@ class DetectionPredictor:
     EXIF orientation applied), with the label index and probability, best first.
     """
 
-    def __init__(self, model: FCOS, meta: dict, device: torch.device):
-        self.model = model.eval()
+    def __init__(self, model: FCOS | None, meta: dict, device: torch.device, onnx=None):
+        self.model = model.eval() if model is not None else None
         self.meta = meta
         self.device = device
         self.task_type = TASK_TYPE
         self.labels: list[dict] = meta["labels"]
         self.input_size = int(meta["input_size"])
+        # The version's model.onnx in ONNX Runtime (ml/detection/export.py), decoded in numpy by
+        # ml/detection/postprocess.py: when set it answers instead of the torch model.
+        self.onnx = onnx
+        self.onnx_spec: dict | None = None
 
     @classmethod
     def load(cls, directory, device=None, num_threads: int | None = None, mode: str | None = None):
-        """Load from ``directory`` (model.json + model.safetensors, nothing unpickled). ``mode`` is
-        accepted for the model cache's sake; detection serves in eager mode."""
+        """Load from ``directory`` (model.json + model.safetensors, nothing unpickled). ``mode``
+        ``auto`` or ``onnx`` serves the version's ``model.onnx`` through ONNX Runtime when it has
+        one (no torch model is built); a version without it, a file the runtime cannot open, and
+        the other modes (None, ``eager``, ``jit``, ``bf16``) run the torch model."""
         if num_threads:
             torch.set_num_threads(num_threads)
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         meta = artifacts.load_meta(directory)
+        onnx_file = os.path.join(directory, artifacts.ONNX_FILE)
+        if mode in ("auto", "onnx") and os.path.isfile(onnx_file):
+            try:
+                return cls._onnx_served(onnx_file, meta, num_threads)
+            except Exception:  # a file the runtime cannot take: serve the torch model instead
+                logger.exception("ONNX Runtime cannot serve this detector; using torch")
         saved = meta.get("config", {})
         known = {k: v for k, v in saved.items() if k in DetectConfig.__dataclass_fields__}
         if "scale_range" in known:
@@ -488,6 +500,17 @@ class DetectionPredictor:
         model = build_detector(len(meta["labels"]), config, pretrained=False)
         model.load_state_dict(artifacts.load_weights(directory, "cpu"), strict=True)
         return cls(model.to(dev), meta, dev)
+
+    @classmethod
+    def _onnx_served(cls, onnx_file: str, meta: dict, num_threads: int | None) -> DetectionPredictor:
+        from ml.detection import postprocess
+        from ml.inference import onnx_session
+
+        predictor = cls(None, meta, torch.device("cpu"), onnx=onnx_session(onnx_file, num_threads))
+        predictor.onnx_spec = postprocess.read_spec(predictor.onnx)
+        size = predictor.input_size
+        predictor.predict_batch([(torch.zeros((3, size, size), dtype=torch.uint8), (size, size))])  # warm up
+        return predictor
 
     # No ``draft(image)`` for the classify service to call first: a drafted JPEG no longer knows
     # its own size, and the boxes must come back in that frame (preprocess drafts after reading it).
@@ -500,9 +523,18 @@ class DetectionPredictor:
     def predict_batch(self, inputs: Sequence[tuple[torch.Tensor, tuple[int, int]]], descriptor: bool = False):
         """One forward pass over ``preprocess`` outputs; ``{"objects": [{label, bound_box, prob}]}``
         per image, boxes in the image's own pixels, most probable first."""
-        predictions = _predict_tensors(
-            self.model, [tensor for tensor, _ in inputs], self.device, len(inputs) or 1
-        )
+        if self.onnx is not None:
+            from ml.detection import postprocess
+
+            found = postprocess.run(self.onnx, self.onnx_spec, [tensor.numpy() for tensor, _ in inputs])
+            predictions = [
+                {"boxes": f["boxes"].tolist(), "scores": f["scores"].tolist(), "labels": f["labels"].tolist()}
+                for f in found
+            ]
+        else:
+            predictions = _predict_tensors(
+                self.model, [tensor for tensor, _ in inputs], self.device, len(inputs) or 1
+            )
         results = []
         for (tensor, (width, height)), det in zip(inputs, predictions, strict=True):
             sx, sy = width / tensor.shape[2], height / tensor.shape[1]

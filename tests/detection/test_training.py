@@ -154,13 +154,27 @@ def test_a_detector_trained_through_the_api_finds_the_objects_of_unseen_scenes(
     # The version went through the shared model cache once.
     assert cache.model_cache().loads - loads_before == 1
 
-    # The download bundle: weights and model.json that load on their own (no ONNX for detection).
+    # Served through ONNX Runtime: the version's model.onnx, recorded on the version.
+    serving = version.metrics["serving"]
+    assert (serving["runtime"], serving["precision"]) == ("onnxruntime", "fp32")
+    assert serving["file"] == "model.onnx"
+    (key,) = [k for k in cache.model_cache().keys() if k[2] == str(version.pk)]
+    assert cache.model_cache().get(key, lambda: None).onnx is not None
+
+    # The download bundle: weights, model.json, the served model.onnx and its post-processing,
+    # which load on their own and answer as the service did.
     bundle = api.get(f"/recognition/v2/model/{version.pk}/download/")
     assert bundle.status_code == 200
     archive = zipfile.ZipFile(io.BytesIO(b"".join(bundle.streaming_content)))
-    assert sorted(archive.namelist()) == ["README.txt", "model.json", "model.safetensors"]
+    assert sorted(archive.namelist()) == [
+        "README.txt",
+        "model.json",
+        "model.onnx",
+        "model.safetensors",
+        "postprocess.py",
+    ]
     archive.extractall(tmp_path / "bundle")
-    loaded = DetectionPredictor.load(tmp_path / "bundle")
+    loaded = DetectionPredictor.load(tmp_path / "bundle", mode="onnx")
     again = loaded.predict([png(fresh[1][0])])[0]["objects"]
     served = body["records"][1]["_objects"]
     kept = [o for o in again if o["prob"] >= 0.3]
@@ -168,7 +182,8 @@ def test_a_detector_trained_through_the_api_finds_the_objects_of_unseen_scenes(
     for mine, theirs in zip(kept, served, strict=True):  # thread counts may differ: 1 px of slack
         assert np.abs(np.array(mine["bound_box"]) - theirs["bound_box"]).max() <= 1
     onnx = api.get(f"/recognition/v2/model/{version.pk}/download/?artifact=onnx")
-    assert onnx.status_code == 400
+    assert onnx.status_code == 200
+    assert b"".join(onnx.streaming_content) == archive.read("model.onnx")
 
 
 def test_detect_refuses_a_recognition_task_and_a_task_never_trained(api):

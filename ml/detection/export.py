@@ -1,0 +1,117 @@
+"""Export a trained detector to ONNX: the file a detection version is served from and downloaded as.
+
+The graph is FCOS's backbone, FPN and heads at a fixed square input (the version's input size
+rounded up to a multiple of 32, images letterboxed into it); the decoding and non-maximum
+suppression run in numpy afterwards (ml/detection/postprocess.py, which documents the graph's
+inputs and outputs and ships in the download bundle). In-graph NMS was not chosen: torchvision's
+FCOS post-processing loops over levels with data-dependent shapes, which the exporter traces for
+one input only. The figures the decoding needs (levels, strides, anchor sizes, thresholds) are
+stored in the file's own metadata, so ``model.onnx`` + postprocess.py detect with nothing else.
+No Django here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import tempfile
+import time
+import warnings
+
+import torch
+from torch import nn
+
+from ml import artifacts
+from ml.detection.detector import ANCHOR_SIZES, DetectionPredictor
+from ml.detection.postprocess import METADATA_KEY, padded_size
+
+ONNX_OPSET = 17
+OUTPUTS = ("cls_logits", "bbox_regression", "bbox_ctrness")
+
+
+class _Heads(nn.Module):
+    """uint8 images in, normalised as FCOS's transform does, the heads' raw outputs out."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.backbone, self.head = model.backbone, model.head
+        self.register_buffer("mean", torch.tensor(model.transform.image_mean).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(model.transform.image_std).view(1, 3, 1, 1))
+
+    def forward(self, images: torch.Tensor):
+        x = (images.float() / 255.0 - self.mean) / self.std
+        features = list(self.backbone(x).values())
+        out = self.head(features)
+        return out["cls_logits"], out["bbox_regression"], out["bbox_ctrness"]
+
+    def levels(self, side: int) -> list[list[int]]:
+        with torch.no_grad():
+            features = self.backbone(torch.zeros(1, 3, side, side))
+        return [list(f.shape[-2:]) for f in features.values()]
+
+
+def write_onnx(predictor: DetectionPredictor, target: str | os.PathLike) -> dict:
+    """Export a torch-served ``predictor``'s model to ``target``; return the decoding spec stored in
+    the file's metadata."""
+    import onnx
+
+    model = predictor.model.cpu().eval()
+    module = _Heads(model).eval()
+    side = padded_size(predictor.input_size)
+    levels = module.levels(side)
+    spec = {
+        "input_size": predictor.input_size,
+        "padded_size": side,
+        "levels": levels,
+        # torchvision's AnchorGenerator: the padded image's side over the level's grid, rounded down
+        "strides": [side // rows for rows, _ in levels],
+        "anchor_sizes": [sizes[0] for sizes in ANCHOR_SIZES],
+        "score_thresh": float(model.score_thresh),
+        "nms_thresh": float(model.nms_thresh),
+        "topk_candidates": int(model.topk_candidates),
+        "detections_per_img": int(model.detections_per_img),
+    }
+    example = torch.zeros(1, 3, side, side, dtype=torch.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation notice
+        torch.onnx.export(
+            module,
+            (example,),
+            str(target),
+            input_names=["images"],
+            output_names=list(OUTPUTS),
+            dynamic_axes={name: {0: "batch"} for name in ("images", *OUTPUTS)},
+            opset_version=ONNX_OPSET,
+            dynamo=False,
+        )
+    graph = onnx.load(str(target))
+    entry = graph.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(spec)
+    onnx.save(graph, str(target))
+    return spec
+
+
+def export_detector(directory: str | os.PathLike) -> dict:
+    """Write ``directory/model.onnx`` for the detector saved there; return the version's serving
+    record (runtime, precision, file, the decoding spec and the seconds it took)."""
+    started = time.monotonic()
+    directory = pathlib.Path(directory)
+    predictor = DetectionPredictor.load(directory, device="cpu")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".export.", suffix=".onnx")
+    os.close(fd)
+    try:
+        spec = write_onnx(predictor, tmp)
+        os.replace(tmp, directory / artifacts.ONNX_FILE)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return {
+        "runtime": "onnxruntime",
+        "precision": "fp32",
+        "file": artifacts.ONNX_FILE,
+        "int8": "skipped",
+        "reason": "detection versions are served in FP32",
+        "input": f"uint8 (N, 3, {spec['padded_size']}, {spec['padded_size']}), letterboxed",
+        "export_seconds": round(time.monotonic() - started, 2),
+    }

@@ -1,0 +1,119 @@
+"""The detector through ONNX Runtime: model.onnx (backbone, FPN, heads) + numpy decoding and NMS
+(ml/detection/postprocess.py) answers the torch model's boxes; a version without the file keeps the
+torch path; the bundle's files detect alone, without torch."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ml.detection.detector import DetectConfig, DetectionExample, DetectionPredictor, fit_detector
+from ml.detection.evaluate import iou
+from ml.detection.export import export_detector
+from tests.detection.scenes import png, scenes
+
+pytest.importorskip("onnxruntime")
+LABELS = [{"id": "sq", "name": "square"}, {"id": "di", "name": "disc"}]
+TINY = dict(input_size=96, epochs=8, batch_size=8, seed=3, num_threads=1)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    data = scenes(32, seed=11)
+    examples = [DetectionExample(image=png(image), boxes=b, labels=labels) for image, b, labels in data]
+    out = tmp_path_factory.mktemp("detector")
+    fit_detector(examples, [i >= 24 for i in range(32)], LABELS, DetectConfig(**TINY), out_dir=out)
+    record = export_detector(out)
+    return out, record
+
+
+def _matched(a: list[dict], b: list[dict], floor: float) -> None:
+    """Every object of ``a`` at or above ``floor`` has one of the same label in ``b`` with IoU >= 0.9
+    and a probability within 0.02."""
+    for found in (o for o in a if o["prob"] >= floor):
+        same = [o for o in b if o["label"] == found["label"]]
+        assert same, (found, b)
+        overlaps = iou(found["bound_box"], np.array([o["bound_box"] for o in same], dtype=float))
+        best = int(overlaps.argmax())
+        assert overlaps[best] >= 0.9, (found, same[best])
+        assert abs(same[best]["prob"] - found["prob"]) <= 0.02, (found, same[best])
+
+
+def test_onnx_runtime_answers_the_torch_models_boxes(exported):
+    out, record = exported
+    assert record["runtime"] == "onnxruntime" and record["file"] == "model.onnx"
+    served = DetectionPredictor.load(out, mode="auto", num_threads=1)
+    assert served.onnx is not None and served.model is None
+    torch_served = DetectionPredictor.load(out, mode="eager", num_threads=1)
+    assert torch_served.onnx is None
+    # Landscape, portrait and a small image (enlarged to the input size) among them.
+    images = [png(image) for image, _, _ in scenes(6, seed=99)]
+    images += [png(image) for image, _, _ in scenes(2, seed=7, size=(70, 90))]
+    images += [png(image) for image, _, _ in scenes(1, seed=8, size=(60, 50))]
+    onnx_answers = served.predict(images)
+    torch_answers = torch_served.predict(images)
+    assert sum(len([o for o in a["objects"] if o["prob"] >= 0.3]) for a in onnx_answers) >= len(images)
+    for mine, theirs in zip(onnx_answers, torch_answers, strict=True):
+        _matched(theirs["objects"], mine["objects"], 0.3)
+        _matched(mine["objects"], theirs["objects"], 0.3)
+    # One record or ten: the same answers.
+    assert served.predict(images[:1])[0] == onnx_answers[0]
+
+
+def test_a_version_without_the_onnx_file_is_served_by_torch(exported, tmp_path):
+    out, _ = exported
+    older = tmp_path / "older"
+    shutil.copytree(out, older)
+    (older / "model.onnx").unlink()
+    predictor = DetectionPredictor.load(older, mode="auto", num_threads=1)
+    assert predictor.onnx is None and predictor.model is not None
+    image, boxes, labels = scenes(1, seed=5)[0]
+    (answer,) = predictor.predict([png(image)])
+    best = answer["objects"][0]
+    assert best["prob"] >= 0.3 and best["label"] in labels
+
+
+BUNDLE_ALONE = """
+import json, sys
+sys.modules["torch"] = None  # any import of torch fails: the bundle must not need it
+sys.path.insert(0, sys.argv[1])
+from postprocess import Detector
+detector = Detector(sys.argv[1], num_threads=1)
+print(json.dumps([detector.detect(path) for path in sys.argv[2:]]))
+"""
+
+
+def test_the_bundle_detects_alone_with_the_services_boxes(exported, tmp_path):
+    import ml.detection.postprocess as postprocess
+
+    out, _ = exported
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    for name in ("model.onnx", "model.json"):
+        shutil.copy(out / name, bundle / name)
+    shutil.copy(postprocess.__file__, bundle / "postprocess.py")
+    paths = []
+    for n, (image, _, _) in enumerate(scenes(3, seed=21)):
+        paths.append(tmp_path / f"scene-{n}.png")
+        paths[-1].write_bytes(png(image))
+    done = subprocess.run(
+        [sys.executable, "-c", BUNDLE_ALONE, str(bundle), *map(str, paths)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    alone = json.loads(done.stdout)
+    served = DetectionPredictor.load(out, mode="onnx", num_threads=1).predict([p.read_bytes() for p in paths])
+    for objects, answer in zip(alone, served, strict=True):
+        assert len(objects) == len(answer["objects"])
+        for mine, theirs in zip(objects, answer["objects"], strict=True):
+            assert mine["label"] == theirs["label"] and mine["name"] == LABELS[mine["label"]]["name"]
+            assert abs(mine["prob"] - theirs["prob"]) < 1e-6
+            # The service rounds boxes to whole pixels.
+            assert np.abs(np.array(mine["bound_box"]) - theirs["bound_box"]).max() <= 0.5 + 1e-4
