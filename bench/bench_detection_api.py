@@ -1,7 +1,7 @@
 """Detection through the API: ``POST detection/v2/task/{id}/train/`` to TRAINED, mAP@0.5 on the unseen
 test side, then ``POST detection/v2/detect/`` latency for 1 and 10 records.
 
-    .venv/bin/python bench/bench_detection_api.py [--scenes 300] [--size 256] [--budget 600]
+    .venv/bin/python bench/bench_detection_api.py [--scenes 300] [--size 256] [--budget 600] [--photos]
 
 Prepares everything itself: a temporary VF_VAR_DIR with a SQLite database (migrated), eager jobs
 (the job runs inside the request, so its wall time is train-to-TRAINED), a user, a detection task
@@ -9,6 +9,9 @@ with two labels and ``--scenes`` seeded scenes (tests/detection/scenes.py: red s
 discs on noise) stored through the ingest service with their boxes. Uses the project's settings
 otherwise (VF_DETECTION_INPUT_SIZE, VF_DETECTION_EPOCHS, VF_TRAIN_THREADS); ``--budget`` is the
 task's ``train_time_budget``. Goal (issue 13): mAP@0.5 >= 0.90 within 10 minutes on 2 cores.
+``--photos`` uses the easy photo scenes instead (bench/detection_scenes.py: 1-3 crops of real food
+photos of 2 labels on a photo, 384 x 288 px, benchmark photos; needs VF_BENCH_DATA), stored as
+JPEG; ``--size`` is ignored then. Goal (issue 23): 120 scenes to TRAINED in <= 150 s.
 Not part of the test suite.
 """
 
@@ -33,6 +36,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=256, help="scene width (height is 3/4 of it)")
     parser.add_argument("--budget", type=int, default=600, help="the task's train_time_budget (s)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--photos", action="store_true", help="easy photo scenes (384 x 288)")
     args = parser.parse_args()
 
     var = tempfile.mkdtemp(prefix="vf-bench-detect-")
@@ -66,21 +70,37 @@ def main() -> None:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {workspace_services.token_get_or_create(user=user)}")
 
+    if args.photos:
+        sys.path.insert(0, str(ROOT / "bench"))
+        import detection_scenes
+
+        names = detection_scenes.label_names("easy")
+        encode = detection_scenes.jpeg
+
+        def draw(n, seed):
+            return detection_scenes.scenes(n, "easy", "bench", seed=seed)
+    else:
+        names, encode = ["square", "disc"], png
+
+        def draw(n, seed):
+            return scenes(n, seed=seed, size=(args.size, args.size * 3 // 4))
+
     task = detection_task_create(
         workspace=workspace, owner=user, name="Shapes", train_time_budget=args.budget
     )
     labels = []
-    for name in ("square", "disc"):
+    for name in names:
         label = detection_label_create(workspace=workspace, name=name)
         detection_label_attach(task=task, label=label)
         labels.append(label)
-    drawn = scenes(args.scenes, seed=args.seed, size=(args.size, args.size * 3 // 4))
+    drawn = draw(args.scenes, args.seed)
     for image, boxes, box_labels in drawn:
-        stored = training_image_ingest(workspace=workspace, data=png(image), noresize=True)
+        stored = training_image_ingest(workspace=workspace, data=encode(image), noresize=True)
         for box, index in zip(boxes, box_labels, strict=True):
             detection_object_create(label=labels[index], image=stored, data=box)
     print(
-        f"{args.scenes} scenes of {args.size} px; input {settings.VF_DETECTION_INPUT_SIZE} px, epochs <= "
+        f"{args.scenes} scenes of {drawn[0][0].size} px; "
+        f"input {settings.VF_DETECTION_INPUT_SIZE or 'auto'} px, epochs <= "
         f"{settings.VF_DETECTION_EPOCHS}, budget {args.budget} s, "
         f"threads {settings.VF_TRAIN_THREADS or 'default'}"
     )
@@ -94,15 +114,21 @@ def main() -> None:
         print(f"FAILED: {metrics.get('error')}")
         return
     print(
-        f"train to TRAINED {wall:.1f} s (fit {metrics['train_time_s']:.1f} s, {metrics['epochs']} epochs); "
+        f"train to TRAINED {wall:.1f} s (fit {metrics['train_time_s']:.1f} s, {metrics['epochs']} epochs, "
+        f"input {metrics['input_size']} px, stopped: {metrics.get('stopped')}, "
+        f"best epoch {metrics.get('best_epoch')}, "
+        f"val mAP {metrics.get('val_map50')}); "
         f"mAP@0.5 {metrics['map50']:.3f} on {metrics['test_images']} unseen scenes; "
         f"precision {metrics['precision']}, recall {metrics['recall']} at {metrics['threshold']}"
+    )
+    print(
+        "  history", [(h["epoch"], h["loss"], h.get("val_map50"), h["seconds"]) for h in metrics["history"]]
     )
     for row in metrics["per_label"]:
         print(f"  {row['name']:>8}: AP {row['ap']}, precision {row['precision']}, recall {row['recall']}")
 
-    fresh = scenes(10, seed=args.seed + 1000, size=(args.size, args.size * 3 // 4))
-    records = [{"_base64": base64.b64encode(png(image)).decode()} for image, _, _ in fresh]
+    fresh = draw(10, args.seed + 1000)
+    records = [{"_base64": base64.b64encode(encode(image)).decode()} for image, _, _ in fresh]
     for count in (1, 10):
         body = {"task_id": str(task.id), "records": records[:count]}
         client.post("/detection/v2/detect/", body, format="json")  # the first call loads the model

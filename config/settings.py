@@ -448,9 +448,10 @@ VF_INT8_MAX_PROB_DIFF = float(env("VF_INT8_MAX_PROB_DIFF", "0.03"))
 # Training (apps/training). Images each label needs before a task may train.
 VF_MIN_IMAGES_PER_LABEL = env_int("VF_MIN_IMAGES_PER_LABEL", 20)
 # Detection (apps/detection): images with an object of each label before a detection task may
-# train; the longer side the detector sees (px); epochs at most (the time budget may stop sooner).
+# train; the longer side the detector sees (px; 0 = chosen from the training boxes' sizes, 256 to
+# 512); epochs at most (early stopping on a validation slice or the time budget may stop sooner).
 VF_MIN_DETECTION_IMAGES_PER_LABEL = env_int("VF_MIN_DETECTION_IMAGES_PER_LABEL", 10)
-VF_DETECTION_INPUT_SIZE = env_int("VF_DETECTION_INPUT_SIZE", 256)
+VF_DETECTION_INPUT_SIZE = env_int("VF_DETECTION_INPUT_SIZE", 0)
 VF_DETECTION_EPOCHS = env_int("VF_DETECTION_EPOCHS", 30)
 # The train_time_budget (s) a new detection task gets when it names none.
 VF_DETECTION_TIME_BUDGET = env_int("VF_DETECTION_TIME_BUDGET", 600)

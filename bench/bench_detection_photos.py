@@ -1,0 +1,206 @@
+"""Detection on cluttered photo scenes: the recipe against a plain torchvision loop, per seed.
+
+    VF_BENCH_DATA=$PWD/var/bench-data .venv/bin/python bench/bench_detection_photos.py \\
+        [--seeds 0,1,2] [--train 160] [--test 60] [--kind hard] [--half bench] [--threads 1]
+        [--plain-epochs 8] [--budget 600] [--no-plain] [--set key=value ...]
+
+Scenes: bench/detection_scenes.py (``hard``: 5 labels of real food photo crops, 24-160 px, up to 5
+a scene, on mosaics of other photos with distractor crops and occlusion, 384 x 288 px). Per seed,
+``--train`` training scenes and ``--test`` unseen scenes are drawn (different seeds of the
+generator), then, in the same run and on the same scenes:
+
+- the recipe: ``ml.detection.detector.fit_detector`` with the configuration the API builds from
+  the default settings (apps/detection/training.py: ``VF_DETECTION_INPUT_SIZE``,
+  ``VF_DETECTION_EPOCHS``, the task's default budget ``VF_DETECTION_TIME_BUDGET``), which carves
+  its own validation slice from the training scenes;
+- the plain loop: the same ``build_detector`` net (whole backbone trained, BatchNorm frozen as in
+  the net) at the input size the recipe chose, AdamW at a constant 1e-3, shuffled batches of 8,
+  ``--plain-epochs`` epochs, no augmentation, no validation, oneDNN off as in ml.detection.
+
+mAP@0.5 on the unseen scenes and the training time of each. ``--half dev`` draws the scenes from
+the development photos instead (what design choices were made on; ``--set freeze_stages=2`` etc.
+overrides a DetectConfig field there). Not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from dataclasses import fields
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import detection_scenes  # noqa: E402
+
+from ml.detection.detector import (  # noqa: E402
+    DetectConfig,
+    DetectionExample,
+    _load_examples,
+    _no_onednn,
+    _predict_tensors,
+    build_detector,
+    fit_detector,
+)
+from ml.detection.evaluate import evaluate_detections  # noqa: E402
+
+
+def default_config(seed: int, threads: int, budget: float | None) -> DetectConfig:
+    """What apps/detection/training.py builds with the default settings."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    return DetectConfig(
+        input_size=settings.VF_DETECTION_INPUT_SIZE,
+        epochs=settings.VF_DETECTION_EPOCHS,
+        time_budget_s=budget if budget is not None else settings.VF_DETECTION_TIME_BUDGET,
+        seed=seed,
+        num_threads=threads,
+    )
+
+
+def plain_loop(
+    examples, mask, num_labels: int, input_size: int, epochs: int, seed: int
+) -> tuple[float, float]:
+    """The same net as a plain torchvision script. (mAP@0.5 on the test side, seconds)."""
+    import random
+
+    torch.manual_seed(seed)
+    order_rng = random.Random(seed)  # noqa: S311  # nosec B311
+    config = DetectConfig(input_size=input_size, freeze_stages=0, seed=seed)
+    started = time.perf_counter()
+    with _no_onednn():
+        cache = _load_examples(examples, input_size)
+        train = [c for c, test in zip(cache, mask, strict=True) if not test]
+        test = [c for c, t in zip(cache, mask, strict=True) if t]
+        model = build_detector(num_labels, config)
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+        for _ in range(epochs):
+            model.train()
+            order_rng.shuffle(train)
+            for start in range(0, len(train), config.batch_size):
+                batch = train[start : start + config.batch_size]
+                images = [image.float() / 255 for image, _, _ in batch]
+                targets = [{"boxes": b, "labels": lab + 1} for _, b, lab in batch]
+                loss = sum(model(images, targets).values())
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+        seconds = time.perf_counter() - started
+        predicted = _predict_tensors(model, [image for image, _, _ in test], torch.device("cpu"))
+    truth = [{"boxes": b.tolist(), "labels": lab.tolist()} for _, b, lab in test]
+    return evaluate_detections(truth, predicted, num_labels)["map50"], seconds
+
+
+def _value(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--train", type=int, default=160)
+    parser.add_argument("--test", type=int, default=60)
+    parser.add_argument("--kind", default="hard", choices=("hard", "easy"))
+    parser.add_argument("--half", default="bench", choices=("bench", "dev"))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--plain-epochs", type=int, default=8)
+    parser.add_argument("--budget", type=float, default=None, help="default: VF_DETECTION_TIME_BUDGET")
+    parser.add_argument("--no-plain", action="store_true")
+    parser.add_argument("--set", action="append", default=[], help="DetectConfig field=value (dev runs)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    names = detection_scenes.label_names(args.kind)
+    labels = [{"id": name, "name": name} for name in names]
+    known = {f.name for f in fields(DetectConfig)}
+    overrides = {}
+    for item in args.set:
+        key, value = item.split("=", 1)
+        assert key in known, key
+        overrides[key] = _value(value)
+
+    rows = []
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        # Training and test scenes from different generator seeds (disjoint draws).
+        train = detection_scenes.scenes(args.train, args.kind, args.half, seed=1000 * seed + 1)
+        test = detection_scenes.scenes(args.test, args.kind, args.half, seed=1000 * seed + 2)
+        examples = [
+            DetectionExample(image=detection_scenes.jpeg(image), boxes=b, labels=lab)
+            for image, b, lab in train + test
+        ]
+        mask = [i >= len(train) for i in range(len(examples))]
+        config = default_config(seed, args.threads, args.budget)
+        for key, value in overrides.items():
+            setattr(config, key, value)
+        result = fit_detector(examples, mask, labels, config)
+        m = result.metrics
+        row = {
+            "seed": seed,
+            "map": m["map50"],
+            "time": m["train_time_s"],
+            "input": m["input_size"],
+            "epochs": m["epochs"],
+            "best": m["best_epoch"],
+            "stopped": m["stopped"],
+            "val": m["val_map50"],
+            "per_label": [round(r["ap"], 2) for r in m["per_label"]],
+        }
+        print(
+            f"seed {seed} recipe: mAP@0.5 {m['map50']:.3f} in {m['train_time_s']:.0f} s "
+            f"(input {m['input_size']}, {m['epochs']} epochs, best {m['best_epoch']}, "
+            f"stopped: {m['stopped']}, "
+            f"val mAP {m['val_map50']}, AP per label {row['per_label']})",
+            flush=True,
+        )
+        print("   history", [(h["epoch"], h["loss"], h.get("val_map50"), h["seconds"]) for h in m["history"]])
+        if not args.no_plain:
+            plain_map, plain_s = plain_loop(
+                examples, mask, len(labels), m["input_size"], args.plain_epochs, seed
+            )
+            row.update(plain_map=plain_map, plain_time=round(plain_s, 1))
+            print(
+                f"seed {seed} plain loop ({args.plain_epochs} epochs): "
+                f"mAP@0.5 {plain_map:.3f} in {plain_s:.0f} s",
+                flush=True,
+            )
+        rows.append(row)
+
+    print("\n| seed | recipe mAP@0.5 | recipe time | epochs (best, stop) | plain mAP@0.5 | plain time |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(
+            f"| {r['seed']} | {r['map']:.3f} | {r['time']:.0f} s "
+            f"| {r['epochs']} ({r['best']}, {r['stopped']}) "
+            f"| {r.get('plain_map', float('nan')):.3f} | {r.get('plain_time', float('nan')):.0f} s |"
+        )
+    print(
+        f"mean recipe {statistics.mean(r['map'] for r in rows):.3f} "
+        f"in {statistics.mean(r['time'] for r in rows):.0f} s"
+        + (
+            f"; plain {statistics.mean(r['plain_map'] for r in rows):.3f} in "
+            f"{statistics.mean(r['plain_time'] for r in rows):.0f} s"
+            if not args.no_plain
+            else ""
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
