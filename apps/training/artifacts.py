@@ -168,13 +168,13 @@ model.json         labels in class order (class i+1 of the net is label i), inpu
 """
 DETECTION_ONNX_README = """model.onnx         the detector the service runs (FP32, the very file it serves),
                    for onnxruntime: backbone, FPN and FCOS heads; input "images" is a uint8 batch
-                   (N, 3, {padded}, {padded}) of RGB images letterboxed (longer side {size} px, at
-                   the top left, grey 128 around); outputs cls_logits, bbox_regression and
-                   bbox_ctrness. The decoding and NMS are postprocess.py's.
-postprocess.py     the decoding + NMS the service runs after the graph, in numpy (needs numpy,
-                   Pillow, onnxruntime; no torch): `python postprocess.py <this folder> photo.jpg`
-                   prints the objects with boxes in the photo's pixels; its docstring documents
-                   the graph's outputs and the decoding.
+                   (N, 3, H, W) of RGB images resized so their longer side is {size} px, at the
+                   top left of a grey canvas (H and W multiples of 32); outputs cls_logits,
+                   bbox_regression and bbox_ctrness. The decoding and NMS are postprocess.py's.
+postprocess.py     the batching, decoding and NMS the service runs around the graph, in numpy
+                   (needs numpy, Pillow, onnxruntime; no torch): `python postprocess.py <this
+                   folder> photo.jpg` prints the objects with boxes in the photo's pixels; its
+                   docstring documents the graph's outputs and the decoding.
 """
 # Task types whose ONNX file is written by their training only (no export on first use): a version
 # trained before that has none, and its bundle has no ONNX file.
@@ -262,7 +262,6 @@ def bundle_file(version: ModelVersion) -> Path:
         task_type=meta.get("task_type"),
         architecture=_describe_architecture(meta),
         size=meta.get("input_size"),
-        padded=-(-int(meta.get("input_size") or 0) // 32) * 32,
         precision=_precision(meta),
     )
     fd, path = tempfile.mkstemp(prefix="model-bundle-", suffix=".zip")

@@ -1,11 +1,12 @@
 """Export a trained detector to ONNX: the file a detection version is served from and downloaded as.
 
-The graph is FCOS's backbone, FPN and heads at a fixed square input (the version's input size
-rounded up to a multiple of 32, images letterboxed into it); the decoding and non-maximum
-suppression run in numpy afterwards (ml/detection/postprocess.py, which documents the graph's
-inputs and outputs and ships in the download bundle). In-graph NMS was not chosen: torchvision's
+The graph is FCOS's backbone, FPN and heads, its input a batch as FCOS builds it (any height and
+width that are multiples of 32: images resized to the input size, padded to the batch's largest);
+the decoding and non-maximum suppression run in numpy afterwards (ml/detection/postprocess.py,
+which documents the graph's inputs and outputs and ships in the download bundle). So the ONNX
+Runtime path sees the same pixels as the torch model. In-graph NMS was not chosen: torchvision's
 FCOS post-processing loops over levels with data-dependent shapes, which the exporter traces for
-one input only. The figures the decoding needs (levels, strides, anchor sizes, thresholds) are
+one input only. The figures the decoding needs (anchor sizes, thresholds, the input size) are
 stored in the file's own metadata, so ``model.onnx`` + postprocess.py detect with nothing else.
 No Django here.
 """
@@ -24,7 +25,7 @@ from torch import nn
 
 from ml import artifacts
 from ml.detection.detector import ANCHOR_SIZES, DetectionPredictor
-from ml.detection.postprocess import METADATA_KEY, padded_size
+from ml.detection.postprocess import METADATA_KEY, levels, padded
 
 ONNX_OPSET = 17
 OUTPUTS = ("cls_logits", "bbox_regression", "bbox_ctrness")
@@ -45,10 +46,10 @@ class _Heads(nn.Module):
         out = self.head(features)
         return out["cls_logits"], out["bbox_regression"], out["bbox_ctrness"]
 
-    def levels(self, side: int) -> list[list[int]]:
+    def levels(self, height: int, width: int) -> list[tuple[int, int]]:
         with torch.no_grad():
-            features = self.backbone(torch.zeros(1, 3, side, side))
-        return [list(f.shape[-2:]) for f in features.values()]
+            features = self.backbone(torch.zeros(1, 3, height, width))
+        return [tuple(f.shape[-2:]) for f in features.values()]
 
 
 def write_onnx(predictor: DetectionPredictor, target: str | os.PathLike) -> dict:
@@ -58,14 +59,12 @@ def write_onnx(predictor: DetectionPredictor, target: str | os.PathLike) -> dict
 
     model = predictor.model.cpu().eval()
     module = _Heads(model).eval()
-    side = padded_size(predictor.input_size)
-    levels = module.levels(side)
+    side = padded(predictor.input_size)
+    for shape in ((side, side), (side, padded(side * 3 // 4))):  # postprocess.levels is FCOS's
+        if module.levels(*shape) != levels(*shape):
+            raise ValueError(f"the backbone's levels {module.levels(*shape)} are not {levels(*shape)}")
     spec = {
         "input_size": predictor.input_size,
-        "padded_size": side,
-        "levels": levels,
-        # torchvision's AnchorGenerator: the padded image's side over the level's grid, rounded down
-        "strides": [side // rows for rows, _ in levels],
         "anchor_sizes": [sizes[0] for sizes in ANCHOR_SIZES],
         "score_thresh": float(model.score_thresh),
         "nms_thresh": float(model.nms_thresh),
@@ -81,7 +80,10 @@ def write_onnx(predictor: DetectionPredictor, target: str | os.PathLike) -> dict
             str(target),
             input_names=["images"],
             output_names=list(OUTPUTS),
-            dynamic_axes={name: {0: "batch"} for name in ("images", *OUTPUTS)},
+            dynamic_axes={
+                "images": {0: "batch", 2: "height", 3: "width"},
+                **{name: {0: "batch", 1: "locations"} for name in OUTPUTS},
+            },
             opset_version=ONNX_OPSET,
             dynamo=False,
         )
@@ -101,7 +103,7 @@ def export_detector(directory: str | os.PathLike) -> dict:
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".export.", suffix=".onnx")
     os.close(fd)
     try:
-        spec = write_onnx(predictor, tmp)
+        write_onnx(predictor, tmp)
         os.replace(tmp, directory / artifacts.ONNX_FILE)
     finally:
         if os.path.exists(tmp):
@@ -112,6 +114,6 @@ def export_detector(directory: str | os.PathLike) -> dict:
         "file": artifacts.ONNX_FILE,
         "int8": "skipped",
         "reason": "detection versions are served in FP32",
-        "input": f"uint8 (N, 3, {spec['padded_size']}, {spec['padded_size']}), letterboxed",
+        "input": "uint8 (N, 3, H, W), H and W multiples of 32 (postprocess.letterbox)",
         "export_seconds": round(time.monotonic() - started, 2),
     }

@@ -12,10 +12,11 @@ downloaded bundle answers as the service does. Use it alone::
 or ``python postprocess.py path/to/unzipped-bundle photo.jpg``.
 
 The graph (ml/detection/export.py) is torchvision's FCOS without its post-processing: input
-``images``, a uint8 batch (N, 3, P, P) of RGB images letterboxed into P x P (the image resized so
-its longer side is the version's input size S, placed at the top left, the rest grey 128; P is S
-rounded up to a multiple of 32); normalisation is inside the graph. Outputs, one row per location
-of the five FPN levels (level by level, each row by row):
+``images``, a uint8 batch (N, 3, H, W) of RGB images batched as FCOS does (each resized so its
+longer side is the version's input size S, placed at the top left of a grey (128) canvas whose
+sides are the batch's largest rounded up to a multiple of 32: ``letterbox``); normalisation is
+inside the graph. Outputs, one row per location of the five FPN levels (level by level, each row
+by row):
 
 - ``cls_logits`` (N, A, C): a logit per class; class 0 is unused (torchvision's background slot),
   class k + 1 is model.json's label k;
@@ -24,12 +25,12 @@ of the five FPN levels (level by level, each row by row):
 - ``bbox_ctrness`` (N, A, 1): the centre-ness logit.
 
 The decoding is FCOS's (torchvision ``FCOS.postprocess_detections``): a location's anchor is
-centred at (x * stride, y * stride) with the level's size; a class's score is
+centred at (x * stride, y * stride) with the level's size (``anchors``); a class's score is
 sqrt(sigmoid(logit) * sigmoid(centre-ness)); per level the scores above ``score_thresh`` are kept,
 at most ``topk_candidates`` of them, best first; boxes are clipped to the resized image; then
 non-maximum suppression per class at IoU ``nms_thresh``, and at most ``detections_per_img`` boxes
-remain, best first. Those figures, the levels' grid sizes and strides, and the sizes S and P are
-in the ONNX file's metadata (key ``visionforge.detection``, JSON).
+remain, best first. Those figures, the anchor sizes and S are in the ONNX file's metadata (key
+``visionforge.detection``, JSON).
 """
 
 from __future__ import annotations
@@ -42,12 +43,14 @@ import sys
 import numpy as np
 
 METADATA_KEY = "visionforge.detection"
-PAD_VALUE = 128  # grey: normalised by the graph ((x / 255 - 0.5) / 0.5) to almost 0, as torch pads
+# Grey: the graph normalises it ((x / 255 - 0.5) / 0.5) to 0.004, where FCOS pads its normalised
+# batch with 0; the zoom-out augmentation pads with this grey too.
+PAD_VALUE = 128
 
 
-def padded_size(input_size: int) -> int:
-    """The graph's square input side: the input size rounded up to a multiple of 32."""
-    return int(math.ceil(input_size / 32) * 32)
+def padded(side: int) -> int:
+    """A side rounded up to a multiple of 32 (the backbone's largest stride), as FCOS pads."""
+    return int(math.ceil(side / 32) * 32)
 
 
 def resized_shape(height: int, width: int, input_size: int) -> tuple[int, int]:
@@ -57,31 +60,54 @@ def resized_shape(height: int, width: int, input_size: int) -> tuple[int, int]:
     return max(1, int(math.floor(height * scale))), max(1, int(math.floor(width * scale)))
 
 
-def letterbox(image: np.ndarray, input_size: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """A uint8 (3, H, W) image at the graph's input: resized (bilinear) so its longer side is
-    ``input_size`` when it is not already, at the top left of a grey P x P canvas. Returns the
-    canvas (3, P, P) and the resized (height, width) the boxes are decoded in."""
+def _resized(image: np.ndarray, input_size: int) -> np.ndarray:
+    """A uint8 (3, H, W) image resized (bilinear) so its longer side is ``input_size``, when it is
+    not already."""
     _, height, width = image.shape
     shape = resized_shape(height, width, input_size)
-    if shape != (height, width):
-        from PIL import Image
+    if shape == (height, width):
+        return image
+    from PIL import Image
 
-        picture = Image.fromarray(np.ascontiguousarray(image.transpose(1, 2, 0)))
-        picture = picture.resize((shape[1], shape[0]), Image.Resampling.BILINEAR)
-        image = np.asarray(picture, dtype=np.uint8).transpose(2, 0, 1)
-    side = padded_size(input_size)
-    canvas = np.full((3, side, side), PAD_VALUE, dtype=np.uint8)
-    canvas[:, : shape[0], : shape[1]] = image
-    return canvas, shape
+    picture = Image.fromarray(np.ascontiguousarray(image.transpose(1, 2, 0)))
+    picture = picture.resize((shape[1], shape[0]), Image.Resampling.BILINEAR)
+    return np.asarray(picture, dtype=np.uint8).transpose(2, 0, 1)
 
 
-def anchors(spec: dict) -> list[np.ndarray]:
-    """Per level, the (locations, 4) anchor boxes [x1, y1, x2, y2] (torchvision's AnchorGenerator
-    with one square anchor per location)."""
+def letterbox(images: list[np.ndarray], input_size: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """uint8 (3, H, W) images as one batch for the graph, as FCOS batches them: each resized so its
+    longer side is ``input_size``, at the top left of a grey canvas whose sides are the batch's
+    largest, rounded up to a multiple of 32. Returns the batch (N, 3, Hp, Wp) and each image's
+    resized (height, width), the frame its boxes are decoded in."""
+    resized = [_resized(image, input_size) for image in images]
+    shapes = [(image.shape[1], image.shape[2]) for image in resized]
+    height, width = padded(max(h for h, _ in shapes)), padded(max(w for _, w in shapes))
+    batch = np.full((len(images), 3, height, width), PAD_VALUE, dtype=np.uint8)
+    for i, image in enumerate(resized):
+        batch[i, :, : image.shape[1], : image.shape[2]] = image
+    return batch, shapes
+
+
+def levels(height: int, width: int) -> list[tuple[int, int]]:
+    """The five FPN levels' grid sizes for a padded (height, width): strides 8, 16, 32 of the
+    backbone, then P6 and P7 by stride-2 convolutions (each rounds up)."""
+    grids = [(height // stride, width // stride) for stride in (8, 16, 32)]
+    for _ in range(2):
+        rows, cols = grids[-1]
+        grids.append(((rows + 1) // 2, (cols + 1) // 2))
+    return grids
+
+
+def anchors(height: int, width: int, spec: dict) -> list[np.ndarray]:
+    """Per level, the (locations, 4) anchor boxes [x1, y1, x2, y2] of a padded (height, width) batch
+    (torchvision's AnchorGenerator with one square anchor per location: its stride is the padded
+    side over the level's grid, rounded down, per axis)."""
     out = []
-    for (rows, cols), stride, size in zip(spec["levels"], spec["strides"], spec["anchor_sizes"], strict=True):
+    for (rows, cols), size in zip(levels(height, width), spec["anchor_sizes"], strict=True):
         half = round(size / 2)
-        ys, xs = np.meshgrid(np.arange(rows) * stride, np.arange(cols) * stride, indexing="ij")
+        ys = np.arange(rows) * (height // rows)
+        xs = np.arange(cols) * (width // cols)
+        ys, xs = np.meshgrid(ys, xs, indexing="ij")
         centres = np.stack([xs.ravel(), ys.ravel(), xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
         out.append(centres + np.array([-half, -half, half, half], dtype=np.float32))
     return out
@@ -91,18 +117,26 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
-    """Indexes kept by greedy non-maximum suppression, best score first."""
+def _nms(
+    boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, threshold: float, limit: int
+) -> np.ndarray:
+    """Indexes kept by greedy non-maximum suppression per label, best score first, at most
+    ``limit`` (torchvision's ``batched_nms`` then ``[:limit]``: boxes of different labels are moved
+    apart so they never overlap, and a box's fate depends only on better ones, so stopping at
+    ``limit`` kept changes nothing before it)."""
+    if not len(boxes):
+        return np.zeros(0, dtype=np.int64)
+    shifted = boxes + (labels.astype(np.float32) * (boxes.max() + 1))[:, None]
+    areas = (shifted[:, 2] - shifted[:, 0]) * (shifted[:, 3] - shifted[:, 1])
     order = np.argsort(-scores, kind="stable")
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     keep = []
-    while order.size:
+    while order.size and len(keep) < limit:
         best, rest = order[0], order[1:]
         keep.append(best)
-        x1 = np.maximum(boxes[best, 0], boxes[rest, 0])
-        y1 = np.maximum(boxes[best, 1], boxes[rest, 1])
-        x2 = np.minimum(boxes[best, 2], boxes[rest, 2])
-        y2 = np.minimum(boxes[best, 3], boxes[rest, 3])
+        x1 = np.maximum(shifted[best, 0], shifted[rest, 0])
+        y1 = np.maximum(shifted[best, 1], shifted[rest, 1])
+        x2 = np.minimum(shifted[best, 2], shifted[rest, 2])
+        y2 = np.minimum(shifted[best, 3], shifted[rest, 3])
         inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
         iou = inter / np.maximum(areas[best] + areas[rest] - inter, 1e-12)
         order = rest[iou <= threshold]
@@ -110,15 +144,19 @@ def _nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def decode(
-    cls_logits: np.ndarray, bbox_regression: np.ndarray, bbox_ctrness: np.ndarray, shape, spec: dict
+    cls_logits: np.ndarray,
+    bbox_regression: np.ndarray,
+    bbox_ctrness: np.ndarray,
+    shape: tuple[int, int],
+    grid: list[np.ndarray],
+    spec: dict,
 ) -> dict:
     """One image's graph outputs (A, C), (A, 4), (A, 1) to its detections in the resized frame
-    ``shape`` (height, width): ``boxes`` (K, 4), ``scores`` (K,), ``labels`` (K,) as model.json's
-    label indexes, best first."""
-    per_level = [rows * cols for rows, cols in spec["levels"]]
-    bounds = np.cumsum([0, *per_level])
+    ``shape`` (height, width), with the batch's anchors ``grid`` (``anchors``): ``boxes`` (K, 4),
+    ``scores`` (K,), ``labels`` (K,) as model.json's label indexes, best first."""
+    bounds = np.cumsum([0, *(len(a) for a in grid)])
     all_boxes, all_scores, all_labels = [], [], []
-    for level, level_anchors in enumerate(anchors(spec)):
+    for level, level_anchors in enumerate(grid):
         part = slice(bounds[level], bounds[level + 1])
         # Class 0 is the unused background slot: never answered.
         scores = np.sqrt(_sigmoid(cls_logits[part, 1:]) * _sigmoid(bbox_ctrness[part])).ravel()
@@ -143,15 +181,7 @@ def decode(
     boxes = np.concatenate(all_boxes).astype(np.float32)
     scores = np.concatenate(all_scores).astype(np.float32)
     labels = np.concatenate(all_labels)
-    kept = [
-        index
-        for label in np.unique(labels)
-        for index in np.flatnonzero(labels == label)[
-            _nms(boxes[labels == label], scores[labels == label], spec["nms_thresh"])
-        ]
-    ]
-    kept = np.array(kept, dtype=np.int64)
-    kept = kept[np.argsort(-scores[kept], kind="stable")][: spec["detections_per_img"]]
+    kept = _nms(boxes, scores, labels, spec["nms_thresh"], spec["detections_per_img"])
     return {"boxes": boxes[kept], "scores": scores[kept], "labels": labels[kept]}
 
 
@@ -161,17 +191,18 @@ def read_spec(session) -> dict:
 
 
 def run(session, spec: dict, images: list[np.ndarray]) -> list[dict]:
-    """Detections of uint8 (3, H, W) images (longer side at most the input size or not: they are
-    letterboxed here), boxes ``[x1, y1, x2, y2]`` in each image's own (H, W) frame."""
+    """Detections of uint8 (3, H, W) images (resized here when their longer side is not the input
+    size), run as one batch, boxes ``[x1, y1, x2, y2]`` in each image's own (H, W) frame."""
     if not images:
         return []
-    canvases, shapes = zip(*(letterbox(image, spec["input_size"]) for image in images), strict=True)
+    batch, shapes = letterbox(images, spec["input_size"])
     cls_logits, bbox_regression, bbox_ctrness = session.run(
-        ["cls_logits", "bbox_regression", "bbox_ctrness"], {"images": np.stack(canvases)}
+        ["cls_logits", "bbox_regression", "bbox_ctrness"], {"images": batch}
     )
+    grid = anchors(batch.shape[2], batch.shape[3], spec)
     results = []
     for i, (image, shape) in enumerate(zip(images, shapes, strict=True)):
-        found = decode(cls_logits[i], bbox_regression[i], bbox_ctrness[i], shape, spec)
+        found = decode(cls_logits[i], bbox_regression[i], bbox_ctrness[i], shape, grid, spec)
         scale = np.array([image.shape[2] / shape[1], image.shape[1] / shape[0]] * 2, dtype=np.float32)
         found["boxes"] = found["boxes"] * scale
         results.append(found)

@@ -33,15 +33,16 @@ def exported(tmp_path_factory):
 
 
 def _matched(a: list[dict], b: list[dict], floor: float) -> None:
-    """Every object of ``a`` at or above ``floor`` has one of the same label in ``b`` with IoU >= 0.9
-    and a probability within 0.02."""
+    """Every object of ``a`` at or above ``floor`` has one of the same label in ``b`` with IoU >= 0.95
+    and a probability within 0.01 (the same pixels; only a small image's enlargement differs: PIL's
+    bilinear against torch's)."""
     for found in (o for o in a if o["prob"] >= floor):
         same = [o for o in b if o["label"] == found["label"]]
         assert same, (found, b)
         overlaps = iou(found["bound_box"], np.array([o["bound_box"] for o in same], dtype=float))
         best = int(overlaps.argmax())
-        assert overlaps[best] >= 0.9, (found, same[best])
-        assert abs(same[best]["prob"] - found["prob"]) <= 0.02, (found, same[best])
+        assert overlaps[best] >= 0.95, (found, same[best])
+        assert abs(same[best]["prob"] - found["prob"]) <= 0.01, (found, same[best])
 
 
 def test_onnx_runtime_answers_the_torch_models_boxes(exported):
@@ -61,8 +62,9 @@ def test_onnx_runtime_answers_the_torch_models_boxes(exported):
     for mine, theirs in zip(onnx_answers, torch_answers, strict=True):
         _matched(theirs["objects"], mine["objects"], 0.3)
         _matched(mine["objects"], theirs["objects"], 0.3)
-    # One record or ten: the same answers.
-    assert served.predict(images[:1])[0] == onnx_answers[0]
+    # Alone, an image is batched (padded) as the torch model batches it alone: the same answers.
+    alone_onnx, alone_torch = served.predict(images[6:7])[0], torch_served.predict(images[6:7])[0]
+    _matched(alone_torch["objects"], alone_onnx["objects"], 0.3)
 
 
 def test_a_version_without_the_onnx_file_is_served_by_torch(exported, tmp_path):
