@@ -61,7 +61,9 @@ class DetectConfig:
     head_convs: int = 2  # conv layers per FCOS head branch (torchvision's default is 4)
     epochs: int = 30
     batch_size: int = 8
-    lr: float = 1e-3  # AdamW, cosine decay after a short warm-up
+    # AdamW; cosine decay after a short warm-up, or constant then /10 with early stopping. 2e-3
+    # (1e-3 before): on development photo scenes 0.988 mAP against 0.960 (bench_detection_photos.py).
+    lr: float = 2e-3
     weight_decay: float = 1e-4
     warmup_steps: int = 20
     time_budget_s: float | None = None  # None = no budget; else epochs stop when the next would not fit
@@ -77,7 +79,7 @@ class DetectConfig:
     device: str | None = None  # None = cuda when present
     # Stem + this many of lite0's 7 blocks stay at their ImageNet weights: no backward pass runs
     # through the high-resolution layers (0 = train the whole backbone, as versions before had it).
-    freeze_stages: int = 3
+    freeze_stages: int = 4
     # Early stopping: this share of the training side (at least ``min_val_images``, else no early
     # stopping) is held out, scored (mAP@0.5) after every epoch; the best epoch's weights are kept.
     # After ``patience`` epochs without a better score the learning rate drops tenfold (once), after
