@@ -10,7 +10,9 @@ on ``--scenes`` seeded scenes (tests/detection/scenes.py, ``--size`` x 3/4 px; t
 VF_DETECTION_INPUT_SIZE, ``--epochs`` epochs: the weights matter for how many boxes reach the NMS,
 not for the shapes), exported to model.onnx (ml/detection/export.py). Then, for each runtime
 (``torch``: VF_INFERENCE_MODE=eager, the torch model as before; ``onnx``: the version's model.onnx
-with the numpy decoding), with the server otherwise idle:
+with the numpy decoding), both loaded and both servers started first, then measured in
+interleaved rounds (``--repeats``; each runtime in-process and over HTTP, 1 and 10 records), so a
+neighbour's load on a shared machine falls on all of them alike:
 
 - in-process: ``DetectionPredictor.load(folder, mode=...)`` in this process with the same thread
   count, the fresh scenes' JPEG bytes through ``preprocess`` + ``predict_batch`` (what the service
@@ -114,19 +116,10 @@ def prepare(args, var: str) -> dict:
     return {"token": str(token), "task_id": str(task.pk), "dir": str(out)}
 
 
-def in_process(folder: str, mode: str, batch: list[bytes], repeats: int) -> tuple[float, list[dict]]:
-    """p50 seconds of preprocess + predict_batch over ``batch`` in this process, and the answers."""
-    from ml.detection.detector import DetectionPredictor
-
-    predictor = DetectionPredictor.load(folder, mode=mode, num_threads=THREADS)
-    assert (predictor.onnx is not None) == (mode == "onnx")
-    answers = predictor.predict_batch([predictor.preprocess(data) for data in batch])
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        predictor.predict_batch([predictor.preprocess(data) for data in batch])
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), answers
+def timed(call) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
 
 
 def start_server(port: int, mode: str) -> subprocess.Popen:
@@ -216,28 +209,47 @@ def main() -> None:
     fresh = [jpeg(image) for image, _, _ in scenes(10, seed=1000, size=(args.size, args.size * 3 // 4))]
     print(f"threads {THREADS or 'default'}; records: {args.size} x {args.size * 3 // 4} JPEGs")
 
-    rows = {}
-    answers = {}
-    for name, mode in RUNTIMES.items():
-        local = {}
-        for count in (1, 10):
-            local[count], found = in_process(ids["dir"], mode, fresh[:count], args.repeats)
-            if count == 10:
-                answers[name] = found
-        port = free_port()
-        server = start_server(port, mode)
-        try:
-            remote = {}
-            for count in (1, 10):
-                records = [{"_base64": base64.b64encode(d).decode()} for d in fresh[:count]]
-                body = json.dumps({"task_id": ids["task_id"], "records": records}).encode()
-                call(port, ids["token"], body)  # loads the version
-                remote[count] = statistics.median(call(port, ids["token"], body) for _ in range(args.repeats))
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-        rows[name] = (local, remote)
+    from ml.detection.detector import DetectionPredictor
 
+    # Everything loaded and started first, then measured in interleaved rounds (each round: every
+    # runtime in-process and over HTTP, 1 and 10 records), so a neighbour's load on this shared
+    # machine falls on all of them alike.
+    predictors, servers, bodies = {}, {}, {}
+    for count in (1, 10):
+        records = [{"_base64": base64.b64encode(d).decode()} for d in fresh[:count]]
+        bodies[count] = json.dumps({"task_id": ids["task_id"], "records": records}).encode()
+    try:
+        for name, mode in RUNTIMES.items():
+            predictors[name] = DetectionPredictor.load(ids["dir"], mode=mode, num_threads=THREADS)
+            assert (predictors[name].onnx is not None) == (mode == "onnx")
+            port = free_port()
+            servers[name] = (port, start_server(port, mode))
+            for count in (1, 10):
+                call(port, ids["token"], bodies[count])  # loads the version, warms up
+        samples = {
+            (name, where, count): [] for name in RUNTIMES for where in ("local", "http") for count in (1, 10)
+        }
+        for _ in range(args.repeats):
+            for name, predictor in predictors.items():
+                for count in (1, 10):
+                    batch = fresh[:count]
+                    samples[name, "local", count].append(
+                        timed(lambda p=predictor, b=batch: p.predict_batch([p.preprocess(d) for d in b]))
+                    )
+                    port = servers[name][0]
+                    samples[name, "http", count].append(call(port, ids["token"], bodies[count]))
+    finally:
+        for _, process in servers.values():
+            process.terminate()
+            process.wait(timeout=30)
+    answers = {name: p.predict_batch([p.preprocess(d) for d in fresh]) for name, p in predictors.items()}
+    rows = {
+        name: tuple(
+            {count: statistics.median(samples[name, where, count]) for count in (1, 10)}
+            for where in ("local", "http")
+        )
+        for name in RUNTIMES
+    }
     print(
         "\n| runtime | detect 1: in-process / HTTP p50 | detect 10: in-process / HTTP p50 "
         "| HTTP / in-process (1; 10) |"
