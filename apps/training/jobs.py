@@ -115,8 +115,13 @@ def train_model_version(self, version_id: str) -> None:
 
 @shared_task(name=SWEEP_JOB, ignore_result=True)
 def sweep_stuck_trainings() -> dict:
-    """Periodic (celery beat): requeue or fail versions a dead worker left QUEUED or IN_TRAINING."""
+    """Periodic (celery beat): requeue or fail versions a dead worker left QUEUED or IN_TRAINING;
+    queue again INT8 attempts whose message was lost."""
     result = training.model_versions_sweep()
+    try:
+        training.model_versions_int8_sweep()
+    except Exception:  # the trainings' rescue above must not be undone by this one
+        logger.exception("sweep of INT8 attempts failed")
     for version in result["failed"]:
         notifications.training_finished(version=version)
     if result["requeued"] or result["failed"]:

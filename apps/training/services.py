@@ -753,6 +753,25 @@ def model_version_serve_int8(*, version_id) -> ModelVersion | None:
     return updated
 
 
+def model_versions_int8_sweep() -> list:
+    """Queue again the INT8 attempts whose message must be lost (the broker was down when the
+    version became TRAINED, or lost its data): still pending or running longer after TRAINED than a
+    job may run (``VF_TASK_TIME_LIMIT``, plus a minute). Their versions serve FP32 meanwhile; a
+    second message for a live attempt costs a second run, never a wrong file (digest names).
+    Returns the version ids queued."""
+    overdue = timezone.now() - timedelta(seconds=settings.VF_TASK_TIME_LIMIT + 60)
+    ids = list(
+        ModelVersion.objects.filter(
+            train_status=Status.TRAINED,
+            finished__lt=overdue,
+            metrics__serving__int8__in=(INT8_PENDING, INT8_RUNNING),
+        ).values_list("pk", flat=True)
+    )
+    for version_id in ids:
+        _enqueue_int8(version_id)
+    return ids
+
+
 def model_version_int8_fail(*, version_id, reason: str) -> ModelVersion | None:
     """Record that the INT8 attempt failed; the version keeps serving its FP32 file."""
     return _serving_update(

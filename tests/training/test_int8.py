@@ -129,3 +129,28 @@ def test_a_failed_int8_attempt_keeps_fp32_served_and_says_why(
     assert serving["int8"] == "failed" and serving["precision"] == "fp32" and serving["reason"]
     assert version.served_file == ""
     assert services.model_version_serve_int8(version_id=version.pk) is None  # finished: not again
+
+
+def test_the_sweep_queues_again_an_int8_attempt_whose_message_was_lost(
+    api, user, workspace, fast, django_capture_on_commit_callbacks
+):
+    """A version TRAINED while the broker was down keeps serving FP32 with its attempt pending; the
+    sweep sends the attempt again once no job could still be running it, and it completes."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    task, _ = make_task(workspace, user, labels=3, per_label=6)
+    fast.VF_INT8 = False
+    version = _train(api, task, django_capture_on_commit_callbacks)
+    version.metrics["serving"]["int8"] = "pending"
+    ModelVersion.objects.filter(pk=version.pk).update(metrics=version.metrics)
+    assert services.model_versions_int8_sweep() == []  # just TRAINED: its message may still come
+    late = timezone.now() - timedelta(seconds=fast.VF_TASK_TIME_LIMIT + 120)
+    ModelVersion.objects.filter(pk=version.pk).update(finished=late)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        jobs.sweep_stuck_trainings.delay()
+    version.refresh_from_db()
+    assert version.metrics["serving"]["int8"] in ("accepted", "refused")
+    assert services.model_versions_int8_sweep() == []
