@@ -78,6 +78,14 @@ class LRUCache:
             release_memory()
         return value
 
+    def discard(self, keep: Callable[[Hashable], bool]) -> int:
+        """Drop the cached values whose key ``keep`` refuses; how many went."""
+        with self._lock:
+            gone = [key for key in self._items if not keep(key)]
+            for key in gone:
+                del self._items[key]
+        return len(gone)
+
     def keys(self) -> list:
         with self._lock:
             return list(self._items)
@@ -151,4 +159,10 @@ def model_cache() -> LRUCache:
 def predictor_get(version: ModelVersion):
     """The loaded predictor of a TRAINED version, from the cache or loaded once."""
     key = (str(version.task_id), version.version, str(version.pk), artifacts.served_file(version))
-    return model_cache().get(key, lambda: load_predictor(version))
+    cache = model_cache()
+    found = cache.get(key, lambda: load_predictor(version))
+    # The version switched to another served file (its INT8 attempt passed): the file it served
+    # before is never asked for again, so it does not wait for the LRU to evict it.
+    if cache.discard(lambda other: other[2] != key[2] or other == key):
+        release_memory()
+    return found
