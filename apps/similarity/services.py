@@ -31,6 +31,7 @@ from apps.inference.cache import TORCH_LOCK, predictor_get
 from apps.inference.services import prediction_version_get, task_predict
 from apps.tasks.models import Task
 from apps.training.models import ModelVersion
+from apps.training.selectors import model_version_serving_pending
 from ml import similarity
 
 from . import cache, selectors
@@ -100,7 +101,26 @@ def descriptor_run_start(*, task: Task) -> DescriptorRun:
 
 def descriptor_run_after_training(*, version: ModelVersion) -> DescriptorRun | None:
     """Describe the workspace's images when a newly trained version is the deployed one; a failure
-    is logged, never raised into the training that called it."""
+    is logged, never raised into the training that called it.
+
+    While the version's INT8 attempt has not ended, nothing starts: the attempt may switch the
+    served file, and the descriptors must come from the file that answers the queries. The end of
+    the attempt (``descriptor_run_after_serving_settled``) starts the run then.
+    """
+    if model_version_serving_pending(version):
+        return None
+    return _describe_if_deployed(version)
+
+
+def descriptor_run_after_serving_settled(*, version: ModelVersion) -> DescriptorRun | None:
+    """The version's INT8 attempt ended: describe the images with the file it now serves. Rows a
+    manual refresh wrote meanwhile came from the FP32 file; after a switch to INT8 they go."""
+    if version.served_file:
+        Descriptor.objects.filter(version_id=version.pk).delete()
+    return _describe_if_deployed(version)
+
+
+def _describe_if_deployed(version: ModelVersion) -> DescriptorRun | None:
     task = Task.objects.get(pk=version.task_id)
     if task.type == Task.Type.DETECTION or task.production_version != version.version:
         return None

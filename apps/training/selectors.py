@@ -11,6 +11,9 @@ from .models import ModelVersion
 
 ACTIVE_STATUSES = (ModelVersion.Status.QUEUED, ModelVersion.Status.IN_TRAINING)
 
+# The states of a version's INT8 attempt before it ends (``metrics["serving"]["int8"]``).
+INT8_PENDING, INT8_RUNNING = "pending", "running"
+
 
 def model_version_list(*, workspace=None) -> QuerySet[ModelVersion]:
     """Versions with their task joined and ``is_production`` annotated: constant queries per page.
@@ -49,3 +52,8 @@ def model_version_split_files(*, version: ModelVersion) -> tuple[list[str], list
     )
     files = {str(pk): name for pk, name in files.items()}
     return [files[i] for i in train_ids if i in files], [files[i] for i in test_ids if i in files]
+
+
+def model_version_serving_pending(version: ModelVersion) -> bool:
+    """Whether the version's INT8 attempt (apps/training/services.py) has not ended yet."""
+    return ((version.metrics or {}).get("serving") or {}).get("int8") in (INT8_PENDING, INT8_RUNNING)

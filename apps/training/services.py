@@ -45,8 +45,8 @@ from . import artifacts, claims
 from .fitting import image_sources
 from .job_names import INT8_JOB, TRAIN_JOB, TRAINING_QUEUE
 from .models import ModelVersion
-from .selectors import model_version_active, model_version_split_files
-from .signals import version_failed, version_started, version_trained
+from .selectors import INT8_PENDING, INT8_RUNNING, model_version_active, model_version_split_files
+from .signals import version_failed, version_serving_settled, version_started, version_trained
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ MSG_NO_ONNX = (
 PROGRESS_MIN_INTERVAL_S = 1.0  # at most one progress write per second
 
 # The states of a version's INT8 attempt (metrics["serving"]["int8"]; ml/recognition/serving.py).
-INT8_PENDING, INT8_RUNNING, INT8_FAILED = "pending", "running", "failed"
+INT8_FAILED = "failed"  # INT8_PENDING and INT8_RUNNING: selectors
 
 
 # --------------------------------------------------------------------------- request side
@@ -749,6 +749,8 @@ def model_version_serve_int8(*, version_id) -> ModelVersion | None:
     updated = _serving_update(version_id, record, served_file=name, states=(INT8_RUNNING,))
     if updated is None and name and not ModelVersion.objects.filter(pk=version_id, served_file=name).exists():
         artifacts.delete_stored_file(version, name)  # the version went away meanwhile
+    if updated is not None:
+        _serving_settled(updated)
     logger.info("model version %s: INT8 %s (%s)", version_id, record.get("int8"), record.get("agreement"))
     return updated
 
@@ -774,6 +776,16 @@ def model_versions_int8_sweep() -> list:
 
 def model_version_int8_fail(*, version_id, reason: str) -> ModelVersion | None:
     """Record that the INT8 attempt failed; the version keeps serving its FP32 file."""
-    return _serving_update(
+    updated = _serving_update(
         version_id, {"int8": INT8_FAILED, "reason": reason[:500]}, states=(INT8_PENDING, INT8_RUNNING)
     )
+    if updated is not None:
+        _serving_settled(updated)
+    return updated
+
+
+def _serving_settled(version: ModelVersion) -> None:
+    """Tell the apps above that the version's INT8 attempt ended (``version_serving_settled``),
+    after commit; a failing receiver is logged, never raised into the job."""
+    version.task = Task.objects.get(pk=version.task_id)
+    transaction.on_commit(partial(version_serving_settled.send_robust, sender=ModelVersion, version=version))

@@ -21,6 +21,11 @@ version_trained = Signal()
 # ``version``. apps/webhooks turns these into its training events.
 version_started = Signal()
 version_failed = Signal()
+# Sent (after commit, with ``version``) when a TRAINED version's INT8 attempt ends, accepted,
+# refused or failed: from then on the version serves the file it will keep serving. apps/similarity
+# waits for it before describing images with a version whose attempt was pending, so the stored
+# descriptors come from the file that answers the searches' queries.
+version_serving_settled = Signal()
 
 
 def _delete(version: ModelVersion) -> None:

@@ -155,3 +155,44 @@ def test_the_sweep_queues_again_an_int8_attempt_whose_message_was_lost(
     version.refresh_from_db()
     assert version.metrics["serving"]["int8"] in ("accepted", "refused")
     assert services.model_versions_int8_sweep() == []
+
+
+def test_the_descriptors_wait_for_the_int8_attempt_and_come_from_the_served_file(
+    api, user, workspace, fast, django_capture_on_commit_callbacks
+):
+    """Similarity describes the images only once the attempt ended, with the INT8 file it then
+    serves: the stored rows are what that file answers, not the FP32 file's."""
+    from apps.images.models import TrainingImage
+    from apps.images.storage import read_bytes
+    from apps.inference.cache import predictor_get
+    from apps.similarity.models import Descriptor, DescriptorRun
+
+    task, _ = make_task(workspace, user, labels=3, per_label=6)
+    version = _train(api, task, django_capture_on_commit_callbacks)
+    assert version.metrics["serving"]["precision"] == "int8"
+    runs = list(DescriptorRun.objects.filter(task=task))
+    assert len(runs) == 1 and runs[0].status == DescriptorRun.Status.DONE  # one run, after the switch
+    images = list(TrainingImage.objects.filter(workspace=workspace).order_by("pk"))
+    rows = {d.image_id: np.frombuffer(bytes(d.vector), dtype=np.float16) for d in Descriptor.objects.all()}
+    assert set(rows) == {image.pk for image in images}
+
+    version.task = task
+    predictor = predictor_get(version)
+    assert [key[-1] for key in model_cache.model_cache().keys()] == [version.served_file]
+    inputs = [predictor.preprocess(read_bytes(image.file, who="test")) for image in images]
+    served = predictor.predict_batch(inputs, descriptor=True)
+    for image, answer in zip(images, served, strict=True):
+        expected = np.asarray(answer["descriptor"], dtype=np.float16)
+        assert np.array_equal(rows[image.pk], expected)
+
+
+def test_without_an_int8_attempt_the_descriptors_start_at_trained(
+    api, user, workspace, fast, django_capture_on_commit_callbacks
+):
+    from apps.similarity.models import DescriptorRun
+
+    fast.VF_INT8 = False
+    task, _ = make_task(workspace, user, labels=3, per_label=6)
+    version = _train(api, task, django_capture_on_commit_callbacks)
+    assert version.metrics["serving"]["int8"] == "skipped"
+    assert DescriptorRun.objects.get(task=task).status == DescriptorRun.Status.DONE
