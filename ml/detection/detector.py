@@ -191,7 +191,7 @@ def choose_input_size(examples: Sequence[DetectionExample], indexes: Sequence[in
         try:
             frame = example.size or _original_size(example.image)
         except Exception:  # noqa: BLE001, S112 - unreadable: _load_examples reports it
-            continue
+            continue  # nosec B112
         longest.append(max(frame))
         for x1, y1, x2, y2 in example.boxes:
             sides.append(min(x2 - x1, y2 - y1) / max(frame))
@@ -460,11 +460,14 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
         record["seconds"] = round(epoch_time, 2)
         history.append(record)
         if config.time_budget_s:
-            # Re-planned after every epoch from the last one's time (a busy machine or a slow first
-            # epoch does not fix the plan): stop when the next epoch and the evaluation (about one
-            # epoch's forward passes) would overrun the budget.
-            left = config.time_budget_s - (time.perf_counter() - started) - epoch_time
-            epochs = min(config.epochs, epoch + max(0, int(left // epoch_time)))
+            # Re-planned after every epoch from the median epoch so far: one epoch slowed by a
+            # neighbour's load (69 s among 20-30 s ones, measured on the shared 2 cores) does not end
+            # the training, and a machine that stays slow moves the median within a few epochs.
+            # Stop when the next epoch and the evaluation (about one epoch's forward passes) would
+            # overrun the budget.
+            typical = float(np.median([row["seconds"] for row in history]))
+            left = config.time_budget_s - (time.perf_counter() - started) - typical
+            epochs = min(config.epochs, epoch + max(0, int(left // max(typical, 1e-6))))
             total_steps = max(epochs * steps_per_epoch, step)
         if stopped:
             epochs = epoch
