@@ -129,14 +129,16 @@ def test_on_s3_the_heartbeat_beats_while_the_images_stream_to_the_worker(
     original_open = S3Storage.open
 
     def slow_open(storage, name, mode="rb"):
-        # The training's own reads (its spool threads); the descriptor job a deployed version
-        # starts afterwards reads the images again, after the training.
+        # The training's own reads (its spool threads, while the training runs); the INT8 attempt
+        # and the descriptor job that follow TRAINED read the images again, after the training.
         if name.startswith("training-images/") and threading.current_thread().name.startswith("spool"):
-            time.sleep(0.25)  # a remote store far away
-            beating = any(t.name == f"heartbeat-{version.pk}" and t.is_alive() for t in threading.enumerate())
-            reads.append(
-                (beating, ModelVersion.objects.values_list("heartbeat", flat=True).get(pk=version.pk))
-            )
+            row = ModelVersion.objects.filter(pk=version.pk, train_status="IN_TRAINING")
+            if row.exists():
+                time.sleep(0.25)  # a remote store far away
+                beating = any(
+                    t.name == f"heartbeat-{version.pk}" and t.is_alive() for t in threading.enumerate()
+                )
+                reads.append((beating, row.values_list("heartbeat", flat=True).get()))
             connection.close()  # this reader thread's own connection
         return original_open(storage, name, mode)
 

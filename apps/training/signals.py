@@ -42,5 +42,6 @@ def delete_version_files(sender, instance: ModelVersion, **kwargs) -> None:
         workspace_id=instance.workspace_id,
         task_id=instance.task_id,
         artifact_path=instance.artifact_path,
+        served_file=instance.served_file,  # the INT8 file, when its attempt passed
     )
     transaction.on_commit(lambda: _delete(files))
