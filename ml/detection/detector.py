@@ -352,20 +352,15 @@ def _predict_tensors(model: FCOS, images: list[torch.Tensor], device: torch.devi
     return out
 
 
-@contextlib.contextmanager
 def _no_onednn():
     """oneDNN off for detection's forward and backward passes.
 
     Detection batches change shape (aspect ratios, zoom augmentation, 1 to 10 records), and oneDNN
     builds its kernels per shape: measured on 2 CPU cores, each new shape cost 2-6 s on lite0+FCOS
-    (a first epoch of 20 s instead of 0.8 s) against ~0.2-0.5 s for the plain kernels.
+    (a first epoch of 20 s instead of 0.8 s) against ~0.2-0.5 s for the plain kernels. A training
+    whose batches all have one shape turns it back on for its steps (``_onednn(True)``).
     """
-    previous = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = False
-    try:
-        yield
-    finally:
-        torch.backends.mkldnn.enabled = previous
+    return _onednn(False)
 
 
 def fit_detector(
@@ -600,6 +595,7 @@ class _EarlyStopping:
 
 @contextlib.contextmanager
 def _onednn(enabled: bool):
+    """oneDNN on or off inside the block, as it was after it."""
     previous = torch.backends.mkldnn.enabled
     torch.backends.mkldnn.enabled = enabled
     try:
