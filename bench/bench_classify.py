@@ -277,11 +277,16 @@ def start_server(port: int, env: dict, mode: str) -> subprocess.Popen:
 
 
 def call(port: int, token: str, body: bytes) -> tuple[float, dict]:
+    return post(port, token, "/recognition/v2/classify/", body)
+
+
+def post(port: int, token: str, path: str, body: bytes) -> tuple[float, dict]:
+    """POST ``body`` (JSON) to ``path`` with the token: the seconds it took and the answer."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
     started = time.perf_counter()
     connection.request(
         "POST",
-        "/recognition/v2/classify/",
+        path,
         body=body,
         headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
     )

@@ -30,11 +30,9 @@ from __future__ import annotations
 
 import argparse
 import base64
-import http.client
 import io
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,14 +44,16 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_classify  # noqa: E402  (its gunicorn start and HTTP call)
+
 THREADS = int(os.environ.get("VF_INFERENCE_THREADS", "0")) or None
 RUNTIMES = {"torch": "eager", "onnx": "onnx"}  # this benchmark's name -> VF_INFERENCE_MODE
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return bench_classify.free_port()
 
 
 def jpeg(image) -> bytes:
@@ -123,39 +123,11 @@ def timed(call) -> float:
 
 
 def start_server(port: int, mode: str) -> subprocess.Popen:
-    gunicorn = Path(sys.executable).with_name("gunicorn")
-    process = subprocess.Popen(
-        [str(gunicorn), "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", "1", "-k", "gthread",
-         "--threads", "4", "--timeout", "300", "--log-level", "warning"],
-        cwd=ROOT, env={**os.environ, "VF_INFERENCE_MODE": mode},
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return process
-        except OSError:
-            time.sleep(0.2)
-    process.terminate()
-    raise RuntimeError("gunicorn did not start")
+    return bench_classify.start_server(port, dict(os.environ), mode)
 
 
 def call(port: int, token: str, body: bytes) -> float:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
-    started = time.perf_counter()
-    connection.request(
-        "POST",
-        "/detection/v2/detect/",
-        body=body,
-        headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
-    )
-    response = connection.getresponse()
-    payload = response.read()
-    elapsed = time.perf_counter() - started
-    connection.close()
-    if response.status != 200:
-        raise RuntimeError(f"HTTP {response.status}: {payload[:300]!r}")
-    return elapsed
+    return bench_classify.post(port, token, "/detection/v2/detect/", body)[0]
 
 
 def agreement(a: list[dict], b: list[dict], overlap: float) -> tuple[int, int]:
