@@ -21,7 +21,10 @@ A ``Predictor`` has
   then what the request's pixel budget counts);
 - ``answer(prediction, model, names, threshold)``: the response keys of one record;
 - ``names(labels=)``: the current names of the version's labels by id (a label renamed since the
-  training answers with its new name).
+  training answers with its new name);
+- ``batch_options(threshold)`` (optional): extra keyword arguments of the model's ``predict_batch``
+  for a call with this cut-off (detection passes ``keep_prob`` down, so the NMS never works on
+  boxes the answer leaves out); by default none.
 """
 
 from __future__ import annotations
@@ -45,11 +48,16 @@ class Trainer:
     train: Callable[..., TrainOutcome]
 
 
+def _no_options(threshold: float | None) -> dict:
+    return {}
+
+
 @dataclass(frozen=True)
 class Predictor:
     load: Callable[..., object]
     answer: Callable[..., dict]
     names: Callable[..., dict]
+    batch_options: Callable[[float | None], dict] = _no_options
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,18 @@ def label_names(*, labels: list[dict]) -> dict[str, str]:
     return {str(label.pk): label.answer_name for label in DetectionLabel.objects.filter(pk__in=ids)}
 
 
+def keep_prob(threshold: float | None) -> float:
+    return DEFAULT_KEEP_PROB if threshold is None else threshold
+
+
+def batch_options(threshold: float | None) -> dict:
+    """The detector leaves out the objects under ``keep_prob`` itself: the same answer, and its NMS
+    never works on boxes nobody is shown (ml/detection/postprocess.py)."""
+    return {"min_prob": keep_prob(threshold)}
+
+
 def answer(prediction: dict, predictor, names: dict[str, str], threshold: float | None) -> dict:
-    keep = DEFAULT_KEEP_PROB if threshold is None else threshold
+    keep = keep_prob(threshold)
     objects = []
     for found in prediction["objects"]:
         if found["prob"] < keep:
@@ -47,4 +57,4 @@ def answer(prediction: dict, predictor, names: dict[str, str], threshold: float 
     return {"_objects": objects}
 
 
-PREDICTOR = Predictor(load=load, answer=answer, names=label_names)
+PREDICTOR = Predictor(load=load, answer=answer, names=label_names, batch_options=batch_options)

@@ -262,7 +262,9 @@ def task_predict(
     predictions: dict[int, dict] = {}
     if good:
         with TORCH_LOCK:  # one forward (or model load) at a time; reading records stays concurrent
-            outputs = predictor.predict_batch([reads[i].tensor for i in good], descriptor=descriptor)
+            outputs = predictor.predict_batch(
+                [reads[i].tensor for i in good], descriptor=descriptor, **kind.batch_options(threshold)
+            )
         predictions = dict(zip(good, outputs, strict=True))
 
     answers = []

@@ -688,13 +688,22 @@ class DetectionPredictor:
         tensor, size = _decode(image, self.input_size)
         return tensor, size
 
-    def predict_batch(self, inputs: Sequence[tuple[torch.Tensor, tuple[int, int]]], descriptor: bool = False):
+    def predict_batch(
+        self,
+        inputs: Sequence[tuple[torch.Tensor, tuple[int, int]]],
+        descriptor: bool = False,
+        min_prob: float | None = None,
+    ):
         """One forward pass over ``preprocess`` outputs; ``{"objects": [{label, bound_box, prob}]}``
-        per image, boxes in the image's own pixels, most probable first."""
+        per image, boxes in the image's own pixels, most probable first. ``min_prob`` leaves out
+        the objects under it (the detect call's ``keep_prob``): the same objects as without it, cut
+        there, for less work (the ONNX path's NMS skips them: ml/detection/postprocess.py)."""
         if self.onnx is not None:
             from ml.detection import postprocess
 
-            found = postprocess.run(self.onnx, self.onnx_spec, [tensor.numpy() for tensor, _ in inputs])
+            found = postprocess.run(
+                self.onnx, self.onnx_spec, [tensor.numpy() for tensor, _ in inputs], min_prob
+            )
             predictions = [
                 {"boxes": f["boxes"].tolist(), "scores": f["scores"].tolist(), "labels": f["labels"].tolist()}
                 for f in found
@@ -708,6 +717,8 @@ class DetectionPredictor:
             sx, sy = width / tensor.shape[2], height / tensor.shape[1]
             objects = []
             for box, score, label in zip(det["boxes"], det["scores"], det["labels"], strict=True):
+                if min_prob is not None and score < min_prob:
+                    continue
                 x1, y1, x2, y2 = box
                 bound = [
                     max(0, min(width, round(x1 * sx))),

@@ -119,3 +119,34 @@ def test_the_bundle_detects_alone_with_the_services_boxes(exported, tmp_path):
             assert abs(mine["prob"] - theirs["prob"]) < 1e-6
             # The service rounds boxes to whole pixels.
             assert np.abs(np.array(mine["bound_box"]) - theirs["bound_box"]).max() <= 0.5 + 1e-4
+
+
+@pytest.mark.parametrize("mode", ["onnx", "eager"])
+def test_a_cut_off_answers_the_same_objects_cut_there(exported, mode):
+    """``min_prob`` (detect's ``keep_prob``) leaves the boxes under it out before the NMS: every
+    object at or above it, in the same order with the same box and probability, and none under it."""
+    out, _ = exported
+    predictor = DetectionPredictor.load(out, mode=mode, num_threads=1)
+    inputs = [predictor.preprocess(png(image)) for image, _, _ in scenes(6, seed=31)]
+    whole = predictor.predict_batch(inputs)
+    # A net of 8 epochs on 24 scenes answers many weak boxes: the cut-offs below leave some out.
+    assert sum(len(a["objects"]) for a in whole) > 3 * sum(
+        len([o for o in a["objects"] if o["prob"] >= 0.3]) for a in whole
+    )
+    for cut in (0.0, 0.05, 0.1, 0.3, 0.5, 0.9):
+        cut_answers = predictor.predict_batch(inputs, min_prob=cut)
+        for full, cut_off in zip(whole, cut_answers, strict=True):
+            assert cut_off["objects"] == [o for o in full["objects"] if o["prob"] >= cut]
+
+
+def test_the_bundle_takes_a_cut_off(exported):
+    """The bundle's ``Detector.detect(keep_prob=)`` answers its whole answer, cut there."""
+    from ml.detection.postprocess import Detector
+
+    out, _ = exported
+    detector = Detector(out, num_threads=1)
+    image, _, _ = scenes(1, seed=32)[0]
+    path = out / "cut-off-scene.png"
+    path.write_bytes(png(image))
+    whole = detector.detect(path)
+    assert [o for o in whole if o["prob"] >= 0.2] == detector.detect(path, keep_prob=0.2)
