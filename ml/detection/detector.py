@@ -31,6 +31,7 @@ from timm.layers import freeze_batch_norm_2d
 from torch import nn
 from torchvision.models.detection import FCOS
 from torchvision.models.detection.anchor_utils import AnchorGenerator
+from torchvision.models.detection.image_list import ImageList
 from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
@@ -88,6 +89,19 @@ class DetectConfig:
     min_val_images: int = 12
     patience: int = 2
     min_epochs: int = 3
+    # A validation mAP@0.5 more than this above the score that last reset the patience resets it
+    # again; a smaller gain keeps the better weights but buys no more epochs (a score on a dozen
+    # images creeps up by noise-sized steps). 0.02 chosen on development scenes (BENCHMARKS.md).
+    min_gain: float = 0.02
+    # Feature cache: the frozen stages' outputs (stem + ``freeze_stages`` blocks) of this many
+    # augmented views of each training image are kept from the epochs that first draw them; later
+    # epochs train on one of those views, picked at random, and run only the layers that learn.
+    # 0 = a fresh view through the whole net every epoch. Only when every batch has one shape
+    # (a view's features do not depend on its batch then) and the views fit ``feature_cache_mb``.
+    # Off by default: on development scenes 4 views cut an epoch by about a third but the fewer
+    # distinct views cost mAP (BENCHMARKS.md).
+    feature_views: int = 0
+    feature_cache_mb: int = 1024
 
 
 @dataclass
@@ -177,6 +191,114 @@ def freeze_early_stages(model: FCOS, stages: int) -> list[nn.Module]:
         for parameter in module.parameters():
             parameter.requires_grad_(False)
     return frozen
+
+
+def _frozen_forward(body: nn.Module, x: torch.Tensor, stages: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """lite0's stem and first ``stages`` blocks as its ``features_only`` forward runs them: their
+    output and the pyramid features taken inside them (timm's ``_stage_out_idx``)."""
+    x = body.bn1(body.conv_stem(x))
+    taken = [x] if 0 in body._stage_out_idx else []
+    for i, block in enumerate(list(body.blocks)[:stages]):
+        x = block(x)
+        if i + 1 in body._stage_out_idx:
+            taken.append(x)
+    return x, taken
+
+
+def _losses_from_frozen(
+    model: FCOS,
+    stages: int,
+    x: torch.Tensor,
+    taken: list[torch.Tensor],
+    images: ImageList,
+    targets: list[dict],
+) -> dict[str, torch.Tensor]:
+    """FCOS's training losses (``model(images, targets)``) for images whose stem and first
+    ``stages`` blocks already ran (``_frozen_forward``): the remaining blocks, the FPN, the head
+    and the loss, as torchvision's forward has them."""
+    body = model.backbone.body
+    features = list(taken)
+    for i, block in enumerate(list(body.blocks)[stages:], start=stages):
+        x = block(x)
+        if i + 1 in body._stage_out_idx:
+            features.append(x)
+    pyramid = list(model.backbone.fpn(OrderedDict((str(i), f) for i, f in enumerate(features))).values())
+    head_outputs = model.head(pyramid)
+    anchors = model.anchor_generator(images, pyramid)
+    per_level = [f.size(2) * f.size(3) for f in pyramid]
+    return model.compute_loss(targets, head_outputs, anchors, per_level)
+
+
+@dataclass
+class _View:
+    """One augmented training image after the frozen stages: what ``_losses_from_frozen`` needs."""
+
+    x: torch.Tensor
+    taken: list[torch.Tensor]
+    image_size: tuple[int, int]
+    target: dict
+
+
+class _FeatureCache:
+    """Up to ``views`` augmented views per training image, kept after the frozen stages.
+
+    An image that has fewer than ``views`` gets a fresh view (drawn by ``augment`` and run through
+    the frozen stages once, without autograd); one that has them all trains on one picked at
+    random. Exact only when a view's padded shape does not depend on its batch: every view must
+    have ``shape`` (else the cache turns itself off and says so; the caller falls back).
+    """
+
+    def __init__(self, model: FCOS, config: DetectConfig, shape: tuple[int, int], images: int):
+        self.model, self.views, self.shape = model, config.feature_views, shape
+        self.stages, self.limit_bytes, self.images = (
+            config.freeze_stages,
+            config.feature_cache_mb * 2**20,
+            images,
+        )
+        self.store: dict[int, list[_View]] = {}
+
+    def losses(self, batch: list[int], cache, config: DetectConfig, rng: random.Random, device):
+        """The batch's losses, or None when the cache cannot serve it (then it is off)."""
+        if not self.views:
+            return None
+        fresh = [i for i in dict.fromkeys(batch) if len(self.store.setdefault(i, [])) < self.views]
+        new: dict[int, _View] = {}
+        if fresh:
+            images, targets = [], []
+            for i in fresh:
+                image, boxes, box_labels = augment(*cache[i], config, rng)
+                images.append(_to_float(image, device))
+                targets.append({"boxes": boxes.to(device), "labels": (box_labels + 1).to(device)})
+            image_list, targets = self.model.transform(images, targets)
+            if tuple(image_list.tensors.shape[-2:]) != self.shape:
+                logger.info("detector feature cache off: a view of another shape")
+                self.views = 0
+                return None
+            with torch.no_grad():
+                x, taken = _frozen_forward(self.model.backbone.body, image_list.tensors, self.stages)
+            for j, i in enumerate(fresh):
+                new[i] = _View(x[j], [t[j] for t in taken], image_list.image_sizes[j], targets[j])
+                self.store[i].append(new[i])
+            self._fit_memory(new[fresh[0]])
+        chosen = [new[i] if i in new else rng.choice(self.store[i]) for i in batch]
+        images = ImageList(
+            torch.zeros(()).expand(len(chosen), 3, *self.shape), [v.image_size for v in chosen]
+        )
+        x = torch.stack([v.x for v in chosen])
+        taken = [torch.stack(level) for level in zip(*[v.taken for v in chosen], strict=True)]
+        return _losses_from_frozen(self.model, self.stages, x, taken, images, [v.target for v in chosen])
+
+    def _fit_memory(self, view: _View) -> None:
+        """Fewer views per image when ``views`` of every image would not fit the memory limit."""
+        per_view = sum(t.numel() * t.element_size() for t in (view.x, *view.taken))
+        fits = int(self.limit_bytes // max(1, per_view * self.images))
+        if fits < self.views:
+            logger.info(
+                "detector feature cache: %d views an image fit the limit (%d asked)", fits, self.views
+            )
+            self.views = fits
+            if not fits:  # not even one: off, this batch aside (its fresh views are still valid)
+                self.store.clear()
 
 
 def choose_input_size(examples: Sequence[DetectionExample], indexes: Sequence[int]) -> int:
@@ -416,7 +538,11 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
     stopping = _EarlyStopping(config) if val_idx else None
     # oneDNN's kernels are built once per batch shape: worth it when every training batch has the
     # same shape (images of one aspect ratio; full batches), else the plain kernels (_no_onednn).
-    one_shape = len({_batch_shape(cache[i][0], config.input_size) for i in fit_idx}) == 1
+    shapes = {_batch_shape(cache[i][0], config.input_size) for i in fit_idx}
+    one_shape = len(shapes) == 1
+    features = None
+    if one_shape and config.feature_views > 0 and config.freeze_stages > 0:
+        features = _FeatureCache(model, config, next(iter(shapes)), len(fit_idx))
     stopped = ""
     for epoch in range(1, config.epochs + 1):
         if epoch > epochs:
@@ -430,15 +556,18 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
         losses = []
         with _onednn(one_shape):
             for start in range(0, len(order), config.batch_size):
-                images, targets = [], []
-                for i in order[start : start + config.batch_size]:
-                    image, boxes, box_labels = augment(*cache[i], config, rng)
-                    images.append(_to_float(image, device))
-                    targets.append({"boxes": boxes.to(device), "labels": (box_labels + 1).to(device)})
+                batch = order[start : start + config.batch_size]
                 lr = stopping.lr if stopping else _lr_at(step, total_steps, config)
                 for group in optimizer.param_groups:
                     group["lr"] = _warm(step, config, lr) if stopping else lr
-                loss_dict = model(images, targets)
+                loss_dict = features.losses(batch, cache, config, rng, device) if features else None
+                if loss_dict is None:
+                    images, targets = [], []
+                    for i in batch:
+                        image, boxes, box_labels = augment(*cache[i], config, rng)
+                        images.append(_to_float(image, device))
+                        targets.append({"boxes": boxes.to(device), "labels": (box_labels + 1).to(device)})
+                    loss_dict = model(images, targets)
                 loss = sum(loss_dict.values())
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -520,6 +649,7 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
         "val_images": len(val_idx),
         "val_map50": stopping.best if stopping else None,
         "frozen_stages": config.freeze_stages,
+        "feature_views": features.views if features else 0,
     }
     if out_dir is not None:
         save_detector(out_dir, model, labels, config, metrics)
@@ -559,7 +689,8 @@ def _score(model: FCOS, cache, indexes: list[int], num_labels: int, device: torc
 
 class _EarlyStopping:
     """Constant learning rate (after the warm-up) while the validation mAP improves; after
-    ``patience`` epochs without a better one the weights go back to the best epoch's and the rate
+    ``patience`` epochs without one ``min_gain`` above the score that last reset the patience
+    (the best weights are kept whatever the gain) the weights go back to the best epoch's and the rate
     drops tenfold; after ``patience`` more, or a perfect score, the training stops."""
 
     def __init__(self, config: DetectConfig):
@@ -570,11 +701,14 @@ class _EarlyStopping:
         self.best_state: dict[str, torch.Tensor] | None = None
         self.waited = 0
         self.dropped = False
+        self.reference = -1.0  # the score that last reset the patience
 
     def update(self, epoch: int, score: float, model: FCOS) -> str:
         if score > self.best + 1e-4:
-            self.best, self.best_epoch, self.waited = score, epoch, 0
+            self.best, self.best_epoch = score, epoch
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if score > self.reference + max(self.config.min_gain, 1e-4):
+            self.reference, self.waited = score, 0
         else:
             self.waited += 1
         if epoch < self.config.min_epochs:
@@ -584,7 +718,8 @@ class _EarlyStopping:
         if self.waited >= self.config.patience:
             if self.dropped:
                 return "improvement"
-            self.dropped, self.waited, self.lr = True, 0, self.lr * 0.1
+            # The best weights come back: gains count from their score now.
+            self.dropped, self.waited, self.lr, self.reference = True, 0, self.lr * 0.1, self.best
             self.restore(model)
         return ""
 

@@ -1,16 +1,23 @@
-"""ml.detection's training choices on tiny scenes: early stopping, frozen early stages, the input
-size chosen from the boxes, and the configuration saved in model.json (old ones still load)."""
+"""ml.detection's training choices on tiny scenes: early stopping (and its minimum gain), frozen
+early stages and the cache of their features, the input size chosen from the boxes, and the
+configuration saved in model.json (old ones still load)."""
 
 from __future__ import annotations
 
 import json
 
 import torch
+from safetensors.torch import load_file
+from torch import nn
 
+from ml.detection import detector
 from ml.detection.detector import (
     DetectConfig,
     DetectionExample,
     DetectionPredictor,
+    _EarlyStopping,
+    _frozen_forward,
+    _losses_from_frozen,
     build_detector,
     choose_input_size,
     fit_detector,
@@ -87,8 +94,82 @@ def test_the_chosen_configuration_is_saved_and_loads_and_old_versions_load_too(t
     assert predictor.input_size == 256 and "objects" in answers[0]
 
     # A version saved before these fields existed: its config lacks them and still loads.
-    for key in ("freeze_stages", "val_fraction", "min_val_images", "patience", "min_epochs"):
+    for key in ("freeze_stages", "val_fraction", "min_val_images", "patience", "min_epochs", "min_gain"):
+        meta["config"].pop(key)
+    for key in ("feature_views", "feature_cache_mb"):
         meta["config"].pop(key)
     (tmp_path / "model.json").write_text(json.dumps(meta))
     old = DetectionPredictor.load(tmp_path)
     assert old.predict([examples[10].image])[0]["objects"] == answers[0]["objects"]
+
+
+def test_a_gain_under_the_minimum_keeps_the_better_weights_but_does_not_reset_the_patience():
+    model = nn.Linear(1, 1)
+    small_steps = (0.50, 0.51, 0.515, 0.52)
+    stopping = _EarlyStopping(DetectConfig(patience=2, min_epochs=1, min_gain=0.02))
+    for epoch, score in enumerate(small_steps[:3], start=1):
+        model.weight.data.fill_(epoch)
+        stopping.update(epoch, score, model)
+    # Two epochs without a gain of 0.02 over 0.50: the rate drops, the best epoch's weights return.
+    assert stopping.dropped and stopping.lr == DetectConfig().lr * 0.1
+    assert stopping.best == 0.515 and stopping.best_epoch == 3 and model.weight.item() == 3
+    assert stopping.update(4, 0.52, model) == ""
+    assert stopping.update(5, 0.53, model) == "improvement"  # 0.53 - 0.515 < 0.02
+    assert stopping.best_epoch == 5
+
+    without = _EarlyStopping(DetectConfig(patience=2, min_epochs=1, min_gain=0.0))
+    for epoch, score in enumerate(small_steps, start=1):
+        assert without.update(epoch, score, model) == ""
+    assert not without.dropped
+
+
+def test_losses_from_cached_frozen_features_equal_the_whole_nets_and_so_do_their_gradients():
+    torch.manual_seed(0)
+    model = build_detector(2, _tiny(freeze_stages=3))
+    model.train()
+    images = [torch.rand(3, 64, 64) for _ in range(2)]
+    targets = [
+        {"boxes": torch.tensor([[8.0, 8.0, 40.0, 40.0]]), "labels": torch.tensor([1])},
+        {
+            "boxes": torch.tensor([[20.0, 4.0, 60.0, 30.0], [2.0, 40.0, 30.0, 62.0]]),
+            "labels": torch.tensor([2, 1]),
+        },
+    ]
+    whole = model(images, targets)
+    whole_grads = torch.autograd.grad(sum(whole.values()), [p for p in model.parameters() if p.requires_grad])
+
+    image_list, moved = model.transform(images, targets)
+    with torch.no_grad():
+        x, taken = _frozen_forward(model.backbone.body, image_list.tensors, 3)
+    split = _losses_from_frozen(model, 3, x, taken, image_list, moved)
+    split_grads = torch.autograd.grad(sum(split.values()), [p for p in model.parameters() if p.requires_grad])
+    assert whole.keys() == split.keys()
+    for key in whole:
+        torch.testing.assert_close(split[key], whole[key])
+    for a, b in zip(whole_grads, split_grads, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_cached_views_are_drawn_once_per_image_and_view_and_train_the_same_weights_until_reused(
+    tmp_path, monkeypatch
+):
+    examples = _examples(24)
+    mask = [i >= 20 for i in range(24)]  # 20 training images, batches of 4, no validation slice
+    calls = []
+    augment = detector.augment
+    monkeypatch.setattr(detector, "augment", lambda *a: calls.append(1) or augment(*a))
+
+    one_epoch = {"epochs": 1, "freeze_stages": 3, "min_val_images": 100}
+    fit_detector(examples, mask, LABELS, _tiny(**one_epoch), out_dir=tmp_path / "plain")
+    fit_detector(examples, mask, LABELS, _tiny(**one_epoch, feature_views=2), out_dir=tmp_path / "cached")
+    plain = load_file(tmp_path / "plain" / "model.safetensors")
+    cached = load_file(tmp_path / "cached" / "model.safetensors")
+    for key in plain:
+        torch.testing.assert_close(cached[key], plain[key])
+
+    calls.clear()
+    config = _tiny(epochs=4, freeze_stages=3, min_val_images=100, feature_views=2)
+    metrics = fit_detector(examples, mask, LABELS, config).metrics
+    assert len(calls) == 20 * 2  # epochs 3 and 4 reuse the views of epochs 1 and 2
+    assert metrics["feature_views"] == 2 and metrics["epochs"] == 4
+    assert all(row["loss"] == row["loss"] for row in metrics["history"])  # no NaN
