@@ -15,8 +15,9 @@ interleaved rounds (``--repeats``; each runtime in-process and over HTTP, 1 and 
 neighbour's load on a shared machine falls on all of them alike:
 
 - in-process: ``DetectionPredictor.load(folder, mode=...)`` in this process with the same thread
-  count, the fresh scenes' JPEG bytes through ``preprocess`` + ``predict_batch`` (what the service
-  does with a record once it is read), p50;
+  count, the fresh scenes' JPEG bytes through ``preprocess`` + ``predict_batch`` with detect's
+  default ``keep_prob`` (0.3) as ``min_prob`` (what the service does with a record once it is
+  read), p50;
 - HTTP: gunicorn (1 worker, 4 threads) on a free loopback port, ``POST /detection/v2/detect/`` with
   1 and 10 base64 records, p50, and its ratio to the in-process p50 of the same runtime.
 
@@ -50,6 +51,7 @@ import bench_classify  # noqa: E402  (its gunicorn start and HTTP call)
 
 THREADS = int(os.environ.get("VF_INFERENCE_THREADS", "0")) or None
 RUNTIMES = {"torch": "eager", "onnx": "onnx"}  # this benchmark's name -> VF_INFERENCE_MODE
+KEEP = 0.3  # detect's default keep_prob, which the service hands the detector (apps/detection/prediction.py)
 
 
 def free_port() -> int:
@@ -114,6 +116,12 @@ def prepare(args, var: str) -> dict:
         f"{record['export_seconds']:.1f} s, {record['input']}"
     )
     return {"token": str(token), "task_id": str(task.pk), "dir": str(out)}
+
+
+def local(predictor, records: list[bytes]) -> list[dict]:
+    """The service's work on read records, in this process: decode, then the detector with detect's
+    default keep_prob as its cut-off."""
+    return predictor.predict_batch([predictor.preprocess(d) for d in records], min_prob=KEEP)
 
 
 def timed(call) -> float:
@@ -205,9 +213,7 @@ def main() -> None:
             for name, predictor in predictors.items():
                 for count in (1, 10):
                     batch = fresh[:count]
-                    samples[name, "local", count].append(
-                        timed(lambda p=predictor, b=batch: p.predict_batch([p.preprocess(d) for d in b]))
-                    )
+                    samples[name, "local", count].append(timed(lambda p=predictor, b=batch: local(p, b)))
                     port = servers[name][0]
                     samples[name, "http", count].append(call(port, ids["token"], bodies[count]))
     finally:
