@@ -20,11 +20,22 @@ pytest_plugins = ["tests.servers"]
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 # The second pass of scripts/test.sh (CI=true) runs the suite again against PostgreSQL, Redis and a
-# real worker. Tests of ``ml/`` (which never imports Django: lint-imports checks it) and of the code's
-# text (lint, bandit, import rules) cannot see which database or broker is configured, so that pass
-# leaves them out instead of training the same tiny models twice.
+# real worker. Tests that cannot see which database or broker is configured run in the first pass
+# only, instead of doing the same work twice:
+# - tests of ``ml/`` (which never imports Django: lint-imports checks it);
+# - checks of the code's and the docs' text (lint, bandit, import rules, links);
+# - tests that pin a backend of their own whatever the pass sets: tests/test_memory.py serves from
+#   a SQLite file with the filesystem broker and eager jobs (tests/memory_probe.py).
+# A test that reads DATABASE_URL, CELERY_BROKER_URL or VF_CACHE_URL (directly or through Django's
+# settings) stays in both passes.
 SERVICES_PASS = os.environ.get("VF_TEST_PASS", "") == "services"
-BACKEND_INDEPENDENT = ("tests/ml/", "tests/test_static_checks.py", "tests/test_architecture.py")
+BACKEND_INDEPENDENT = (
+    "tests/ml/",
+    "tests/test_static_checks.py",
+    "tests/test_architecture.py",
+    "tests/test_docs.py",
+    "tests/test_memory.py",
+)
 
 
 def pytest_collection_modifyitems(config, items):
