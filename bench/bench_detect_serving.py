@@ -118,7 +118,7 @@ def prepare(args, var: str) -> dict:
     return {"token": str(token), "task_id": str(task.pk), "dir": str(out)}
 
 
-def local(predictor, records: list[bytes]) -> list[dict]:
+def in_process(predictor, records: list[bytes]) -> list[dict]:
     """The service's work on read records, in this process: decode, then the detector with detect's
     default keep_prob as its cut-off."""
     return predictor.predict_batch([predictor.preprocess(d) for d in records], min_prob=KEEP)
@@ -213,7 +213,7 @@ def main() -> None:
             for name, predictor in predictors.items():
                 for count in (1, 10):
                     batch = fresh[:count]
-                    samples[name, "local", count].append(timed(lambda p=predictor, b=batch: local(p, b)))
+                    samples[name, "local", count].append(timed(lambda p=predictor, b=batch: in_process(p, b)))
                     port = servers[name][0]
                     samples[name, "http", count].append(call(port, ids["token"], bodies[count]))
     finally:
