@@ -10,8 +10,7 @@ from tests.pictures import SHAPE_COLOURS as COLOURS
 from tests.pictures import coloured_shape
 
 
-@pytest.fixture
-def colour_dataset():
+def colour_data():
     """30 images a class for red / green / blue; every 5th image on the test side."""
     rng = np.random.default_rng(0)
     labels = [{"id": f"id-{name}", "name": name} for name in COLOURS]
@@ -20,8 +19,7 @@ def colour_dataset():
     return items, test_mask, labels
 
 
-@pytest.fixture
-def scratch_config():
+def scratch_train_config() -> TrainConfig:
     """A tiny ResNet from scratch at 32 px: a fit takes a few seconds.
 
     One thread: tests share the machine with other test processes, and two OpenMP threads
@@ -36,3 +34,15 @@ def scratch_config():
         seed=0,
         num_threads=1,
     )
+
+
+@pytest.fixture
+def colour_dataset():
+    """``colour_data()``: 30 images a class for red / green / blue, every 5th on the test side."""
+    return colour_data()
+
+
+@pytest.fixture
+def scratch_config():
+    """``scratch_train_config()``: a tiny ResNet from scratch at 32 px, one thread."""
+    return scratch_train_config()

@@ -18,6 +18,7 @@ from ml.config import TrainConfig
 from ml.recognition import serving
 from ml.recognition.predictor import Predictor
 from ml.recognition.recipe import fit
+from tests.ml.conftest import colour_data, scratch_train_config
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -48,11 +49,24 @@ def _sides(items, test_mask):
     return training, test
 
 
+@pytest.fixture(scope="module")
+def _fitted(tmp_path_factory):
+    """One fit of the colour data set for the module (the same seed gave each test the same model
+    before; a fit is seconds); ``trained`` hands each test a copy of its folder."""
+    items, test_mask, labels = colour_data()
+    out_dir = tmp_path_factory.mktemp("serving-fit")
+    result = fit(items, test_mask, labels, "multi_class", config=scratch_train_config(), out_dir=out_dir)
+    return out_dir, result
+
+
 @pytest.fixture
-def trained(tmp_path, colour_dataset, scratch_config):
-    items, test_mask, labels = colour_dataset
-    result = fit(items, test_mask, labels, "multi_class", config=scratch_config, out_dir=tmp_path)
-    return tmp_path, items, result
+def trained(_fitted, tmp_path, colour_dataset):
+    """A copy of the module's trained version folder for this test alone (tests replace and
+    damage its files), the items it was trained on and the fit's result (read only)."""
+    source, result = _fitted
+    directory = tmp_path / "version"
+    shutil.copytree(source, directory)
+    return directory, colour_dataset[0], result
 
 
 def test_training_ends_with_the_fp32_file_served_and_the_int8_attempt_pending(trained):
