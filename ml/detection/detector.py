@@ -250,11 +250,8 @@ class _FeatureCache:
 
     def __init__(self, model: FCOS, config: DetectConfig, shape: tuple[int, int], images: int):
         self.model, self.views, self.shape = model, config.feature_views, shape
-        self.stages, self.limit_bytes, self.images = (
-            config.freeze_stages,
-            config.feature_cache_mb * 2**20,
-            images,
-        )
+        self.stages, self.images = config.freeze_stages, images
+        self.limit_bytes = config.feature_cache_mb * 2**20
         self.store: dict[int, list[_View]] = {}
 
     def losses(self, batch: list[int], cache, config: DetectConfig, rng: random.Random, device):
@@ -281,9 +278,9 @@ class _FeatureCache:
                 self.store[i].append(new[i])
             self._fit_memory(new[fresh[0]])
         chosen = [new[i] if i in new else rng.choice(self.store[i]) for i in batch]
-        images = ImageList(
-            torch.zeros(()).expand(len(chosen), 3, *self.shape), [v.image_size for v in chosen]
-        )
+        # The anchors need only the padded batch's shape and each image's size, not its pixels.
+        padded = torch.zeros(()).expand(len(chosen), 3, *self.shape)
+        images = ImageList(padded, [v.image_size for v in chosen])
         x = torch.stack([v.x for v in chosen])
         taken = [torch.stack(level) for level in zip(*[v.taken for v in chosen], strict=True)]
         return _losses_from_frozen(self.model, self.stages, x, taken, images, [v.target for v in chosen])
