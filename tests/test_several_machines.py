@@ -175,7 +175,7 @@ def test_two_machines_share_only_postgresql_redis_and_s3(shared_services, tmp_pa
         )
 
         # A longer training (224 px inputs, with a 15 s budget: the second attempt is what the test
-        # waits for, and 100 epochs at 224 px took 81 s of CI's time for a model nobody looks at);
+        # waits for, and 100 epochs at 224 px took 81 s of the services pass for a model no one reads);
         # kill the machine whose worker holds it, web server and all (SIGKILL of its process group).
         status, body = call(
             a, "PATCH", f"{API}task/{task['id']}/", {"input_size": 224, "train_time_budget": 15}
