@@ -8,6 +8,7 @@ downloaded bundle answers as the service does. Use it alone::
     from postprocess import Detector
     detector = Detector("path/to/unzipped-bundle")
     detector.detect("photo.jpg")  # [{"label": 0, "name": "cat", "bound_box": [x1, y1, x2, y2], "prob": 0.93}]
+    detector.detect("photo.jpg", keep_prob=0.3)  # only those at least that probable, as detect/ answers
 
 or ``python postprocess.py path/to/unzipped-bundle photo.jpg``.
 
