@@ -41,9 +41,16 @@ WEB=$!
 # after VF_WORKER_SHUTDOWN_GRACE seconds. Both run in the background and the script waits with
 # `wait`, because bash runs a trap only once a foreground command has ended: with gunicorn in the
 # foreground, a SIGTERM to this script alone did nothing until gunicorn stopped by itself.
+# The worker's signal comes a second after the web server's: a Ctrl-C (and systemd's stop) signals
+# the whole process group, so the worker has its own signal already, and a Celery worker that gets
+# a second one while its handler of the first runs deadlocks for good (the handler's signal dispatch
+# holds a lock that is not re-entrant; seen in CI as a worker that never stopped after Ctrl-C).
+# Signals a second apart are handled one after the other.
 stop() {
   trap - EXIT INT TERM
-  kill -TERM "$WEB" "$WORKER" 2>/dev/null || true
+  kill -TERM "$WEB" 2>/dev/null || true
+  sleep 1
+  kill -TERM "$WORKER" 2>/dev/null || true
   wait "$WEB" "$WORKER" 2>/dev/null || true
 }
 trap 'stop; exit 130' INT
