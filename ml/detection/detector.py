@@ -261,12 +261,7 @@ class _FeatureCache:
         fresh = [i for i in dict.fromkeys(batch) if len(self.store.setdefault(i, [])) < self.views]
         new: dict[int, _View] = {}
         if fresh:
-            images, targets = [], []
-            for i in fresh:
-                image, boxes, box_labels = augment(*cache[i], config, rng)
-                images.append(_to_float(image, device))
-                targets.append({"boxes": boxes.to(device), "labels": (box_labels + 1).to(device)})
-            image_list, targets = self.model.transform(images, targets)
+            image_list, targets = self.model.transform(*_augmented(fresh, cache, config, rng, device))
             if tuple(image_list.tensors.shape[-2:]) != self.shape:
                 logger.info("detector feature cache off: a view of another shape")
                 self.views = 0
@@ -429,6 +424,17 @@ def augment(
     return canvas, boxes + torch.tensor([x0, y0, x0, y0], dtype=torch.float32), labels
 
 
+def _augmented(indexes, cache, config: DetectConfig, rng: random.Random, device) -> tuple[list, list]:
+    """A fresh augmented view of each training image in ``indexes`` (``augment``, in that order):
+    the float images and FCOS's targets (label indexes shifted past its background slot)."""
+    images, targets = [], []
+    for i in indexes:
+        image, boxes, box_labels = augment(*cache[i], config, rng)
+        images.append(_to_float(image, device))
+        targets.append({"boxes": boxes.to(device), "labels": (box_labels + 1).to(device)})
+    return images, targets
+
+
 def _to_float(image: torch.Tensor, device: torch.device) -> torch.Tensor:
     return image.to(device=device, dtype=torch.float32).div_(255.0)
 
@@ -559,12 +565,7 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
                     group["lr"] = _warm(step, config, lr) if stopping else lr
                 loss_dict = features.losses(batch, cache, config, rng, device) if features else None
                 if loss_dict is None:
-                    images, targets = [], []
-                    for i in batch:
-                        image, boxes, box_labels = augment(*cache[i], config, rng)
-                        images.append(_to_float(image, device))
-                        targets.append({"boxes": boxes.to(device), "labels": (box_labels + 1).to(device)})
-                    loss_dict = model(images, targets)
+                    loss_dict = model(*_augmented(batch, cache, config, rng, device))
                 loss = sum(loss_dict.values())
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
