@@ -37,6 +37,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from ml import artifacts
 from ml.data import ImageInput, open_image, to_rgb
+from ml.detection.augment import compose
 from ml.detection.evaluate import evaluate_detections
 from ml.models import PACKAGE_ARCHITECTURE, PretrainedLoadError, load_package_weights
 from ml.threads import torch_threads
@@ -102,6 +103,11 @@ class DetectConfig:
     # distinct views cost mAP (BENCHMARKS.md).
     feature_views: int = 0
     feature_cache_mb: int = 1024
+    # Training views made of several training images (ml/detection/augment.py), before the flip
+    # and zoom: ``mosaic`` is the chance a view is a mosaic of its image and three others,
+    # ``copy_paste`` the most labelled boxes cut from others pasted into it. 0 = off.
+    mosaic: float = 0.0
+    copy_paste: int = 0
 
 
 @dataclass
@@ -248,9 +254,9 @@ class _FeatureCache:
     have ``shape`` (else the cache turns itself off and says so; the caller falls back).
     """
 
-    def __init__(self, model: FCOS, config: DetectConfig, shape: tuple[int, int], images: int):
+    def __init__(self, model: FCOS, config: DetectConfig, shape: tuple[int, int], pool: list[int]):
         self.model, self.views, self.shape = model, config.feature_views, shape
-        self.stages, self.images = config.freeze_stages, images
+        self.stages, self.images, self.pool = config.freeze_stages, len(pool), pool
         self.limit_bytes = config.feature_cache_mb * 2**20
         self.store: dict[int, list[_View]] = {}
 
@@ -261,7 +267,9 @@ class _FeatureCache:
         fresh = [i for i in dict.fromkeys(batch) if len(self.store.setdefault(i, [])) < self.views]
         new: dict[int, _View] = {}
         if fresh:
-            image_list, targets = self.model.transform(*_augmented(fresh, cache, config, rng, device))
+            image_list, targets = self.model.transform(
+                *_augmented(fresh, cache, config, rng, device, self.pool)
+            )
             if tuple(image_list.tensors.shape[-2:]) != self.shape:
                 logger.info("detector feature cache off: a view of another shape")
                 self.views = 0
@@ -424,12 +432,18 @@ def augment(
     return canvas, boxes + torch.tensor([x0, y0, x0, y0], dtype=torch.float32), labels
 
 
-def _augmented(indexes, cache, config: DetectConfig, rng: random.Random, device) -> tuple[list, list]:
+def _augmented(
+    indexes, cache, config: DetectConfig, rng: random.Random, device, pool: Sequence[int] = ()
+) -> tuple[list, list]:
     """A fresh augmented view of each training image in ``indexes`` (``augment``, in that order):
-    the float images and FCOS's targets (label indexes shifted past its background slot)."""
+    the float images and FCOS's targets (label indexes shifted past its background slot). With
+    ``mosaic`` or ``copy_paste`` on, the other images of a view come from ``pool`` (training ones)."""
+    several = config.mosaic > 0 or config.copy_paste > 0
+    donors = [cache[j] for j in pool] if several else []
     images, targets = [], []
     for i in indexes:
-        image, boxes, box_labels = augment(*cache[i], config, rng)
+        item = compose(cache[i], donors, config.mosaic, config.copy_paste, rng) if donors else cache[i]
+        image, boxes, box_labels = augment(*item, config, rng)
         images.append(_to_float(image, device))
         targets.append({"boxes": boxes.to(device), "labels": (box_labels + 1).to(device)})
     return images, targets
@@ -545,7 +559,7 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
     one_shape = len(shapes) == 1
     features = None
     if one_shape and config.feature_views > 0 and config.freeze_stages > 0:
-        features = _FeatureCache(model, config, next(iter(shapes)), len(fit_idx))
+        features = _FeatureCache(model, config, next(iter(shapes)), fit_idx)
     stopped = ""
     for epoch in range(1, config.epochs + 1):
         if epoch > epochs:
@@ -565,7 +579,7 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
                     group["lr"] = _warm(step, config, lr) if stopping else lr
                 loss_dict = features.losses(batch, cache, config, rng, device) if features else None
                 if loss_dict is None:
-                    loss_dict = model(*_augmented(batch, cache, config, rng, device))
+                    loss_dict = model(*_augmented(batch, cache, config, rng, device, fit_idx))
                 loss = sum(loss_dict.values())
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
