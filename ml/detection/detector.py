@@ -86,6 +86,9 @@ class DetectConfig:
     # stopping) is held out, scored (mAP@0.5) after every epoch; the best epoch's weights are kept.
     # After ``patience`` epochs without a better score the learning rate drops tenfold (once), after
     # ``patience`` more the training stops. A perfect score stops it at once (after ``min_epochs``).
+    # With ``decay_epochs`` > 0 the rate follows a cosine over that many epochs instead (at most
+    # ``epochs``, re-planned by the time budget), the validation slice only picks the best epoch's
+    # weights and a perfect score; no plateau rule. 0 = the plateau rule above.
     val_fraction: float = 0.15
     min_val_images: int = 12
     patience: int = 2
@@ -94,6 +97,7 @@ class DetectConfig:
     # again; a smaller gain keeps the better weights but buys no more epochs (a score on a dozen
     # images creeps up by noise-sized steps). 0.02 chosen on development scenes (BENCHMARKS.md).
     min_gain: float = 0.02
+    decay_epochs: int = 0
     # Feature cache: the frozen stages' outputs (stem + ``freeze_stages`` blocks) of this many
     # augmented views of each training image are kept from the epochs that first draw them; later
     # epochs train on one of those views, picked at random, and run only the layers that learn.
@@ -548,11 +552,13 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(fit_idx) / config.batch_size)
-    epochs = config.epochs
+    stopping = _EarlyStopping(config) if val_idx else None
+    decaying = stopping is None or stopping.decaying  # the rate follows _lr_at's cosine
+    planned = min(config.epochs, config.decay_epochs) if stopping and stopping.decaying else config.epochs
+    epochs = planned
     total_steps = epochs * steps_per_epoch
     history: list[dict] = []
     step = 0
-    stopping = _EarlyStopping(config) if val_idx else None
     # oneDNN's kernels are built once per batch shape: worth it when every training batch has the
     # same shape (images of one aspect ratio; full batches), else the plain kernels (_no_onednn).
     shapes = {_batch_shape(cache[i][0], config.input_size) for i in fit_idx}
@@ -561,7 +567,7 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
     if one_shape and config.feature_views > 0 and config.freeze_stages > 0:
         features = _FeatureCache(model, config, next(iter(shapes)), fit_idx)
     stopped = ""
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(1, planned + 1):
         if epoch > epochs:
             break
         epoch_started = time.perf_counter()
@@ -574,9 +580,9 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
         with _onednn(one_shape):
             for start in range(0, len(order), config.batch_size):
                 batch = order[start : start + config.batch_size]
-                lr = stopping.lr if stopping else _lr_at(step, total_steps, config)
+                lr = _lr_at(step, total_steps, config) if decaying else _warm(step, config, stopping.lr)
                 for group in optimizer.param_groups:
-                    group["lr"] = _warm(step, config, lr) if stopping else lr
+                    group["lr"] = lr
                 loss_dict = features.losses(batch, cache, config, rng, device) if features else None
                 if loss_dict is None:
                     loss_dict = model(*_augmented(batch, cache, config, rng, device, fit_idx))
@@ -603,7 +609,7 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
             # overrun the budget.
             typical = float(np.median([row["seconds"] for row in history]))
             left = config.time_budget_s - (time.perf_counter() - started) - typical
-            epochs = min(config.epochs, epoch + max(0, int(left // max(typical, 1e-6))))
+            epochs = min(planned, epoch + max(0, int(left // max(typical, 1e-6))))
             total_steps = max(epochs * steps_per_epoch, step)
         if stopped:
             epochs = epoch
@@ -617,11 +623,10 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
 
     if stopping:
         stopping.restore(model)
-    if not stopped and len(history) < config.epochs:
+    if not stopped and len(history) < planned:
         stopped = "budget"
         warnings.append(
-            f"The time budget allowed {len(history)} of {config.epochs} epochs; "
-            "a longer budget may do better."
+            f"The time budget allowed {len(history)} of {planned} epochs; a longer budget may do better."
         )
     stopped = stopped or "epochs"
     train_time = time.perf_counter() - started
@@ -714,11 +719,14 @@ class _EarlyStopping:
         self.waited = 0
         self.dropped = False
         self.reference = -1.0  # the score that last reset the patience
+        self.decaying = config.decay_epochs > 0  # the cosine sets the rate; only best and perfect here
 
     def update(self, epoch: int, score: float, model: FCOS) -> str:
         if score > self.best + 1e-4:
             self.best, self.best_epoch = score, epoch
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if self.decaying:
+            return "perfect" if epoch >= self.config.min_epochs and self.best >= 0.9999 else ""
         if score > self.reference + max(self.config.min_gain, 1e-4):
             self.reference, self.waited = score, 0
         else:

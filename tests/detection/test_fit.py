@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from safetensors.torch import load_file
 from torch import nn
@@ -52,6 +53,35 @@ def test_early_stopping_stops_when_the_validation_score_stops_improving_and_says
     assert all("val_map50" in row for row in metrics["history"])
 
 
+def test_a_decaying_schedule_runs_its_planned_epochs_whatever_the_validation_score():
+    examples = _examples(24)
+    mask = [i >= 20 for i in range(24)]
+    # The same flat score that stops the plateau rule above after 3 epochs: the cosine runs its 4.
+    config = _tiny(lr=0.0, val_fraction=0.3, min_val_images=4, patience=1, min_epochs=1, decay_epochs=4)
+    metrics = fit_detector(examples, mask, LABELS, config).metrics
+    assert (metrics["stopped"], metrics["epochs"], metrics["best_epoch"]) == ("epochs", 4, 1)
+    assert metrics["val_images"] == 6 and len(metrics["history"]) == 4
+
+
+def test_the_decaying_schedules_rate_falls_along_a_cosine_over_the_planned_epochs(monkeypatch):
+    rates = []
+    original = torch.optim.AdamW.step
+
+    def recorded(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", recorded)
+    examples = _examples(24)
+    config = _tiny(val_fraction=0.3, min_val_images=4, decay_epochs=3, warmup_steps=2, lr=1e-3)
+    fit_detector(examples, [i >= 20 for i in range(24)], LABELS, config)
+    # 14 training images, full batches of 4: 4 steps an epoch, 12 in all; warm-up of 2 steps.
+    assert len(rates) == 12
+    assert rates[:3] == pytest.approx([5e-4, 1e-3, 1e-3])
+    assert all(a > b for a, b in zip(rates[2:], rates[3:], strict=False))  # falls after the warm-up
+    assert rates[-1] == pytest.approx(detector._lr_at(11, 12, config)) and rates[-1] < 1e-4
+
+
 def test_without_enough_images_for_a_validation_slice_the_epochs_run_out():
     metrics = fit_detector(_examples(12), [i >= 10 for i in range(12)], LABELS, _tiny(epochs=2)).metrics
     assert (metrics["stopped"], metrics["epochs"], metrics["val_images"]) == ("epochs", 2, 0)
@@ -96,6 +126,7 @@ def test_the_chosen_configuration_is_saved_and_loads_and_old_versions_load_too(t
     # A version saved before these fields existed: its config lacks them and still loads.
     for key in ("freeze_stages", "val_fraction", "min_val_images", "patience", "min_epochs", "min_gain"):
         meta["config"].pop(key)
+    meta["config"].pop("decay_epochs")
     for key in ("feature_views", "feature_cache_mb"):
         meta["config"].pop(key)
     (tmp_path / "model.json").write_text(json.dumps(meta))
@@ -121,6 +152,23 @@ def test_a_gain_under_the_minimum_keeps_the_better_weights_but_does_not_reset_th
     for epoch, score in enumerate(small_steps, start=1):
         assert without.update(epoch, score, model) == ""
     assert not without.dropped
+
+
+def test_with_a_decaying_schedule_the_validation_keeps_the_best_weights_and_stops_only_on_a_perfect_score():
+    model = nn.Linear(1, 1)
+    stopping = _EarlyStopping(DetectConfig(patience=1, min_epochs=3, decay_epochs=10))
+    # Scores that would drop the rate and stop the plateau rule (patience 1) long before.
+    for epoch, score in enumerate((0.50, 0.70, 0.40, 0.40, 0.65, 0.30), start=1):
+        model.weight.data.fill_(epoch)
+        assert stopping.update(epoch, score, model) == ""
+    assert not stopping.dropped and stopping.lr == DetectConfig().lr
+    stopping.restore(model)
+    assert stopping.best == 0.70 and stopping.best_epoch == 2 and model.weight.item() == 2
+
+    early = _EarlyStopping(DetectConfig(min_epochs=3, decay_epochs=10))
+    assert early.update(1, 1.0, model) == ""  # perfect, but before min_epochs
+    assert early.update(2, 0.9, model) == ""
+    assert early.update(3, 0.9, model) == "perfect"  # the best score so far is perfect
 
 
 def test_losses_from_cached_frozen_features_equal_the_whole_nets_and_so_do_their_gradients():
