@@ -2,7 +2,8 @@
 
     VF_BENCH_DATA=$PWD/var/bench-data .venv/bin/python bench/bench_detection_photos.py \\
         [--seeds 0,1,2] [--train 160] [--test 60] [--kind hard] [--half bench] [--threads 1]
-        [--plain-epochs 8] [--budget 600] [--no-plain] [--set key=value ...]
+        [--plain-epochs 8] [--plain-also-at 4] [--budget 600] [--no-plain] [--no-recipe]
+        [--set key=value ...]
 
 Scenes: bench/detection_scenes.py (``hard``: 5 labels of real food photo crops, 24-160 px, up to 5
 a scene, on mosaics of other photos with distractor crops and occlusion, 384 x 288 px). Per seed,
@@ -47,6 +48,7 @@ from ml.detection.detector import (  # noqa: E402
     _no_onednn,
     _predict_tensors,
     build_detector,
+    choose_input_size,
     fit_detector,
 )
 from ml.detection.evaluate import evaluate_detections  # noqa: E402
@@ -70,22 +72,31 @@ def default_config(seed: int, threads: int, budget: float | None) -> DetectConfi
 
 
 def plain_loop(
-    examples, mask, num_labels: int, input_size: int, epochs: int, seed: int
-) -> tuple[float, float]:
-    """The same net as a plain torchvision script. (mAP@0.5 on the test side, seconds)."""
+    examples, mask, num_labels: int, input_size: int, epochs: int, seed: int, also_at: tuple[int, ...] = ()
+) -> tuple[float, float, dict[int, tuple[float, float]]]:
+    """The same net as a plain torchvision script: (mAP@0.5 on the test side, seconds), and the
+    same after each epoch count in ``also_at`` (scored on the way; the scoring's time left out)."""
     import random
 
     torch.manual_seed(seed)
     order_rng = random.Random(seed)  # noqa: S311  # nosec B311
     config = DetectConfig(input_size=input_size, freeze_stages=0, seed=seed)
     started = time.perf_counter()
+    scoring = 0.0  # seconds spent scoring after the epochs of ``also_at``
+    on_the_way: dict[int, tuple[float, float]] = {}
+
+    def score(model, test) -> float:
+        predicted = _predict_tensors(model, [image for image, _, _ in test], torch.device("cpu"))
+        truth = [{"boxes": b.tolist(), "labels": lab.tolist()} for _, b, lab in test]
+        return evaluate_detections(truth, predicted, num_labels)["map50"]
+
     with _no_onednn():
         cache = _load_examples(examples, input_size)
         train = [c for c, test in zip(cache, mask, strict=True) if not test]
         test = [c for c, t in zip(cache, mask, strict=True) if t]
         model = build_detector(num_labels, config)
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-        for _ in range(epochs):
+        for epoch in range(1, epochs + 1):
             model.train()
             order_rng.shuffle(train)
             for start in range(0, len(train), config.batch_size):
@@ -96,10 +107,12 @@ def plain_loop(
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-        seconds = time.perf_counter() - started
-        predicted = _predict_tensors(model, [image for image, _, _ in test], torch.device("cpu"))
-    truth = [{"boxes": b.tolist(), "labels": lab.tolist()} for _, b, lab in test]
-    return evaluate_detections(truth, predicted, num_labels)["map50"], seconds
+            if epoch in also_at and epoch < epochs:
+                paused = time.perf_counter()
+                on_the_way[epoch] = (score(model, test), paused - started - scoring)
+                scoring += time.perf_counter() - paused
+        seconds = time.perf_counter() - started - scoring
+        return score(model, test), seconds, on_the_way
 
 
 def _value(text: str):
@@ -122,8 +135,12 @@ def main() -> None:
     parser.add_argument("--half", default="bench", choices=("bench", "dev"))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--plain-epochs", type=int, default=8)
+    parser.add_argument(
+        "--plain-also-at", default="", help="epoch counts the plain loop is also scored after, e.g. 4"
+    )
     parser.add_argument("--budget", type=float, default=None, help="default: VF_DETECTION_TIME_BUDGET")
     parser.add_argument("--no-plain", action="store_true")
+    parser.add_argument("--no-recipe", action="store_true", help="the plain loop alone (development runs)")
     parser.add_argument("--set", action="append", default=[], help="DetectConfig field=value (dev runs)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -149,31 +166,53 @@ def main() -> None:
         config = default_config(seed, args.threads, args.budget)
         for key, value in overrides.items():
             setattr(config, key, value)
-        result = fit_detector(examples, mask, labels, config)
-        m = result.metrics
-        row = {
-            "seed": seed,
-            "map": m["map50"],
-            "time": m["train_time_s"],
-            "input": m["input_size"],
-            "epochs": m["epochs"],
-            "best": m["best_epoch"],
-            "stopped": m["stopped"],
-            "val": m["val_map50"],
-            "per_label": [round(r["ap"], 2) for r in m["per_label"]],
-        }
-        print(
-            f"seed {seed} recipe: mAP@0.5 {m['map50']:.3f} in {m['train_time_s']:.0f} s "
-            f"(input {m['input_size']}, {m['epochs']} epochs, best {m['best_epoch']}, "
-            f"stopped: {m['stopped']}, "
-            f"val mAP {m['val_map50']}, AP per label {row['per_label']})",
-            flush=True,
-        )
-        print("   history", [(h["epoch"], h["loss"], h.get("val_map50"), h["seconds"]) for h in m["history"]])
-        if not args.no_plain:
-            plain_map, plain_s = plain_loop(
-                examples, mask, len(labels), m["input_size"], args.plain_epochs, seed
+        if args.no_recipe:  # the plain loop alone, at the input size the recipe would choose
+            train_side = [i for i, test in enumerate(mask) if not test]
+            input_size = config.input_size or choose_input_size(examples, train_side)
+            row = {
+                "seed": seed,
+                "map": float("nan"),
+                "time": float("nan"),
+                "epochs": 0,
+                "best": 0,
+                "stopped": "-",
+            }
+        else:
+            result = fit_detector(examples, mask, labels, config)
+            m = result.metrics
+            row = {
+                "seed": seed,
+                "map": m["map50"],
+                "time": m["train_time_s"],
+                "input": m["input_size"],
+                "epochs": m["epochs"],
+                "best": m["best_epoch"],
+                "stopped": m["stopped"],
+                "val": m["val_map50"],
+                "per_label": [round(r["ap"], 2) for r in m["per_label"]],
+            }
+            print(
+                f"seed {seed} recipe: mAP@0.5 {m['map50']:.3f} in {m['train_time_s']:.0f} s "
+                f"(input {m['input_size']}, {m['epochs']} epochs, best {m['best_epoch']}, "
+                f"stopped: {m['stopped']}, "
+                f"val mAP {m['val_map50']}, AP per label {row['per_label']})",
+                flush=True,
             )
+            print(
+                "   history",
+                [(h["epoch"], h["loss"], h.get("val_map50"), h["seconds"]) for h in m["history"]],
+            )
+            input_size = m["input_size"]
+        if not args.no_plain:
+            also_at = tuple(int(e) for e in args.plain_also_at.split(",") if e)
+            plain_map, plain_s, on_the_way = plain_loop(
+                examples, mask, len(labels), input_size, args.plain_epochs, seed, also_at
+            )
+            for epoch, (earlier_map, earlier_s) in sorted(on_the_way.items()):
+                print(
+                    f"seed {seed} plain loop after {epoch} epochs: "
+                    f"mAP@0.5 {earlier_map:.3f} in {earlier_s:.0f} s"
+                )
             row.update(plain_map=plain_map, plain_time=round(plain_s, 1))
             print(
                 f"seed {seed} plain loop ({args.plain_epochs} epochs): "
