@@ -87,3 +87,21 @@ def test_the_same_seed_composes_the_same_view_and_off_draws_nothing():
     rng = random.Random(5)
     assert compose(item, pool, 0.0, 0, rng) is item
     assert rng.random() == random.Random(5).random()
+
+
+def test_a_detector_trains_on_mosaic_and_pasted_views_the_same_for_a_seed():
+    from ml.detection.detector import DetectConfig, DetectionExample, fit_detector
+    from tests.detection.scenes import png, scenes
+
+    data = scenes(8, seed=4)
+    examples = [DetectionExample(image=png(image), boxes=b, labels=lab) for image, b, lab in data]
+    labels = [{"id": "sq", "name": "square"}, {"id": "di", "name": "disc"}]
+    config = DetectConfig(
+        input_size=64, epochs=1, batch_size=4, seed=7, num_threads=1, mosaic=1.0, copy_paste=2
+    )
+    mask = [i >= 6 for i in range(8)]
+    first = fit_detector(examples, mask, labels, config).metrics
+    second = fit_detector(examples, mask, labels, config).metrics
+    plain = fit_detector(examples, mask, labels, DetectConfig(**{**config.__dict__, "mosaic": 0.0})).metrics
+    assert first["history"][0]["loss"] == second["history"][0]["loss"]
+    assert first["history"][0]["loss"] != plain["history"][0]["loss"]
