@@ -43,10 +43,12 @@ of 6.5 (BENCHMARKS.md, "Detection through ONNX Runtime").
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import sys
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -106,19 +108,27 @@ def levels(height: int, width: int) -> list[tuple[int, int]]:
     return grids
 
 
-def anchors(height: int, width: int, spec: dict) -> list[np.ndarray]:
+def anchors(height: int, width: int, spec: dict) -> tuple[np.ndarray, ...]:
     """Per level, the (locations, 4) anchor boxes [x1, y1, x2, y2] of a padded (height, width) batch
     (torchvision's AnchorGenerator with one square anchor per location: its stride is the padded
-    side over the level's grid, rounded down, per axis)."""
+    side over the level's grid, rounded down, per axis). Built once per batch shape and kept,
+    read-only: a served detector sees the same few shapes on every call."""
+    return _anchors(height, width, tuple(spec["anchor_sizes"]))
+
+
+@functools.lru_cache(maxsize=64)
+def _anchors(height: int, width: int, sizes: tuple[int, ...]) -> tuple[np.ndarray, ...]:
     out = []
-    for (rows, cols), size in zip(levels(height, width), spec["anchor_sizes"], strict=True):
+    for (rows, cols), size in zip(levels(height, width), sizes, strict=True):
         half = round(size / 2)
         ys = np.arange(rows) * (height // rows)
         xs = np.arange(cols) * (width // cols)
         ys, xs = np.meshgrid(ys, xs, indexing="ij")
         centres = np.stack([xs.ravel(), ys.ravel(), xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
-        out.append(centres + np.array([-half, -half, half, half], dtype=np.float32))
-    return out
+        level = centres + np.array([-half, -half, half, half], dtype=np.float32)
+        level.setflags(write=False)
+        out.append(level)
+    return tuple(out)
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -156,7 +166,7 @@ def decode(
     bbox_regression: np.ndarray,
     bbox_ctrness: np.ndarray,
     shape: tuple[int, int],
-    grid: list[np.ndarray],
+    grid: Sequence[np.ndarray],
     spec: dict,
     min_score: float | None = None,
 ) -> dict:

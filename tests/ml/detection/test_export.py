@@ -150,3 +150,18 @@ def test_the_bundle_takes_a_cut_off(exported):
     path.write_bytes(png(image))
     whole = detector.detect(path)
     assert [o for o in whole if o["prob"] >= 0.2] == detector.detect(path, keep_prob=0.2)
+
+
+def test_anchors_are_built_once_per_batch_shape_and_cannot_be_changed():
+    from ml.detection import postprocess
+
+    spec = {"anchor_sizes": [8, 16, 32, 64, 128]}
+    first = postprocess.anchors(192, 256, spec)
+    assert postprocess.anchors(192, 256, dict(spec)) is first  # the same arrays, not rebuilt
+    assert postprocess.anchors(256, 256, spec) is not first
+    # Level 0 (stride 8): a 24 x 32 grid, the first anchor centred at (0, 0) with size 8.
+    assert first[0].shape == (24 * 32, 4)
+    assert first[0][0].tolist() == [-4.0, -4.0, 4.0, 4.0]
+    assert first[0][1].tolist() == [4.0, -4.0, 12.0, 4.0]
+    with pytest.raises(ValueError):
+        first[0][0, 0] = 1.0  # a caller cannot corrupt the kept grid for the next request
