@@ -1,6 +1,6 @@
-"""ml.detection's training choices on tiny scenes: early stopping (and its minimum gain), frozen
-early stages and the cache of their features, the input size chosen from the boxes, and the
-configuration saved in model.json (old ones still load)."""
+"""ml.detection's training choices on tiny scenes: the decaying schedule and the plateau rule
+(early stopping, its minimum gain), frozen early stages and the cache of their features, the input
+size chosen from the boxes, and the configuration saved in model.json (old ones still load)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def test_early_stopping_stops_when_the_validation_score_stops_improving_and_says
     mask = [i >= 20 for i in range(24)]
     # lr 0: the validation score never improves, so the rate drops after `patience` epochs and the
     # training stops after `patience` more, long before the 8 epochs allowed.
-    config = _tiny(lr=0.0, val_fraction=0.3, min_val_images=4, patience=1, min_epochs=1)
+    config = _tiny(lr=0.0, val_fraction=0.3, min_val_images=4, patience=1, min_epochs=1, decay_epochs=0)
     metrics = fit_detector(examples, mask, LABELS, config).metrics
     assert metrics["stopped"] == "improvement"
     assert metrics["epochs"] == 3 and metrics["best_epoch"] == 1
@@ -137,7 +137,7 @@ def test_the_chosen_configuration_is_saved_and_loads_and_old_versions_load_too(t
 def test_a_gain_under_the_minimum_keeps_the_better_weights_but_does_not_reset_the_patience():
     model = nn.Linear(1, 1)
     small_steps = (0.50, 0.51, 0.515, 0.52)
-    stopping = _EarlyStopping(DetectConfig(patience=2, min_epochs=1, min_gain=0.02))
+    stopping = _EarlyStopping(DetectConfig(patience=2, min_epochs=1, min_gain=0.02, decay_epochs=0))
     for epoch, score in enumerate(small_steps[:3], start=1):
         model.weight.data.fill_(epoch)
         stopping.update(epoch, score, model)
@@ -148,7 +148,7 @@ def test_a_gain_under_the_minimum_keeps_the_better_weights_but_does_not_reset_th
     assert stopping.update(5, 0.53, model) == "improvement"  # 0.53 - 0.515 < 0.02
     assert stopping.best_epoch == 5
 
-    without = _EarlyStopping(DetectConfig(patience=2, min_epochs=1, min_gain=0.0))
+    without = _EarlyStopping(DetectConfig(patience=2, min_epochs=1, min_gain=0.0, decay_epochs=0))
     for epoch, score in enumerate(small_steps, start=1):
         assert without.update(epoch, score, model) == ""
     assert not without.dropped
