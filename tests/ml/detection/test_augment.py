@@ -105,3 +105,23 @@ def test_a_detector_trains_on_mosaic_and_pasted_views_the_same_for_a_seed():
     plain = fit_detector(examples, mask, labels, DetectConfig(**{**config.__dict__, "mosaic": 0.0})).metrics
     assert first["history"][0]["loss"] == second["history"][0]["loss"]
     assert first["history"][0]["loss"] != plain["history"][0]["loss"]
+
+
+def test_a_version_saved_without_the_augmentation_fields_loads(tmp_path):
+    import json
+
+    from ml.detection.detector import DetectConfig, DetectionExample, DetectionPredictor, fit_detector
+    from tests.detection.scenes import png, scenes
+
+    data = scenes(6, seed=5)
+    examples = [DetectionExample(image=png(image), boxes=b, labels=lab) for image, b, lab in data]
+    labels = [{"id": "sq", "name": "square"}, {"id": "di", "name": "disc"}]
+    config = DetectConfig(input_size=64, epochs=1, batch_size=4, seed=1, num_threads=1)
+    fit_detector(examples, [i >= 4 for i in range(6)], labels, config, out_dir=tmp_path)
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert (meta["config"]["mosaic"], meta["config"]["copy_paste"]) == (config.mosaic, config.copy_paste)
+    answer = DetectionPredictor.load(tmp_path).predict([examples[5].image])
+    for key in ("mosaic", "copy_paste"):
+        meta["config"].pop(key)
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    assert DetectionPredictor.load(tmp_path).predict([examples[5].image]) == answer

@@ -17,7 +17,9 @@ from tests.detection.scenes import png, scenes
 
 LABELS = [{"id": "sq", "name": "square"}, {"id": "di", "name": "disc"}]
 # One thread: on a busy 2-core machine two spinning OpenMP threads train several times slower.
-TINY = dict(input_size=96, epochs=8, batch_size=8, seed=3, num_threads=1)
+# 16 epochs: the default mosaic and copy-paste views are harder than plain ones; 8 epochs of these
+# 24 scenes gave mAP@0.5 0.72 with them (0.96 without), 16 give 1.0.
+TINY = dict(input_size=96, epochs=16, batch_size=8, seed=3, num_threads=1)
 
 
 @pytest.fixture(scope="module")

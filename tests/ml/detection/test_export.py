@@ -19,7 +19,9 @@ from tests.detection.scenes import png, scenes
 
 pytest.importorskip("onnxruntime")
 LABELS = [{"id": "sq", "name": "square"}, {"id": "di", "name": "disc"}]
-TINY = dict(input_size=96, epochs=8, batch_size=8, seed=3, num_threads=1)
+# 16 epochs, as tests/ml/detection/test_detector.py: 8 left the model trained on the default mosaic
+# and copy-paste views with near-threshold boxes of no width, which one runtime keeps and not the other.
+TINY = dict(input_size=96, epochs=16, batch_size=8, seed=3, num_threads=1)
 
 
 @pytest.fixture(scope="module")
