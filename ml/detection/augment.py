@@ -50,7 +50,8 @@ def clip_to_window(
 def mosaic(parts: Sequence[Item], rng: random.Random) -> Item:
     """Four images (the first one's size) in the quadrants around a centre drawn in the middle half
     of each side; each quadrant shows a crop of its image at a random place, at the image's scale."""
-    assert len(parts) == 4, "a mosaic has four parts"
+    if len(parts) != 4:
+        raise ValueError(f"a mosaic has four parts, not {len(parts)}")
     _, h, w = parts[0][0].shape
     cx, cy = rng.randint(w // 4, 3 * w // 4), rng.randint(h // 4, 3 * h // 4)
     canvas = torch.full((3, h, w), GREY, dtype=parts[0][0].dtype)
