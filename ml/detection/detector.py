@@ -103,10 +103,6 @@ class DetectConfig:
     min_epochs: int = 3
     min_gain: float = 0.02
     decay_epochs: int = 20
-    # With ``decay_epochs``: whether a perfect validation score stops the training before the
-    # cosine ends (a dozen images can all be right while the rate is still high). True is the
-    # behaviour of 95df0fc; False measured on development scenes (BENCHMARKS.md).
-    stop_on_perfect: bool = True
     # Feature cache: the frozen stages' outputs (stem + ``freeze_stages`` blocks) of this many
     # augmented views of each training image are kept from the epochs that first draw them; later
     # epochs train on one of those views, picked at random, and run only the layers that learn.
@@ -739,8 +735,7 @@ class _EarlyStopping:
             self.best, self.best_epoch = score, epoch
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if self.decaying:
-            perfect = self.config.stop_on_perfect and self.best >= 0.9999
-            return "perfect" if perfect and epoch >= self.config.min_epochs else ""
+            return "perfect" if epoch >= self.config.min_epochs and self.best >= 0.9999 else ""
         if score > self.reference + max(self.config.min_gain, 1e-4):
             self.reference, self.waited = score, 0
         else:

@@ -127,7 +127,6 @@ def test_the_chosen_configuration_is_saved_and_loads_and_old_versions_load_too(t
     for key in ("freeze_stages", "val_fraction", "min_val_images", "patience", "min_epochs", "min_gain"):
         meta["config"].pop(key)
     meta["config"].pop("decay_epochs")
-    meta["config"].pop("stop_on_perfect")
     for key in ("feature_views", "feature_cache_mb"):
         meta["config"].pop(key)
     (tmp_path / "model.json").write_text(json.dumps(meta))
@@ -170,10 +169,6 @@ def test_with_a_decaying_schedule_the_validation_keeps_the_best_weights_and_stop
     assert early.update(1, 1.0, model) == ""  # perfect, but before min_epochs
     assert early.update(2, 0.9, model) == ""
     assert early.update(3, 0.9, model) == "perfect"  # the best score so far is perfect
-
-    running_on = _EarlyStopping(DetectConfig(min_epochs=3, decay_epochs=10, stop_on_perfect=False))
-    assert [running_on.update(epoch, 1.0, model) for epoch in range(1, 6)] == [""] * 5
-    assert running_on.best == 1.0 and running_on.best_epoch == 1
 
 
 def test_losses_from_cached_frozen_features_equal_the_whole_nets_and_so_do_their_gradients():
