@@ -29,7 +29,7 @@ def clip_to_window(
     boxes: torch.Tensor, labels: torch.Tensor, x0: int, y0: int, w: int, h: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Boxes moved into the frame of the window ``(x0, y0, w, h)`` and clipped to it; a box keeping
-    under half its area, or under 2 px a side, is dropped (``detector.augment``'s crop rule)."""
+    under half its area, or under 2 px a side, is dropped (also ``detector.augment``'s zoom-in crop)."""
     shifted = boxes.reshape(-1, 4) - torch.tensor([x0, y0, x0, y0], dtype=torch.float32)
     clipped = torch.stack(
         [

@@ -37,7 +37,7 @@ from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from ml import artifacts
 from ml.data import ImageInput, open_image, to_rgb
-from ml.detection.augment import compose
+from ml.detection.augment import clip_to_window, compose
 from ml.detection.evaluate import evaluate_detections
 from ml.models import PACKAGE_ARCHITECTURE, PretrainedLoadError, load_package_weights
 from ml.threads import torch_threads
@@ -419,26 +419,8 @@ def augment(
     if f < 1.0:
         x0, y0 = rng.randint(0, w - ww), rng.randint(0, h - wh)
         image = image[:, y0 : y0 + wh, x0 : x0 + ww]
-        shifted = boxes - torch.tensor([x0, y0, x0, y0], dtype=torch.float32)
-        clipped = torch.stack(
-            [
-                shifted[:, 0].clamp(0, ww),
-                shifted[:, 1].clamp(0, wh),
-                shifted[:, 2].clamp(0, ww),
-                shifted[:, 3].clamp(0, wh),
-            ],
-            dim=1,
-        )
-        area = (shifted[:, 2] - shifted[:, 0]) * (shifted[:, 3] - shifted[:, 1])
-        kept_area = (clipped[:, 2] - clipped[:, 0]).clamp(min=0) * (clipped[:, 3] - clipped[:, 1]).clamp(
-            min=0
-        )
-        keep = (
-            (kept_area >= 0.5 * area)
-            & (clipped[:, 2] - clipped[:, 0] >= 2)
-            & (clipped[:, 3] - clipped[:, 1] >= 2)
-        )
-        return image.contiguous(), clipped[keep], labels[keep]
+        kept, kept_labels = clip_to_window(boxes, labels, x0, y0, ww, wh)
+        return image.contiguous(), kept, kept_labels
     x0, y0 = rng.randint(0, ww - w), rng.randint(0, wh - h)
     canvas = torch.full((3, wh, ww), 127, dtype=image.dtype)
     canvas[:, y0 : y0 + h, x0 : x0 + w] = image
