@@ -510,7 +510,10 @@ def fit_detector(
     ``labels`` are ``[{"id", "name"}]`` in the order ``DetectionExample.labels`` index. Epochs run
     until ``config.epochs`` or until the next one would overrun ``config.time_budget_s`` (measured
     from the first epoch). ``progress`` gets ``{"percent", "epoch", "loss"}`` after each epoch.
-    Same examples, config and seed give the same model as long as the budget does not cut it short.
+    Same examples, config and seed give the same model as long as the budget planner never shortens
+    the plan: it re-plans the epochs (and a decaying schedule's cosine) from the median epoch's
+    time, so on a loaded machine slow early epochs can shorten the cosine for a while and change
+    the model even when the budget does not end the training (BENCHMARKS.md, hard scenes).
     """
     config = config or DetectConfig()
     with _no_onednn(), torch_threads(config.num_threads):
