@@ -269,7 +269,7 @@ class _FeatureCache:
 
     def __init__(self, model: FCOS, config: DetectConfig, shape: tuple[int, int], pool: list[int]):
         self.model, self.views, self.shape = model, config.feature_views, shape
-        self.stages, self.images, self.pool = config.freeze_stages, len(pool), pool
+        self.stages, self.pool = config.freeze_stages, pool  # the training images (mosaic donors too)
         self.limit_bytes = config.feature_cache_mb * 2**20
         self.store: dict[int, list[_View]] = {}
 
@@ -304,7 +304,7 @@ class _FeatureCache:
     def _fit_memory(self, view: _View) -> None:
         """Fewer views per image when ``views`` of every image would not fit the memory limit."""
         per_view = sum(t.numel() * t.element_size() for t in (view.x, *view.taken))
-        fits = int(self.limit_bytes // max(1, per_view * self.images))
+        fits = int(self.limit_bytes // max(1, per_view * len(self.pool)))
         if fits < self.views:
             logger.info(
                 "detector feature cache: %d views an image fit the limit (%d asked)", fits, self.views
