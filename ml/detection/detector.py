@@ -121,6 +121,12 @@ class DetectConfig:
     # 0.436 against 0.168 with the plateau rule of min_gain 0.02 (BENCHMARKS.md, "Hard photo scenes").
     mosaic: float = 0.5
     copy_paste: int = 3
+    # A decaying schedule for sets still far from learnt: when the best validation mAP@0.5 after
+    # ``extend_after`` epochs is under ``extend_below``, the cosine is stretched (from the rate it
+    # has reached) over as many epochs as the time budget allows, at most ``epochs``. 0 = off: the
+    # ``decay_epochs`` whatever the score.
+    extend_below: float = 0.0
+    extend_after: int = 8
 
 
 @dataclass
@@ -272,6 +278,13 @@ class _FeatureCache:
         self.stages, self.pool = config.freeze_stages, pool  # the training images (mosaic donors too)
         self.limit_bytes = config.feature_cache_mb * 2**20
         self.store: dict[int, list[_View]] = {}
+        # Seconds spent making fresh views (augmentation and the frozen stages) since the last
+        # ``take_view_seconds``: what an epoch of cached views no longer pays (the budget planner).
+        self.view_seconds = 0.0
+
+    def take_view_seconds(self) -> float:
+        seconds, self.view_seconds = self.view_seconds, 0.0
+        return seconds
 
     def losses(self, batch: list[int], cache, config: DetectConfig, rng: random.Random, device):
         """The batch's losses, or None when the cache cannot serve it (then it is off)."""
@@ -280,6 +293,7 @@ class _FeatureCache:
         fresh = [i for i in dict.fromkeys(batch) if len(self.store.setdefault(i, [])) < self.views]
         new: dict[int, _View] = {}
         if fresh:
+            began = time.perf_counter()
             image_list, targets = self.model.transform(
                 *_augmented(fresh, cache, config, rng, device, self.pool)
             )
@@ -293,6 +307,7 @@ class _FeatureCache:
                 new[i] = _View(x[j], [t[j] for t in taken], image_list.image_sizes[j], targets[j])
                 self.store[i].append(new[i])
             self._fit_memory(new[fresh[0]])
+            self.view_seconds += time.perf_counter() - began
         chosen = [new[i] if i in new else rng.choice(self.store[i]) for i in batch]
         # The anchors need only the padded batch's shape and each image's size, not its pixels.
         padded = torch.zeros(()).expand(len(chosen), 3, *self.shape)
@@ -459,13 +474,83 @@ def _seed_everything(seed: int) -> random.Random:
 
 
 def _lr_at(step: int, total: int, config: DetectConfig) -> float:
-    # The warm-up takes at most a fifth of the steps: on a few dozen images (3 steps an epoch) the
-    # full 20 would leave the cosine almost nothing and the detector under-trained.
-    warmup = max(1, min(config.warmup_steps, total // 5))
-    if step < warmup:
-        return config.lr * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return config.lr * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+    """The rate at ``step`` of a cosine planned over ``total`` steps and never re-planned."""
+    return _Cosine(total, config).rate(step)
+
+
+class _Cosine:
+    """The decaying rate: a linear warm-up, then a cosine from ``lr`` down to 5 % of it at the
+    plan's last step. A plan changed on the way (``replan``: the time budget shortens it, or a set
+    still far from learnt lengthens it) goes on from the rate it has reached: the rest of the
+    cosine is squeezed or stretched over the steps left, so the rate never jumps and never rises."""
+
+    def __init__(self, total: int, config: DetectConfig):
+        self.lr, self.total = config.lr, total
+        # The warm-up takes at most a fifth of the steps: on a few dozen images (3 steps an epoch)
+        # the full 20 would leave the cosine almost nothing and the detector under-trained.
+        self.warmup = max(1, min(config.warmup_steps, total // 5))
+        self.anchor_step, self.anchor_progress = self.warmup, 0.0  # where the current plan starts
+
+    def progress(self, step: int) -> float:
+        done = (step - self.anchor_step) / max(1, self.total - self.anchor_step)
+        return min(1.0, self.anchor_progress + (1.0 - self.anchor_progress) * max(0.0, done))
+
+    def rate(self, step: int) -> float:
+        if step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        return self.lr * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * self.progress(step))))
+
+    def replan(self, step: int, total: int) -> None:
+        """The cosine ends at ``total`` steps from now on; ``step`` is the next one to run."""
+        if step > self.anchor_step:
+            self.anchor_progress, self.anchor_step = self.progress(step), step
+        self.total = max(total, step)
+
+
+class _BudgetPlan:
+    """How many epochs fit the time budget, from what the epochs so far cost.
+
+    An epoch's time is split in two: making fresh views (augmentation and the frozen stages, which
+    the feature cache times) and the rest (the layers that learn and the validation). Epochs up to
+    ``fresh_epochs`` pay both; later ones, which train on cached views, only the rest. Each part is
+    the median of the epochs measured, so one epoch slowed by a neighbour's load does not move it.
+    One more epoch's learning part is kept for the final evaluation.
+
+    ``shorten`` waits while it can: a plan that projects past the budget is cut only once the cut
+    would take at least half of the epochs it has left (or no further epoch fits). A slow phase
+    that passes (the first epochs on a loaded machine) then changes nothing when the plan still
+    fits after it, and a cut made late squeezes the rest of the cosine at most twofold."""
+
+    def __init__(self, budget_s: float):
+        self.budget_s = budget_s
+        self.learning: list[float] = []  # seconds of each epoch outside making fresh views
+        self.viewing: list[float] = []  # seconds making fresh views, in the epochs that drew them
+
+    def record(self, seconds: float, view_seconds: float, fresh: bool) -> None:
+        self.learning.append(max(0.0, seconds - view_seconds))
+        if fresh:
+            self.viewing.append(view_seconds)
+
+    def projected(self, epoch: int, last: int, elapsed: float, fresh_epochs: float) -> float:
+        """Seconds from the start to the end of epoch ``last`` and the final evaluation, when
+        ``epoch`` epochs have run in ``elapsed`` seconds."""
+        learn = float(np.median(self.learning))
+        view = float(np.median(self.viewing)) if self.viewing else 0.0
+        fresh_left = max(0, min(last, fresh_epochs) - epoch)
+        return elapsed + (last - epoch) * learn + fresh_left * view + learn
+
+    def fit(self, epoch: int, wanted: int, elapsed: float, fresh_epochs: float) -> int:
+        """The most epochs, at least ``epoch`` (the ones run) and at most ``wanted``, that end
+        within the budget."""
+        last = wanted
+        while last > epoch and self.projected(epoch, last, elapsed, fresh_epochs) > self.budget_s:
+            last -= 1
+        return last
+
+    def shorten(self, epoch: int, planned: int, elapsed: float, fresh_epochs: float) -> int:
+        """The plan after ``epoch``: ``planned``, or fewer when it overruns and can wait no more."""
+        fits = self.fit(epoch, planned, elapsed, fresh_epochs)
+        return fits if fits - epoch <= (planned - epoch) // 2 else planned
 
 
 @torch.inference_mode()
@@ -508,12 +593,14 @@ def fit_detector(
     """Train FCOS on the training side, evaluate it on the test side, save it to ``out_dir``.
 
     ``labels`` are ``[{"id", "name"}]`` in the order ``DetectionExample.labels`` index. Epochs run
-    until ``config.epochs`` or until the next one would overrun ``config.time_budget_s`` (measured
-    from the first epoch). ``progress`` gets ``{"percent", "epoch", "loss"}`` after each epoch.
-    Same examples, config and seed give the same model as long as the budget planner never shortens
-    the plan: it re-plans the epochs (and a decaying schedule's cosine) from the median epoch's
-    time, so on a loaded machine slow early epochs can shorten the cosine for a while and change
-    the model even when the budget does not end the training (BENCHMARKS.md, hard scenes).
+    until ``config.epochs`` (a decaying schedule: its planned epochs) or until the budget
+    planner (``_BudgetPlan``) says the rest would overrun ``config.time_budget_s`` (measured from
+    the start of the fit). ``progress`` gets ``{"percent", "epoch", "loss"}`` after each epoch.
+    Same examples, config and seed give the same model whenever the planner keeps the plan: it
+    costs epochs on fresh and on cached views apart, from the medians of the epochs measured, and
+    shortens the plan (and the cosine, from the rate reached) only when that projection overruns
+    the budget and the cut can wait no longer; it never lengthens it again. A slow phase the plan
+    still fits changes nothing; a machine slow enough to cut the plan does change the model.
     """
     config = config or DetectConfig()
     with _no_onednn(), torch_threads(config.num_threads):
@@ -547,10 +634,11 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(fit_idx) / config.batch_size)
     stopping = _EarlyStopping(config) if val_idx else None
-    decaying = stopping is None or stopping.decaying  # the rate follows _lr_at's cosine
+    decaying = stopping is None or stopping.decaying  # the rate follows a cosine (_Cosine)
     planned = min(config.epochs, config.decay_epochs) if stopping and stopping.decaying else config.epochs
-    epochs = planned
-    total_steps = epochs * steps_per_epoch
+    epochs = planned  # the plan now: the budget only shortens it, ``extend_below`` lengthens it once
+    schedule = _Cosine(epochs * steps_per_epoch, config)
+    budget = _BudgetPlan(config.time_budget_s) if config.time_budget_s else None
     history: list[dict] = []
     step = 0
     # oneDNN's kernels are built once per batch shape: worth it when every training batch has the
@@ -561,9 +649,9 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
     if one_shape and config.feature_views > 0 and config.freeze_stages > 0:
         features = _FeatureCache(model, config, next(iter(shapes)), fit_idx)
     stopped = ""
-    for epoch in range(1, planned + 1):
-        if epoch > epochs:
-            break
+    epoch = 0
+    while epoch < epochs:
+        epoch += 1
         epoch_started = time.perf_counter()
         model.train()
         order = fit_idx[:]
@@ -574,7 +662,7 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
         with _onednn(one_shape):
             for start in range(0, len(order), config.batch_size):
                 batch = order[start : start + config.batch_size]
-                lr = _lr_at(step, total_steps, config) if decaying else _warm(step, config, stopping.lr)
+                lr = schedule.rate(step) if decaying else _warm(step, config, stopping.lr)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 loss_dict = features.losses(batch, cache, config, rng, device) if features else None
@@ -595,16 +683,37 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
         epoch_time = time.perf_counter() - epoch_started
         record["seconds"] = round(epoch_time, 2)
         history.append(record)
-        if config.time_budget_s:
-            # Re-planned after every epoch from the median epoch so far: one epoch slowed by a
-            # neighbour's load (69 s among 20-30 s ones, measured on the shared 2 cores) does not end
-            # the training, and a machine that stays slow moves the median within a few epochs.
-            # Stop when the next epoch and the evaluation (about one epoch's forward passes) would
-            # overrun the budget.
-            typical = float(np.median([row["seconds"] for row in history]))
-            left = config.time_budget_s - (time.perf_counter() - started) - typical
-            epochs = min(planned, epoch + max(0, int(left // max(typical, 1e-6))))
-            total_steps = max(epochs * steps_per_epoch, step)
+        # Epochs up to ``fresh_epochs`` draw fresh views; later ones train on cached views.
+        fresh_epochs = features.views if features and features.views else math.inf
+        if budget:
+            view_seconds = features.take_view_seconds() if features else 0.0
+            budget.record(epoch_time, view_seconds, fresh=epoch <= fresh_epochs)
+        if (
+            config.extend_below > 0
+            and decaying
+            and stopping
+            and epoch == config.extend_after
+            and stopping.best < config.extend_below
+            and not stopped
+        ):
+            # Still far from learnt: the cosine is stretched over as many epochs as the budget
+            # allows, at most ``epochs``.
+            planned = longer = config.epochs
+            if budget:
+                longer = budget.fit(epoch, planned, time.perf_counter() - started, fresh_epochs)
+            if longer > epochs:
+                epochs = longer
+                schedule.replan(step, epochs * steps_per_epoch)
+                record["extended_to"] = epochs
+        if budget:
+            # Shortened only when the plan would really overrun the budget (a slow start that still
+            # fits changes nothing: _BudgetPlan.shorten), never lengthened again: the rate stays
+            # monotone, and a training the budget does not cut is the same whatever the load.
+            fits = budget.shorten(epoch, epochs, time.perf_counter() - started, fresh_epochs)
+            if fits < epochs:
+                epochs = fits
+                schedule.replan(step, epochs * steps_per_epoch)
+                record["shortened_to"] = epochs
         if stopped:
             epochs = epoch
         if progress:
