@@ -38,7 +38,9 @@ from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 from ml import artifacts
 from ml.data import ImageInput, open_image, to_rgb
 from ml.detection.augment import clip_to_window, compose
+from ml.detection.calibrate import calibration_from_predictions
 from ml.detection.evaluate import evaluate_detections
+from ml.detection.postprocess import calibrated
 from ml.models import PACKAGE_ARCHITECTURE, PretrainedLoadError, load_package_weights
 from ml.threads import torch_threads
 
@@ -77,6 +79,9 @@ class DetectConfig:
     scale_range: tuple[float, float] = (0.6, 1.4)  # < 1 crops (zoom in), > 1 pads (zoom out)
     score_floor: float = 0.05  # detections under this are never returned
     threshold: float = 0.3  # the probability threshold precision/recall are reported at (keep_prob)
+    # The probabilities answered are the chance that a box is right, fitted on the validation
+    # slice after the training (ml/detection/calibrate.py); False = FCOS's scores as they are.
+    calibrate: bool = True
     num_threads: int | None = None
     device: str | None = None  # None = cuda when present
     # Stem + this many of lite0's 7 blocks stay at their ImageNet weights: no backward pass runs
@@ -571,6 +576,16 @@ def _predict_tensors(model: FCOS, images: list[torch.Tensor], device: torch.devi
     return out
 
 
+def _calibrated(predictions: list[dict], calibration: dict | None) -> list[dict]:
+    """``_predict_tensors``' answers with the probabilities answered (``postprocess.calibrated``)."""
+    if not calibration:
+        return predictions
+    return [
+        {**found, "scores": calibrated(np.asarray(found["scores"], dtype=np.float32), calibration).tolist()}
+        for found in predictions
+    ]
+
+
 def _no_onednn():
     """oneDNN off for detection's forward and backward passes.
 
@@ -726,6 +741,12 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
 
     if stopping:
         stopping.restore(model)
+    calibration = None
+    if val_idx and config.calibrate:
+        truth = [{"boxes": cache[i][1].tolist(), "labels": cache[i][2].tolist()} for i in val_idx]
+        calibration = calibration_from_predictions(
+            truth, _predict_tensors(model, [cache[i][0] for i in val_idx], device)
+        )
     if not stopped and len(history) < planned:
         stopped = "budget"
         warnings.append(
@@ -734,7 +755,7 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
     stopped = stopped or "epochs"
     train_time = time.perf_counter() - started
     test_images = [cache[i][0] for i in test_idx]
-    predicted = _predict_tensors(model, test_images, device)
+    predicted = _calibrated(_predict_tensors(model, test_images, device), calibration)
     truth = [{"boxes": cache[i][1].tolist(), "labels": cache[i][2].tolist()} for i in test_idx]
     evaluation = evaluate_detections(truth, predicted, len(labels), threshold=config.threshold)
     # Boxes of the per-image results go back to each example's own frame.
@@ -770,6 +791,8 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
         "val_map50": stopping.best if stopping else None,
         "frozen_stages": config.freeze_stages,
         "feature_views": features.views if features else 0,
+        # The map from scores to the probabilities answered (ml/detection/calibrate.py), None = none.
+        "calibration": calibration,
     }
     if out_dir is not None:
         save_detector(out_dir, model, labels, config, metrics)
@@ -879,6 +902,7 @@ def save_detector(out_dir, model: FCOS, labels: list[dict], config: DetectConfig
         "input_size": config.input_size,
         "config": {k: v for k, v in asdict(config).items() if k not in ("device", "num_threads")},
         "metrics": {k: metrics[k] for k in ("map50", "precision", "recall", "threshold") if k in metrics},
+        "calibration": metrics.get("calibration"),
     }
     artifacts.save_version(out_dir, model, meta)
 
@@ -901,6 +925,8 @@ class DetectionPredictor:
         # ml/detection/postprocess.py: when set it answers instead of the torch model.
         self.onnx = onnx
         self.onnx_spec: dict | None = None
+        # Scores to probabilities (ml/detection/calibrate.py); versions trained before have none.
+        self.calibration: dict | None = meta.get("calibration")
 
     @classmethod
     def load(cls, directory, device=None, num_threads: int | None = None, mode: str | None = None):
@@ -967,8 +993,9 @@ class DetectionPredictor:
                 for f in found
             ]
         else:
-            predictions = _predict_tensors(
-                self.model, [tensor for tensor, _ in inputs], self.device, len(inputs) or 1
+            predictions = _calibrated(
+                _predict_tensors(self.model, [tensor for tensor, _ in inputs], self.device, len(inputs) or 1),
+                self.calibration,
             )
         results = []
         for (tensor, (width, height)), det in zip(inputs, predictions, strict=True):

@@ -69,6 +69,19 @@ def _match(true_boxes, true_labels, pred_boxes, pred_labels, pred_scores, min_sc
     return tp, matched, order
 
 
+def hits(truth: Sequence[dict], predicted: Sequence[dict]) -> tuple[list[float], list[bool]]:
+    """Every predicted box's score and whether it is a hit (greedy matching at IoU 0.5, most
+    probable first, as mAP counts), over all images."""
+    scores: list[float] = []
+    hit: list[bool] = []
+    for t, p in zip(truth, predicted, strict=True):
+        labels = list(t["labels"])
+        tp, _, order = _match(t["boxes"], labels, p["boxes"], p["labels"], p["scores"], min_score=-1.0)
+        scores.extend(float(p["scores"][i]) for i in order)
+        hit.extend(bool(x) for x in tp)
+    return scores, hit
+
+
 def evaluate_detections(
     truth: Sequence[dict], predicted: Sequence[dict], num_labels: int, threshold: float = 0.5
 ) -> dict:

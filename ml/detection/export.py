@@ -71,6 +71,8 @@ def write_onnx(predictor: DetectionPredictor, target: str | os.PathLike) -> dict
         "topk_candidates": int(model.topk_candidates),
         "detections_per_img": int(model.detections_per_img),
     }
+    if predictor.calibration:  # scores to the probabilities answered (ml/detection/calibrate.py)
+        spec["calibration"] = {k: predictor.calibration[k] for k in ("slope", "intercept")}
     example = torch.zeros(1, 3, side, side, dtype=torch.uint8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation notice

@@ -33,7 +33,13 @@ non-maximum suppression per class at IoU ``nms_thresh``, and at most ``detection
 remain, best first. Those figures, the anchor sizes and S are in the ONNX file's metadata (key
 ``visionforge.detection``, JSON).
 
-``min_score`` (the caller's cut-off, Ximilar's ``keep_prob``) leaves the locations under it out
+The probability answered: a version trained since calibration (``calibration`` in the metadata:
+``slope`` a, ``intercept`` b) answers sigmoid(a * logit(score) + b), fitted on its validation
+slice so that it is the chance that the box is right (``ml.detection.calibrate``); a, b > 0 keeps
+the order, so the NMS and the boxes are the same. Without it the score itself is answered.
+
+``min_score`` (the caller's cut-off, Ximilar's ``keep_prob``, a probability as answered) leaves the
+locations under it out
 before the NMS. That changes no answer at or above it: the NMS takes boxes best first and a box's
 fate depends only on better ones, so the boxes kept at or above the cut-off are the same, in the
 same order; the top-k per level and the ``detections_per_img`` limit keep the best, which are the
@@ -135,6 +141,33 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-7, 1.0 - 1e-7)
+    return np.log(p) - np.log1p(-p)
+
+
+def calibrated(scores: np.ndarray, calibration: dict | None) -> np.ndarray:
+    """The probabilities answered for raw scores: sigmoid(slope * logit(score) + intercept), or the
+    scores themselves without a calibration."""
+    if not calibration:
+        return scores
+    values = calibration["slope"] * logit(np.asarray(scores, dtype=np.float64)) + calibration["intercept"]
+    return _sigmoid(values).astype(np.float32)
+
+
+def raw_score(probability: float, calibration: dict | None) -> float:
+    """The raw score a probability answered comes from (``calibrated``'s inverse), a hair lower so
+    that float rounding never leaves out a box at the cut-off (the caller cuts the answered
+    probabilities again)."""
+    if not calibration:
+        return probability
+    if probability <= 0.0:
+        return 0.0
+    z = (float(logit(np.float64(probability))) - calibration["intercept"]) / calibration["slope"]
+    raw = float(_sigmoid(np.float64(z)))
+    return raw * (1.0 - 1e-6)
+
+
 def _nms(
     boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, threshold: float, limit: int
 ) -> np.ndarray:
@@ -173,7 +206,10 @@ def decode(
     """One image's graph outputs (A, C), (A, 4), (A, 1) to its detections in the resized frame
     ``shape`` (height, width), with the batch's anchors ``grid`` (``anchors``): ``boxes`` (K, 4),
     ``scores`` (K,), ``labels`` (K,) as model.json's label indexes, best first; only scores of at
-    least ``min_score`` when it is given (the same boxes as without it, cut there)."""
+    least ``min_score`` when it is given (the same boxes as without it, cut there). Scores are
+    the probabilities answered (``calibrated``, with the spec's ``calibration``)."""
+    calibration = spec.get("calibration")
+    floor = None if min_score is None else raw_score(min_score, calibration)
     bounds = np.cumsum([0, *(len(a) for a in grid)])
     all_boxes, all_scores, all_labels = [], [], []
     for level, level_anchors in enumerate(grid):
@@ -181,8 +217,8 @@ def decode(
         # Class 0 is the unused background slot: never answered.
         scores = np.sqrt(_sigmoid(cls_logits[part, 1:]) * _sigmoid(bbox_ctrness[part])).ravel()
         shown = scores > spec["score_thresh"]
-        if min_score is not None:
-            shown &= scores >= min_score
+        if floor is not None:
+            shown &= scores >= floor
         candidates = np.flatnonzero(shown)
         best = candidates[np.argsort(-scores[candidates], kind="stable")[: spec["topk_candidates"]]]
         located, labels = np.divmod(best, cls_logits.shape[1] - 1)
@@ -205,7 +241,11 @@ def decode(
     scores = np.concatenate(all_scores).astype(np.float32)
     labels = np.concatenate(all_labels)
     kept = _nms(boxes, scores, labels, spec["nms_thresh"], spec["detections_per_img"])
-    return {"boxes": boxes[kept], "scores": scores[kept], "labels": labels[kept]}
+    probabilities = calibrated(scores[kept], calibration)
+    if min_score is not None and calibration:
+        shown = probabilities >= min_score  # the boxes let through by raw_score's hair
+        kept, probabilities = kept[shown], probabilities[shown]
+    return {"boxes": boxes[kept], "scores": probabilities, "labels": labels[kept]}
 
 
 def read_spec(session) -> dict:

@@ -21,6 +21,7 @@ pytest.importorskip("onnxruntime")
 LABELS = [{"id": "sq", "name": "square"}, {"id": "di", "name": "disc"}]
 # 16 epochs, as tests/ml/detection/test_detector.py: 8 left the model trained on the default mosaic
 # and copy-paste views with near-threshold boxes of no width, which one runtime keeps and not the other.
+NMS_IOU = 0.6  # torchvision FCOS's nms_thresh, which build_detector keeps
 TINY = dict(input_size=96, epochs=16, batch_size=8, seed=3, num_threads=1)
 
 
@@ -43,7 +44,14 @@ def _matched(a: list[dict], b: list[dict], floor: float) -> None:
         assert same, (found, b)
         overlaps = iou(found["bound_box"], np.array([o["bound_box"] for o in same], dtype=float))
         best = int(overlaps.argmax())
-        assert overlaps[best] >= 0.95, (found, same[best])
+        if overlaps[best] < 0.95:
+            # A near tie: two neighbouring locations scored within a float's rounding of each other,
+            # and each runtime's NMS kept a different one (it suppresses the other at IoU > 0.6).
+            # Seen on a CPU with AMX: 0.78918 against 0.78909, boxes 2 px apart.
+            assert overlaps[best] > NMS_IOU and abs(same[best]["prob"] - found["prob"]) <= 1e-3, (
+                found,
+                same[best],
+            )
         assert abs(same[best]["prob"] - found["prob"]) <= 0.01, (found, same[best])
 
 
