@@ -221,3 +221,16 @@ def test_cached_views_are_drawn_once_per_image_and_view_and_train_the_same_weigh
     assert len(calls) == 20 * 2  # epochs 3 and 4 reuse the views of epochs 1 and 2
     assert metrics["feature_views"] == 2 and metrics["epochs"] == 4
     assert all(row["loss"] == row["loss"] for row in metrics["history"])  # no NaN
+
+
+def test_a_set_still_far_from_learnt_stretches_its_cosine_to_the_epochs_allowed():
+    examples = _examples(24)
+    mask = [i >= 20 for i in range(24)]
+    # lr 0: the validation score stays under any level, so after the first epoch the 2-epoch
+    # cosine is stretched to the 4 epochs allowed; off (0), the 2 epochs run as planned.
+    base = dict(lr=0.0, val_fraction=0.3, min_val_images=4, decay_epochs=2, epochs=4, extend_after=1)
+    stretched = fit_detector(examples, mask, LABELS, _tiny(**base, extend_below=0.5)).metrics
+    assert (stretched["epochs"], stretched["stopped"]) == (4, "epochs")
+    assert stretched["history"][0]["extended_to"] == 4
+    plain = fit_detector(examples, mask, LABELS, _tiny(**base, extend_below=0.0)).metrics
+    assert plain["epochs"] == 2 and "extended_to" not in plain["history"][0]
