@@ -24,7 +24,9 @@ neighbour's load on a shared machine falls on all of them alike:
 Also how far the runtimes' answers are apart on the same records (boxes at prob >= 0.3 matched by
 label at IoU >= 0.5 and 0.9) and each runtime's mAP@0.5 on 60 fresh scenes.
 Goals (issue 23): detect 1 record <= 25 ms, 10 records <= 150 ms over HTTP, each <= 1.25 x the
-same runtime in-process. Not part of the test suite.
+same runtime in-process. Also the floor of any API call, an authenticated ``GET
+detection/v2/task/<id>/`` on the ONNX server in the same rounds, against detect's cost over its
+in-process work. Not part of the test suite.
 """
 
 from __future__ import annotations
@@ -138,6 +140,23 @@ def call(port: int, token: str, body: bytes) -> float:
     return bench_classify.post(port, token, "/detection/v2/detect/", body)[0]
 
 
+def floor_call(port: int, token: str, task_id: str) -> float:
+    """An authenticated ``GET detection/v2/task/<id>/`` (token, workspace and one task row): what any
+    call of the API costs before its own work, the floor of detect's cost over its in-process work."""
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    started = time.perf_counter()
+    connection.request("GET", f"/detection/v2/task/{task_id}/", headers={"Authorization": f"Token {token}"})
+    response = connection.getresponse()
+    response.read()
+    elapsed = time.perf_counter() - started
+    connection.close()
+    if response.status != 200:
+        raise RuntimeError(f"HTTP {response.status}")
+    return elapsed
+
+
 def agreement(a: list[dict], b: list[dict], overlap: float) -> tuple[int, int]:
     """(boxes of ``a`` at prob >= 0.3 with a same-label box of ``b`` at IoU >= ``overlap``, boxes of
     ``a`` at prob >= 0.3)."""
@@ -209,7 +228,9 @@ def main() -> None:
         samples = {
             (name, where, count): [] for name in RUNTIMES for where in ("local", "http") for count in (1, 10)
         }
+        floor: list[float] = []
         for _ in range(args.repeats):
+            floor.append(floor_call(servers["onnx"][0], ids["token"], ids["task_id"]))
             for name, predictor in predictors.items():
                 for count in (1, 10):
                     batch = fresh[:count]
@@ -239,8 +260,16 @@ def main() -> None:
             f"{local[10] * 1000:.1f} / {remote[10] * 1000:.1f} ms | "
             f"{remote[1] / local[1]:.2f}; {remote[10] / local[10]:.2f} |"
         )
-    torch_local, torch_remote = rows["torch"]
     onnx_local, onnx_remote = rows["onnx"]
+    empty = statistics.median(floor)
+    print(
+        "\nthe floor, an authenticated GET detection/v2/task/<id>/ on the ONNX server: "
+        f"p50 {empty * 1000:.1f} ms; "
+        f"detect 1 record costs {(onnx_remote[1] - onnx_local[1]) * 1000:.1f} ms over its in-process work, "
+        f"{(onnx_remote[1] - onnx_local[1] - empty) * 1000:.1f} ms above the floor; the floor alone is "
+        f"{empty / onnx_local[1]:.2f} of the in-process work (1 record)"
+    )
+    torch_local, torch_remote = rows["torch"]
     print(
         f"\nONNX / torch: in-process {onnx_local[1] / torch_local[1]:.2f} (1), "
         f"{onnx_local[10] / torch_local[10]:.2f} (10); HTTP {onnx_remote[1] / torch_remote[1]:.2f} (1), "
