@@ -40,6 +40,11 @@ def _get(url: str, token: str | None = None):
         return exc.code, json.loads(exc.read() or b"null")
 
 
+def _default_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 @contextlib.contextmanager
 def run_stack(tmp_path, with_process: bool = False, **extra_env):
     """``scripts/run.sh`` on a fresh VF_VAR_DIR, up once /health answers; yields (base URL, log),
@@ -67,6 +72,11 @@ def run_stack(tmp_path, with_process: bool = False, **extra_env):
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # one process group: the worker and gunicorn stop with it
+        # As a terminal starts it: Ctrl-C's SIGINT at its default. A test run started in the
+        # background of a non-interactive shell (`.ci/run &`) ignores SIGINT, its children inherit
+        # that, and bash can never trap a signal ignored when it started: run.sh's Ctrl-C trap
+        # would not run (exit 0 instead of 130, seen in a check run that way).
+        preexec_fn=_default_interrupts,
     )
     base = f"http://127.0.0.1:{port}"
     try:
