@@ -195,7 +195,9 @@ def main() -> None:
                 f"seed {seed} recipe: mAP@0.5 {m['map50']:.3f} in {m['train_time_s']:.0f} s "
                 f"(input {m['input_size']}, {m['epochs']} epochs, best {m['best_epoch']}, "
                 f"stopped: {m['stopped']}, "
-                f"val mAP {m['val_map50']}, AP per label {row['per_label']})",
+                f"val mAP {m['val_map50']}, AP per label {row['per_label']}; at prob 0.3 "
+                f"precision {m['precision']:.3f} recall {m['recall']:.3f}, "
+                f"calibration {m.get('calibration')})",
                 flush=True,
             )
             print(
