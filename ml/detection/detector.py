@@ -668,6 +668,7 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
     if one_shape and config.feature_views > 0 and config.freeze_stages > 0:
         features = _FeatureCache(model, config, next(iter(shapes)), fit_idx)
     stopped = ""
+    shown = 0.0  # the percent last reported
     epoch = 0
     while epoch < epochs:
         epoch += 1
@@ -736,7 +737,9 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
         if stopped:
             epochs = epoch
         if progress:
-            progress({"percent": 100.0 * epoch / max(epochs, 1) * 0.95, "epoch": epoch, "loss": mean_loss})
+            # Never back: a plan stretched for a set still learning makes the share done smaller.
+            shown = max(shown, 100.0 * epoch / max(epochs, 1) * 0.95)
+            progress({"percent": shown, "epoch": epoch, "loss": mean_loss})
         logger.info(
             "detector epoch %d/%d loss %.4f (%.1f s) %s", epoch, epochs, mean_loss, epoch_time, record
         )

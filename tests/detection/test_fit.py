@@ -234,3 +234,18 @@ def test_a_set_still_far_from_learnt_stretches_its_cosine_to_the_epochs_allowed(
     assert stretched["history"][0]["extended_to"] == 4
     plain = fit_detector(examples, mask, LABELS, _tiny(**base, extend_below=0.0)).metrics
     assert plain["epochs"] == 2 and "extended_to" not in plain["history"][0]
+
+
+def test_the_progress_shown_never_goes_back_when_the_plan_grows():
+    examples = _examples(24)
+    mask = [i >= 20 for i in range(24)]
+    # Epoch 1 of a 2-epoch plan is 47.5 % done; after epoch 2 the plan grows to 5 epochs, where
+    # epoch 2 would be 38 %.
+    config = _tiny(
+        lr=0.0, val_fraction=0.3, min_val_images=4, decay_epochs=2, epochs=5, extend_after=2, extend_below=0.5
+    )
+    reported: list[float] = []
+    record = reported.append
+    metrics = fit_detector(examples, mask, LABELS, config, progress=lambda p: record(p["percent"])).metrics
+    assert metrics["epochs"] == 5 and metrics["history"][1]["extended_to"] == 5, metrics["history"]
+    assert reported == sorted(reported) and reported[0] == 47.5 and reported[-1] == 99.0, reported
