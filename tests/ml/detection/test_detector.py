@@ -11,7 +11,16 @@ import pytest
 import torch
 from PIL import Image
 
-from ml.detection.detector import DetectConfig, DetectionExample, DetectionPredictor, augment, fit_detector
+from ml.detection.detector import (
+    DetectConfig,
+    DetectionExample,
+    DetectionPredictor,
+    _load_examples,
+    _predict_tensors,
+    _Validation,
+    augment,
+    fit_detector,
+)
 from ml.detection.evaluate import average_precision, evaluate_detections, iou
 from tests.detection.scenes import png, scenes
 
@@ -83,6 +92,32 @@ def test_the_evaluation_lists_each_test_image_worst_first(trained):
     assert errors == sorted(errors, reverse=True)
     assert {"true", "predicted", "index"} <= set(images[0])
     assert all(i >= 24 for i in (r["index"] for r in images))
+
+
+def test_the_validation_slice_scored_from_kept_frozen_stages_gets_the_whole_nets_answers(trained):
+    # Scenes of two sizes, so batches are padded as torchvision pads them; 11 = a short last batch.
+    _, out = trained
+    model = DetectionPredictor.load(out, mode="eager").model
+    data = scenes(6, seed=21) + scenes(5, seed=22, size=(80, 96))
+    examples = [DetectionExample(image=png(image), boxes=b, labels=lab) for image, b, lab in data]
+    cache = _load_examples(examples, 96)
+    config = DetectConfig(**TINY)
+    whole = _predict_tensors(model, [item[0] for item in cache], torch.device("cpu"))
+    validation = _Validation(model, cache, list(range(11)), len(LABELS), config, torch.device("cpu"))
+    first, again = validation.predict(model), validation.predict(model)  # keeps, then reuses
+    assert validation.batches and len(validation.batches) == 2
+    assert sum(len(found["boxes"]) for found in whole) > 11
+    for answers in (first, again):
+        for mine, theirs in zip(answers, whole, strict=True):
+            assert mine["labels"] == theirs["labels"]
+            np.testing.assert_allclose(mine["boxes"], theirs["boxes"], atol=1e-3)
+            np.testing.assert_allclose(mine["scores"], theirs["scores"], atol=1e-5)
+    score, predicted = validation.score(model)
+    truth = [{"boxes": item[1].tolist(), "labels": item[2].tolist()} for item in cache]
+    assert score == round(float(evaluate_detections(truth, whole, len(LABELS))["map50"]), 4) > 0.5
+    assert predicted == again
+    # The layout is back to the default after it (the weights are saved and exported from it).
+    assert all(p.is_contiguous() for p in model.parameters())
 
 
 def test_the_same_seed_trains_the_same_detector():
