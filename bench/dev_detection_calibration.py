@@ -21,7 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,16 +37,7 @@ from bench_detection_photos import default_config  # noqa: E402
 
 from ml.detection.detector import DetectionExample, DetectionPredictor, fit_detector  # noqa: E402
 from ml.detection.evaluate import evaluate_detections  # noqa: E402
-from ml.detection.postprocess import logit  # noqa: E402
-
-
-def raw_scores(probabilities: list[float], calibration: dict | None) -> list[float]:
-    """The scores the probabilities were calibrated from (the map inverted)."""
-    values = np.asarray(probabilities, dtype=float)
-    if not calibration or not len(values):
-        return list(values)
-    z = (logit(values) - calibration["intercept"]) / calibration["slope"]
-    return list(1.0 / (1.0 + np.exp(-z)))
+from ml.detection.postprocess import uncalibrated  # noqa: E402
 
 
 def main() -> None:
@@ -75,7 +65,7 @@ def main() -> None:
             }
             for a in answers
         ]
-        raw = [{**a, "scores": raw_scores(a["scores"], calibration)} for a in answered]
+        raw = [{**a, "scores": uncalibrated(a["scores"], calibration).tolist()} for a in answered]
         seconds, val = time.time() - started, result.metrics["val_images"]
         row = [kind, seed, f"{seconds:.0f} s", f"val {val}", calibration]
         for name, predicted in (("raw", raw), ("calibrated", answered)):

@@ -155,17 +155,23 @@ def calibrated(scores: np.ndarray, calibration: dict | None) -> np.ndarray:
     return _sigmoid(values).astype(np.float32)
 
 
+def uncalibrated(probabilities: np.ndarray, calibration: dict | None) -> np.ndarray:
+    """The raw scores probabilities answered come from (``calibrated``'s inverse), in float64."""
+    values = np.asarray(probabilities, dtype=np.float64)
+    if not calibration:
+        return values
+    return _sigmoid((logit(values) - calibration["intercept"]) / calibration["slope"])
+
+
 def raw_score(probability: float, calibration: dict | None) -> float:
-    """The raw score a probability answered comes from (``calibrated``'s inverse), a hair lower so
-    that float rounding never leaves out a box at the cut-off (the caller cuts the answered
-    probabilities again)."""
+    """The raw score of the cut-off ``probability`` (``uncalibrated``), a hair lower so that float
+    rounding never leaves out a box at the cut-off (the caller cuts the answered probabilities
+    again)."""
     if not calibration:
         return probability
     if probability <= 0.0:
         return 0.0
-    z = (float(logit(np.float64(probability))) - calibration["intercept"]) / calibration["slope"]
-    raw = float(_sigmoid(np.float64(z)))
-    return raw * (1.0 - 1e-6)
+    return float(uncalibrated(np.float64(probability), calibration)) * (1.0 - 1e-6)
 
 
 def _nms(

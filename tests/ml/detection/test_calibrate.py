@@ -63,6 +63,10 @@ def test_the_map_keeps_the_order_and_the_cut_off_finds_its_scores():
         assert postprocess.calibrated(np.array([floor / (1 - 1e-6)]), calibration)[0] == pytest.approx(cut)
         # Every raw score whose probability reaches the cut-off passes the raw floor.
         assert np.all(raw[probabilities >= cut] >= floor)
+    # The inverse gives the raw scores back (where float32 probabilities still tell them apart).
+    apart = probabilities < 0.99
+    back = postprocess.uncalibrated(probabilities[apart], calibration)
+    np.testing.assert_allclose(back, raw[apart], rtol=1e-5)
     assert postprocess.calibrated(raw, None) is raw and postprocess.raw_score(0.3, None) == 0.3
 
 
