@@ -655,11 +655,10 @@ def _predict_tensors(model: FCOS, images: list[torch.Tensor], device: torch.devi
     """Predictions for uint8 images, boxes in each image's own frame (the model maps them back)."""
     model.eval()
     out = []
-    with torch.no_grad():
-        for start in range(0, len(images), batch_size):
-            batch = [_to_float(image, device) for image in images[start : start + batch_size]]
-            for det in model(batch):
-                out.append(_as_lists(det))
+    for start in range(0, len(images), batch_size):
+        batch = [_to_float(image, device) for image in images[start : start + batch_size]]
+        for det in model(batch):
+            out.append(_as_lists(det))
     return out
 
 
@@ -983,7 +982,7 @@ def _onednn(enabled: bool):
 def _channels_last(model: nn.Module, enabled: bool):
     """The model's weights in channels-last layout inside the block (with oneDNN on: a training
     step of 8 views at 384 x 288 px 0.66 s instead of 0.82, the frozen stages' forward 0.48 s
-    instead of 0.67; BENCHMARKS.md, "Channels-last training steps"), back to the default layout
+    instead of 0.67; BENCHMARKS.md, "Faster epochs"), back to the default layout
     after it: without oneDNN the same layout is 3x slower (evaluation, prediction, the export)."""
     if not enabled:
         yield
