@@ -243,18 +243,21 @@ def _frozen_forward(body: nn.Module, x: torch.Tensor, stages: int) -> tuple[torc
     return x, taken
 
 
-def _pyramid_from_frozen(
-    model: FCOS, stages: int, x: torch.Tensor, taken: list[torch.Tensor]
-) -> list[torch.Tensor]:
-    """The FPN's levels for images whose stem and first ``stages`` blocks already ran
-    (``_frozen_forward``): the remaining blocks and the FPN, as the backbone's forward runs them."""
+def _heads_from_frozen(
+    model: FCOS, stages: int, x: torch.Tensor, taken: list[torch.Tensor], images: ImageList
+) -> tuple[dict[str, torch.Tensor], list[torch.Tensor], list[int]]:
+    """FCOS's head outputs, anchors and locations per level for images whose stem and first
+    ``stages`` blocks already ran (``_frozen_forward``): the remaining blocks, the FPN and the head,
+    as torchvision's forward runs them after the transform."""
     body = model.backbone.body
     features = list(taken)
     for i, block in enumerate(list(body.blocks)[stages:], start=stages):
         x = block(x)
         if i + 1 in body._stage_out_idx:
             features.append(x)
-    return list(model.backbone.fpn(OrderedDict((str(i), f) for i, f in enumerate(features))).values())
+    pyramid = list(model.backbone.fpn(OrderedDict((str(i), f) for i, f in enumerate(features))).values())
+    per_level = [f.size(2) * f.size(3) for f in pyramid]
+    return model.head(pyramid), model.anchor_generator(images, pyramid), per_level
 
 
 def _losses_from_frozen(
@@ -265,13 +268,9 @@ def _losses_from_frozen(
     images: ImageList,
     targets: list[dict],
 ) -> dict[str, torch.Tensor]:
-    """FCOS's training losses (``model(images, targets)``) for images whose stem and first
-    ``stages`` blocks already ran (``_frozen_forward``): the remaining blocks, the FPN, the head
-    and the loss, as torchvision's forward has them."""
-    pyramid = _pyramid_from_frozen(model, stages, x, taken)
-    head_outputs = model.head(pyramid)
-    anchors = model.anchor_generator(images, pyramid)
-    per_level = [f.size(2) * f.size(3) for f in pyramid]
+    """FCOS's training losses (``model(images, targets)``) for images whose frozen stages already
+    ran (``_heads_from_frozen``), as torchvision's forward has them."""
+    head_outputs, anchors, per_level = _heads_from_frozen(model, stages, x, taken, images)
     return model.compute_loss(targets, head_outputs, anchors, per_level)
 
 
@@ -284,11 +283,8 @@ def _detections_from_frozen(
     original_sizes: list[tuple[int, int]],
 ) -> list[dict[str, torch.Tensor]]:
     """FCOS's detections (``model(images)`` in eval mode) for images whose frozen stages already
-    ran: the same steps as torchvision's forward after the backbone."""
-    pyramid = _pyramid_from_frozen(model, stages, x, taken)
-    head_outputs = model.head(pyramid)
-    anchors = model.anchor_generator(images, pyramid)
-    per_level = [f.size(2) * f.size(3) for f in pyramid]
+    ran (``_heads_from_frozen``), as torchvision's forward has them."""
+    head_outputs, anchors, per_level = _heads_from_frozen(model, stages, x, taken, images)
     split = {key: list(value.split(per_level, dim=1)) for key, value in head_outputs.items()}
     per_image = [list(a.split(per_level)) for a in anchors]
     detections = model.postprocess_detections(split, per_image, images.image_sizes)
@@ -298,7 +294,7 @@ def _detections_from_frozen(
 class _Validation:
     """The validation slice, scored (mAP@0.5) after every epoch.
 
-    With frozen stages their output for each batch of the slice is kept from the first epoch (no
+    With frozen stages their output for each batch of the slice is computed once, here (no
     augmentation, frozen weights: it never changes), and each epoch runs only the layers that learn,
     with oneDNN and the channels-last layout (a batch's shape is the same every epoch, so oneDNN
     builds its kernels once). Its predictions are those of ``_predict_tensors`` (torchvision's
@@ -310,8 +306,7 @@ class _Validation:
         self.images = [cache[i][0] for i in indexes]
         self.truth = [{"boxes": cache[i][1].tolist(), "labels": cache[i][2].tolist()} for i in indexes]
         self.num_labels, self.device, self.stages = num_labels, device, config.freeze_stages
-        self.limit_bytes = config.feature_cache_mb * 2**20
-        self.batches: list[tuple] | None = [] if self.stages > 0 else None
+        self.batches = self._keep_frozen(model, config.feature_cache_mb * 2**20) if self.stages > 0 else None
 
     def score(self, model: FCOS) -> tuple[float, list[dict]]:
         """mAP@0.5 of the slice (rounded to 4 places) and the predictions it was computed from."""
@@ -323,10 +318,6 @@ class _Validation:
         if self.batches is None:
             return _predict_tensors(model, self.images, self.device)
         model.eval()
-        if not self.batches:
-            self._keep_frozen(model)
-            if self.batches is None:
-                return _predict_tensors(model, self.images, self.device)
         out = []
         with torch.no_grad(), _onednn(True), _channels_last(model, True):
             for x, taken, images, original_sizes in self.batches:
@@ -334,8 +325,10 @@ class _Validation:
                     out.append(_as_lists(det))
         return out
 
-    def _keep_frozen(self, model: FCOS) -> None:
-        kept = 0
+    def _keep_frozen(self, model: FCOS, limit_bytes: int) -> list[tuple] | None:
+        """Each batch's frozen-stage outputs and sizes, or None when they would pass ``limit_bytes``."""
+        batches, kept = [], 0
+        model.eval()  # the transform as evaluation runs it (the epochs switch training back on)
         with torch.no_grad():
             for start in range(0, len(self.images), 8):
                 batch = [_to_float(image, self.device) for image in self.images[start : start + 8]]
@@ -343,12 +336,12 @@ class _Validation:
                 images, _ = model.transform(batch)
                 x, taken = _frozen_forward(model.backbone.body, images.tensors, self.stages)
                 kept += sum(t.numel() * t.element_size() for t in (x, *taken))
-                if kept > self.limit_bytes:
-                    self.batches = None  # the whole net every epoch
-                    return
+                if kept > limit_bytes:
+                    return None  # the whole net every epoch
                 # Only the sizes are needed after the frozen stages (the anchors, the frames).
                 shape = torch.zeros(()).expand(*images.tensors.shape)
-                self.batches.append((x, taken, ImageList(shape, images.image_sizes), original_sizes))
+                batches.append((x, taken, ImageList(shape, images.image_sizes), original_sizes))
+        return batches
 
 
 @dataclass

@@ -104,7 +104,7 @@ def test_the_validation_slice_scored_from_kept_frozen_stages_gets_the_whole_nets
     config = DetectConfig(**TINY)
     whole = _predict_tensors(model, [item[0] for item in cache], torch.device("cpu"))
     validation = _Validation(model, cache, list(range(11)), len(LABELS), config, torch.device("cpu"))
-    first, again = validation.predict(model), validation.predict(model)  # keeps, then reuses
+    first, again = validation.predict(model), validation.predict(model)  # the kept outputs, twice
     assert validation.batches and len(validation.batches) == 2
     assert sum(len(found["boxes"]) for found in whole) > 11
     for answers in (first, again):
