@@ -106,6 +106,7 @@ def test_a_trained_version_answers_probabilities_fitted_on_its_validation_slice(
     # The same weights: the same boxes in the same order, so the same mAP; only the probabilities
     # (and which boxes pass the 0.3 the precision is reported at) differ.
     assert with_map.metrics["map50"] == without.metrics["map50"]
+
     def scores(metrics):
         return [(row["loss"], row["val_map50"]) for row in metrics["history"]]
 
