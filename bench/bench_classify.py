@@ -12,7 +12,8 @@ development photo set's training side (``bench_quality.photos``, seed 0's 80 %),
 set's test photos; ``lite0`` (default): a tf_efficientnet_lite0 at 224 px trained one epoch.
 
 (VF_INFERENCE_THREADS: torch threads of the baseline and of each server, default all cores; on a
-machine shared with other jobs use 1, see BENCHMARKS.md.)
+machine shared with other jobs use 1, see BENCHMARKS.md. VF_INFERENCE_PASSES: ONNX Runtime passes
+of a batch side by side in both, default the cores over the threads; 1 = one after another.)
 
 Prepares everything itself: a temporary VF_VAR_DIR with a SQLite database (migrated), a user with a
 token, a multi_class task with a version trained by ``ml.recognition.recipe.fit`` (the default architecture,
@@ -56,6 +57,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 THREADS = int(os.environ.get("VF_INFERENCE_THREADS", os.cpu_count() or 1))
+# ONNX Runtime passes of one batch side by side, in-process as the servers have them (config/settings.py).
+PASSES = int(os.environ.get("VF_INFERENCE_PASSES", max(1, (os.cpu_count() or 1) // THREADS)))
 ARCHITECTURE = os.environ.get("VF_TRAIN_ARCHITECTURE", "tf_efficientnet_lite0")
 # A mode of this benchmark -> (VF_INFERENCE_MODE of its server, the version it calls).
 MODES = {"onnx": ("onnx", 1), "onnx-fp32": ("onnx", 2), "jit": ("jit", 1), "eager": ("eager", 1),
@@ -206,7 +209,9 @@ class Baseline:
         self.modes = {}
         for mode in modes:
             real, number = MODES[mode]
-            self.modes[mode] = Predictor.load(dirs[number], device="cpu", mode=real, num_threads=THREADS)
+            self.modes[mode] = Predictor.load(
+                dirs[number], device="cpu", mode=real, num_threads=THREADS, passes=PASSES
+            )
         self.fallback = {mode: MODES[mode][0] == "bf16" and not amx_available() for mode in modes}
 
     def decode(self, batch: list[bytes], draft: bool = True):

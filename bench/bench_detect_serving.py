@@ -10,9 +10,10 @@ on ``--scenes`` seeded scenes (tests/detection/scenes.py, ``--size`` x 3/4 px; t
 VF_DETECTION_INPUT_SIZE, ``--epochs`` epochs: the weights matter for how many boxes reach the NMS,
 not for the shapes), exported to model.onnx (ml/detection/export.py). Then, for each runtime
 (``torch``: VF_INFERENCE_MODE=eager, the torch model as before; ``onnx``: the version's model.onnx
-with the numpy decoding), both loaded and both servers started first, then measured in
-interleaved rounds (``--repeats``; each runtime in-process and over HTTP, 1 and 10 records), so a
-neighbour's load on a shared machine falls on all of them alike:
+with the numpy decoding, a batch in VF_INFERENCE_PASSES passes side by side as installed;
+``onnx-1-pass``: the same, one pass at a time, as before those passes), all loaded and all servers
+started first, then measured in interleaved rounds (``--repeats``; each runtime in-process and
+over HTTP, 1 and 10 records), so a neighbour's load on a shared machine falls on all of them alike:
 
 - in-process: ``DetectionPredictor.load(folder, mode=...)`` in this process with the same thread
   count, the fresh scenes' JPEG bytes through ``preprocess`` + ``predict_batch`` with detect's
@@ -52,7 +53,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_classify  # noqa: E402  (its gunicorn start and HTTP call)
 
 THREADS = int(os.environ.get("VF_INFERENCE_THREADS", "0")) or None
-RUNTIMES = {"torch": "eager", "onnx": "onnx"}  # this benchmark's name -> VF_INFERENCE_MODE
+# this benchmark's name -> (VF_INFERENCE_MODE, VF_INFERENCE_PASSES; None = the setting's default, the
+# cores over VF_INFERENCE_THREADS): the service as installed, and ONNX Runtime one pass at a time as
+# before passes side by side (ml/inference.py, ``run_in_passes``).
+RUNTIMES = {"torch": ("eager", None), "onnx": ("onnx", None), "onnx-1-pass": ("onnx", 1)}
 KEEP = 0.3  # detect's default keep_prob, which the service hands the detector (apps/detection/prediction.py)
 
 
@@ -132,8 +136,11 @@ def timed(call) -> float:
     return time.perf_counter() - started
 
 
-def start_server(port: int, mode: str) -> subprocess.Popen:
-    return bench_classify.start_server(port, dict(os.environ), mode)
+def start_server(port: int, mode: str, passes: int | None) -> subprocess.Popen:
+    env = dict(os.environ)
+    if passes is not None:
+        env["VF_INFERENCE_PASSES"] = str(passes)
+    return bench_classify.start_server(port, env, mode)
 
 
 def call(port: int, token: str, body: bytes) -> float:
@@ -206,7 +213,12 @@ def main() -> None:
     from tests.detection.scenes import scenes
 
     fresh = [jpeg(image) for image, _, _ in scenes(10, seed=1000, size=(args.size, args.size * 3 // 4))]
-    print(f"threads {THREADS or 'default'}; records: {args.size} x {args.size * 3 // 4} JPEGs")
+    from django.conf import settings
+
+    print(
+        f"threads {THREADS or 'default'}, passes side by side {settings.VF_INFERENCE_PASSES}; "
+        f"records: {args.size} x {args.size * 3 // 4} JPEGs"
+    )
 
     from ml.detection.detector import DetectionPredictor
 
@@ -218,11 +230,15 @@ def main() -> None:
         records = [{"_base64": base64.b64encode(d).decode()} for d in fresh[:count]]
         bodies[count] = json.dumps({"task_id": ids["task_id"], "records": records}).encode()
     try:
-        for name, mode in RUNTIMES.items():
-            predictors[name] = DetectionPredictor.load(ids["dir"], mode=mode, num_threads=THREADS)
+        from django.conf import settings
+
+        for name, (mode, passes) in RUNTIMES.items():
+            predictors[name] = DetectionPredictor.load(
+                ids["dir"], mode=mode, num_threads=THREADS, passes=passes or settings.VF_INFERENCE_PASSES
+            )
             assert (predictors[name].onnx is not None) == (mode == "onnx")
             port = free_port()
-            servers[name] = (port, start_server(port, mode))
+            servers[name] = (port, start_server(port, mode, passes))
             for count in (1, 10):
                 call(port, ids["token"], bodies[count])  # loads the version, warms up
         samples = {
@@ -274,6 +290,13 @@ def main() -> None:
         f"\nONNX / torch: in-process {onnx_local[1] / torch_local[1]:.2f} (1), "
         f"{onnx_local[10] / torch_local[10]:.2f} (10); HTTP {onnx_remote[1] / torch_remote[1]:.2f} (1), "
         f"{onnx_remote[10] / torch_remote[10]:.2f} (10)"
+    )
+    one_local, one_remote = rows["onnx-1-pass"]
+    print(
+        f"passes side by side / one pass at a time: in-process {onnx_local[1] / one_local[1]:.2f} (1), "
+        f"{onnx_local[10] / one_local[10]:.2f} (10); HTTP {onnx_remote[1] / one_remote[1]:.2f} (1), "
+        f"{onnx_remote[10] / one_remote[10]:.2f} (10); the same objects: "
+        f"{answers['onnx'] == answers['onnx-1-pass']}"
     )
     for overlap in (0.5, 0.9):
         there, total = agreement(answers["torch"], answers["onnx"], overlap)

@@ -131,7 +131,7 @@ def run(args, var_dir: Path, env: dict) -> None:
     seconds = min(args.seconds, MAX_SECONDS)
     rng = np.random.default_rng(0)
     images = [photo(rng) for _ in range(10)]
-    ids = prepare(var_dir, images)
+    ids = prepare(var_dir, "lite0", images, [f"class {n}" for n in range(5)])
     token, task_id = ids["token"], ids["task_id"]
     classify_body = body_for(task_id, images)
 

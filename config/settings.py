@@ -432,6 +432,13 @@ VF_MODEL_CACHE_SIZE = env_int("VF_MODEL_CACHE_SIZE", 4)
 VF_INFERENCE_THREADS = env_int(
     "VF_INFERENCE_THREADS", max(1, (os.cpu_count() or 1) // max(1, env_int("WEB_CONCURRENCY", 2)))
 )
+# ONNX Runtime passes of one call's batch run side by side, each on VF_INFERENCE_THREADS threads
+# (ml/inference.py, ``run_in_passes``): by default as many as make the cores, so a 10-record call
+# on an otherwise idle server uses every core, not its worker's share (detect 10 records in about
+# half the time on 2 cores; BENCHMARKS.md, "Passes side by side"). 1 = one pass after another.
+VF_INFERENCE_PASSES = env_int(
+    "VF_INFERENCE_PASSES", max(1, (os.cpu_count() or 1) // max(1, VF_INFERENCE_THREADS))
+)
 # How a loaded version runs (BENCHMARKS.md, classify; docs/operations.md, "Inference modes"): "auto"
 # (= "onnx"; on a GPU without onnxruntime's CUDA provider, "jit"), "onnx" (the version's model.onnx,
 # the file a download hands out, FP32 or INT8, in ONNX Runtime), "jit" (TorchScript trace + freeze,

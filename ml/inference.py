@@ -17,7 +17,8 @@ import logging
 import os
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 import numpy as np
@@ -93,23 +94,103 @@ def onnx_session(path: str | os.PathLike, num_threads: int | None = None):
     return ort.InferenceSession(str(path), options, providers=onnx_providers())
 
 
+# --------------------------------------------------------------------------- passes side by side
+
+_pass_pools: dict[int, ThreadPoolExecutor] = {}
+_pass_pools_lock = threading.Lock()
+
+
+def _pass_pool(workers: int) -> ThreadPoolExecutor:
+    """The process's pool for ``workers`` passes at once, made on first use (after gunicorn forks;
+    a pool started per call cost ~3 ms a thread on a busy 2-core machine)."""
+    with _pass_pools_lock:
+        pool = _pass_pools.get(workers)
+        if pool is None:
+            pool = _pass_pools[workers] = ThreadPoolExecutor(workers, thread_name_prefix="forward-pass")
+        return pool
+
+
+def pass_rounds(count: int, passes: int = 1, in_flight: int | None = None) -> list[list[slice]]:
+    """How a batch of ``count`` images is run: rounds of at most ``passes`` near-equal slices that
+    run side by side, so no more than ``in_flight`` images (None: the whole batch) are in flight
+    at once. 10 images, 2 passes, 6 in flight: 3 + 3, then 2 + 2; 1 in flight: one at a time."""
+    if count <= 1:
+        return [[slice(0, count)]]
+    in_flight = min(count, in_flight or count)
+    passes = max(1, min(passes, in_flight))
+    size = max(1, in_flight // passes)
+    parts = -(-count // size)
+    parts = min(count, -(-parts // passes) * passes)
+    base, extra = divmod(count, parts)
+    slices, start = [], 0
+    for i in range(parts):
+        stop = start + base + (i < extra)
+        slices.append(slice(start, stop))
+        start = stop
+    return [slices[i : i + passes] for i in range(0, parts, passes)]
+
+
+def run_in_passes(session, output_names: Sequence[str] | None, feeds: dict, passes: int = 1, in_flight=None):
+    """``session.run`` over the ``images`` feed in the ``pass_rounds``, each round's passes side by
+    side on the process's pass pool, the outputs joined again along the batch.
+
+    ONNX Runtime releases the GIL and a session may run from several threads at once, so with one
+    intra-op thread a session and ``passes`` = the cores, a 10-record call uses every core the
+    machine has instead of one (BENCHMARKS.md, "Passes side by side"); one image, or ``passes``
+    1, runs in the caller's thread as before. The slices share the batch's shape (padded once,
+    before), so each image's outputs do not depend on how the batch was cut."""
+    images = feeds["images"]
+    rounds = pass_rounds(len(images), passes, in_flight)
+    if len(rounds) == 1 and len(rounds[0]) == 1:
+        return session.run(output_names, feeds)
+
+    def one(part: slice):
+        return session.run(output_names, {**feeds, "images": images[part]})
+
+    runs = []
+    for parts in rounds:
+        runs += list(_pass_pool(passes).map(one, parts)) if len(parts) > 1 else [one(parts[0])]
+    return [np.concatenate(outputs) for outputs in zip(*runs, strict=True)]
+
+
+class SideBySide:
+    """An ONNX Runtime session whose ``run`` goes through ``run_in_passes`` with ``passes`` passes
+    side by side; everything else is the session's (``get_modelmeta``, ``get_inputs``)."""
+
+    def __init__(self, session, passes: int = 1):
+        self.session = session
+        self.passes = max(1, passes)
+
+    def run(self, output_names, feeds: dict):
+        return run_in_passes(self.session, output_names, feeds, self.passes)
+
+    def __getattr__(self, name: str):
+        return getattr(self.session, name)
+
+
 class OnnxRunner:
     """A version's ``model.onnx`` in an ONNX Runtime session: uint8 (N, 3, S, S) images in,
     ``(scores, features)`` out as float32 arrays (the file's ``scores`` are the predictor's
     ``probs`` / values; ``features`` the penultimate features, not normalised).
 
     Sequential execution on ``num_threads`` intra-op threads (None: ONNX Runtime's default, one
-    per core), so a forward uses the cores the service gives inference and no more. Every
-    runner of the process allocates from one shared CPU arena (``_share_cpu_arena``).
+    per core), so a forward uses the cores the service gives inference and no more; a batch runs
+    in ``passes`` passes side by side (``run_in_passes``). Every runner of the process allocates
+    from one shared CPU arena (``_share_cpu_arena``).
     """
 
-    def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None, passes: int = 1):
         self.path = str(path)
         self.session = onnx_session(self.path, num_threads)
         self.outputs = [o.name for o in self.session.get_outputs()]
+        self.passes = max(1, passes)
 
-    def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        found = dict(zip(self.outputs, self.session.run(None, {"images": images}), strict=True))
+    def __call__(
+        self, images: np.ndarray, in_flight: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """``in_flight``: at most this many images run at once (the shared arena grows to them)."""
+        outputs = run_in_passes(self.session, None, {"images": images}, self.passes, in_flight)
+        found = dict(zip(self.outputs, outputs, strict=True))
         return found["scores"], found.get("features")
 
 
@@ -159,11 +240,12 @@ def amx_available() -> bool:
         return False
 
 
-def accelerate(predictor: Servable, mode: str, num_threads: int | None = None) -> Servable:
+def accelerate(predictor: Servable, mode: str, num_threads: int | None = None, passes: int = 1) -> Servable:
     """Swap the predictor's forward for the ``mode`` lever and warm it up.
 
-    ``onnx``: the version's ``model.onnx`` in ONNX Runtime (``num_threads`` intra-op threads); the
-    torch model is then dropped (``predictor.model`` is None).
+    ``onnx``: the version's ``model.onnx`` in ONNX Runtime (``num_threads`` intra-op threads, a
+    batch in ``passes`` passes side by side: ``run_in_passes``); the torch model is then dropped
+    (``predictor.model`` is None).
     ``eager``: plain PyTorch. ``jit``: traced and frozen, float32. ``bf16``: traced and frozen
     with bfloat16 weights, only on a GPU or a CPU with AMX (else ``jit``). ``auto``: ``onnx``,
     except on a GPU when onnxruntime has no CUDA provider (then ``jit`` on the GPU).
@@ -178,9 +260,9 @@ def accelerate(predictor: Servable, mode: str, num_threads: int | None = None) -
         mode = "jit"
     if mode == "onnx":
         try:
-            predictor.onnx = OnnxRunner(predictor.onnx_path(), num_threads)
+            predictor.onnx = OnnxRunner(predictor.onnx_path(), num_threads, passes)
             if "features" not in predictor.onnx.outputs:  # exported before descriptors were an output
-                predictor.onnx = OnnxRunner(predictor.onnx_path(rewrite=True), num_threads)
+                predictor.onnx = OnnxRunner(predictor.onnx_path(rewrite=True), num_threads, passes)
         except Exception:  # a net the exporter or the runtime cannot take: serve it with torch
             logger.exception("ONNX Runtime cannot serve this version; using jit")
             predictor.onnx, mode = None, "jit"

@@ -14,8 +14,9 @@ A ``Trainer`` has
   dicts, and returns a ``TrainOutcome``.
 
 A ``Predictor`` has
-- ``load(directory, mode=, num_threads=)``: the model of the version saved in ``directory``, ready
-  to predict (ml/ does the loading; ``mode`` is ``VF_INFERENCE_MODE``). The model has ``labels``,
+- ``load(directory, mode=, num_threads=, passes=)``: the model of the version saved in
+  ``directory``, ready to predict (ml/ does the loading; ``mode`` is ``VF_INFERENCE_MODE``,
+  ``passes`` ``VF_INFERENCE_PASSES``). The model has ``labels``,
   ``preprocess(image)`` and ``predict_batch(inputs, descriptor=)``, and may have ``draft(image)``
   (prepare an opened image to decode at the reduced scale ``preprocess`` needs; its ``size`` is
   then what the request's pixel budget counts);

@@ -15,12 +15,12 @@ PROB_DIGITS = 5
 DEFAULT_KEEP_PROB = 0.3  # Ximilar's documented default
 
 
-def load(directory, *, mode: str, num_threads: int | None = None):
+def load(directory, *, mode: str, num_threads: int | None = None, passes: int = 1):
     """The detector saved in ``directory``: its model.onnx in ONNX Runtime when it has one and
     ``mode`` is ``auto`` or ``onnx``, else the torch model."""
     from ml.detection.detector import DetectionPredictor  # torch loads with the first model, not with Django
 
-    return DetectionPredictor.load(directory, num_threads=num_threads, mode=mode)
+    return DetectionPredictor.load(directory, num_threads=num_threads, mode=mode, passes=passes)
 
 
 def label_names(*, labels: list[dict]) -> dict[str, str]:

@@ -131,7 +131,10 @@ def load_predictor(version: ModelVersion):
     directory = artifacts.local_artifact_dir(version)  # the download runs outside the lock
     with TORCH_LOCK:
         predictor = KINDS.get(version.task.type).predictor.load(
-            directory, mode=settings.VF_INFERENCE_MODE, num_threads=settings.VF_INFERENCE_THREADS or None
+            directory,
+            mode=settings.VF_INFERENCE_MODE,
+            num_threads=settings.VF_INFERENCE_THREADS or None,
+            passes=settings.VF_INFERENCE_PASSES,
         )
     logger.info(
         "loaded model %s v%d (%s) in %.2f s",

@@ -14,11 +14,11 @@ from apps.labels.models import Label
 PROB_DIGITS = 5  # Ximilar answers probabilities with 5 decimals
 
 
-def load(directory, *, mode: str, num_threads: int | None = None):
+def load(directory, *, mode: str, num_threads: int | None = None, passes: int = 1):
     """The version saved in ``directory``, loaded by ml/ for inference in ``mode`` and warmed up."""
     from ml.recognition.predictor import Predictor  # torch loads with the first model, not with Django
 
-    return Predictor.load(directory, mode=mode, num_threads=num_threads)
+    return Predictor.load(directory, mode=mode, num_threads=num_threads, passes=passes)
 
 
 def label_names(*, labels: list[dict]) -> dict[str, str]:

@@ -1031,11 +1031,14 @@ class DetectionPredictor:
         self.calibration: dict | None = meta.get("calibration")
 
     @classmethod
-    def load(cls, directory, device=None, num_threads: int | None = None, mode: str | None = None):
+    def load(
+        cls, directory, device=None, num_threads: int | None = None, mode: str | None = None, passes: int = 1
+    ):
         """Load from ``directory`` (model.json + model.safetensors, nothing unpickled). ``mode``
         ``auto`` or ``onnx`` serves the version's ``model.onnx`` through ONNX Runtime when it has
-        one (no torch model is built); a version without it, a file the runtime cannot open, and
-        the other modes (None, ``eager``, ``jit``, ``bf16``) run the torch model."""
+        one (no torch model is built), a batch in ``passes`` passes side by side
+        (ml/inference.py's ``run_in_passes``); a version without it, a file the runtime cannot
+        open, and the other modes (None, ``eager``, ``jit``, ``bf16``) run the torch model."""
         if num_threads:
             torch.set_num_threads(num_threads)
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -1043,7 +1046,7 @@ class DetectionPredictor:
         onnx_file = os.path.join(directory, artifacts.ONNX_FILE)
         if mode in ("auto", "onnx") and os.path.isfile(onnx_file):
             try:
-                return cls._onnx_served(onnx_file, meta, num_threads)
+                return cls._onnx_served(onnx_file, meta, num_threads, passes)
             except Exception:  # a file the runtime cannot take: serve the torch model instead
                 logger.exception("ONNX Runtime cannot serve this detector; using torch")
         saved = meta.get("config", {})
@@ -1056,11 +1059,14 @@ class DetectionPredictor:
         return cls(model.to(dev), meta, dev)
 
     @classmethod
-    def _onnx_served(cls, onnx_file: str, meta: dict, num_threads: int | None) -> DetectionPredictor:
+    def _onnx_served(
+        cls, onnx_file: str, meta: dict, num_threads: int | None, passes: int
+    ) -> DetectionPredictor:
         from ml.detection import postprocess
-        from ml.inference import onnx_session
+        from ml.inference import SideBySide, onnx_session
 
-        predictor = cls(None, meta, torch.device("cpu"), onnx=onnx_session(onnx_file, num_threads))
+        session = SideBySide(onnx_session(onnx_file, num_threads), passes)
+        predictor = cls(None, meta, torch.device("cpu"), onnx=session)
         predictor.onnx_spec = postprocess.read_spec(predictor.onnx)
         size = predictor.input_size
         predictor.predict_batch([(torch.zeros((3, size, size), dtype=torch.uint8), (size, size))])  # warm up

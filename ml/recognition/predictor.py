@@ -95,9 +95,11 @@ class Predictor:
         device: str | torch.device | None = None,
         num_threads: int | None = None,
         mode: str | None = None,
+        passes: int = 1,
     ) -> Predictor:
         """Load the version saved in ``directory``. ``device`` None = cuda if available.
-        ``num_threads`` sets torch's (process-wide) intra-op thread count and ONNX Runtime's. ``mode``
+        ``num_threads`` sets torch's (process-wide) intra-op thread count and ONNX Runtime's;
+        ``passes`` ONNX Runtime passes of one batch run side by side (ml/inference.py). ``mode``
         (``auto``, ``onnx``, ``jit``, ``bf16``, ``eager``; ml/inference.py) optimises the forward
         for serving and warms it up; None leaves the plain model, as training and export want it."""
         if num_threads:
@@ -109,7 +111,7 @@ class Predictor:
         model = model.to(dev).to(memory_format=torch.channels_last).eval()
         predictor = cls(model, meta, dev, directory)
         if mode is not None:
-            accelerate(predictor, mode, num_threads)
+            accelerate(predictor, mode, num_threads, passes)
         return predictor
 
     def write_onnx(self, target: str | os.PathLike) -> pathlib.Path:
@@ -194,13 +196,12 @@ class Predictor:
         return self._rows(out, desc, descriptor)
 
     def _onnx_outputs(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        # In passes of forward_batch_size images on a CPU, like the torch forward: the shared arena
-        # (ml/inference.py) then grows to one pass's activations, not the whole request's.
+        # At most forward_batch_size images in flight on a CPU, like the torch forward: the shared
+        # arena (ml/inference.py) then grows to one pass's activations, not the whole request's.
         images = np.ascontiguousarray(batch.numpy())
-        step = forward_batch_size(images.shape[-1], self.device, images.shape[0])
-        parts = [self.onnx(images[start : start + step]) for start in range(0, max(len(images), 1), step)]
-        scores = np.concatenate([part[0] for part in parts])
-        features = None if parts[0][1] is None else np.concatenate([part[1] for part in parts])
+        scores, features = self.onnx(
+            images, forward_batch_size(images.shape[-1], self.device, images.shape[0])
+        )
         out = torch.from_numpy(scores)
         desc = None
         if features is not None:

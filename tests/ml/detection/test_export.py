@@ -77,6 +77,25 @@ def test_onnx_runtime_answers_the_torch_models_boxes(exported):
     _matched(alone_torch["objects"], alone_onnx["objects"], 0.3)
 
 
+def test_a_batch_in_passes_side_by_side_answers_as_one_pass(exported):
+    """VF_INFERENCE_PASSES: the batch is padded once, then cut, so every image's objects are the
+    ones a single pass of the whole batch finds."""
+    out, _ = exported
+    one = DetectionPredictor.load(out, mode="onnx", num_threads=1, passes=1)
+    two = DetectionPredictor.load(out, mode="onnx", num_threads=1, passes=2)
+    # Images of different sizes, so the batch is padded to its largest before it is cut.
+    images = [png(image) for image, _, _ in scenes(5, seed=21)]
+    images += [png(image) for image, _, _ in scenes(2, seed=22, size=(80, 100))]
+    alone, side_by_side = one.predict(images), two.predict(images)
+    assert sum(len(a["objects"]) for a in alone) >= len(images)
+    for mine, theirs in zip(side_by_side, alone, strict=True):
+        assert [o["label"] for o in mine["objects"]] == [o["label"] for o in theirs["objects"]]
+        assert [o["bound_box"] for o in mine["objects"]] == [o["bound_box"] for o in theirs["objects"]]
+        np.testing.assert_allclose(
+            [o["prob"] for o in mine["objects"]], [o["prob"] for o in theirs["objects"]], rtol=0, atol=1e-6
+        )
+
+
 def test_a_version_without_the_onnx_file_is_served_by_torch(exported, tmp_path):
     out, _ = exported
     older = tmp_path / "older"

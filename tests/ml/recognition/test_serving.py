@@ -200,6 +200,9 @@ def test_an_onnx_served_version_drops_its_torch_model_and_answers_in_passes_as_t
     np.testing.assert_allclose([a["probs"] for a in answers], scores, atol=1e-5)
     norms = features / np.linalg.norm(features, axis=1, keepdims=True)
     np.testing.assert_allclose([a["descriptor"] for a in answers], norms, atol=1e-5)
+    # Passes side by side (VF_INFERENCE_PASSES): 1 + 1 at a time, the same answers.
+    beside = Predictor.load(directory, device="cpu", mode="onnx", num_threads=1, passes=2)
+    np.testing.assert_allclose([a["probs"] for a in beside.predict_tensor(batch)], scores, atol=1e-5)
 
 
 def test_the_calibration_reader_gives_every_image_once_per_pass_and_rewinds():
