@@ -153,13 +153,18 @@ def run_in_passes(session, output_names: Sequence[str] | None, feeds: dict, pass
     return [np.concatenate(outputs) for outputs in zip(*runs, strict=True)]
 
 
+def cpu_passes(session, passes: int) -> int:
+    """``passes`` for a session that runs on the CPU; 1 on a GPU, which takes a batch whole."""
+    return 1 if session.get_providers()[0] != "CPUExecutionProvider" else max(1, passes)
+
+
 class SideBySide:
     """An ONNX Runtime session whose ``run`` goes through ``run_in_passes`` with ``passes`` passes
-    side by side; everything else is the session's (``get_modelmeta``, ``get_inputs``)."""
+    side by side (on a CPU); everything else is the session's (``get_modelmeta``, ``get_inputs``)."""
 
     def __init__(self, session, passes: int = 1):
         self.session = session
-        self.passes = max(1, passes)
+        self.passes = cpu_passes(session, passes)
 
     def run(self, output_names, feeds: dict):
         return run_in_passes(self.session, output_names, feeds, self.passes)
@@ -174,16 +179,15 @@ class OnnxRunner:
     ``probs`` / values; ``features`` the penultimate features, not normalised).
 
     Sequential execution on ``num_threads`` intra-op threads (None: ONNX Runtime's default, one
-    per core), so a forward uses the cores the service gives inference and no more; a batch runs
-    in ``passes`` passes side by side (``run_in_passes``). Every runner of the process allocates
-    from one shared CPU arena (``_share_cpu_arena``).
+    per core) a pass, and on a CPU a batch in ``passes`` passes side by side (``run_in_passes``).
+    Every runner of the process allocates from one shared CPU arena (``_share_cpu_arena``).
     """
 
     def __init__(self, path: str | os.PathLike, num_threads: int | None = None, passes: int = 1):
         self.path = str(path)
         self.session = onnx_session(self.path, num_threads)
         self.outputs = [o.name for o in self.session.get_outputs()]
-        self.passes = max(1, passes)
+        self.passes = cpu_passes(self.session, passes)
 
     def __call__(
         self, images: np.ndarray, in_flight: int | None = None

@@ -121,7 +121,8 @@ def release_memory() -> None:
 # Torch work of this process, one at a time: a forward pass, or tracing and freezing a version
 # being loaded. TorchScript's trace/freeze is not safe beside inference running in other threads
 # (seen under load: bf16 freezing failed while requests classified with another version), and each
-# forward already uses all VF_INFERENCE_THREADS, so two at once would only oversubscribe the cores.
+# forward already uses VF_INFERENCE_PASSES x VF_INFERENCE_THREADS threads (by default the cores),
+# so two at once would only oversubscribe them.
 TORCH_LOCK = threading.Lock()
 
 
