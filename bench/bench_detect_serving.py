@@ -230,8 +230,6 @@ def main() -> None:
         records = [{"_base64": base64.b64encode(d).decode()} for d in fresh[:count]]
         bodies[count] = json.dumps({"task_id": ids["task_id"], "records": records}).encode()
     try:
-        from django.conf import settings
-
         for name, (mode, passes) in RUNTIMES.items():
             predictors[name] = DetectionPredictor.load(
                 ids["dir"], mode=mode, num_threads=THREADS, passes=passes or settings.VF_INFERENCE_PASSES
