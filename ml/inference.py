@@ -100,6 +100,18 @@ _pass_pools: dict[int, ThreadPoolExecutor] = {}
 _pass_pools_lock = threading.Lock()
 
 
+def _forget_pass_pools() -> None:
+    """In a forked child (a Celery or gunicorn worker of a parent that ran passes): the parent's
+    pool threads do not exist here, so a pool inherited would wait for them forever."""
+    global _pass_pools_lock
+    _pass_pools.clear()
+    _pass_pools_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pass_pools)
+
+
 def _pass_pool(workers: int) -> ThreadPoolExecutor:
     """The process's pool for ``workers`` passes at once, made on first use (after gunicorn forks;
     a pool started per call cost ~3 ms a thread on a busy 2-core machine)."""

@@ -4,6 +4,8 @@ session, and the outputs those of one run of the whole batch."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import threading
 
 import numpy as np
@@ -111,3 +113,26 @@ def test_one_pass_at_a_time_runs_in_the_callers_thread(session):
 
     run_in_passes(_Where(), None, {"images": images}, passes=1, in_flight=2)
     assert seen == [(threading.get_ident(), 2), (threading.get_ident(), 2)]
+
+
+def _passes_in_child(session, images, queue):
+    split = run_in_passes(session, None, {"images": images}, passes=2)
+    queue.put([np.asarray(output).tolist() for output in split])
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_runs_passes_on_a_pool_of_its_own(session):
+    """A worker forked from a process that already ran passes (its pool's threads stay behind in
+    the parent) still runs them, instead of waiting for threads it does not have."""
+    images = np.random.default_rng(1).integers(0, 256, (4, 3, 32, 32), dtype=np.uint8)
+    whole = session.run(None, {"images": images})
+    run_in_passes(session, None, {"images": images}, passes=2)  # the parent's pool exists now
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_passes_in_child, args=(session, images, queue))
+    child.start()
+    outputs = queue.get(timeout=60)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    for mine, theirs in zip(outputs, whole, strict=True):
+        np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-6)
