@@ -131,8 +131,12 @@ def test_a_forked_child_runs_passes_on_a_pool_of_its_own(session):
     queue = context.Queue()
     child = context.Process(target=_passes_in_child, args=(session, images, queue))
     child.start()
-    outputs = queue.get(timeout=60)
-    child.join(timeout=60)
+    try:
+        outputs = queue.get(timeout=60)
+        child.join(timeout=60)
+    finally:
+        if child.is_alive():  # a child waiting on an inherited pool: not left behind
+            child.kill()
     assert child.exitcode == 0
     for mine, theirs in zip(outputs, whole, strict=True):
         np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-6)
