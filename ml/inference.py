@@ -165,21 +165,19 @@ def run_in_passes(session, output_names: Sequence[str] | None, feeds: dict, pass
     return [np.concatenate(outputs) for outputs in zip(*runs, strict=True)]
 
 
-def cpu_passes(session, passes: int) -> int:
-    """``passes`` for a session that runs on the CPU; 1 on a GPU, which takes a batch whole."""
-    return 1 if session.get_providers()[0] != "CPUExecutionProvider" else max(1, passes)
-
-
 class SideBySide:
     """An ONNX Runtime session whose ``run`` goes through ``run_in_passes`` with ``passes`` passes
-    side by side (on a CPU); everything else is the session's (``get_modelmeta``, ``get_inputs``)."""
+    side by side where the session runs on the CPU (a GPU takes a batch whole: one pass there);
+    everything else is the session's (``get_modelmeta``, ``get_inputs``, ``get_outputs``)."""
 
     def __init__(self, session, passes: int = 1):
         self.session = session
-        self.passes = cpu_passes(session, passes)
+        on_cpu = session.get_providers()[0] == "CPUExecutionProvider"
+        self.passes = max(1, passes) if on_cpu else 1
 
-    def run(self, output_names, feeds: dict):
-        return run_in_passes(self.session, output_names, feeds, self.passes)
+    def run(self, output_names, feeds: dict, in_flight: int | None = None):
+        """``in_flight``: at most this many images run at once (``pass_rounds``)."""
+        return run_in_passes(self.session, output_names, feeds, self.passes, in_flight)
 
     def __getattr__(self, name: str):
         return getattr(self.session, name)
@@ -191,22 +189,20 @@ class OnnxRunner:
     ``probs`` / values; ``features`` the penultimate features, not normalised).
 
     Sequential execution on ``num_threads`` intra-op threads (None: ONNX Runtime's default, one
-    per core) a pass, and on a CPU a batch in ``passes`` passes side by side (``run_in_passes``).
+    per core) a pass, and on a CPU a batch in ``passes`` passes side by side (``SideBySide``).
     Every runner of the process allocates from one shared CPU arena (``_share_cpu_arena``).
     """
 
     def __init__(self, path: str | os.PathLike, num_threads: int | None = None, passes: int = 1):
         self.path = str(path)
-        self.session = onnx_session(self.path, num_threads)
+        self.session = SideBySide(onnx_session(self.path, num_threads), passes)
         self.outputs = [o.name for o in self.session.get_outputs()]
-        self.passes = cpu_passes(self.session, passes)
 
     def __call__(
         self, images: np.ndarray, in_flight: int | None = None
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """``in_flight``: at most this many images run at once (the shared arena grows to them)."""
-        outputs = run_in_passes(self.session, None, {"images": images}, self.passes, in_flight)
-        found = dict(zip(self.outputs, outputs, strict=True))
+        found = dict(zip(self.outputs, self.session.run(None, {"images": images}, in_flight), strict=True))
         return found["scores"], found.get("features")
 
 
