@@ -228,7 +228,8 @@ class Baseline:
         """(decoding seconds, resizing seconds) of ``decode``'s work, apart."""
         from PIL import Image
 
-        from ml.data import draft, preprocess, to_rgb
+        from ml.data import preprocess
+        from ml.images import draft, to_rgb
 
         p = self.predictor
         t0 = time.perf_counter()

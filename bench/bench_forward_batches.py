@@ -8,7 +8,7 @@ For each thread count and input size, in one process: the eager net (channels_la
 ``ml.inference``), p50 over ``--repeats`` passes of each batch size after two warm-ups, random
 weights (the speed depends on the shapes only). Then a whole cache of 120 images through
 ``forward_outputs`` in batches of 64 (before) and of ``forward_batch_size`` images (the rule,
-``ml.models.CPU_BATCH_PIXELS``). Not part of the test suite; a few minutes. Run it with nothing else
+``ml.runtime.CPU_BATCH_PIXELS``). Not part of the test suite; a few minutes. Run it with nothing else
 on the machine: the cliff is the caches', and a neighbour's work moves it.
 """
 
@@ -26,8 +26,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ml.models import forward_batch_size  # noqa: E402
 from ml.recognition.train import forward_outputs  # noqa: E402
+from ml.runtime import forward_batch_size  # noqa: E402
 
 CACHE_IMAGES = 120
 

@@ -3,9 +3,12 @@
 ``ml.recognition`` (the recipe that searches and trains a recognition model, its probes, heads and
 nets, the predictor and ONNX export) and ``ml.detection`` (the detector, its evaluation) sit above
 the shared modules beside them: ``ml.models`` (backbones and pretrained weights), ``ml.data``
-(decoding, caches), ``ml.artifacts`` (a version on disk), ``ml.inference`` (serving modes),
-``ml.threads``, ``ml.split`` and ``ml.config``. Import the modules you need; ``ml.split`` and
-``ml.config`` stay cheap for the web process (no torch).
+(caches, augmentation), ``ml.images`` (decoding and resizing), ``ml.artifacts`` (a version on
+disk) and ``ml.weights`` (its weights), ``ml.inference`` (torch's serving modes), ``ml.runtime``
+(ONNX Runtime), ``ml.threads``, ``ml.split`` and ``ml.config``. ``ml.loading`` sits above both and
+loads a saved version for serving. Import the modules you need: ``ml.loading``, the ``served``
+modules, ``ml.images``, ``ml.runtime``, ``ml.artifacts``, ``ml.split`` and ``ml.config`` never
+import torch, so a web process that serves versions from their ONNX files never loads it.
 """
 
 from __future__ import annotations

@@ -1,6 +1,8 @@
 """A trained version on disk: ``model.safetensors`` (weights) + ``model.json`` (everything else).
 
-JSON and safetensors only, so loading a version never unpickles anything.
+JSON and safetensors only, so loading a version never unpickles anything. The file names and
+``model.json`` here, without torch (the web process reads them and serves ``model.onnx``);
+the weights in ml/weights.py.
 """
 
 from __future__ import annotations
@@ -10,10 +12,6 @@ import os
 import pathlib
 import tempfile
 
-import torch
-from safetensors.torch import load_file, save_file
-from torch import nn
-
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "model.json"
 # The served model (FP32 or INT8), written at the end of training (ml/recognition/serving.py); for
@@ -22,7 +20,7 @@ ONNX_FILE = "model.onnx"
 FORMAT_VERSION = 1
 
 
-def _atomic_write(path: pathlib.Path, write) -> None:
+def atomic_write(path: pathlib.Path, write) -> None:
     # Write next to the target and rename: a predictor never sees a half-written file.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
@@ -35,25 +33,11 @@ def _atomic_write(path: pathlib.Path, write) -> None:
         raise
 
 
-def save_version(out_dir: str | os.PathLike, model: nn.Module, meta: dict) -> None:
-    """Write the model's state_dict and ``meta`` (must be JSON-serialisable) to ``out_dir``."""
-    directory = pathlib.Path(out_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    # channels_last weights are non-contiguous views; safetensors wants plain CPU tensors.
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    _atomic_write(directory / WEIGHTS_FILE, lambda p: save_file(state, p, metadata={"format": "pt"}))
-    payload = {"format_version": FORMAT_VERSION, **meta}
-    _atomic_write(
-        directory / META_FILE,
-        lambda p: pathlib.Path(p).write_text(json.dumps(payload, indent=2, allow_nan=False)),
-    )
-
-
 def update_meta(directory: str | os.PathLike, changes: dict) -> dict:
     """Set top-level keys of a saved version's ``model.json`` (atomically); return the new meta."""
     path = pathlib.Path(directory) / META_FILE
     meta = {**json.loads(path.read_text()), **changes}
-    _atomic_write(path, lambda p: pathlib.Path(p).write_text(json.dumps(meta, indent=2, allow_nan=False)))
+    atomic_write(path, lambda p: pathlib.Path(p).write_text(json.dumps(meta, indent=2, allow_nan=False)))
     return meta
 
 
@@ -67,7 +51,3 @@ def load_meta(directory: str | os.PathLike) -> dict:
             f"{FORMAT_VERSION} only."
         )
     return meta
-
-
-def load_weights(directory: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
-    return load_file(str(pathlib.Path(directory) / WEIGHTS_FILE), device=str(device))

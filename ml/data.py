@@ -7,108 +7,27 @@ then only slice, augment and normalise tensors. The predictor calls the same
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import os
-import pathlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps
 
 from ml.config import MAX_INPUT_SIZE, MIN_INPUT_SIZE
+from ml.images import ImageInput, open_image, preprocess_array
 
 logger = logging.getLogger(__name__)
-
-ImageInput = str | pathlib.Path | bytes | Image.Image
-
-_RESAMPLE = {
-    "nearest": Image.Resampling.NEAREST,
-    "bilinear": Image.Resampling.BILINEAR,
-    "bicubic": Image.Resampling.BICUBIC,
-    "lanczos": Image.Resampling.LANCZOS,
-}
-
-
-def open_image(image: ImageInput) -> Image.Image:
-    """Open an image lazily (header only for files and bytes); PIL images pass through."""
-    if isinstance(image, Image.Image):
-        return image
-    if isinstance(image, (bytes, bytearray, memoryview)):
-        return Image.open(io.BytesIO(bytes(image)))
-    if isinstance(image, (str, pathlib.Path)):
-        return Image.open(image)
-    raise TypeError(f"unsupported image type {type(image).__name__}")
-
-
-def to_rgb(img: Image.Image) -> Image.Image:
-    """The image upright (EXIF orientation applied) in RGB; transparent areas become white.
-
-    Shared with the service's uploads and thumbnails (apps/images), so a picture looks the same
-    to the model as in the stored copy. A broken EXIF block leaves the image as stored.
-    """
-    try:
-        img = ImageOps.exif_transpose(img)
-    except (OSError, ValueError, SyntaxError, TypeError):
-        pass
-    if img.mode == "RGB":
-        return img
-    if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
-        # Transparent areas become white rather than whatever colour hides under alpha.
-        rgba = img.convert("RGBA")
-        img = Image.new("RGB", rgba.size, (255, 255, 255))
-        img.paste(rgba, mask=rgba.getchannel("A"))
-        return img
-    return img.convert("RGB")
-
-
-def draft(img: Image.Image, size: int) -> Image.Image:
-    """Have a JPEG decoded at the smallest scale (1/2, 1/4, 1/8) that still covers ``size`` on
-    both sides: up to 64x fewer pixels to decode, and quality unaffected. ``img.size`` is then what
-    decoding will produce; other formats decode whole. Before ``load``; a second call does nothing."""
-    if img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK"):
-        img.draft("RGB", (size, size))
-    return img
-
-
-# How an image becomes a square input: "crop" resizes the shorter side and keeps the centre (the
-# aspect ratio is kept, the margins of the longer side are lost); "squash" resizes the whole image
-# to the square (nothing is lost, the aspect ratio is not kept).
-RESIZE_MODES = ("crop", "squash")
 
 
 def preprocess(
     image: ImageInput, size: int, interpolation: str = "bicubic", resize: str = "crop"
 ) -> torch.Tensor:
-    """Decode and resize one image to a (3, size, size) uint8 tensor.
-
-    ``resize="crop"``: shorter side resized to ``size``, then a centre crop: the aspect ratio is
-    kept and only the margins of the longer side are lost. ``"squash"``: the whole image resized
-    to ``size`` x ``size`` (wide photos keep their sides). JPEGs are decoded at a reduced scale
-    with ``Image.draft`` first (up to 8x less work on a large photo); EXIF orientation
-    is applied so phone photos are upright.
-    """
-    if resize not in RESIZE_MODES:
-        raise ValueError(f"resize must be one of {RESIZE_MODES}")
-    img = to_rgb(draft(open_image(image), size))
-    if resize == "squash":
-        if img.size != (size, size):
-            img = img.resize((size, size), _RESAMPLE.get(interpolation, Image.Resampling.BICUBIC))
-        return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).contiguous()
-    w, h = img.size
-    scale = size / min(w, h)
-    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-    if (nw, nh) != (w, h):
-        img = img.resize((nw, nh), _RESAMPLE.get(interpolation, Image.Resampling.BICUBIC))
-    left, top = (nw - size) // 2, (nh - size) // 2
-    if (nw, nh) != (size, size):
-        img = img.crop((left, top, left + size, top + size))
-    array = np.asarray(img, dtype=np.uint8)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+    """``ml.images.preprocess_array`` as a (3, size, size) uint8 tensor."""
+    return torch.from_numpy(preprocess_array(image, size, interpolation, resize))
 
 
 def normalize(batch: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:

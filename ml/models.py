@@ -236,24 +236,6 @@ def data_config(model: nn.Module) -> dict:
     }
 
 
-# On a CPU, a forward pass over many images at once costs more per image once its activations
-# outgrow the caches (bench/bench_forward_batches.py, 2 cores, tf_efficientnet_lite0, random
-# weights): training's forward_outputs over 120 images took 24.4 ms an image in batches of 64 and
-# 12.6 in batches of 6 at 224 px on 2 threads (38.5 and 19.1 on 1 thread), 72.3 and 21.1 in batches
-# of 2 at 320 px, 5.7 and 2.9 in batches of 18 at 128 px; the traced, frozen net a version serves,
-# at 224 px on 2 threads, 6.8 ms an image in batches of 6 and 10.0 in batches of 10. At most this
-# many input pixels a pass: 6 images at 224 px, 18 at 128, 2 at 320.
-CPU_BATCH_PIXELS = 6 * 224 * 224
-
-
-def forward_batch_size(side: int, device: torch.device, at_most: int) -> int:
-    """Images per forward pass for ``side`` px inputs on ``device``: up to ``at_most``, and on a CPU
-    no more than CPU_BATCH_PIXELS of input (a GPU takes the whole batch)."""
-    if device.type != "cpu":
-        return max(1, at_most)
-    return max(1, min(at_most, CPU_BATCH_PIXELS // max(side * side, 1)))
-
-
 def features_and_logits(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Penultimate (pooled, pre-classifier) features and logits from one forward pass."""
     own = getattr(model, "features_and_logits", None)

@@ -8,6 +8,7 @@ boxes in pixels of the image as received (upright).
 from __future__ import annotations
 
 from apps.core.kinds import Predictor
+from ml.loading import load_detection
 
 from .models import DetectionLabel
 
@@ -17,10 +18,8 @@ DEFAULT_KEEP_PROB = 0.3  # Ximilar's documented default
 
 def load(directory, *, mode: str, num_threads: int | None = None, passes: int = 1):
     """The detector saved in ``directory``: its model.onnx in ONNX Runtime when it has one and
-    ``mode`` is ``auto`` or ``onnx``, else the torch model."""
-    from ml.detection.detector import DetectionPredictor  # torch loads with the first model, not with Django
-
-    return DetectionPredictor.load(directory, num_threads=num_threads, mode=mode, passes=passes)
+    ``mode`` is ``auto`` or ``onnx`` (no torch in the process), else the torch model."""
+    return load_detection(directory, mode=mode, num_threads=num_threads, passes=passes)
 
 
 def label_names(*, labels: list[dict]) -> dict[str, str]:

@@ -2,7 +2,7 @@
 
 Every reader goes through ``open_image``: the format is one we accept, the pixel count is bounded
 before anything is decoded (decompression bombs) and the whole first frame is decoded (truncated
-files). EXIF orientation and RGB are ``ml.data.to_rgb``, the rule the model sees too.
+files). EXIF orientation and RGB are ``ml.images.to_rgb``, the rule the model sees too.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ from apps.core.ids import parse_uuid
 from apps.quotas import selectors as quota_selectors
 from apps.quotas.services import quota_check
 from apps.workspaces.models import Workspace
+from ml.images import draft, to_rgb  # the model's own RGB/EXIF rule (Pillow alone, no torch)
 
 from . import storage
 from .decoding import DECODE_GATE, check_size, decode, decode_base64, max_image_bytes, open_image
@@ -125,8 +126,6 @@ def _scaled(image: Image.Image, shorter_side: int) -> Image.Image:
 
 def prepare_image(data: bytes, *, noresize: bool) -> tuple[bytes, str, bytes, tuple[int, int]]:
     """Validate and convert upload bytes: (stored bytes, extension, thumbnail bytes, (w, h))."""
-    from ml.data import draft, to_rgb  # the model's own RGB/EXIF rule; loads torch with the first upload
-
     original, image_format = open_image(data, load=False)
     if not noresize:  # a large JPEG decodes at 1/2, 1/4 or 1/8 scale, still >= 512 px on both sides
         original = draft(original, MAX_SHORTER_SIDE)

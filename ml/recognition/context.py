@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from ml.config import TrainConfig
-from ml.data import ImageInput, build_cache
+from ml.data import build_cache
+from ml.images import ImageInput
 from ml.models import build_model, data_config
 from ml.recognition.train import forward_outputs
 

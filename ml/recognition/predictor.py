@@ -13,17 +13,16 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 
-import numpy as np
 import torch
-from PIL import Image
 
-from ml import artifacts
-from ml.data import ImageInput, normalize
-from ml.data import draft as draft_image
-from ml.data import preprocess as preprocess_image
-from ml.inference import OnnxRunner, accelerate
-from ml.models import create_empty_model, features_and_logits, forward_batch_size, postprocess
+from ml import artifacts, weights
+from ml.data import normalize
+from ml.images import ImageInput
+from ml.inference import accelerate
+from ml.models import create_empty_model, features_and_logits, postprocess
 from ml.recognition import blend, multi, taps
+from ml.recognition.served import ServedVersion, answers
+from ml.runtime import forward_batch_size
 
 ONNX_OPSET = 17
 
@@ -57,36 +56,25 @@ def model_from_meta(meta: dict) -> torch.nn.Module:
     return create_empty_model(meta["architecture"], int(meta["num_outputs"]))
 
 
-class Predictor:
-    """A trained version ready to classify.
+class Predictor(ServedVersion):
+    """A trained version ready to classify, with torch.
 
     Loads from its directory alone (architecture, input size, normalisation, labels and
     thresholds come from model.json; weights from safetensors, never unpickled), and runs
-    the same preprocessing as training.
+    the same preprocessing as training. ml/recognition/served.py serves a version whose
+    ``model.onnx`` can do it alone without any of this; this class builds the torch net (training's
+    evaluation, the export, the ``jit`` / ``bf16`` / ``eager`` modes, versions without a file).
     """
 
     def __init__(
         self, model: torch.nn.Module, meta: dict, device: torch.device, directory: str | os.PathLike = ""
     ):
+        super().__init__(meta, directory)
         self.model = model
-        self.directory = pathlib.Path(directory)
-        self.meta = meta
         self.device = device
-        self.task_type: str = meta["task_type"]
-        self.labels: list[dict] = meta["labels"]
-        self.input_size: int = int(meta["input_size"])
-        self.mean: list[float] = meta["mean"]
-        self.std: list[float] = meta["std"]
-        self.interpolation: str = meta.get("interpolation", "bicubic")
-        self.resize: str = meta.get("resize", "crop")  # ml.data.RESIZE_MODES
-        self.thresholds: list[float] | None = meta.get("thresholds")
-        self.target_mean: float | None = meta.get("target_mean")
-        self.target_std: float | None = meta.get("target_std")
         # normalised batch -> (penultimate features, logits). An inference mode (ml/inference.py)
         # swaps in an equivalent traced/frozen or bf16 callable without touching the rest.
         self.forward_fn = lambda x: features_and_logits(self.model, x)
-        # The ``onnx`` mode's runner of model.onnx; when set it runs the whole forward.
-        self.onnx: OnnxRunner | None = None
 
     @classmethod
     def load(
@@ -99,7 +87,7 @@ class Predictor:
     ) -> Predictor:
         """Load the version saved in ``directory``. ``device`` None = cuda if available.
         ``num_threads`` sets torch's (process-wide) intra-op thread count and ONNX Runtime's;
-        ``passes`` ONNX Runtime passes of one batch run side by side (ml/inference.py). ``mode``
+        ``passes`` ONNX Runtime passes of one batch run side by side (ml/runtime.py). ``mode``
         (``auto``, ``onnx``, ``jit``, ``bf16``, ``eager``; ml/inference.py) optimises the forward
         for serving and warms it up; None leaves the plain model, as training and export want it."""
         if num_threads:
@@ -107,7 +95,7 @@ class Predictor:
         dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         meta = artifacts.load_meta(directory)
         model = model_from_meta(meta)
-        model.load_state_dict(artifacts.load_weights(directory, "cpu"), strict=True)
+        model.load_state_dict(weights.load_weights(directory, "cpu"), strict=True)
         model = model.to(dev).to(memory_format=torch.channels_last).eval()
         predictor = cls(model, meta, dev, directory)
         if mode is not None:
@@ -157,13 +145,8 @@ class Predictor:
         return target
 
     def preprocess(self, image: ImageInput) -> torch.Tensor:
-        """Decode + resize one image to the version's uint8 (3, S, S) input."""
-        return preprocess_image(image, self.input_size, self.interpolation, self.resize)
-
-    def draft(self, image: Image.Image) -> Image.Image:
-        """Prepare an opened, not yet decoded image for ``preprocess``: a JPEG decodes at a reduced
-        scale. Its ``size`` is then the pixels decoding will produce (for memory budgets)."""
-        return draft_image(image, self.input_size)
+        """Decode + resize one image to the version's uint8 (3, S, S) input, as a tensor."""
+        return torch.from_numpy(super().preprocess(image))
 
     def predict(self, images: Sequence[ImageInput], descriptor: bool = False) -> list[dict]:
         """Preprocess ``images`` and run them as one batch; see ``predict_tensor``."""
@@ -174,7 +157,7 @@ class Predictor:
 
     def predict_batch(self, inputs: Sequence[torch.Tensor], descriptor: bool = False) -> list[dict]:
         """``predict_tensor`` over a list of ``preprocess`` outputs, stacked into one batch."""
-        return self.predict_tensor(torch.stack(list(inputs)), descriptor=descriptor)
+        return self.predict_tensor(torch.stack([torch.as_tensor(x) for x in inputs]), descriptor=descriptor)
 
     def predict_tensor(self, batch: torch.Tensor, descriptor: bool = False) -> list[dict]:
         """The forward over a uint8 (N, 3, S, S) batch from ``preprocess``: one pass, or on a CPU
@@ -182,41 +165,16 @@ class Predictor:
 
         Each result has ``probs`` (aligned to ``labels``; softmax for multi_class, sigmoid
         for multi_label: compare with ``thresholds``) or ``value`` (regression, in target
-        units), plus ``descriptor`` (L2-normalised penultimate features) when asked.
+        units), plus ``descriptor`` (L2-normalised penultimate features) when asked
+        (ml/recognition/served.py's ``answers``).
         """
         if self.onnx is not None:
-            return self._rows(*self._onnx_outputs(batch), descriptor)
+            return self.onnx_answers(batch.numpy(), self.device, descriptor)
         with torch.inference_mode():
             x = normalize(batch.to(self.device), self.mean, self.std)
             step = forward_batch_size(x.shape[-1], self.device, x.shape[0])
             parts = [self.forward_fn(x[start : start + step]) for start in range(0, max(len(x), 1), step)]
             feats, logits = (torch.cat(pieces) for pieces in zip(*parts, strict=True))
             out = postprocess(logits, self.task_type, self.target_mean, self.target_std).cpu()
-            desc = torch.nn.functional.normalize(feats.float(), dim=1).cpu() if descriptor else None
-        return self._rows(out, desc, descriptor)
-
-    def _onnx_outputs(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        # At most forward_batch_size images in flight on a CPU, like the torch forward: the shared
-        # arena (ml/inference.py) then grows to one pass's activations, not the whole request's.
-        images = np.ascontiguousarray(batch.numpy())
-        scores, features = self.onnx(
-            images, forward_batch_size(images.shape[-1], self.device, images.shape[0])
-        )
-        out = torch.from_numpy(scores)
-        desc = None
-        if features is not None:
-            desc = torch.nn.functional.normalize(torch.from_numpy(features).float(), dim=1)
-        return out, desc
-
-    def _rows(self, out: torch.Tensor, desc: torch.Tensor | None, descriptor: bool) -> list[dict]:
-        if descriptor and desc is None:
-            raise ValueError("this model.onnx has no features output: export it again for descriptors")
-        results = []
-        for i in range(out.shape[0]):
-            row: dict = (
-                {"value": float(out[i])} if self.task_type == "regression" else {"probs": out[i].tolist()}
-            )
-            if descriptor:
-                row["descriptor"] = desc[i].tolist()
-            results.append(row)
-        return results
+            features = feats.float().cpu().numpy() if descriptor else None
+        return answers(out.numpy(), features, self.task_type, descriptor)

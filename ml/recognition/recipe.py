@@ -43,9 +43,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ml import artifacts
+from ml import artifacts, weights
 from ml.config import AUTO_ARCHITECTURE, MAX_INPUT_SIZE, TASK_TYPES, TrainConfig, finite
-from ml.data import ImageInput, image_shorter_sides, is_grey
+from ml.data import image_shorter_sides, is_grey
+from ml.images import ImageInput
 from ml.models import postprocess
 from ml.recognition import blend, metrics
 from ml.recognition.candidates import fixed
@@ -410,4 +411,4 @@ def _save(
         "metrics": result_metrics,
         "warnings": warnings,
     }
-    artifacts.save_version(out_dir, model, meta)
+    weights.save_version(out_dir, model, meta)

@@ -29,9 +29,9 @@ import torch
 
 from ml import artifacts
 from ml.config import TrainConfig
-from ml.data import ImageInput
-from ml.inference import OnnxRunner
+from ml.images import ImageInput
 from ml.recognition.predictor import Predictor
+from ml.runtime import OnnxRunner
 
 logger = logging.getLogger(__name__)
 

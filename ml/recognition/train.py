@@ -24,8 +24,9 @@ from torch import nn
 
 from ml.config import TrainConfig
 from ml.data import augment, normalize
-from ml.models import features_and_logits, forward_batch_size, postprocess
+from ml.models import features_and_logits, postprocess
 from ml.recognition.probe import targets_array, validation_score
+from ml.runtime import forward_batch_size
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from PIL import Image
 from apps.images import decoding
 from apps.images.errors import ImageInputError
 from apps.images.models import TrainingImage
-from ml.data import to_rgb
+from ml.images import to_rgb
 from tests.pictures import jpeg_with_orientation, picture, png_header_only, truncated
 
 from .conftest import b64, media_files

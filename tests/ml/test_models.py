@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from ml.config import ALLOWED_ARCHITECTURES, TrainConfig
-from ml.models import build_model, features_and_logits, forward_batch_size
+from ml.models import build_model, features_and_logits
+from ml.runtime import forward_batch_size
 
 
 @pytest.mark.parametrize("architecture", ALLOWED_ARCHITECTURES)

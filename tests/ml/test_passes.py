@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from ml.inference import SideBySide, onnx_session, pass_rounds, run_in_passes
+from ml.runtime import SideBySide, onnx_session, pass_rounds, run_in_passes
 
 pytest.importorskip("onnxruntime")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ml import artifacts
+from ml import weights
 from ml.config import TrainConfig
 from ml.models import build_model
 from ml.recognition import predictor
@@ -22,7 +22,7 @@ def test_the_predictor_answers_a_batch_in_passes_as_in_one(tmp_path, monkeypatch
         "task_type": "multi_class", "architecture": "resnet10t", "num_outputs": 3, "input_size": 224,
         "labels": [{"id": str(i), "name": f"l{i}"} for i in range(3)], "mean": [0.5] * 3, "std": [0.5] * 3,
     }  # fmt: skip
-    artifacts.save_version(tmp_path, model, meta)
+    weights.save_version(tmp_path, model, meta)
     loaded = Predictor.load(tmp_path, device="cpu", mode="jit")
     batch = torch.randint(0, 255, (10, 3, 224, 224), dtype=torch.uint8)
     sizes = []

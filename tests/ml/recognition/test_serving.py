@@ -187,13 +187,13 @@ def test_a_file_the_runtime_cannot_open_is_served_by_torch_instead(trained):
 def test_an_onnx_served_version_drops_its_torch_model_and_answers_in_passes_as_the_file(trained, monkeypatch):
     """ONNX Runtime holds the served weights (the torch copy is dropped), and a batch larger than
     one CPU pass runs in passes that answer as one run of the whole batch through the file."""
-    import ml.models
+    import ml.runtime
 
     directory, items, _ = trained
     served = Predictor.load(directory, device="cpu", mode="onnx", num_threads=1)
     assert served.onnx is not None and served.model is None
     side = served.input_size
-    monkeypatch.setattr(ml.models, "CPU_BATCH_PIXELS", 2 * side * side)  # passes of 2 images
+    monkeypatch.setattr(ml.runtime, "CPU_BATCH_PIXELS", 2 * side * side)  # passes of 2 images
     batch = torch.stack([served.preprocess(image) for image, _ in items[:5]])
     answers = served.predict_tensor(batch, descriptor=True)
     scores, features = _run_file(directory / "model.onnx", batch)

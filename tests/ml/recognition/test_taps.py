@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from ml import artifacts
+from ml import weights
 from ml.data import normalize
 from ml.models import create_empty_model
 from ml.recognition import blend, taps
@@ -113,7 +113,7 @@ def test_a_blend_with_a_middle_layer_member_reloads_from_model_json_and_serves_a
         "mean": means[0], "std": stds[0], "interpolation": "bicubic", "task_type": "regression",
         "labels": [], "thresholds": None, "target_mean": 0.0, "target_std": 1.0,
     }  # fmt: skip
-    artifacts.save_version(tmp_path, module, meta)
+    weights.save_version(tmp_path, module, meta)
 
     items, test_mask = _glyphs(n=10)
     images = _test_images(items, test_mask)
