@@ -10,7 +10,7 @@ a version that switches to the INT8 file its INT8 attempt stored after training
 ``model.onnx``. ``model.onnx`` is optional:
 versions trained before it existed (and detection versions) have none stored, and get an FP32
 export in their cache folder when first served or downloaded.
-Load a version for inference with ``ml.recognition.predictor.Predictor.load(local_artifact_dir(version))``.
+Load a version for inference with ``ml.loading.load_recognition(local_artifact_dir(version), mode=...)``.
 """
 
 from __future__ import annotations
