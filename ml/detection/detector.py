@@ -78,6 +78,8 @@ class DetectConfig:
     flip: bool = True
     scale_range: tuple[float, float] = (0.6, 1.4)  # < 1 crops (zoom in), > 1 pads (zoom out)
     score_floor: float = 0.05  # detections under this are never returned
+    # FCOS's positives: locations within this many strides of a box's centre (torchvision's 1.5).
+    center_sampling_radius: float = 1.5
     threshold: float = 0.3  # the probability threshold precision/recall are reported at (keep_prob)
     # The probabilities answered are the chance that a box is right, fitted on the validation
     # slice after the training (ml/detection/calibrate.py); False = FCOS's scores as they are.
@@ -207,6 +209,7 @@ def build_detector(num_labels: int, config: DetectConfig, pretrained: bool | Non
         image_std=[0.5, 0.5, 0.5],
         anchor_generator=AnchorGenerator(ANCHOR_SIZES, ((1.0,),) * len(ANCHOR_SIZES)),
         score_thresh=config.score_floor,
+        center_sampling_radius=config.center_sampling_radius,
         detections_per_img=100,
         topk_candidates=1000,
     )
