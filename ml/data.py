@@ -1,8 +1,9 @@
-"""Image decoding, the preprocessing shared by training and inference, and tensor augmentation.
+"""Training's image caches and tensor augmentation, over the decoding in ml/images.py.
 
 Every image is decoded and resized once per fit into a uint8 cache (N, 3, S, S); epochs
 then only slice, augment and normalise tensors. The predictor calls the same
-``preprocess`` and ``normalize`` so a saved version sees exactly what training saw.
+``preprocess`` (ml/images.py's arrays, as tensors) and ``normalize`` so a saved version sees
+exactly what training saw.
 """
 
 from __future__ import annotations

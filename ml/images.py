@@ -2,7 +2,7 @@
 
 What training (ml/data.py, ml/detection) and serving share, so a saved version sees exactly what
 its training saw. No torch here: the web process serves through ONNX Runtime and stores uploads
-without ever importing it (docs/operations.md, "Memory per web process").
+without ever importing it (docs/operations.md, "Memory bound per worker").
 """
 
 from __future__ import annotations
