@@ -4,7 +4,7 @@ Every served file (a recognition version's ``model.onnx``, FP32 or INT8, and a d
 in a session made by ``onnx_session``: sequential execution on a few intra-op threads and one CPU
 arena shared by the process. On a CPU a batch runs in passes side by side (``run_in_passes``).
 Nothing here imports torch, so a web process that serves ONNX files never loads it
-(ml/recognition/served.py, ml/detection/served.py; docs/operations.md, "Memory per web process").
+(ml/recognition/served.py, ml/detection/served.py; docs/operations.md, "Memory bound per worker").
 """
 
 from __future__ import annotations
@@ -179,8 +179,8 @@ class SideBySide:
 
     def __init__(self, session, passes: int = 1):
         self.session = session
-        on_cpu = session.get_providers()[0] == "CPUExecutionProvider"
-        self.passes = max(1, passes) if on_cpu else 1
+        self.on_cpu = session.get_providers()[0] == "CPUExecutionProvider"
+        self.passes = max(1, passes) if self.on_cpu else 1
 
     def run(self, output_names, feeds: dict, in_flight: int | None = None):
         """``in_flight``: at most this many images run at once (``pass_rounds``)."""

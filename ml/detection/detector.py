@@ -986,25 +986,17 @@ def save_detector(out_dir, model: FCOS, labels: list[dict], config: DetectConfig
     weights.save_version(out_dir, model, meta)
 
 
-class DetectionPredictor:
+class DetectionPredictor(served.DetectorVersion):
     """A saved detector ready to serve with torch: ``preprocess`` one image, ``predict_batch`` many
     in one pass. A version whose ``model.onnx`` serves it is loaded without torch instead
-    (ml/detection/served.py, ``ServedDetector``), with the same answers' shape.
-
-    Answers boxes ``[xmin, ymin, xmax, ymax]`` in the pixel frame of the image as given (upright:
-    EXIF orientation applied), with the label index and probability, best first.
+    (ml/detection/served.py, ``ServedDetector``), with the same answers.
     """
 
     def __init__(self, model: FCOS, meta: dict, device: torch.device):
+        super().__init__(meta)
         self.model = model.eval()
-        self.meta = meta
         self.device = device
-        self.task_type = TASK_TYPE
-        self.labels: list[dict] = meta["labels"]
-        self.input_size = int(meta["input_size"])
         self.onnx = None
-        # Scores to probabilities (ml/detection/calibrate.py); versions trained before have none.
-        self.calibration: dict | None = meta.get("calibration")
 
     @classmethod
     def load(
@@ -1031,9 +1023,6 @@ class DetectionPredictor:
         model.load_state_dict(weights.load_weights(directory, "cpu"), strict=True)
         return cls(model.to(dev), meta, dev)
 
-    # No ``draft(image)`` for the classify service to call first: a drafted JPEG no longer knows
-    # its own size, and the boxes must come back in that frame (preprocess drafts after reading it).
-
     def preprocess(self, image: ImageInput) -> tuple[torch.Tensor, tuple[int, int]]:
         """The image at the model's scale (longer side at most ``input_size``) and its own size."""
         return _decode(image, self.input_size)
@@ -1052,6 +1041,3 @@ class DetectionPredictor:
             _predict_tensors(self.model, tensors, self.device, len(inputs) or 1), self.calibration
         )
         return served.objects_in_frames(inputs, predictions, min_prob)
-
-    def predict(self, images: Sequence[ImageInput]) -> list[dict]:
-        return self.predict_batch([self.preprocess(image) for image in images]) if images else []

@@ -51,20 +51,37 @@ def objects_in_frames(inputs: Sequence, predictions: list[dict], min_prob: float
     return results
 
 
-class ServedDetector:
-    """A saved detector's ``model.onnx`` in ONNX Runtime, decoded in numpy (``postprocess.run``):
-    ``preprocess`` one image, ``predict_batch`` many in one batch (in passes side by side on a
-    CPU, ``SideBySide``). Boxes ``[xmin, ymin, xmax, ymax]`` in the pixel frame of the image as
-    given (upright: EXIF orientation applied), with the label index and probability, best first."""
+class DetectorVersion:
+    """What ``model.json`` says of a saved detector, and ``predict`` over the ``preprocess`` and
+    ``predict_batch`` of a subclass (``ServedDetector``; ml/detection/detector.py's
+    ``DetectionPredictor`` with torch). Boxes ``[xmin, ymin, xmax, ymax]`` in the pixel frame of
+    the image as given (upright: EXIF orientation applied), with the label index and probability,
+    best first."""
 
-    model = None  # no torch model: ONNX Runtime holds the weights it serves
-
-    def __init__(self, meta: dict, session: SideBySide):
+    def __init__(self, meta: dict):
         self.meta = meta
         self.task_type = TASK_TYPE
         self.labels: list[dict] = meta["labels"]
         self.input_size = int(meta["input_size"])
+        # Scores to probabilities (ml/detection/calibrate.py); versions trained before have none.
         self.calibration: dict | None = meta.get("calibration")
+
+    # No ``draft(image)`` for the classify service to call first: a drafted JPEG no longer knows
+    # its own size, and the boxes must come back in that frame (preprocess drafts after reading it).
+
+    def predict(self, images: Sequence[ImageInput]) -> list[dict]:
+        return self.predict_batch([self.preprocess(image) for image in images]) if images else []
+
+
+class ServedDetector(DetectorVersion):
+    """A saved detector's ``model.onnx`` in ONNX Runtime, decoded in numpy (``postprocess.run``):
+    ``preprocess`` one image, ``predict_batch`` many in one batch (in passes side by side on a
+    CPU, ``SideBySide``)."""
+
+    model = None  # no torch model: ONNX Runtime holds the weights it serves
+
+    def __init__(self, meta: dict, session: SideBySide):
+        super().__init__(meta)
         self.onnx = session
         self.onnx_spec: dict = postprocess.read_spec(session)
 
@@ -75,9 +92,6 @@ class ServedDetector:
         size = detector.input_size
         detector.predict_batch([(np.zeros((3, size, size), dtype=np.uint8), (size, size))])
         return detector
-
-    # No ``draft(image)`` for the classify service to call first: a drafted JPEG no longer knows
-    # its own size, and the boxes must come back in that frame (preprocess drafts after reading it).
 
     def preprocess(self, image: ImageInput) -> tuple[np.ndarray, tuple[int, int]]:
         """The image at the model's scale (longer side at most ``input_size``) and its own size."""
@@ -95,9 +109,6 @@ class ServedDetector:
             for f in found
         ]
         return objects_in_frames(inputs, predictions, min_prob)
-
-    def predict(self, images: Sequence[ImageInput]) -> list[dict]:
-        return self.predict_batch([self.preprocess(image) for image in images]) if images else []
 
 
 def served_alone(directory, mode: str | None, num_threads: int | None = None, passes: int = 1):

@@ -169,7 +169,7 @@ class Predictor(ServedVersion):
         (ml/recognition/served.py's ``answers``).
         """
         if self.onnx is not None:
-            return self.onnx_answers(batch.numpy(), self.device, descriptor)
+            return self.onnx_answers(batch.numpy(), descriptor)
         with torch.inference_mode():
             x = normalize(batch.to(self.device), self.mean, self.std)
             step = forward_batch_size(x.shape[-1], self.device, x.shape[0])

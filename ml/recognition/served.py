@@ -45,9 +45,9 @@ def answers(
     if descriptor and features is None:
         raise ValueError(MSG_NO_FEATURES)
     described = l2_normalized(features) if descriptor else None
+    regression = task_type == "regression"
     rows = []
     for i in range(scores.shape[0]):
-        regression = task_type == "regression"
         row: dict = {"value": float(scores[i])} if regression else {"probs": scores[i].tolist()}
         if described is not None:
             row["descriptor"] = described[i].tolist()
@@ -77,6 +77,7 @@ class ServedVersion:
         self.target_std: float | None = meta.get("target_std")
         # The version's model.onnx in ONNX Runtime; when set it runs the whole forward.
         self.onnx: OnnxRunner | None = None
+        self.device = "cpu"  # where the forward runs: a torch.device, or the name of one
 
     def preprocess(self, image: ImageInput):
         """Decode + resize one image to the version's uint8 (3, S, S) input."""
@@ -85,12 +86,13 @@ class ServedVersion:
     def draft(self, image: Image.Image) -> Image.Image:
         return draft(image, self.input_size)
 
-    def onnx_answers(self, images: np.ndarray, device, descriptor: bool = False) -> list[dict]:
+    def onnx_answers(self, images: np.ndarray, descriptor: bool = False) -> list[dict]:
         """``answers`` for a uint8 (N, 3, S, S) batch run by ``onnx``. On a CPU at most
         ``forward_batch_size`` images are in flight at once: the shared arena (ml/runtime.py) then
         grows to one pass's activations, not the whole request's."""
         images = np.ascontiguousarray(images)
-        scores, features = self.onnx(images, forward_batch_size(images.shape[-1], device, images.shape[0]))
+        in_flight = forward_batch_size(images.shape[-1], self.device, images.shape[0])
+        scores, features = self.onnx(images, in_flight)
         return answers(scores, features, self.task_type, descriptor)
 
 
@@ -103,7 +105,7 @@ class ServedPredictor(ServedVersion):
     def __init__(self, meta: dict, directory: str | os.PathLike, runner: OnnxRunner):
         super().__init__(meta, directory)
         self.onnx = runner
-        self.device = "cuda" if runner.session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        self.device = "cpu" if runner.session.on_cpu else "cuda"
 
     def predict(self, images: Sequence[ImageInput], descriptor: bool = False) -> list[dict]:
         """Preprocess ``images`` and run them as one batch."""
@@ -113,7 +115,7 @@ class ServedPredictor(ServedVersion):
         """The forward over ``preprocess`` outputs, stacked into one batch."""
         if not len(inputs):
             return []
-        return self.onnx_answers(np.stack([np.asarray(image) for image in inputs]), self.device, descriptor)
+        return self.onnx_answers(np.stack([np.asarray(image) for image in inputs]), descriptor)
 
     def warm_up(self) -> ServedPredictor:
         """Run the first, slow passes (profiling, graph optimisation) now instead of in a request."""
