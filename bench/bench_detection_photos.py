@@ -80,7 +80,7 @@ def plain_loop(
 
     torch.manual_seed(seed)
     order_rng = random.Random(seed)  # noqa: S311  # nosec B311
-    config = DetectConfig(input_size=input_size, freeze_stages=0, seed=seed)
+    config = DetectConfig(input_size=input_size, freeze_stages=0, seed=seed, box_activation="relu")
     started = time.perf_counter()
     scoring = 0.0  # seconds spent scoring after the epochs of ``also_at``
     on_the_way: dict[int, tuple[float, float]] = {}

@@ -79,7 +79,14 @@ class DetectConfig:
     scale_range: tuple[float, float] = (0.6, 1.4)  # < 1 crops (zoom in), > 1 pads (zoom out)
     score_floor: float = 0.05  # detections under this are never returned
     # FCOS's positives: locations within this many strides of a box's centre (torchvision's 1.5).
-    center_sampling_radius: float = 1.5
+    # The box-regression head's activation: torchvision's ``relu``, or ``softplus``, which cannot
+    # die: a relu whose inputs all turn negative early stops every box gradient for good, and the
+    # detector then finds nothing however long it trains. Versions saved without it: relu.
+    # 2.5 with softplus, chosen on development scenes of both kinds (BENCHMARKS.md, "A box head
+    # that cannot die"): hard seeds 0-3 mean mAP@0.5 0.759 (validation 0.767) against 0.729 (0.742)
+    # for 1.5 with relu; 2.5 with relu had left hard seed 1 with boxes of no size (mAP 0).
+    center_sampling_radius: float = 2.5
+    box_activation: str = "softplus"
     threshold: float = 0.3  # the probability threshold precision/recall are reported at (keep_prob)
     # The probabilities answered are the chance that a box is right, fitted on the validation
     # slice after the training (ml/detection/calibrate.py); False = FCOS's scores as they are.
@@ -197,6 +204,27 @@ class LiteFPNBackbone(nn.Module):
         return self.fpn(OrderedDict((str(i), f) for i, f in enumerate(features)))
 
 
+class SoftplusConv2d(nn.Conv2d):
+    """A convolution followed by softplus: FCOS's box distances, always positive, with a gradient
+    everywhere. torchvision's head applies relu after it, which changes nothing (softplus > 0).
+    Its parameters are the plain convolution's, so the state dict keeps its keys."""
+
+    @classmethod
+    def like(cls, conv: nn.Conv2d) -> SoftplusConv2d:
+        new = cls(
+            conv.in_channels,
+            conv.out_channels,
+            kernel_size=conv.kernel_size,
+            stride=conv.stride,
+            padding=conv.padding,
+        )
+        new.load_state_dict(conv.state_dict())
+        return new
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.softplus(super().forward(x))
+
+
 def build_detector(num_labels: int, config: DetectConfig, pretrained: bool | None = None) -> FCOS:
     """FCOS over ``num_labels`` labels (class 0 is torchvision's unused background slot)."""
     backbone = LiteFPNBackbone(config.fpn_channels, config.pretrained if pretrained is None else pretrained)
@@ -217,6 +245,10 @@ def build_detector(num_labels: int, config: DetectConfig, pretrained: bool | Non
         from torchvision.models.detection.fcos import FCOSHead
 
         model.head = FCOSHead(backbone.out_channels, 1, num_labels + 1, num_convs=config.head_convs)
+    if config.box_activation == "softplus":
+        model.head.regression_head.bbox_reg = SoftplusConv2d.like(model.head.regression_head.bbox_reg)
+    elif config.box_activation != "relu":
+        raise ValueError(f"box_activation must be relu or softplus, not {config.box_activation!r}")
     freeze_early_stages(model, config.freeze_stages)
     return model
 
@@ -1018,6 +1050,7 @@ class DetectionPredictor(served.DetectorVersion):
         known = {k: v for k, v in saved.items() if k in DetectConfig.__dataclass_fields__}
         if "scale_range" in known:
             known["scale_range"] = tuple(known["scale_range"])
+        known.setdefault("box_activation", "relu")  # versions saved before the field
         config = DetectConfig(**known)
         model = build_detector(len(meta["labels"]), config, pretrained=False)
         model.load_state_dict(weights.load_weights(directory, "cpu"), strict=True)

@@ -103,6 +103,55 @@ def test_frozen_stages_get_no_gradient_and_the_rest_does():
     assert all(p.requires_grad for p in unfrozen.parameters())
 
 
+@pytest.mark.parametrize("activation", ["relu", "softplus"])
+def test_a_box_head_pushed_below_zero_learns_again_only_with_softplus(activation):
+    """A relu box head whose inputs all turned negative gets no gradient again: every box has no
+    size, and the detector finds nothing however long it trains (a hard development scene's seed
+    did this). Softplus keeps a gradient there, and its boxes keep a size."""
+    torch.manual_seed(0)
+    model = build_detector(2, _tiny(box_activation=activation, freeze_stages=0))
+    head = model.head.regression_head.bbox_reg
+    with torch.no_grad():
+        head.bias.fill_(-6.0)
+    model.train()
+    images = [torch.rand(3, 64, 64) for _ in range(2)]
+    targets = [{"boxes": torch.tensor([[8.0, 8.0, 40.0, 40.0]]), "labels": torch.tensor([1])}] * 2
+    sum(model(images, targets).values()).backward()
+    features = list(model.backbone(torch.rand(1, 3, 64, 64)).values())
+    distances, _ = model.head.regression_head(features)
+    if activation == "relu":
+        assert head.weight.grad.abs().sum() == 0 and head.bias.grad.abs().sum() == 0
+        assert torch.all(distances == 0)
+    else:
+        assert head.bias.grad.abs().sum() > 0 and head.weight.grad.abs().sum() > 0
+        assert torch.all(distances > 0)
+
+
+def test_a_version_saved_before_the_box_activation_loads_with_relu_and_a_new_one_with_its_own(tmp_path):
+    examples = _examples(12)
+    mask = [i >= 10 for i in range(12)]
+    for activation in ("relu", "softplus"):
+        out = tmp_path / activation
+        fit_detector(examples, mask, LABELS, _tiny(epochs=1, box_activation=activation), out_dir=out)
+        meta = json.loads((out / "model.json").read_text())
+        assert meta["config"]["box_activation"] == activation
+        loaded = DetectionPredictor.load(out)
+        head = loaded.model.head.regression_head.bbox_reg
+        assert isinstance(head, detector.SoftplusConv2d) == (activation == "softplus")
+        answers = loaded.predict([examples[10].image])
+        if activation == "relu":  # as versions were saved before the field existed
+            meta["config"].pop("box_activation")
+            (out / "model.json").write_text(json.dumps(meta))
+            old = DetectionPredictor.load(out)
+            assert type(old.model.head.regression_head.bbox_reg) is nn.Conv2d
+            assert old.predict([examples[10].image])[0]["objects"] == answers[0]["objects"]
+
+
+def test_an_unknown_box_activation_is_refused():
+    with pytest.raises(ValueError, match="box_activation"):
+        build_detector(2, _tiny(box_activation="tanh"))
+
+
 def test_the_input_size_follows_the_objects_sizes():
     big = [DetectionExample(image=b"", boxes=[[0, 0, 100, 100]], labels=[0], size=(384, 288))]
     small = [DetectionExample(image=b"", boxes=[[0, 0, 20, 30]], labels=[0], size=(384, 288))]
