@@ -78,10 +78,11 @@ class DetectConfig:
     flip: bool = True
     scale_range: tuple[float, float] = (0.6, 1.4)  # < 1 crops (zoom in), > 1 pads (zoom out)
     score_floor: float = 0.05  # detections under this are never returned
-    # FCOS's positives: locations within this many strides of a box's centre (torchvision's 1.5).
-    # The box-regression head's activation: torchvision's ``relu``, or ``softplus``, which cannot
-    # die: a relu whose inputs all turn negative early stops every box gradient for good, and the
-    # detector then finds nothing however long it trains. Versions saved without it: relu.
+    # ``center_sampling_radius``: FCOS's positives are locations within this many strides of a
+    # box's centre (torchvision's 1.5). ``box_activation``: the box-regression head's activation,
+    # torchvision's ``relu`` or ``softplus``, which cannot die (a relu whose inputs all turn
+    # negative early stops every box gradient for good, and the detector then finds nothing
+    # however long it trains); versions saved without the field load with relu.
     # 2.5 with softplus, chosen on development scenes of both kinds (BENCHMARKS.md, "A box head
     # that cannot die"): hard seeds 0-3 mean mAP@0.5 0.759 (validation 0.767) against 0.729 (0.742)
     # for 1.5 with relu; 2.5 with relu had left hard seed 1 with boxes of no size (mAP 0).

@@ -101,12 +101,16 @@ def _same_objects(mine: dict, theirs: dict) -> None:
     unused = list(range(len(theirs["labels"])))
     for label, box, score in zip(mine["labels"], mine["boxes"], mine["scores"], strict=True):
         match = next(
-            j
-            for j in unused
-            if theirs["labels"][j] == label
-            and abs(theirs["scores"][j] - score) <= 1e-5
-            and np.max(np.abs(np.asarray(theirs["boxes"][j]) - box)) <= 1e-3
+            (
+                j
+                for j in unused
+                if theirs["labels"][j] == label
+                and abs(theirs["scores"][j] - score) <= 1e-5
+                and np.max(np.abs(np.asarray(theirs["boxes"][j]) - box)) <= 1e-3
+            ),
+            None,
         )
+        assert match is not None, f"no object like {label} {box} {score} in the whole net's answer"
         unused.remove(match)
     np.testing.assert_allclose(sorted(mine["scores"]), sorted(theirs["scores"]), atol=1e-5)
 
