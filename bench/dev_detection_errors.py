@@ -1,7 +1,7 @@
 """Where a detector's errors are, on hard development scenes: boxes not found, or labels wrong.
 
     VF_BENCH_DATA=$PWD/var/bench-data .venv/bin/python bench/dev_detection_errors.py 0 \\
-        [--set center_sampling_radius=1.5 --set box_activation=relu]
+        [--set center_sampling_radius=2.5 --set box_activation=softplus]
 
 Per seed: the hard development scenes of ``bench/detection_scenes.py`` (160 training / 60 test, as
 ``bench_detection_photos.py --half dev``), ``fit_detector`` with the configuration the API builds
