@@ -115,6 +115,30 @@ def plain_loop(
         return score(model, test), seconds, on_the_way
 
 
+def overrides(items: list[str]) -> dict:
+    """``--set key=value`` items as DetectConfig fields and values (int, float or text); a key that
+    names no field stops the run."""
+    known = {f.name for f in fields(DetectConfig)}
+    found = {}
+    for item in items:
+        key, value = item.split("=", 1)
+        assert key in known, key
+        found[key] = _value(value)
+    return found
+
+
+def seed_scenes(n_train: int, n_test: int, kind: str, half: str, seed: int):
+    """One seed's training and test scenes, from different generator seeds (disjoint draws), as
+    ``DetectionExample``s with the test mask."""
+    train = detection_scenes.scenes(n_train, kind, half, seed=1000 * seed + 1)
+    test = detection_scenes.scenes(n_test, kind, half, seed=1000 * seed + 2)
+    examples = [
+        DetectionExample(image=detection_scenes.jpeg(image), boxes=b, labels=lab)
+        for image, b, lab in train + test
+    ]
+    return examples, [i >= len(train) for i in range(len(examples))]
+
+
 def _value(text: str):
     for kind in (int, float):
         try:
@@ -146,25 +170,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     names = detection_scenes.label_names(args.kind)
     labels = [{"id": name, "name": name} for name in names]
-    known = {f.name for f in fields(DetectConfig)}
-    overrides = {}
-    for item in args.set:
-        key, value = item.split("=", 1)
-        assert key in known, key
-        overrides[key] = _value(value)
+    chosen = overrides(args.set)
 
     rows = []
     for seed in [int(s) for s in args.seeds.split(",")]:
-        # Training and test scenes from different generator seeds (disjoint draws).
-        train = detection_scenes.scenes(args.train, args.kind, args.half, seed=1000 * seed + 1)
-        test = detection_scenes.scenes(args.test, args.kind, args.half, seed=1000 * seed + 2)
-        examples = [
-            DetectionExample(image=detection_scenes.jpeg(image), boxes=b, labels=lab)
-            for image, b, lab in train + test
-        ]
-        mask = [i >= len(train) for i in range(len(examples))]
+        examples, mask = seed_scenes(args.train, args.test, args.kind, args.half, seed)
         config = default_config(seed, args.threads, args.budget)
-        for key, value in overrides.items():
+        for key, value in chosen.items():
             setattr(config, key, value)
         if args.no_recipe:  # the plain loop alone, at the input size the recipe would choose
             train_side = [i for i, test in enumerate(mask) if not test]

@@ -40,7 +40,6 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from torchvision.ops import roi_align  # noqa: E402
 
 from ml.detection.detector import (  # noqa: E402
-    DetectionExample,
     DetectionPredictor,
     _load_examples,
     _predict_tensors,
@@ -139,17 +138,10 @@ def main() -> None:
     torch.set_num_threads(1)
     names = detection_scenes.label_names("hard")
     labels = [{"id": name, "name": name} for name in names]
-    train = detection_scenes.scenes(160, "hard", "dev", seed=1000 * args.seed + 1)
-    test = detection_scenes.scenes(60, "hard", "dev", seed=1000 * args.seed + 2)
-    examples = [
-        DetectionExample(image=detection_scenes.jpeg(image), boxes=b, labels=lab)
-        for image, b, lab in train + test
-    ]
-    mask = [i >= len(train) for i in range(len(examples))]
+    examples, mask = bench_detection_photos.seed_scenes(160, 60, "hard", "dev", args.seed)
     config = bench_detection_photos.default_config(args.seed, 1, None)
-    for item in args.set:
-        key, value = item.split("=", 1)
-        setattr(config, key, bench_detection_photos._value(value))
+    for key, value in bench_detection_photos.overrides(args.set).items():
+        setattr(config, key, value)
 
     with tempfile.TemporaryDirectory() as out:
         result = fit_detector(examples, mask, labels, config, out_dir=out)
