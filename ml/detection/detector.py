@@ -859,9 +859,10 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
     predicted = _calibrated(_predict_tensors(model, test_images, device), calibration)
     truth = [{"boxes": cache[i][1].tolist(), "labels": cache[i][2].tolist()} for i in test_idx]
     evaluation = evaluate_detections(truth, predicted, len(labels), threshold=config.threshold)
-    # Boxes of the per-image results go back to each example's own frame.
-    for record, i in zip(evaluation["images"], test_idx, strict=True):
-        record["index"] = i
+    # Boxes of the per-image results go back to each example's own frame. The results come worst
+    # first: ``position`` says which test image each one is.
+    for record in evaluation["images"]:
+        i = record["index"] = test_idx[record["position"]]
         frame = examples[i].size or original_size(examples[i].image)
         sx, sy = frame[0] / cache[i][0].shape[2], frame[1] / cache[i][0].shape[1]
         for key in ("true", "predicted"):

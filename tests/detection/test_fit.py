@@ -298,3 +298,19 @@ def test_the_progress_shown_never_goes_back_when_the_plan_grows():
     metrics = fit_detector(examples, mask, LABELS, config, progress=lambda p: record(p["percent"])).metrics
     assert metrics["epochs"] == 5 and metrics["history"][1]["extended_to"] == 5, metrics["history"]
     assert reported == sorted(reported) and reported[0] == 47.5 and reported[-1] == 99.0, reported
+
+
+def test_each_test_images_evaluation_names_that_image_and_its_own_boxes():
+    """The evaluation lists the test images worst first; each record's ``index`` is the example its
+    true boxes are (in that example's frame: the images here have several sizes)."""
+    examples = _examples(16, seed=8) + _examples(8, seed=9, size=(120, 72))
+    mask = [i % 3 == 0 for i in range(24)]
+    result = fit_detector(examples, mask, LABELS, _tiny(epochs=2))
+    records = result.predictions
+    assert sorted(r["index"] for r in records) == [i for i in range(24) if mask[i]]
+    errors = [r["false_positives"] + r["false_negatives"] for r in records]
+    assert errors == sorted(errors, reverse=True) and len(set(errors)) > 1, "worst first, not in order"
+    for record in records:
+        example = examples[record["index"]]
+        assert [b["bound_box"] for b in record["true"]] == [[round(v) for v in box] for box in example.boxes]
+        assert [b["label"] for b in record["true"]] == example.labels
