@@ -35,11 +35,11 @@ from torchvision.ops import FeaturePyramidNetwork
 from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
 from ml import artifacts, weights
-from ml.detection import served
+from ml.detection import second_look, served
 from ml.detection.augment import clip_to_window, compose
 from ml.detection.calibrate import calibration_from_predictions
 from ml.detection.evaluate import evaluate_detections
-from ml.detection.postprocess import calibrated
+from ml.detection.postprocess import calibrated, looked, pooled
 from ml.detection.served import TASK_TYPE
 from ml.images import ImageInput, original_size, shrunk_array
 from ml.models import PACKAGE_ARCHITECTURE, PretrainedLoadError, load_package_weights
@@ -151,6 +151,10 @@ class DetectConfig:
     # easy seeds 0-3 (not stretched: the same 20 epochs and weights as without the rule).
     extend_below: float = 0.7
     extend_after: int = 8
+    # After the training, a linear classifier on each box's backbone features looks at the labels
+    # again (ml/detection/second_look.py), kept only when it raises the validation slice's mAP@0.5
+    # (its weight chosen there too); never with a perfect slice or one label. False = FCOS's labels.
+    second_look: bool = True
 
 
 @dataclass
@@ -280,21 +284,30 @@ def _frozen_forward(body: nn.Module, x: torch.Tensor, stages: int) -> tuple[torc
     return x, taken
 
 
-def _heads_from_frozen(
-    model: FCOS, stages: int, x: torch.Tensor, taken: list[torch.Tensor], images: ImageList
-) -> tuple[dict[str, torch.Tensor], list[torch.Tensor], list[int]]:
-    """FCOS's head outputs, anchors and locations per level for images whose stem and first
-    ``stages`` blocks already ran (``_frozen_forward``): the remaining blocks, the FPN and the head,
-    as torchvision's forward runs them after the transform."""
-    body = model.backbone.body
+def _levels_from_frozen(
+    body: nn.Module, stages: int, x: torch.Tensor, taken: list[torch.Tensor]
+) -> list[torch.Tensor]:
+    """The backbone's levels (strides 8, 16, 32) once its stem and first ``stages`` blocks ran
+    (``_frozen_forward``): the remaining blocks, as its ``features_only`` forward runs them."""
     features = list(taken)
     for i, block in enumerate(list(body.blocks)[stages:], start=stages):
         x = block(x)
         if i + 1 in body._stage_out_idx:
             features.append(x)
+    return features
+
+
+def _heads_from_frozen(
+    model: FCOS, stages: int, x: torch.Tensor, taken: list[torch.Tensor], images: ImageList
+) -> tuple[dict[str, torch.Tensor], list[torch.Tensor], list[int], list[torch.Tensor]]:
+    """FCOS's head outputs, anchors and locations per level, and the backbone's levels (strides 8,
+    16, 32: what the second look pools), for images whose stem and first
+    ``stages`` blocks already ran (``_frozen_forward``): the remaining blocks, the FPN and the head,
+    as torchvision's forward runs them after the transform."""
+    features = _levels_from_frozen(model.backbone.body, stages, x, taken)
     pyramid = list(model.backbone.fpn(OrderedDict((str(i), f) for i, f in enumerate(features))).values())
     per_level = [f.size(2) * f.size(3) for f in pyramid]
-    return model.head(pyramid), model.anchor_generator(images, pyramid), per_level
+    return model.head(pyramid), model.anchor_generator(images, pyramid), per_level, features
 
 
 def _losses_from_frozen(
@@ -307,7 +320,7 @@ def _losses_from_frozen(
 ) -> dict[str, torch.Tensor]:
     """FCOS's training losses (``model(images, targets)``) for images whose frozen stages already
     ran (``_heads_from_frozen``), as torchvision's forward has them."""
-    head_outputs, anchors, per_level = _heads_from_frozen(model, stages, x, taken, images)
+    head_outputs, anchors, per_level, _ = _heads_from_frozen(model, stages, x, taken, images)
     return model.compute_loss(targets, head_outputs, anchors, per_level)
 
 
@@ -321,11 +334,129 @@ def _detections_from_frozen(
 ) -> list[dict[str, torch.Tensor]]:
     """FCOS's detections (``model(images)`` in eval mode) for images whose frozen stages already
     ran (``_heads_from_frozen``), as torchvision's forward has them."""
-    head_outputs, anchors, per_level = _heads_from_frozen(model, stages, x, taken, images)
+    head_outputs, anchors, per_level, _ = _heads_from_frozen(model, stages, x, taken, images)
     split = {key: list(value.split(per_level, dim=1)) for key, value in head_outputs.items()}
     per_image = [list(a.split(per_level)) for a in anchors]
     detections = model.postprocess_detections(split, per_image, images.image_sizes)
     return model.transform.postprocess(detections, images.image_sizes, original_sizes)
+
+
+@dataclass
+class _Seen:
+    """One image as the second look needs it: FCOS's detections in the resized frame (raw scores,
+    labels from 0; none when only the levels were asked for), the backbone's levels there, and the
+    factors (x, y) from that frame to the image's own."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    levels: list[np.ndarray]
+    scale: tuple[float, float]
+
+
+@torch.inference_mode()
+def _seen(
+    model: FCOS, images: list[torch.Tensor], device, batch_size: int = 8, heads: bool = True
+) -> list[_Seen]:
+    """``_Seen`` per uint8 image: torchvision's forward (its transform, backbone, heads and
+    ``postprocess_detections``) stopped before the boxes go back to the image's frame, with the
+    backbone's levels kept; ``heads=False`` runs the backbone alone."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), batch_size):
+        batch = [_to_float(image, device) for image in images[start : start + batch_size]]
+        image_list, _ = model.transform(batch)
+        x, taken = _frozen_forward(model.backbone.body, image_list.tensors, 0)
+        if heads:
+            head_outputs, anchors, per_level, levels = _heads_from_frozen(model, 0, x, taken, image_list)
+            split = {key: list(value.split(per_level, dim=1)) for key, value in head_outputs.items()}
+            per_image = [list(a.split(per_level)) for a in anchors]
+            detections = model.postprocess_detections(split, per_image, image_list.image_sizes)
+        else:
+            levels = _levels_from_frozen(model.backbone.body, 0, x, taken)
+            detections = [None] * len(batch)
+        for j, (image, det) in enumerate(zip(batch, detections, strict=True)):
+            height, width = image_list.image_sizes[j]
+            found = _as_lists(det) if det is not None else {"boxes": [], "scores": [], "labels": []}
+            out.append(
+                _Seen(
+                    boxes=np.asarray(found["boxes"], dtype=np.float32).reshape(-1, 4),
+                    scores=np.asarray(found["scores"], dtype=np.float32),
+                    labels=np.asarray(found["labels"], dtype=np.int64),
+                    levels=[level[j].float().cpu().numpy() for level in levels],
+                    scale=(image.shape[-1] / width, image.shape[-2] / height),
+                )
+            )
+    return out
+
+
+def _look_spec(model: FCOS, look: dict | None) -> dict:
+    """The decoding figures ``postprocess.looked`` needs, from the torch model, with ``look``."""
+    return {
+        "score_thresh": float(model.score_thresh),
+        "nms_thresh": float(model.nms_thresh),
+        "detections_per_img": int(model.detections_per_img),
+        "second_look": look,
+    }
+
+
+def _looked(seen: list[_Seen], spec: dict) -> list[dict]:
+    """Predictions (lists, raw scores, boxes in each image's frame) of ``_seen`` images after the
+    spec's second look (``postprocess.looked``)."""
+    out = []
+    for item in seen:
+        boxes, scores, labels = looked(item.boxes, item.scores, item.labels, item.levels, spec)
+        sx, sy = item.scale
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4) * np.array([sx, sy, sx, sy], np.float32)
+        out.append({"boxes": boxes.tolist(), "scores": scores.tolist(), "labels": labels.tolist()})
+    return out
+
+
+def _second_look(model: FCOS, cache, fit_idx: list[int], validation, num_labels: int, config, device):
+    """Fit the second look's classifier on the training boxes (``second_look.fit_labeller``: each
+    image and its mirror, every box as drawn and jittered) and choose its weight on the validation
+    slice. Returns the look to keep (None: it does not raise the slice's mAP@0.5, or cannot be
+    fitted), the slice's predictions with it (raw scores; None without it), a record for the
+    metrics and the classifier fitted (None: none could be)."""
+    started = time.perf_counter()
+    rng = np.random.default_rng(config.seed)
+    features, targets = [], []
+    for flip in (False, True):
+        images = [cache[i][0].flip(-1) if flip else cache[i][0] for i in fit_idx]
+        for i, item in zip(fit_idx, _seen(model, images, device, heads=False), strict=True):
+            boxes, labels = cache[i][1].numpy().astype(np.float64), cache[i][2].numpy()
+            if not len(boxes):
+                continue
+            if flip:
+                width = cache[i][0].shape[-1]
+                boxes = np.stack([width - boxes[:, 2], boxes[:, 1], width - boxes[:, 0], boxes[:, 3]], 1)
+            sx, sy = item.scale
+            frame = np.array([1 / sx, 1 / sy, 1 / sx, 1 / sy])
+            for drawn in (boxes, second_look.jittered(boxes, rng)):
+                features.append(pooled(item.levels, drawn * frame, second_look.STRIDES))
+                targets.append(labels)
+    record: dict = {"weight": None}
+    fitted = None
+    if features:
+        fitted = second_look.fit_labeller(np.concatenate(features), np.concatenate(targets), num_labels)
+    look, predictions = fitted, None
+    if look is not None:
+        seen = _seen(model, validation.images, device)
+        plain = _looked(seen, _look_spec(model, None))
+        best = evaluate_detections(validation.truth, plain, num_labels)["map50"]
+        record["val_map50_without"] = round(float(best), 4)
+        scores = {}
+        for weight in second_look.WEIGHTS:
+            candidate = {**look, "weight": weight}
+            found = _looked(seen, _look_spec(model, candidate))
+            score = evaluate_detections(validation.truth, found, num_labels)["map50"]
+            scores[weight] = round(float(score), 4)
+            if scores[weight] > best + 1e-4:
+                best, record["weight"], predictions = scores[weight], weight, found
+        record["val_map50_by_weight"] = {str(w): v for w, v in scores.items()}
+        look = {**look, "weight": record["weight"]} if record["weight"] is not None else None
+    record["seconds"] = round(time.perf_counter() - started, 2)
+    return look, predictions, record, fitted
 
 
 class _Validation:
@@ -655,8 +786,17 @@ class _BudgetPlan:
 
 
 @torch.inference_mode()
-def _predict_tensors(model: FCOS, images: list[torch.Tensor], device: torch.device, batch_size: int = 8):
-    """Predictions for uint8 images, boxes in each image's own frame (the model maps them back)."""
+def _predict_tensors(
+    model: FCOS,
+    images: list[torch.Tensor],
+    device: torch.device,
+    batch_size: int = 8,
+    look: dict | None = None,
+):
+    """Predictions for uint8 images, boxes in each image's own frame (the model maps them back);
+    with ``look``, after that second look at the labels (``_looked``). Raw scores."""
+    if look:
+        return _looked(_seen(model, images, device, batch_size), _look_spec(model, look))
     model.eval()
     out = []
     for start in range(0, len(images), batch_size):
@@ -844,10 +984,18 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
 
     if stopping:
         stopping.restore(model)
+    look, look_record, looked_predictions = None, None, None
+    if config.second_look and validation and stopping.best < 0.9999 and len(labels) > 1:
+        look, looked_predictions, look_record, _ = _second_look(
+            model, cache, fit_idx, validation, len(labels), config, device
+        )
+        logger.info("detector second look at the labels: %s", look_record)
     calibration = None
     if validation and config.calibrate and stopping.best_predictions is not None:
-        # The best epoch's own predictions of the slice: those of the weights kept.
-        calibration = calibration_from_predictions(validation.truth, stopping.best_predictions)
+        # The best epoch's own predictions of the slice (those of the weights kept), after the
+        # second look when it is kept.
+        chosen = looked_predictions if look else stopping.best_predictions
+        calibration = calibration_from_predictions(validation.truth, chosen)
     if not stopped and len(history) < planned:
         stopped = "budget"
         warnings.append(
@@ -856,7 +1004,7 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
     stopped = stopped or "epochs"
     train_time = time.perf_counter() - started
     test_images = [cache[i][0] for i in test_idx]
-    predicted = _calibrated(_predict_tensors(model, test_images, device), calibration)
+    predicted = _calibrated(_predict_tensors(model, test_images, device, look=look), calibration)
     truth = [{"boxes": cache[i][1].tolist(), "labels": cache[i][2].tolist()} for i in test_idx]
     evaluation = evaluate_detections(truth, predicted, len(labels), threshold=config.threshold)
     # Boxes of the per-image results go back to each example's own frame. The results come worst
@@ -895,9 +1043,11 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
         "feature_views": features.views if features else 0,
         # The map from scores to the probabilities answered (ml/detection/calibrate.py), None = none.
         "calibration": calibration,
+        # The second look at the labels: its weight (None: not kept) and validation scores.
+        "second_look": look_record,
     }
     if out_dir is not None:
-        save_detector(out_dir, model, labels, config, metrics)
+        save_detector(out_dir, model, labels, config, metrics, look)
     if progress:
         progress({"percent": 99.0, "epoch": len(history), "loss": metrics["train_loss"]})
     return DetectionResult(metrics=metrics, predictions=evaluation["images"], warnings=warnings)
@@ -1006,7 +1156,9 @@ def _round_box(box: Sequence[float]) -> list[int]:
 # --------------------------------------------------------------------------- artifacts
 
 
-def save_detector(out_dir, model: FCOS, labels: list[dict], config: DetectConfig, metrics: dict) -> None:
+def save_detector(
+    out_dir, model: FCOS, labels: list[dict], config: DetectConfig, metrics: dict, look: dict | None = None
+) -> None:
     meta = {
         "task_type": TASK_TYPE,
         "architecture": f"fcos_{BACKBONE}_fpn",
@@ -1017,6 +1169,7 @@ def save_detector(out_dir, model: FCOS, labels: list[dict], config: DetectConfig
         "config": {k: v for k, v in asdict(config).items() if k not in ("device", "num_threads")},
         "metrics": {k: metrics[k] for k in ("map50", "precision", "recall", "threshold") if k in metrics},
         "calibration": metrics.get("calibration"),
+        "second_look": look,  # the classifier and its weight (postprocess.looked), None = none
     }
     weights.save_version(out_dir, model, meta)
 
@@ -1074,6 +1227,7 @@ class DetectionPredictor(served.DetectorVersion):
         ``min_prob`` leaves out the objects under it."""
         tensors = [torch.as_tensor(image) for image, _ in inputs]
         predictions = _calibrated(
-            _predict_tensors(self.model, tensors, self.device, len(inputs) or 1), self.calibration
+            _predict_tensors(self.model, tensors, self.device, len(inputs) or 1, look=self.second_look),
+            self.calibration,
         )
         return served.objects_in_frames(inputs, predictions, min_prob)

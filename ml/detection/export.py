@@ -19,13 +19,14 @@ import pathlib
 import tempfile
 import time
 import warnings
+from collections import OrderedDict
 
 import torch
 from torch import nn
 
 from ml import artifacts
 from ml.detection.detector import ANCHOR_SIZES, DetectionPredictor
-from ml.detection.postprocess import METADATA_KEY, levels, padded
+from ml.detection.postprocess import FEATURE_OUTPUTS, METADATA_KEY, levels, padded
 
 ONNX_OPSET = 17
 OUTPUTS = ("cls_logits", "bbox_regression", "bbox_ctrness")
@@ -34,17 +35,20 @@ OUTPUTS = ("cls_logits", "bbox_regression", "bbox_ctrness")
 class _Heads(nn.Module):
     """uint8 images in, normalised as FCOS's transform does, the heads' raw outputs out."""
 
-    def __init__(self, model):
+    def __init__(self, model, levels: bool = False):
         super().__init__()
         self.backbone, self.head = model.backbone, model.head
+        self.answers_levels = levels  # the backbone's levels too (a version with a second look)
         self.register_buffer("mean", torch.tensor(model.transform.image_mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(model.transform.image_std).view(1, 3, 1, 1))
 
     def forward(self, images: torch.Tensor):
         x = (images.float() / 255.0 - self.mean) / self.std
-        features = list(self.backbone(x).values())
-        out = self.head(features)
-        return out["cls_logits"], out["bbox_regression"], out["bbox_ctrness"]
+        levels = self.backbone.body(x)
+        pyramid = list(self.backbone.fpn(OrderedDict((str(i), f) for i, f in enumerate(levels))).values())
+        out = self.head(pyramid)
+        answers = (out["cls_logits"], out["bbox_regression"], out["bbox_ctrness"])
+        return (*answers, *levels) if self.answers_levels else answers
 
     def levels(self, height: int, width: int) -> list[tuple[int, int]]:
         with torch.no_grad():
@@ -58,7 +62,9 @@ def write_onnx(predictor: DetectionPredictor, target: str | os.PathLike) -> dict
     import onnx
 
     model = predictor.model.cpu().eval()
-    module = _Heads(model).eval()
+    look = predictor.second_look
+    module = _Heads(model, levels=bool(look)).eval()
+    outputs = [*OUTPUTS, *(FEATURE_OUTPUTS if look else ())]
     side = padded(predictor.input_size)
     for shape in ((side, side), (side, padded(side * 3 // 4))):  # postprocess.levels is FCOS's
         if module.levels(*shape) != levels(*shape):
@@ -73,6 +79,8 @@ def write_onnx(predictor: DetectionPredictor, target: str | os.PathLike) -> dict
     }
     if predictor.calibration:  # scores to the probabilities answered (ml/detection/calibrate.py)
         spec["calibration"] = {k: predictor.calibration[k] for k in ("slope", "intercept")}
+    if look:  # the labels looked at again (postprocess.looked), from the graph's FEATURE_OUTPUTS
+        spec["second_look"] = {k: look[k] for k in ("strides", "coef", "intercept", "weight")}
     example = torch.zeros(1, 3, side, side, dtype=torch.uint8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation notice
@@ -81,10 +89,11 @@ def write_onnx(predictor: DetectionPredictor, target: str | os.PathLike) -> dict
             (example,),
             str(target),
             input_names=["images"],
-            output_names=list(OUTPUTS),
+            output_names=outputs,
             dynamic_axes={
                 "images": {0: "batch", 2: "height", 3: "width"},
                 **{name: {0: "batch", 1: "locations"} for name in OUTPUTS},
+                **{name: {0: "batch", 2: "rows", 3: "columns"} for name in outputs[len(OUTPUTS) :]},
             },
             opset_version=ONNX_OPSET,
             dynamo=False,

@@ -59,6 +59,9 @@ from collections.abc import Sequence
 import numpy as np
 
 METADATA_KEY = "visionforge.detection"
+# The backbone's levels (strides 8, 16, 32) the graph also answers when the version has a second
+# look at the labels (``looked``).
+FEATURE_OUTPUTS = ("features_8", "features_16", "features_32")
 # Grey: the graph normalises it ((x / 255 - 0.5) / 0.5) to 0.004, where FCOS pads its normalised
 # batch with 0; the zoom-out augmentation pads with this grey too.
 PAD_VALUE = 128
@@ -200,6 +203,86 @@ def _nms(
     return np.array(keep, dtype=np.int64)
 
 
+def pooled(features: Sequence[np.ndarray], boxes: np.ndarray, strides: Sequence[int]) -> np.ndarray:
+    """(K, sum of channels): per level (C, H, W) of stride s, the mean of a 4 x 4 grid of bilinear
+    samples inside each box [x1, y1, x2, y2] (input pixels), levels concatenated. The same figure as
+    torchvision's ``roi_align(output_size=2, sampling_ratio=2, aligned=True)`` averaged over its
+    cells: samples at (k + 0.5) / 4 of the box, pixel centres at half-pixels, a sample outside the
+    map by more than a pixel counting 0."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    out = []
+    for level, stride in zip(features, strides, strict=True):
+        _, height, width = level.shape
+        yl, yh, fy, vy = _samples(boxes[:, 1] / stride, boxes[:, 3] / stride, height)
+        xl, xh, fx, vx = _samples(boxes[:, 0] / stride, boxes[:, 2] / stride, width)
+        # (C, K, 4, 4): rows from y, columns from x
+        rows_l, rows_h = yl[:, :, None], yh[:, :, None]
+        cols_l, cols_h = xl[:, None, :], xh[:, None, :]
+        wy, wx = fy[:, :, None], fx[:, None, :]
+        value = (
+            (1 - wy) * (1 - wx) * level[:, rows_l, cols_l]
+            + (1 - wy) * wx * level[:, rows_l, cols_h]
+            + wy * (1 - wx) * level[:, rows_h, cols_l]
+            + wy * wx * level[:, rows_h, cols_h]
+        )
+        value = value * (vy[:, :, None] & vx[:, None, :])
+        out.append(value.mean(axis=(2, 3)).T)
+    return np.concatenate(out, axis=1).astype(np.float32) if out else np.zeros((len(boxes), 0), np.float32)
+
+
+def _samples(low: np.ndarray, high: np.ndarray, size: int):
+    """Along one axis of a map ``size`` cells long, for boxes from ``low`` to ``high`` (in cells):
+    the 4 sample points' lower and upper cells, the weight of the upper one, and whether each
+    point is on the map (torchvision's ``roi_align`` bilinear rule, aligned)."""
+    at = (low - 0.5)[:, None] + ((np.arange(4) + 0.5) / 4)[None, :] * (high - low)[:, None]
+    valid = (at >= -1.0) & (at <= size)
+    at = np.clip(at, 0.0, None)
+    lower = np.minimum(np.floor(at).astype(np.int64), size - 1)
+    at = np.where(lower >= size - 1, lower, at)
+    upper = np.minimum(lower + 1, size - 1)
+    return lower, upper, at - lower, valid
+
+
+def looked(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    features: Sequence[np.ndarray],
+    spec: dict,
+    floor: float | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The second look at the labels (``second_look`` in the spec; ml/detection/second_look.py fits
+    it): the boxes FCOS kept (raw scores, after its NMS) each get every label k, scored
+    score * q_k ** w, where q is a linear softmax over the box's pooled backbone features
+    (``pooled``; ``features`` the image's levels, boxes in that input frame): FCOS says how
+    likely an object is there, the look which label it has. Then the same NMS per label and limit
+    again. Raw scores out, best first, none under the spec's score floor or ``floor``. No score
+    rises, so a cut-off leaves out the same boxes before the look as after it."""
+    look = spec.get("second_look")
+    if not look or not len(boxes):
+        return boxes, scores, labels
+    x = pooled(features, boxes, look["strides"])
+    coef, intercept = np.asarray(look["coef"], np.float64), np.asarray(look["intercept"], np.float64)
+    # Row by row in float64 (einsum, not BLAS, whose blocking depends on the count of boxes): a
+    # box's probabilities do not depend on which other boxes a cut-off left in.
+    logits = np.einsum("kf,lf->kl", x.astype(np.float64), coef) + intercept
+    logits -= logits.max(axis=1, keepdims=True)
+    q = np.exp(logits)
+    q /= q.sum(axis=1, keepdims=True)
+    w = float(look["weight"])
+    rescored = np.asarray(scores, dtype=np.float64)[:, None] * q**w
+    count = q.shape[1]
+    all_boxes = np.repeat(np.asarray(boxes, dtype=np.float32), count, axis=0)
+    all_labels = np.tile(np.arange(count), len(boxes))
+    all_scores = rescored.ravel().astype(np.float32)
+    shown = all_scores > spec["score_thresh"]
+    if floor is not None:
+        shown &= all_scores >= floor
+    all_boxes, all_scores, all_labels = all_boxes[shown], all_scores[shown], all_labels[shown]
+    kept = _nms(all_boxes, all_scores, all_labels, spec["nms_thresh"], spec["detections_per_img"])
+    return all_boxes[kept], all_scores[kept], all_labels[kept]
+
+
 def decode(
     cls_logits: np.ndarray,
     bbox_regression: np.ndarray,
@@ -208,12 +291,15 @@ def decode(
     grid: Sequence[np.ndarray],
     spec: dict,
     min_score: float | None = None,
+    features: Sequence[np.ndarray] = (),
 ) -> dict:
     """One image's graph outputs (A, C), (A, 4), (A, 1) to its detections in the resized frame
     ``shape`` (height, width), with the batch's anchors ``grid`` (``anchors``): ``boxes`` (K, 4),
     ``scores`` (K,), ``labels`` (K,) as model.json's label indexes, best first; only scores of at
-    least ``min_score`` when it is given (the same boxes as without it, cut there). Scores are
-    the probabilities answered (``calibrated``, with the spec's ``calibration``)."""
+    least ``min_score`` when it is given (the same boxes as without it, cut there). With a
+    ``second_look`` in the spec, ``features`` are the image's backbone levels and the labels are
+    looked at again (``looked``). Scores are the probabilities answered (``calibrated``, with the
+    spec's ``calibration``)."""
     calibration = spec.get("calibration")
     floor = None if min_score is None else raw_score(min_score, calibration)
     bounds = np.cumsum([0, *(len(a) for a in grid)])
@@ -247,11 +333,12 @@ def decode(
     scores = np.concatenate(all_scores).astype(np.float32)
     labels = np.concatenate(all_labels)
     kept = _nms(boxes, scores, labels, spec["nms_thresh"], spec["detections_per_img"])
-    probabilities = calibrated(scores[kept], calibration)
+    boxes, scores, labels = looked(boxes[kept], scores[kept], labels[kept], features, spec, floor)
+    probabilities = calibrated(scores, calibration)
     if min_score is not None and calibration:
         shown = probabilities >= min_score  # the boxes let through by raw_score's hair
-        kept, probabilities = kept[shown], probabilities[shown]
-    return {"boxes": boxes[kept], "scores": probabilities, "labels": labels[kept]}
+        boxes, probabilities, labels = boxes[shown], probabilities[shown], labels[shown]
+    return {"boxes": boxes, "scores": probabilities, "labels": labels}
 
 
 def read_spec(session) -> dict:
@@ -266,13 +353,23 @@ def run(session, spec: dict, images: list[np.ndarray], min_score: float | None =
     if not images:
         return []
     batch, shapes = letterbox(images, spec["input_size"])
-    cls_logits, bbox_regression, bbox_ctrness = session.run(
-        ["cls_logits", "bbox_regression", "bbox_ctrness"], {"images": batch}
+    levels_out = list(FEATURE_OUTPUTS) if spec.get("second_look") else []
+    cls_logits, bbox_regression, bbox_ctrness, *features = session.run(
+        ["cls_logits", "bbox_regression", "bbox_ctrness", *levels_out], {"images": batch}
     )
     grid = anchors(batch.shape[2], batch.shape[3], spec)
     results = []
     for i, (image, shape) in enumerate(zip(images, shapes, strict=True)):
-        found = decode(cls_logits[i], bbox_regression[i], bbox_ctrness[i], shape, grid, spec, min_score)
+        found = decode(
+            cls_logits[i],
+            bbox_regression[i],
+            bbox_ctrness[i],
+            shape,
+            grid,
+            spec,
+            min_score,
+            [level[i] for level in features],
+        )
         scale = np.array([image.shape[2] / shape[1], image.shape[1] / shape[0]] * 2, dtype=np.float32)
         found["boxes"] = found["boxes"] * scale
         results.append(found)

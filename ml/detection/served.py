@@ -65,6 +65,8 @@ class DetectorVersion:
         self.input_size = int(meta["input_size"])
         # Scores to probabilities (ml/detection/calibrate.py); versions trained before have none.
         self.calibration: dict | None = meta.get("calibration")
+        # The second look at the labels (ml/detection/second_look.py); versions without one: None.
+        self.second_look: dict | None = meta.get("second_look")
 
     # No ``draft(image)`` for the classify service to call first: a drafted JPEG no longer knows
     # its own size, and the boxes must come back in that frame (preprocess drafts after reading it).

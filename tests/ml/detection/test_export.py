@@ -35,10 +35,10 @@ def exported(tmp_path_factory):
     return out, record
 
 
-def _matched(a: list[dict], b: list[dict], floor: float) -> None:
+def _matched(a: list[dict], b: list[dict], floor: float, tie: float = 1e-3) -> None:
     """Every object of ``a`` at or above ``floor`` has one of the same label in ``b`` with IoU >= 0.95
     and a probability within 0.01 (the same pixels; only a small image's enlargement differs: PIL's
-    bilinear against torch's)."""
+    bilinear against torch's), or a near tie within ``tie`` (below)."""
     for found in (o for o in a if o["prob"] >= floor):
         same = [o for o in b if o["label"] == found["label"]]
         assert same, (found, b)
@@ -48,7 +48,7 @@ def _matched(a: list[dict], b: list[dict], floor: float) -> None:
             # A near tie: two neighbouring locations scored within a float's rounding of each other,
             # and each runtime's NMS kept a different one (it suppresses the other at IoU > 0.6).
             # Seen on a CPU with AMX: 0.78918 against 0.78909, boxes 2 px apart.
-            assert overlaps[best] > NMS_IOU and abs(same[best]["prob"] - found["prob"]) <= 1e-3, (
+            assert overlaps[best] > NMS_IOU and abs(same[best]["prob"] - found["prob"]) <= tie, (
                 found,
                 same[best],
             )
