@@ -50,7 +50,7 @@ from ml.detection.detector import (  # noqa: E402
     fit_detector,
 )
 from ml.detection.evaluate import evaluate_detections, iou  # noqa: E402
-from ml.detection.second_look import WEIGHTS  # noqa: E402
+from ml.detection.second_look import CHOICES  # noqa: E402
 from ml.models import PACKAGE_ARCHITECTURE, load_package_weights  # noqa: E402
 
 STRIDES = (8, 16, 32)  # ml.detection.detector.OUT_INDICES
@@ -148,7 +148,7 @@ def main() -> None:
     for key, value in bench_detection_photos.overrides(args.set).items():
         setattr(config, key, value)
 
-    fitted = {}  # the second look's classifier, kept or not: its test-side scores per weight below
+    fitted = {}  # the second look's classifier, kept or not: its test-side scores per choice below
 
     def capturing(*args, **kwargs):
         answer = original(*args, **kwargs)
@@ -172,11 +172,11 @@ def main() -> None:
     truth = [{"boxes": item[1].tolist(), "labels": item[2].tolist()} for item in test_cache]
     if saved_look:
         seen = _seen(model, [item[0] for item in test_cache], torch.device("cpu"))
-        by_weight = {}
-        for w in WEIGHTS:
-            found = _looked(seen, _look_spec(model, {**saved_look, "weight": w}))
-            by_weight[w] = round(evaluate_detections(truth, found, len(names))["map50"], 3)
-        print("test mAP@0.5 with the second look per weight (without it: above):", by_weight)
+        by_choice = {}
+        for own, weight in CHOICES:
+            found = _looked(seen, _look_spec(model, {**saved_look, "own": own, "weight": weight}))
+            by_choice[f"{own}/{weight}"] = round(evaluate_detections(truth, found, len(names))["map50"], 3)
+        print("test mAP@0.5 with the second look per own/weight (without it: below):", by_choice)
     labelled = evaluate_detections(truth, predicted, len(names))["map50"]
     one = [{"boxes": t["boxes"], "labels": [0] * len(t["labels"])} for t in truth]
     agnostic = [{**p, "labels": [0] * len(p["labels"])} for p in predicted]

@@ -52,6 +52,9 @@ OUT_INDICES = (2, 3, 4)  # strides 8, 16, 32; P6 and P7 are added on top (FCOS's
 ANCHOR_SIZES = ((8,), (16,), (32,), (64,), (128,))  # FCOS: one "anchor" per location and level
 SMALL_OBJECT_PX = 24  # input_size=0: small objects keep at least this many pixels at the input
 AUTO_INPUT_RANGE = (256, 512)
+# The second look's fit and choice (``_second_look``), in epochs' learning parts, that the time
+# budget keeps for it when it will run (hard development scenes: 2 epochs' worth; BENCHMARKS.md).
+LOOK_EPOCHS = 2.0
 
 
 @dataclass
@@ -412,18 +415,23 @@ def _looked(seen: list[_Seen], spec: dict) -> list[dict]:
     return out
 
 
-def _second_look(model: FCOS, cache, fit_idx: list[int], validation, num_labels: int, config, device):
+def _second_look(
+    model: FCOS, cache, fit_idx: list[int], validation, num_labels: int, config, device, one_shape: bool
+):
     """Fit the second look's classifier on the training boxes (``second_look.fit_labeller``: each
-    image and its mirror, every box as drawn and jittered) and choose its weight on the validation
-    slice. Returns the look to keep (None: it does not raise the slice's mAP@0.5, or cannot be
-    fitted), the slice's predictions with it (raw scores; None without it), a record for the
-    metrics and the classifier fitted (None: none could be)."""
+    image and its mirror, every box as drawn and jittered) and choose its ``own`` and ``weight``
+    on the validation slice (``second_look.CHOICES``). Returns the look to keep (None: it does
+    not raise the slice's mAP@0.5, or cannot be fitted), the slice's predictions with it (raw
+    scores; None without it), a record for the metrics and the classifier fitted (None: none
+    could be). Images of ``one_shape`` pass the backbone with oneDNN and channels-last weights."""
     started = time.perf_counter()
     rng = np.random.default_rng(config.seed)
     features, targets = [], []
     for flip in (False, True):
         images = [cache[i][0].flip(-1) if flip else cache[i][0] for i in fit_idx]
-        for i, item in zip(fit_idx, _seen(model, images, device, heads=False), strict=True):
+        with _onednn(one_shape), _channels_last(model, one_shape):
+            seen = _seen(model, images, device, heads=False)
+        for i, item in zip(fit_idx, seen, strict=True):
             boxes, labels = cache[i][1].numpy().astype(np.float64), cache[i][2].numpy()
             if not len(boxes):
                 continue
@@ -435,26 +443,26 @@ def _second_look(model: FCOS, cache, fit_idx: list[int], validation, num_labels:
             for drawn in (boxes, second_look.jittered(boxes, rng)):
                 features.append(pooled(item.levels, drawn * frame, second_look.STRIDES))
                 targets.append(labels)
-    record: dict = {"weight": None}
+    record: dict = {"own": None, "weight": None}
     fitted = None
     if features:
         fitted = second_look.fit_labeller(np.concatenate(features), np.concatenate(targets), num_labels)
-    look, predictions = fitted, None
-    if look is not None:
+    look, predictions = None, None
+    if fitted is not None:
         seen = _seen(model, validation.images, device)
         plain = _looked(seen, _look_spec(model, None))
         best = evaluate_detections(validation.truth, plain, num_labels)["map50"]
         record["val_map50_without"] = round(float(best), 4)
         scores = {}
-        for weight in second_look.WEIGHTS:
-            candidate = {**look, "weight": weight}
+        for own, weight in second_look.CHOICES:
+            candidate = {**fitted, "own": own, "weight": weight}
             found = _looked(seen, _look_spec(model, candidate))
-            score = evaluate_detections(validation.truth, found, num_labels)["map50"]
-            scores[weight] = round(float(score), 4)
-            if scores[weight] > best + 1e-4:
-                best, record["weight"], predictions = scores[weight], weight, found
-        record["val_map50_by_weight"] = {str(w): v for w, v in scores.items()}
-        look = {**look, "weight": record["weight"]} if record["weight"] is not None else None
+            score = round(float(evaluate_detections(validation.truth, found, num_labels)["map50"]), 4)
+            scores[f"{own}/{weight}"] = score
+            if score > best + 1e-4:
+                best, look, predictions = score, candidate, found
+                record.update(own=own, weight=weight)
+        record["val_map50_by_choice"] = scores  # "own/weight"
     record["seconds"] = round(time.perf_counter() - started, 2)
     return look, predictions, record, fitted
 
@@ -753,8 +761,11 @@ class _BudgetPlan:
     that passes (the first epochs on a loaded machine) then changes nothing when the plan still
     fits after it, and a cut made late squeezes the rest of the cosine at most twofold."""
 
-    def __init__(self, budget_s: float):
+    def __init__(self, budget_s: float, after_epochs: float = 1.0):
         self.budget_s = budget_s
+        # What the fit does after its epochs, in epochs' learning parts: the final evaluation (1),
+        # and the second look's fit and choice when it will run (``LOOK_EPOCHS`` more).
+        self.after_epochs = after_epochs
         self.learning: list[float] = []  # seconds of each epoch outside making fresh views
         self.viewing: list[float] = []  # seconds making fresh views, in the epochs that drew them
 
@@ -769,7 +780,7 @@ class _BudgetPlan:
         learn = float(np.median(self.learning))
         view = float(np.median(self.viewing)) if self.viewing else 0.0
         fresh_left = max(0, min(last, fresh_epochs) - epoch)
-        return elapsed + (last - epoch) * learn + fresh_left * view + learn
+        return elapsed + (last - epoch) * learn + fresh_left * view + self.after_epochs * learn
 
     def fit(self, epoch: int, wanted: int, elapsed: float, fresh_epochs: float) -> int:
         """The most epochs, at least ``epoch`` (the ones run) and at most ``wanted``, that end
@@ -893,7 +904,9 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
     planned = min(config.epochs, config.decay_epochs) if stopping and stopping.decaying else config.epochs
     epochs = planned  # the plan now: the budget only shortens it, ``extend_below`` lengthens it once
     schedule = _Cosine(epochs * steps_per_epoch, config)
-    budget = _BudgetPlan(config.time_budget_s) if config.time_budget_s else None
+    looks = config.second_look and bool(val_idx) and len(labels) > 1
+    after = 1.0 + (LOOK_EPOCHS if looks else 0.0)
+    budget = _BudgetPlan(config.time_budget_s, after) if config.time_budget_s else None
     history: list[dict] = []
     step = 0
     # oneDNN's kernels are built once per batch shape: worth it when every training batch has the
@@ -985,9 +998,9 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
     if stopping:
         stopping.restore(model)
     look, look_record, looked_predictions = None, None, None
-    if config.second_look and validation and stopping.best < 0.9999 and len(labels) > 1:
+    if looks and stopping.best < 0.9999:
         look, looked_predictions, look_record, _ = _second_look(
-            model, cache, fit_idx, validation, len(labels), config, device
+            model, cache, fit_idx, validation, len(labels), config, device, one_shape
         )
         logger.info("detector second look at the labels: %s", look_record)
     calibration = None
@@ -1043,7 +1056,7 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
         "feature_views": features.views if features else 0,
         # The map from scores to the probabilities answered (ml/detection/calibrate.py), None = none.
         "calibration": calibration,
-        # The second look at the labels: its weight (None: not kept) and validation scores.
+        # The second look at the labels: its own and weight (None: not kept), validation scores.
         "second_look": look_record,
     }
     if out_dir is not None:
@@ -1169,7 +1182,7 @@ def save_detector(
         "config": {k: v for k, v in asdict(config).items() if k not in ("device", "num_threads")},
         "metrics": {k: metrics[k] for k in ("map50", "precision", "recall", "threshold") if k in metrics},
         "calibration": metrics.get("calibration"),
-        "second_look": look,  # the classifier and its weight (postprocess.looked), None = none
+        "second_look": look,  # the classifier, own and weight (postprocess.looked), None = none
     }
     weights.save_version(out_dir, model, meta)
 

@@ -80,7 +80,7 @@ def write_onnx(predictor: DetectionPredictor, target: str | os.PathLike) -> dict
     if predictor.calibration:  # scores to the probabilities answered (ml/detection/calibrate.py)
         spec["calibration"] = {k: predictor.calibration[k] for k in ("slope", "intercept")}
     if look:  # the labels looked at again (postprocess.looked), from the graph's FEATURE_OUTPUTS
-        spec["second_look"] = {k: look[k] for k in ("strides", "coef", "intercept", "weight")}
+        spec["second_look"] = {k: look[k] for k in ("strides", "coef", "intercept", "weight", "own")}
     example = torch.zeros(1, 3, side, side, dtype=torch.uint8)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript-based exporter's deprecation notice

@@ -253,11 +253,12 @@ def looked(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The second look at the labels (``second_look`` in the spec; ml/detection/second_look.py fits
     it): the boxes FCOS kept (raw scores, after its NMS) each get every label k, scored
-    score * q_k ** w, where q is a linear softmax over the box's pooled backbone features
-    (``pooled``; ``features`` the image's levels, boxes in that input frame): FCOS says how
-    likely an object is there, the look which label it has. Then the same NMS per label and limit
-    again. Raw scores out, best first, none under the spec's score floor or ``floor``. No score
-    rises, so a cut-off leaves out the same boxes before the look as after it."""
+    score * ((1 - own) * q_k ** weight + own * [k is FCOS's label]), where q is a linear softmax
+    over the box's pooled backbone features (``pooled``; ``features`` the image's levels, boxes in
+    that input frame): FCOS says how likely an object is there, the look (and, by ``own``, FCOS)
+    which label it has. Then the same NMS per label and limit again. Raw scores out, best first,
+    none under the spec's score floor or ``floor``. No score rises, so a cut-off leaves out the
+    same boxes before the look as after it."""
     look = spec.get("second_look")
     if not look or not len(boxes):
         return boxes, scores, labels
@@ -269,9 +270,10 @@ def looked(
     logits -= logits.max(axis=1, keepdims=True)
     q = np.exp(logits)
     q /= q.sum(axis=1, keepdims=True)
-    w = float(look["weight"])
-    rescored = np.asarray(scores, dtype=np.float64)[:, None] * q**w
+    own = float(look.get("own", 0.0))
     count = q.shape[1]
+    mixed = (1.0 - own) * q ** float(look["weight"]) + own * np.eye(count)[np.asarray(labels, dtype=np.int64)]
+    rescored = np.asarray(scores, dtype=np.float64)[:, None] * mixed
     all_boxes = np.repeat(np.asarray(boxes, dtype=np.float32), count, axis=0)
     all_labels = np.tile(np.arange(count), len(boxes))
     all_scores = rescored.ravel().astype(np.float32)

@@ -6,10 +6,10 @@ on the trained detector's backbone levels (strides 8, 16, 32), pooled inside eac
 (``postprocess.pooled``), labelled 85-86 % of them right (BENCHMARKS.md, "Where the remaining
 errors are"). After the training, ``fit_labeller`` fits one on the training boxes (each image and
 its mirror, every box as drawn and jittered by up to ``JITTER`` of its size); the detector's boxes
-then get every label k, scored FCOS's score times q_k ** w, q the classifier's probabilities
-(``postprocess.looked``). The power w is chosen on the validation slice among ``WEIGHTS``, and the
-look is kept only when it raises the slice's mAP@0.5 (ml/detection/detector.py). numpy and
-scikit-learn; no torch, no Django.
+then get every label k, scored FCOS's score times (1 - own) * q_k ** weight + own * [k is FCOS's
+label], q the classifier's probabilities (``postprocess.looked``). The pair (own, weight) is chosen
+on the validation slice among ``CHOICES``, and the look is kept only when it raises the slice's
+mAP@0.5 (ml/detection/detector.py). numpy and scikit-learn; no torch, no Django.
 """
 
 from __future__ import annotations
@@ -20,7 +20,9 @@ import numpy as np
 
 JITTER = 0.1  # a training box's edges move by up to this share of its width and height
 C = 0.1  # the logistic regression's inverse regularisation (0.01-1 gave 85.4-85.9 %: one seed)
-WEIGHTS = (0.5, 1.0, 2.0)  # the power of the classifier's probability, chosen on validation
+# (own, weight) pairs tried on the validation slice: FCOS's own label's share, and the power of the
+# classifier's probability.
+CHOICES = ((0.0, 0.25), (0.0, 0.5), (0.0, 1.0), (0.25, 0.5), (0.5, 0.5), (0.5, 1.0))
 STRIDES = (8, 16, 32)  # the backbone levels pooled (ml/detection/detector.py's OUT_INDICES)
 MIN_BOXES_PER_LABEL = 2  # fewer training boxes of a label than this: no second look
 
@@ -37,7 +39,7 @@ def jittered(boxes: np.ndarray, rng: np.random.Generator, share: float = JITTER)
 
 
 def fit_labeller(features: np.ndarray, labels: Sequence[int], num_labels: int, c: float = C) -> dict | None:
-    """The classifier the spec's ``second_look`` holds (without its ``weight``): ``coef``
+    """The classifier the spec's ``second_look`` holds (without ``own`` and ``weight``): ``coef``
     (num_labels, F) and ``intercept`` (num_labels,) on the raw pooled features (the standardisation
     folded in), the ``strides`` pooled. None when it cannot help: one label, or a label with fewer
     than ``MIN_BOXES_PER_LABEL`` training boxes."""

@@ -204,7 +204,7 @@ def test_a_fit_keeps_the_look_only_when_it_raises_the_validation_score(tmp_path)
     data = scenes(40, seed=5)
     examples = [DetectionExample(image=png(image), boxes=b, labels=labels) for image, b, labels in data]
     mask = [i >= 32 for i in range(40)]
-    # 10 epochs: here the slice scored 0.979 without the look and 0.991 with it (kept, weight 0.5).
+    # 10 epochs: here the slice scored 0.979 without the look and 0.991 with it (kept).
     config = DetectConfig(
         **{**TINY, "epochs": 10, "decay_epochs": 10, "min_val_images": 4, "val_fraction": 0.25}
     )
@@ -213,15 +213,19 @@ def test_a_fit_keeps_the_look_only_when_it_raises_the_validation_score(tmp_path)
     if record is None:  # another CPU's rounding may learn the slice perfectly: nothing to look at
         assert result.metrics["val_map50"] >= 0.9999
         return
-    scores = {float(w): v for w, v in record["val_map50_by_weight"].items()}
-    assert sorted(scores) == list(second_look.WEIGHTS)
+    scores = record["val_map50_by_choice"]
+    assert list(scores) == [f"{own}/{weight}" for own, weight in second_look.CHOICES]
     meta = json.loads((tmp_path / "model.json").read_text())
     if record["weight"] is None:
         assert max(scores.values()) <= record["val_map50_without"] + 1e-4
         assert meta["second_look"] is None
     else:
-        assert scores[record["weight"]] == max(scores.values()) > record["val_map50_without"]
-        assert meta["second_look"]["weight"] == record["weight"]
+        chosen = f"{record['own']}/{record['weight']}"
+        assert scores[chosen] == max(scores.values()) > record["val_map50_without"]
+        assert (meta["second_look"]["own"], meta["second_look"]["weight"]) == (
+            record["own"],
+            record["weight"],
+        )
     predictor = DetectionPredictor.load(tmp_path, mode="eager", num_threads=1)
     assert predictor.second_look == meta["second_look"]
     # The scenes are the input size: the fit and the service see the same pixels.
