@@ -20,9 +20,12 @@ def load_recognition(
 ):
     """A recognition version ready to classify: a ``ServedPredictor`` where its file serves it
     alone, else ``Predictor.load`` (which imports torch; a version without the file gets it
-    written there, so its next load needs no torch)."""
+    written there, so its next load needs no torch). A file ONNX Runtime refused is not opened
+    again: torch serves the version with ``jit``, as it would after failing to open it."""
     alone = served_recognition.served_alone(directory, mode, num_threads, passes)
-    if alone is not None:
+    if alone == served_recognition.REFUSED:
+        mode = "jit"
+    elif alone is not None:
         return alone
     from ml.recognition.predictor import Predictor  # torch loads only here
 

@@ -125,14 +125,19 @@ class ServedPredictor(ServedVersion):
         return self
 
 
+# ``served_alone``'s answer for a file ONNX Runtime refused (logged once there): torch serves the
+# version with ``jit`` without opening the file again (ml/loading.py).
+REFUSED = "refused"
+
+
 def served_alone(
     directory: str | os.PathLike, mode: str, num_threads: int | None = None, passes: int = 1
-) -> ServedPredictor | None:
+) -> ServedPredictor | str | None:
     """The version in ``directory`` served by its ``model.onnx`` without torch, or None where the
     file cannot do it alone: ``mode`` is not ``auto`` / ``onnx``, there is no file yet, the file
-    has no ``features`` output (exported before descriptors: torch writes it again), ONNX Runtime
-    refuses it, or ``auto`` on a GPU that this onnxruntime build cannot use (then torch's ``jit``
-    runs on the GPU, ml/inference.py)."""
+    has no ``features`` output (exported before descriptors: torch writes it again), or ``auto``
+    on a GPU that this onnxruntime build cannot use (then torch's ``jit`` runs on the GPU,
+    ml/inference.py); ``REFUSED`` where ONNX Runtime refuses the file."""
     path = pathlib.Path(directory) / artifacts.ONNX_FILE
     if mode not in ("auto", "onnx") or not path.is_file():
         return None
@@ -142,7 +147,7 @@ def served_alone(
         runner = OnnxRunner(path, num_threads, passes)
     except Exception:  # a file the runtime cannot take: the torch path decides what serves it
         logger.exception("ONNX Runtime cannot open %s; loading the version with torch", path)
-        return None
+        return REFUSED
     if "features" not in runner.outputs:
         return None
     return ServedPredictor(artifacts.load_meta(directory), directory, runner).warm_up()

@@ -127,3 +127,21 @@ def test_a_version_without_its_file_is_loaded_with_torch(versions, tmp_path):
     assert (folder / "model.onnx").is_file()  # written once: the next load needs no torch
     assert type(load_recognition(folder, mode="auto", num_threads=1)).__name__ == "ServedPredictor"
     assert isinstance(load_recognition(folder, mode="jit", num_threads=1), Predictor)
+
+
+def test_a_file_onnx_runtime_refuses_is_opened_once_and_torch_serves_the_version(versions, tmp_path, caplog):
+    recognition, _, _ = versions
+    folder = tmp_path / "refused"
+    folder.mkdir()
+    for name in ("model.json", "model.safetensors"):
+        (folder / name).write_bytes((recognition / name).read_bytes())
+    (folder / "model.onnx").write_bytes(b"not an ONNX file")
+    with caplog.at_level("ERROR"):
+        predictor = load_recognition(folder, mode="auto", num_threads=1)
+    assert isinstance(predictor, Predictor) and predictor.onnx is None and predictor.model is not None
+    refusals = [r for r in caplog.records if "ONNX Runtime cannot" in r.getMessage()]
+    assert len(refusals) == 1, [r.getMessage() for r in refusals]
+    assert (folder / "model.onnx").read_bytes() == b"not an ONNX file"  # left as it was
+    picture = io.BytesIO()
+    Image.new("RGB", (40, 40), (200, 30, 30)).save(picture, format="PNG")
+    assert len(predictor.predict([picture.getvalue()])) == 1
