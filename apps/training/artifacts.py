@@ -170,9 +170,11 @@ DETECTION_ONNX_README = """model.onnx         the detector the service runs (FP3
                    for onnxruntime: backbone, FPN and FCOS heads; input "images" is a uint8 batch
                    (N, 3, H, W) of RGB images resized so their longer side is {size} px, at the
                    top left of a grey canvas (H and W multiples of 32); outputs cls_logits,
-                   bbox_regression and bbox_ctrness. The decoding and NMS are postprocess.py's.
-postprocess.py     the batching, decoding and NMS the service runs around the graph, in numpy
-                   (needs numpy, Pillow, onnxruntime; no torch): `python postprocess.py <this
+                   bbox_regression and bbox_ctrness (and features_8, features_16, features_32,
+                   the backbone's levels, when the version looks at its labels a second time).
+                   The decoding and NMS are postprocess.py's.
+postprocess.py     the batching, decoding, NMS and second look the service runs around the
+                   graph, in numpy (needs numpy, Pillow, onnxruntime; no torch): `python postprocess.py <this
                    folder> photo.jpg` prints the objects with boxes in the photo's pixels; its
                    docstring documents the graph's outputs and the decoding.
 """

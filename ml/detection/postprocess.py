@@ -23,7 +23,9 @@ by row):
   class k + 1 is model.json's label k;
 - ``bbox_regression`` (N, A, 4): distances from the location to the box's left, top, right and
   bottom edges, in units of the level's anchor size;
-- ``bbox_ctrness`` (N, A, 1): the centre-ness logit.
+- ``bbox_ctrness`` (N, A, 1): the centre-ness logit;
+- with a second look (``second_look`` in the metadata): ``features_8``, ``features_16`` and
+  ``features_32`` (N, C, H / s, W / s), the backbone's levels at strides 8, 16 and 32.
 
 The decoding is FCOS's (torchvision ``FCOS.postprocess_detections``): a location's anchor is
 centred at (x * stride, y * stride) with the level's size (``anchors``); a class's score is
@@ -32,6 +34,11 @@ at most ``topk_candidates`` of them, best first; boxes are clipped to the resize
 non-maximum suppression per class at IoU ``nms_thresh``, and at most ``detections_per_img`` boxes
 remain, best first. Those figures, the anchor sizes and S are in the ONNX file's metadata (key
 ``visionforge.detection``, JSON).
+
+The second look at the labels (``looked``; ml/detection/second_look.py fits it): each box kept
+by that NMS gets a probability q per label from a linear softmax (``coef``, ``intercept``) over its
+levels' features averaged inside it (``pooled``), answers every label k with its score times
+(1 - own) * q_k ** weight + own * [k is its own label], and the NMS per label runs again.
 
 The probability answered: a version trained since calibration (``calibration`` in the metadata:
 ``slope`` a, ``intercept`` b) answers sigmoid(a * logit(score) + b), fitted on its validation
