@@ -209,7 +209,7 @@ def main() -> None:
                 f"stopped: {m['stopped']}, "
                 f"val mAP {m['val_map50']}, AP per label {row['per_label']}; at prob 0.3 "
                 f"precision {m['precision']:.3f} recall {m['recall']:.3f}, "
-                f"calibration {m.get('calibration')})",
+                f"calibration {m.get('calibration')}; second look {m.get('second_look')})",
                 flush=True,
             )
             print(
