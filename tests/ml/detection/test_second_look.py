@@ -103,6 +103,12 @@ def test_a_sure_look_relabels_a_box_and_its_weight_mixes_the_scores():
         expected = sorted((e for e in expected if e[0] > SPEC["score_thresh"]), reverse=True)
         np.testing.assert_allclose(mixed, [e[0] for e in expected], atol=1e-5)
         assert mixed_labels.tolist() == [e[1] for e in expected]
+    # ``own`` keeps a share for FCOS's label: 0.8 x (0.5 x 0.1 + 0.5) for label 0 of the first box,
+    # 0.8 x 0.5 x 0.9 for label 1; the second box 0.4 x 0.55 and 0.4 x 0.45.
+    shared = {**SPEC, "second_look": {**_sure(15, label=1), "own": 0.5, "weight": 1.0}}
+    _, own_scores, own_labels = looked(boxes, scores, labels, levels, shared)
+    assert own_labels.tolist() == [0, 1, 0, 1]
+    np.testing.assert_allclose(own_scores, [0.44, 0.36, 0.22, 0.18], atol=1e-5)
     # A floor leaves out what scores under it.
     assert looked(boxes, scores, labels, levels, spec, floor=0.3)[1].tolist() == pytest.approx([0.72, 0.36])
     # Without a look, or without boxes, nothing changes.
@@ -147,7 +153,7 @@ def with_look(tmp_path_factory):
         np.concatenate(features), np.concatenate([c[2].numpy() for c in cache]), 2
     )
     meta = json.loads((out / "model.json").read_text())
-    meta["second_look"] = {**fitted, "weight": 1.0}
+    meta["second_look"] = {**fitted, "own": 0.25, "weight": 1.0}
     (out / "model.json").write_text(json.dumps(meta))
     export_detector(out)
     return out
