@@ -4,8 +4,9 @@
         [--set center_sampling_radius=2.5 --set box_activation=softplus]
 
 Per seed: the hard development scenes of ``bench/detection_scenes.py`` (160 training / 60 test, as
-``bench_detection_photos.py --half dev``), ``fit_detector`` with the configuration the API builds
-(``bench_detection_photos.default_config``, 1 thread; ``--set`` overrides a field), then on the
+``bench_detection_photos.py --half dev``; ``--kind easy``: the easy ones, 96 / 24, as the API's),
+``fit_detector`` with the configuration the API builds (``bench_detection_photos.default_config``,
+1 thread; ``--set`` overrides a field), then on the
 test scenes:
 
 - mAP@0.5 with labels and class-agnostic (every label counted as one);
@@ -139,11 +140,21 @@ def main() -> None:
     )
     parser.add_argument("seed", type=int)
     parser.add_argument("--set", action="append", default=[], help="DetectConfig field=value")
+    parser.add_argument(
+        "--kind",
+        choices=("hard", "easy"),
+        default="hard",
+        help="easy: the easy development scenes (96 training / 24 test), as the API's",
+    )
+    parser.add_argument(
+        "--no-features", action="store_true", help="skip the logistic regressions on true boxes"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
-    names = detection_scenes.label_names("hard")
+    names = detection_scenes.label_names(args.kind)
     labels = [{"id": name, "name": name} for name in names]
-    examples, mask = bench_detection_photos.seed_scenes(160, 60, "hard", "dev", args.seed)
+    sizes = (160, 60) if args.kind == "hard" else (96, 24)
+    examples, mask = bench_detection_photos.seed_scenes(*sizes, args.kind, "dev", args.seed)
     config = bench_detection_photos.default_config(args.seed, 1, None)
     for key, value in bench_detection_photos.overrides(args.set).items():
         setattr(config, key, value)
@@ -188,6 +199,8 @@ def main() -> None:
     print("rows true, columns predicted (last: missed):", *names)
     print(table)
 
+    if args.no_features:
+        return
     rng = np.random.default_rng(0)
     body = model.backbone.body
     own = second_look(lambda i, b: detector_features(body, i, b), cache, mask, rng)
