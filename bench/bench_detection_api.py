@@ -119,7 +119,8 @@ def main() -> None:
         f"best epoch {metrics.get('best_epoch')}, "
         f"val mAP {metrics.get('val_map50')}); "
         f"mAP@0.5 {metrics['map50']:.3f} on {metrics['test_images']} unseen scenes; "
-        f"precision {metrics['precision']}, recall {metrics['recall']} at {metrics['threshold']}"
+        f"precision {metrics['precision']}, recall {metrics['recall']} at {metrics['threshold']}; "
+        f"second look {metrics.get('second_look')}"
     )
     print(
         "  history", [(h["epoch"], h["loss"], h.get("val_map50"), h["seconds"]) for h in metrics["history"]]
