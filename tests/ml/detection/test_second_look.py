@@ -18,8 +18,8 @@ from ml.detection import detector, postprocess, second_look
 from ml.detection.detector import DetectConfig, DetectionExample, DetectionPredictor, fit_detector
 from ml.detection.postprocess import looked, pooled
 from tests.detection.scenes import png, scenes
+from tests.ml.detection.test_export import LABELS, TINY, _matched, exported  # noqa: F401 - a fixture
 
-LABELS = [{"id": "sq", "name": "square"}, {"id": "di", "name": "disc"}]
 SPEC = {"score_thresh": 0.05, "nms_thresh": 0.6, "detections_per_img": 100}
 
 
@@ -130,20 +130,22 @@ def test_two_labels_of_one_place_become_one_box_a_label_after_the_look():
 
 # --------------------------------------------------------------------------- trained versions
 
-TINY = dict(input_size=96, epochs=16, batch_size=8, seed=3, num_threads=1)
-
 
 @pytest.fixture(scope="module")
-def with_look(tmp_path_factory):
-    """A trained version given a second look fitted on its own training boxes' features, exported."""
+def with_look(exported, tmp_path_factory):  # noqa: F811 - test_export's fixture
+    """test_export's trained version, given a second look fitted on its own training boxes'
+    features, exported again."""
     from ml.detection.export import export_detector
 
-    data = scenes(32, seed=11)
-    examples = [DetectionExample(image=png(image), boxes=b, labels=labels) for image, b, labels in data]
+    trained, _ = exported
     out = tmp_path_factory.mktemp("looked")
-    fit_detector(examples, [i >= 24 for i in range(32)], LABELS, DetectConfig(**TINY), out_dir=out)
+    for name in ("model.json", "model.safetensors"):
+        shutil.copy(trained / name, out / name)
+    training = [
+        DetectionExample(image=png(image), boxes=b, labels=labels) for image, b, labels in scenes(24, seed=11)
+    ]
     predictor = DetectionPredictor.load(out, mode="eager", num_threads=1)
-    cache = detector._load_examples(examples[:24], predictor.input_size)
+    cache = detector._load_examples(training, predictor.input_size)
     seen = detector._seen(predictor.model, [item[0] for item in cache], torch.device("cpu"), heads=False)
     features = [
         pooled(s.levels, item[1].numpy() / np.array([*s.scale, *s.scale]), second_look.STRIDES)
@@ -160,8 +162,6 @@ def with_look(tmp_path_factory):
 
 
 def test_a_version_with_a_look_answers_alike_through_onnx_runtime_and_torch(with_look):
-    from tests.ml.detection.test_export import _matched
-
     onnx = DetectionPredictor.load(with_look, mode="auto", num_threads=1)
     torch_served = DetectionPredictor.load(with_look, mode="eager", num_threads=1)
     assert onnx.onnx is not None and onnx.second_look["weight"] == 1.0
