@@ -350,23 +350,31 @@ def _detections_from_frozen(
 @dataclass
 class _Seen:
     """One image as the second look needs it: FCOS's detections in the resized frame (raw scores,
-    labels from 0; none when only the levels were asked for), the backbone's levels there, and the
-    factors (x, y) from that frame to the image's own."""
+    labels from 0; none when only the levels were asked for), the backbone's levels there (or, to
+    keep less, only their features pooled inside those detections' boxes), and the factors (x, y)
+    from that frame to the image's own."""
 
     boxes: np.ndarray
     scores: np.ndarray
     labels: np.ndarray
-    levels: list[np.ndarray]
+    levels: list[np.ndarray] | None
     scale: tuple[float, float]
+    pooled: np.ndarray | None = None
 
 
 @torch.inference_mode()
 def _seen(
-    model: FCOS, images: list[torch.Tensor], device, batch_size: int = 8, heads: bool = True
+    model: FCOS,
+    images: list[torch.Tensor],
+    device,
+    batch_size: int = 8,
+    heads: bool = True,
+    pool: bool = False,
 ) -> list[_Seen]:
     """``_Seen`` per uint8 image: torchvision's forward (its transform, backbone, heads and
     ``postprocess_detections``) stopped before the boxes go back to the image's frame, with the
-    backbone's levels kept; ``heads=False`` runs the backbone alone."""
+    backbone's levels kept (``pool``: only their features pooled inside the detections' boxes, a
+    few hundred KB an image less); ``heads=False`` runs the backbone alone."""
     model.eval()
     out = []
     for start in range(0, len(images), batch_size):
@@ -384,15 +392,16 @@ def _seen(
         for j, (image, det) in enumerate(zip(batch, detections, strict=True)):
             height, width = image_list.image_sizes[j]
             found = _as_lists(det) if det is not None else {"boxes": [], "scores": [], "labels": []}
-            out.append(
-                _Seen(
-                    boxes=np.asarray(found["boxes"], dtype=np.float32).reshape(-1, 4),
-                    scores=np.asarray(found["scores"], dtype=np.float32),
-                    labels=np.asarray(found["labels"], dtype=np.int64),
-                    levels=[level[j].float().cpu().numpy() for level in levels],
-                    scale=(image.shape[-1] / width, image.shape[-2] / height),
-                )
+            item = _Seen(
+                boxes=np.asarray(found["boxes"], dtype=np.float32).reshape(-1, 4),
+                scores=np.asarray(found["scores"], dtype=np.float32),
+                labels=np.asarray(found["labels"], dtype=np.int64),
+                levels=[level[j].float().cpu().numpy() for level in levels],
+                scale=(image.shape[-1] / width, image.shape[-2] / height),
             )
+            if pool:
+                item.pooled, item.levels = pooled(item.levels, item.boxes, second_look.STRIDES), None
+            out.append(item)
     return out
 
 
@@ -411,7 +420,10 @@ def _looked(seen: list[_Seen], spec: dict) -> list[dict]:
     spec's second look (``postprocess.looked``)."""
     out = []
     for item in seen:
-        boxes, scores, labels = looked(item.boxes, item.scores, item.labels, item.levels, spec)
+        levels = item.levels or ()
+        boxes, scores, labels = looked(
+            item.boxes, item.scores, item.labels, levels, spec, pooled_features=item.pooled
+        )
         sx, sy = item.scale
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4) * np.array([sx, sy, sx, sy], np.float32)
         out.append({"boxes": boxes.tolist(), "scores": scores.tolist(), "labels": labels.tolist()})
@@ -430,11 +442,15 @@ def _second_look(
     started = time.perf_counter()
     rng = np.random.default_rng(config.seed)
     features, targets = [], []
-    for flip in (False, True):
-        images = [cache[i][0].flip(-1) if flip else cache[i][0] for i in fit_idx]
+    # A chunk of images at a time: their levels are pooled and let go before the next.
+    chunks = [
+        (flip, fit_idx[start : start + 32]) for flip in (False, True) for start in range(0, len(fit_idx), 32)
+    ]
+    for flip, chunk in chunks:
+        images = [cache[i][0].flip(-1) if flip else cache[i][0] for i in chunk]
         with _onednn(one_shape), _channels_last(model, one_shape):
             seen = _seen(model, images, device, heads=False)
-        for i, item in zip(fit_idx, seen, strict=True):
+        for i, item in zip(chunk, seen, strict=True):
             boxes, labels = cache[i][1].numpy().astype(np.float64), cache[i][2].numpy()
             if not len(boxes):
                 continue
@@ -452,7 +468,7 @@ def _second_look(
         fitted = second_look.fit_labeller(np.concatenate(features), np.concatenate(targets), num_labels)
     look, predictions = None, None
     if fitted is not None:
-        seen = _seen(model, validation.images, device)
+        seen = _seen(model, validation.images, device, pool=True)
         plain = _looked(seen, _look_spec(model, None))
         best = evaluate_detections(validation.truth, plain, num_labels)["map50"]
         record["val_map50_without"] = round(float(best), 4)
@@ -810,7 +826,10 @@ def _predict_tensors(
     """Predictions for uint8 images, boxes in each image's own frame (the model maps them back);
     with ``look``, after that second look at the labels (``_looked``). Raw scores."""
     if look:
-        return _looked(_seen(model, images, device, batch_size), _look_spec(model, look))
+        spec, out = _look_spec(model, look), []
+        for start in range(0, len(images), batch_size):  # each batch's levels let go once looked at
+            out += _looked(_seen(model, images[start : start + batch_size], device, batch_size), spec)
+        return out
     model.eval()
     out = []
     for start in range(0, len(images), batch_size):

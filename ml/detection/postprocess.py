@@ -255,19 +255,21 @@ def looked(
     features: Sequence[np.ndarray],
     spec: dict,
     floor: float | None = None,
+    pooled_features: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The second look at the labels (``second_look`` in the spec; ml/detection/second_look.py fits
     it): the boxes FCOS kept (raw scores, after its NMS) each get every label k, scored
     score * ((1 - own) * q_k ** weight + own * [k is FCOS's label]), where q is a linear softmax
     over the box's pooled backbone features (``pooled``; ``features`` the image's levels, boxes in
-    that input frame): FCOS says how likely an object is there, the look (and, by ``own``, FCOS)
+    that input frame; or ``pooled_features``, already pooled for these boxes): FCOS says how
+    likely an object is there, the look (and, by ``own``, FCOS)
     which label it has. Then the same NMS per label and limit again. Raw scores out, best first,
     none under the spec's score floor or ``floor``. No score rises, so a cut-off leaves out the
     same boxes before the look as after it."""
     look = spec.get("second_look")
     if not look or not len(boxes):
         return boxes, scores, labels
-    x = pooled(features, boxes, look["strides"])
+    x = pooled(features, boxes, look["strides"]) if pooled_features is None else pooled_features
     coef, intercept = np.asarray(look["coef"], np.float64), np.asarray(look["intercept"], np.float64)
     # Row by row in float64 (einsum, not BLAS, whose blocking depends on the count of boxes): a
     # box's probabilities do not depend on which other boxes a cut-off left in.
