@@ -23,7 +23,7 @@ def load_recognition(
     written there, so its next load needs no torch). A file ONNX Runtime refused is not opened
     again: torch serves the version with ``jit``, as it would after failing to open it."""
     alone = served_recognition.served_alone(directory, mode, num_threads, passes)
-    if alone == served_recognition.REFUSED:
+    if alone is served_recognition.REFUSED:
         mode = "jit"
     elif alone is not None:
         return alone

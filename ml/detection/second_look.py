@@ -3,13 +3,14 @@
 On hard development scenes FCOS found the objects but mislabelled many: class-agnostic mAP@0.5
 0.823 against 0.673 with labels, and 129 of 185 test boxes labelled right; a logistic regression
 on the trained detector's backbone levels (strides 8, 16, 32), pooled inside each box
-(``postprocess.pooled``), labelled 85-86 % of them right (BENCHMARKS.md, "Where the remaining
-errors are"). After the training, ``fit_labeller`` fits one on the training boxes (each image and
-its mirror, every box as drawn and jittered by up to ``JITTER`` of its size); the detector's boxes
-then get every label k, scored FCOS's score times (1 - own) * q_k ** weight + own * [k is FCOS's
-label], q the classifier's probabilities (``postprocess.looked``). The pair (own, weight) is chosen
-on the validation slice among ``CHOICES``, and the look is kept only when it raises the slice's
-mAP@0.5 (ml/detection/detector.py). numpy and scikit-learn; no torch, no Django.
+(``postprocess.pooled``), labelled 85-86 % of them right (BENCHMARKS.md, "A box head that cannot
+die"; this look's own figures: "A second look at the labels"). After the training,
+``fit_labeller`` fits one on the training boxes (each image and its mirror, every box as drawn
+and jittered by up to ``JITTER`` of its size); the detector's boxes then get every label k,
+scored FCOS's score times (1 - own) * q_k ** weight + own * [k is FCOS's label], q the
+classifier's probabilities (``postprocess.looked``). The pair (own, weight) is chosen on the
+validation slice among ``CHOICES``, and the look is kept only when it raises the slice's mAP@0.5
+(ml/detection/detector.py). numpy and scikit-learn; no torch, no Django.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def fit_labeller(features: np.ndarray, labels: Sequence[int], num_labels: int, c
         biases = np.array([-model.intercept_[0] / 2, model.intercept_[0] / 2])
     else:
         rows, biases = model.coef_, model.intercept_
-    for row, bias, label in zip(rows, biases, model.classes_, strict=True):  # every label: counts
+    # Every label has boxes (the counts above), so every row is filled.
+    for row, bias, label in zip(rows, biases, model.classes_, strict=True):
         coef[label] = row / std
         intercept[label] = bias - float(np.dot(row / std, mean))
     return {
