@@ -1021,6 +1021,11 @@ def _fit(examples, test_mask, labels, config: DetectConfig, out_dir, progress) -
         stopping.restore(model)
     look, look_record, looked_predictions = None, None, None
     if looks and stopping.best < 0.9999:
+        if progress:  # 20-30 s on hard scenes: said, not a silent 95 %
+            last = history[-1]["loss"] if history else None
+            progress(
+                {"percent": shown, "epoch": len(history), "loss": last, "stage": "second look at the labels"}
+            )
         look, looked_predictions, look_record, _ = _second_look(
             model, cache, fit_idx, validation, len(labels), config, device, one_shape
         )

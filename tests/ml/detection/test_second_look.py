@@ -214,11 +214,16 @@ def test_a_fit_keeps_the_look_only_when_it_raises_the_validation_score(tmp_path)
     config = DetectConfig(
         **{**TINY, "epochs": 10, "decay_epochs": 10, "min_val_images": 4, "val_fraction": 0.25}
     )
-    result = fit_detector(examples, mask, LABELS, config, out_dir=tmp_path)
+    reported = []
+    result = fit_detector(examples, mask, LABELS, config, out_dir=tmp_path, progress=reported.append)
     record = result.metrics["second_look"]
     if record is None:  # another CPU's rounding may learn the slice perfectly: nothing to look at
         assert result.metrics["val_map50"] >= 0.9999
         return
+    stages = [info.get("stage") for info in reported]
+    assert stages.count("second look at the labels") == 1, "the look's seconds are said, once"
+    percents = [info["percent"] for info in reported]
+    assert percents == sorted(percents), "never back"
     scores = record["val_map50_by_choice"]
     assert list(scores) == [f"{own}/{weight}" for own, weight in second_look.CHOICES]
     meta = json.loads((tmp_path / "model.json").read_text())
