@@ -130,21 +130,15 @@ def force_look(folder: Path, training) -> None:
     """Give the version a second look at its labels (ml/detection/second_look.py) that its
     validation slice did not keep: a classifier fitted on its training boxes, with own 0.5 and
     weight 0.5 (the pair most hard development seeds chose), so that its serving cost is timed."""
-    import numpy as np
     import torch
 
-    from ml.detection import detector, second_look
-    from ml.detection.postprocess import pooled
+    from ml.detection import detector
 
     predictor = detector.DetectionPredictor.load(folder, mode="eager", num_threads=THREADS)
     cache = detector._load_examples(training, predictor.input_size)
-    seen = detector._seen(predictor.model, [item[0] for item in cache], torch.device("cpu"), heads=False)
-    features = [
-        pooled(s.levels, item[1].numpy() / np.array([*s.scale, *s.scale]), second_look.STRIDES)
-        for s, item in zip(seen, cache, strict=True)
-    ]
-    labels = np.concatenate([item[2].numpy() for item in cache])
-    fitted = second_look.fit_labeller(np.concatenate(features), labels, len(predictor.labels))
+    fitted = detector._labeller(
+        predictor.model, cache, range(len(cache)), len(predictor.labels), 0, torch.device("cpu")
+    )
     meta = json.loads((folder / "model.json").read_text())
     meta["second_look"] = {**fitted, "own": 0.5, "weight": 0.5}
     (folder / "model.json").write_text(json.dumps(meta))

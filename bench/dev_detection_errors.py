@@ -13,7 +13,7 @@ test scenes:
 - for each true box, the label of the most probable prediction overlapping it at IoU 0.5, or
   "missed" (a confusion table: true labels in rows);
 - a second look at the labels: a logistic regression on the trained detector's own backbone
-  features RoI-pooled inside each true box (its three levels, 2 x 2 cells averaged), fitted on the
+  features pooled inside each true box (its three levels, as the second look pools them), fitted on the
   training scenes' boxes (flipped, and jittered by up to 10 % of their size), and the same on
   ImageNet lite0 features of 96 px crops; the share of test boxes each labels right.
 
@@ -38,7 +38,6 @@ import bench_detection_photos  # noqa: E402
 import detection_scenes  # noqa: E402
 import timm  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
-from torchvision.ops import roi_align  # noqa: E402
 
 from ml.detection import detector as detector_module  # noqa: E402
 from ml.detection.detector import (  # noqa: E402
@@ -51,10 +50,9 @@ from ml.detection.detector import (  # noqa: E402
     fit_detector,
 )
 from ml.detection.evaluate import evaluate_detections, iou  # noqa: E402
-from ml.detection.second_look import CHOICES  # noqa: E402
+from ml.detection.postprocess import pooled  # noqa: E402
+from ml.detection.second_look import CHOICES, STRIDES, jittered  # noqa: E402
 from ml.models import PACKAGE_ARCHITECTURE, load_package_weights  # noqa: E402
-
-STRIDES = (8, 16, 32)  # ml.detection.detector.OUT_INDICES
 
 
 def confusion(truth, predicted, num_labels: int) -> np.ndarray:
@@ -80,15 +78,12 @@ def _flipped(image: torch.Tensor, boxes: torch.Tensor) -> tuple[torch.Tensor, to
 
 
 def detector_features(body, image: torch.Tensor, boxes: torch.Tensor) -> np.ndarray:
-    """The detector's backbone levels, RoI-pooled inside each box and concatenated."""
+    """The detector's backbone levels pooled inside each box and concatenated, as the second look
+    pools them (``postprocess.pooled``)."""
     x = (image.float() / 255 - 0.5) / 0.5  # the lite0 weights' normalisation, as FCOS's transform
     with torch.no_grad():
-        levels = body(x[None])
-        pooled = [
-            roi_align(f, [boxes.float()], output_size=2, spatial_scale=1 / s, sampling_ratio=2, aligned=True)
-            for f, s in zip(levels, STRIDES, strict=True)
-        ]
-    return torch.cat([p.mean((2, 3)) for p in pooled], 1).numpy()
+        levels = [level[0].numpy() for level in body(x[None])]
+    return pooled(levels, boxes.numpy(), STRIDES)
 
 
 def crop_features(net, image: torch.Tensor, boxes: torch.Tensor, side: int = 96) -> np.ndarray:
@@ -120,9 +115,8 @@ def second_look(features, cache, mask, rng: np.random.Generator) -> dict[float, 
             continue
         for flip in (False, True):
             view, view_boxes = _flipped(image, boxes) if flip else (image, boxes)
-            size = (view_boxes[:, 2:] - view_boxes[:, :2]).repeat(1, 2)
-            jittered = view_boxes + torch.from_numpy(rng.uniform(-0.1, 0.1, view_boxes.shape)).float() * size
-            for b in (view_boxes, jittered):
+            moved = torch.from_numpy(jittered(view_boxes.numpy(), rng)).float()
+            for b in (view_boxes, moved):
                 train_x.append(features(view, b))
                 train_y += labels.tolist()
     train_x, test_x = np.concatenate(train_x), np.concatenate(test_x)

@@ -341,10 +341,16 @@ def _detections_from_frozen(
     """FCOS's detections (``model(images)`` in eval mode) for images whose frozen stages already
     ran (``_heads_from_frozen``), as torchvision's forward has them."""
     head_outputs, anchors, per_level, _ = _heads_from_frozen(model, stages, x, taken, images)
+    detections = _postprocessed(model, head_outputs, anchors, per_level, images)
+    return model.transform.postprocess(detections, images.image_sizes, original_sizes)
+
+
+def _postprocessed(model: FCOS, head_outputs, anchors, per_level: list[int], images: ImageList):
+    """FCOS's decoding and NMS of a batch's head outputs (``postprocess_detections``), boxes in
+    the frame of the resized images."""
     split = {key: list(value.split(per_level, dim=1)) for key, value in head_outputs.items()}
     per_image = [list(a.split(per_level)) for a in anchors]
-    detections = model.postprocess_detections(split, per_image, images.image_sizes)
-    return model.transform.postprocess(detections, images.image_sizes, original_sizes)
+    return model.postprocess_detections(split, per_image, images.image_sizes)
 
 
 @dataclass
@@ -383,9 +389,7 @@ def _seen(
         x, taken = _frozen_forward(model.backbone.body, image_list.tensors, 0)
         if heads:
             head_outputs, anchors, per_level, levels = _heads_from_frozen(model, 0, x, taken, image_list)
-            split = {key: list(value.split(per_level, dim=1)) for key, value in head_outputs.items()}
-            per_image = [list(a.split(per_level)) for a in anchors]
-            detections = model.postprocess_detections(split, per_image, image_list.image_sizes)
+            detections = _postprocessed(model, head_outputs, anchors, per_level, image_list)
         else:
             levels = _levels_from_frozen(model.backbone.body, 0, x, taken)
             detections = [None] * len(batch)
@@ -430,21 +434,19 @@ def _looked(seen: list[_Seen], spec: dict) -> list[dict]:
     return out
 
 
-def _second_look(
-    model: FCOS, cache, fit_idx: list[int], validation, num_labels: int, config, device, one_shape: bool
-):
-    """Fit the second look's classifier on the training boxes (``second_look.fit_labeller``: each
-    image and its mirror, every box as drawn and jittered) and choose its ``own`` and ``weight``
-    on the validation slice (``second_look.CHOICES``). Returns the look to keep (None: it does
-    not raise the slice's mAP@0.5, or cannot be fitted), the slice's predictions with it (raw
-    scores; None without it), a record for the metrics and the classifier fitted (None: none
-    could be). Images of ``one_shape`` pass the backbone with oneDNN and channels-last weights."""
-    started = time.perf_counter()
-    rng = np.random.default_rng(config.seed)
+def _labeller(
+    model: FCOS, cache, indexes, num_labels: int, seed: int, device, one_shape: bool = False
+) -> dict | None:
+    """The second look's classifier (``second_look.fit_labeller``, None where it cannot be
+    fitted) on the boxes of ``cache``'s images at ``indexes``: each image and its mirror, every
+    box as drawn and jittered (seeded). A chunk of images at a time: their levels are pooled and
+    let go before the next. Images of ``one_shape`` pass the backbone with oneDNN and
+    channels-last weights."""
+    rng = np.random.default_rng(seed)
+    indexes = list(indexes)
     features, targets = [], []
-    # A chunk of images at a time: their levels are pooled and let go before the next.
     chunks = [
-        (flip, fit_idx[start : start + 32]) for flip in (False, True) for start in range(0, len(fit_idx), 32)
+        (flip, indexes[start : start + 32]) for flip in (False, True) for start in range(0, len(indexes), 32)
     ]
     for flip, chunk in chunks:
         images = [cache[i][0].flip(-1) if flip else cache[i][0] for i in chunk]
@@ -462,10 +464,22 @@ def _second_look(
             for drawn in (boxes, second_look.jittered(boxes, rng)):
                 features.append(pooled(item.levels, drawn * frame, second_look.STRIDES))
                 targets.append(labels)
+    if not features:
+        return None
+    return second_look.fit_labeller(np.concatenate(features), np.concatenate(targets), num_labels)
+
+
+def _second_look(
+    model: FCOS, cache, fit_idx: list[int], validation, num_labels: int, config, device, one_shape: bool
+):
+    """Fit the second look's classifier on the training boxes (``_labeller``) and choose its
+    ``own`` and ``weight`` on the validation slice (``second_look.CHOICES``). Returns the look to
+    keep (None: it does not raise the slice's mAP@0.5, or cannot be fitted), the slice's
+    predictions with it (raw scores; None without it), a record for the metrics and the
+    classifier fitted (None: none could be)."""
+    started = time.perf_counter()
     record: dict = {"own": None, "weight": None}
-    fitted = None
-    if features:
-        fitted = second_look.fit_labeller(np.concatenate(features), np.concatenate(targets), num_labels)
+    fitted = _labeller(model, cache, fit_idx, num_labels, config.seed, device, one_shape)
     look, predictions = None, None
     if fitted is not None:
         seen = _seen(model, validation.images, device, pool=True)

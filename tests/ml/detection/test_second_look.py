@@ -133,8 +133,8 @@ def test_two_labels_of_one_place_become_one_box_a_label_after_the_look():
 
 @pytest.fixture(scope="module")
 def with_look(exported, tmp_path_factory):  # noqa: F811 - test_export's fixture
-    """test_export's trained version, given a second look fitted on its own training boxes'
-    features, exported again."""
+    """test_export's trained version, given a second look fitted on its own training boxes (as
+    a training fits one), exported again."""
     from ml.detection.export import export_detector
 
     trained, _ = exported
@@ -146,14 +146,7 @@ def with_look(exported, tmp_path_factory):  # noqa: F811 - test_export's fixture
     ]
     predictor = DetectionPredictor.load(out, mode="eager", num_threads=1)
     cache = detector._load_examples(training, predictor.input_size)
-    seen = detector._seen(predictor.model, [item[0] for item in cache], torch.device("cpu"), heads=False)
-    features = [
-        pooled(s.levels, item[1].numpy() / np.array([*s.scale, *s.scale]), second_look.STRIDES)
-        for s, item in zip(seen, cache, strict=True)
-    ]
-    fitted = second_look.fit_labeller(
-        np.concatenate(features), np.concatenate([c[2].numpy() for c in cache]), 2
-    )
+    fitted = detector._labeller(predictor.model, cache, range(len(cache)), 2, 0, torch.device("cpu"))
     meta = json.loads((out / "model.json").read_text())
     meta["second_look"] = {**fitted, "own": 0.25, "weight": 1.0}
     (out / "model.json").write_text(json.dumps(meta))
